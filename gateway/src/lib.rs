@@ -8,5 +8,6 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod limits;
+pub mod metrics;
 pub mod pool;
 pub mod xdp;
