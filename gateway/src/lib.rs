@@ -6,8 +6,18 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod commands;
 pub mod config;
+pub mod error;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
+pub mod openapi;
 pub mod pool;
+pub mod reload;
+pub mod request_id;
+pub mod respond;
+pub mod router;
+pub mod server;
+pub mod snapshot;
 pub mod xdp;

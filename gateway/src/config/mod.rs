@@ -1,1 +1,431 @@
+//! `edgefn.toml` in three stages: raw serde structs (`deny_unknown_fields`) → `validate()`
+//! collecting every error with its key and fix → an immutable [`Config`]. CLI flags are
+//! applied as overrides before validation so their errors read the same way.
+
 pub mod xdp;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::pool::RuntimeCommands;
+use xdp::XdpConfig;
+
+/// Largest config file we read: protects start-up from a mistaken path.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// One problem in the config, with the file and the dotted key it concerns.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{file}: {key}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    server: RawServer,
+    admin: RawAdmin,
+    xdp: XdpConfig,
+    runtimes: RawRuntimes,
+    log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    listen: String,
+    functions_dir: Option<PathBuf>,
+    tls: Option<RawTls>,
+    max_connections: usize,
+    header_read_timeout_ms: u64,
+    idle_timeout_ms: u64,
+    shutdown_grace_ms: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            functions_dir: None,
+            tls: None,
+            max_connections: 25_000,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            shutdown_grace_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAdmin {
+    listen: String,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawRuntimes {
+    python: Option<RawRuntime>,
+    node: Option<RawRuntime>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuntime {
+    command: Command,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Command {
+    Line(String),
+    Argv(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    format: LogFormat,
+    access: bool,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            access: true,
+        }
+    }
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// PEM files for the public listener's TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsPaths {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from, for messages (`<defaults>` without a file).
+    pub source: String,
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub functions_dir: PathBuf,
+    pub tls: Option<TlsPaths>,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub xdp: XdpConfig,
+    pub runtimes: RuntimeCommands,
+    pub log_format: LogFormat,
+    pub access_log: bool,
+}
+
+/// Command-line values that win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub functions_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub admin_listen: Option<String>,
+}
+
+impl Config {
+    /// Reads and validates `path` (or defaults when `None`), applying `overrides`.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Vec<ConfigError>> {
+        let (source, raw) = match path {
+            None => ("<defaults>".to_owned(), RawConfig::default()),
+            Some(p) => {
+                let source = p.display().to_string();
+                let text = read_bounded(p).map_err(|message| {
+                    vec![ConfigError {
+                        file: source.clone(),
+                        key: "-".into(),
+                        message,
+                    }]
+                })?;
+                let raw = toml::from_str::<RawConfig>(&text).map_err(|e| {
+                    vec![ConfigError {
+                        file: source.clone(),
+                        key: toml_error_key(&e),
+                        message: format!("{} (see the config reference in README.md)", e.message()),
+                    }]
+                })?;
+                (source, raw)
+            }
+        };
+        let base = path
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        validate(raw, source, &base, overrides)
+    }
+}
+
+fn read_bounded(p: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(p).map_err(|e| format!("cannot read the file: {e}"))?;
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "file is {} bytes, larger than the {MAX_CONFIG_BYTES}-byte limit",
+            meta.len()
+        ));
+    }
+    std::fs::read_to_string(p).map_err(|e| format!("cannot read the file as UTF-8 text: {e}"))
+}
+
+/// toml's message carries the key only in prose; the span's line gives us a stable hint.
+fn toml_error_key(e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => format!("(at byte {})", span.start),
+        None => "-".into(),
+    }
+}
+
+fn validate(
+    raw: RawConfig,
+    source: String,
+    base: &Path,
+    ov: &Overrides,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut err = |key: &str, message: String| {
+        errors.push(ConfigError {
+            file: source.clone(),
+            key: key.into(),
+            message,
+        })
+    };
+
+    let listen_text = ov.listen.as_deref().unwrap_or(&raw.server.listen);
+    let listen = parse_addr(listen_text).map_err(|m| err("server.listen", m));
+    let admin_text = ov.admin_listen.as_deref().unwrap_or(&raw.admin.listen);
+    let admin_listen = parse_addr(admin_text).map_err(|m| err("admin.listen", m));
+
+    let functions_dir = match (&ov.functions_dir, &raw.server.functions_dir) {
+        (Some(d), _) => d.clone(),
+        (None, Some(d)) => resolve(base, d),
+        (None, None) => default_functions_dir(),
+    };
+    if !functions_dir.is_dir() {
+        err(
+            "server.functions_dir",
+            format!(
+                "{} is not a directory; create it or point --functions at your functions tree",
+                functions_dir.display()
+            ),
+        );
+    }
+
+    let tls = raw.server.tls.map(|t| TlsPaths {
+        cert: resolve(base, &t.cert),
+        key: resolve(base, &t.key),
+    });
+    if let Some(t) = &tls {
+        for (key, p) in [("server.tls.cert", &t.cert), ("server.tls.key", &t.key)] {
+            if !p.is_file() {
+                err(
+                    key,
+                    format!(
+                        "{} does not exist; give the path of a PEM file",
+                        p.display()
+                    ),
+                );
+            }
+        }
+    }
+    if raw.server.max_connections == 0 || raw.server.max_connections > 1_000_000 {
+        err(
+            "server.max_connections",
+            format!(
+                "{} is out of range; use 1 to 1000000",
+                raw.server.max_connections
+            ),
+        );
+    }
+    for (key, v) in [
+        (
+            "server.header_read_timeout_ms",
+            raw.server.header_read_timeout_ms,
+        ),
+        ("server.idle_timeout_ms", raw.server.idle_timeout_ms),
+        ("server.shutdown_grace_ms", raw.server.shutdown_grace_ms),
+    ] {
+        if v == 0 || v > 3_600_000 {
+            err(key, format!("{v} is out of range; use 1 to 3600000 ms"));
+        }
+    }
+    if raw.xdp.enabled && raw.xdp.interface.as_deref().unwrap_or("").is_empty() {
+        err(
+            "xdp.interface",
+            "xdp.enabled is true but no interface is named; set interface = \"eth0\" (or lo)"
+                .into(),
+        );
+    }
+
+    let mut runtimes = RuntimeCommands::default();
+    for (key, slot, cmd) in [
+        (
+            "runtimes.python.command",
+            &mut runtimes.python,
+            raw.runtimes.python,
+        ),
+        (
+            "runtimes.node.command",
+            &mut runtimes.node,
+            raw.runtimes.node,
+        ),
+    ] {
+        if let Some(r) = cmd {
+            let argv: Vec<String> = match r.command {
+                Command::Line(s) => s.split_whitespace().map(str::to_owned).collect(),
+                Command::Argv(v) => v,
+            };
+            if argv.is_empty() || argv[0].is_empty() {
+                err(
+                    key,
+                    "is empty; give the interpreter, e.g. \"python3\" or [\"node\", \"--max-old-space-size=256\"]".into(),
+                );
+            } else {
+                *slot = argv;
+            }
+        }
+    }
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Config {
+        source,
+        listen: listen.unwrap_or_else(|()| unreachable_addr()),
+        admin_listen: admin_listen.unwrap_or_else(|()| unreachable_addr()),
+        functions_dir,
+        tls,
+        max_connections: raw.server.max_connections,
+        header_read_timeout: Duration::from_millis(raw.server.header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(raw.server.idle_timeout_ms),
+        shutdown_grace: Duration::from_millis(raw.server.shutdown_grace_ms),
+        xdp: raw.xdp,
+        runtimes,
+        log_format: raw.log.format,
+        access_log: raw.log.access,
+    })
+}
+
+/// Only reached after `errors` was checked empty; kept total rather than panicking.
+fn unreachable_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>().map_err(|_| {
+        format!("{s:?} is not an address; write IP:PORT, e.g. 127.0.0.1:8080 or [::]:8443")
+    })
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// `./functions` when present (a user's own tree), else the bundled examples.
+pub fn default_functions_dir() -> PathBuf {
+    let local = PathBuf::from("functions");
+    if local.is_dir() {
+        local
+    } else {
+        PathBuf::from("examples/functions")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<Config, Vec<ConfigError>> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("fns")).unwrap();
+        let p = dir.path().join("edgefn.toml");
+        std::fs::write(&p, text).unwrap();
+        Config::load(Some(&p), &Overrides::default())
+    }
+
+    #[test]
+    fn defaults_and_relative_functions_dir() {
+        let c = load_text("[server]\nfunctions_dir = \"fns\"\n").unwrap();
+        assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.admin_listen.port(), 9464);
+        assert!(c.functions_dir.ends_with("fns"));
+        assert!(!c.xdp.enabled);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = load_text("[server]\nfunctions_dir = \"fns\"\nlisten_port = 1\n").unwrap_err();
+        assert!(e[0].message.contains("listen_port"), "{:?}", e);
+    }
+
+    #[test]
+    fn every_error_is_collected() {
+        let e = load_text(
+            "[server]\nfunctions_dir = \"nope\"\nlisten = \"x\"\nmax_connections = 0\n[admin]\nlisten = \"y\"\n",
+        )
+        .unwrap_err();
+        let keys: Vec<_> = e.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "server.listen",
+                "admin.listen",
+                "server.functions_dir",
+                "server.max_connections"
+            ]
+        );
+    }
+
+    #[test]
+    fn overrides_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let ov = Overrides {
+            functions_dir: Some(dir.path().to_path_buf()),
+            listen: Some("127.0.0.1:0".into()),
+            admin_listen: None,
+        };
+        let c = Config::load(None, &ov).unwrap();
+        assert_eq!(c.listen.port(), 0);
+        assert_eq!(c.functions_dir, dir.path());
+    }
+}

@@ -1,0 +1,99 @@
+//! The `edgefn` subcommands, called by the thin `main.rs`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::catalog::Catalog;
+use crate::config::{Config, Overrides};
+use crate::{logging, server};
+
+/// `edgefn serve`: exit code.
+pub fn serve(config_path: Option<PathBuf>, overrides: Overrides) -> i32 {
+    let config = match Config::load(config_path.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(errors) => return print_errors("configuration", &errors),
+    };
+    logging::init(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("edgefn: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(server::run(config, config_path, overrides)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("edgefn: {e:#}");
+            1
+        }
+    }
+}
+
+/// `edgefn check`: validates everything, prints the route table, exit 1 on any error.
+pub fn check(config_path: Option<PathBuf>, overrides: Overrides, out: &mut impl Write) -> i32 {
+    let config = match Config::load(config_path.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(errors) => return print_errors("configuration", &errors),
+    };
+    match Catalog::load(&config.functions_dir) {
+        Ok(catalog) => {
+            let _ = writeln!(
+                out,
+                "{:<8} {:<32} {:<28} {:<8} AUTH",
+                "METHOD", "PATH", "FUNCTION", "RUNTIME"
+            );
+            for f in &catalog.functions {
+                for m in &f.policy.methods {
+                    let _ = writeln!(
+                        out,
+                        "{:<8} {:<32} {:<28} {:<8} {}",
+                        m.as_str(),
+                        f.route,
+                        f.name,
+                        f.runtime.as_str(),
+                        f.auth.kind()
+                    );
+                }
+            }
+            let _ = writeln!(
+                out,
+                "ok: {} function(s) in {}",
+                catalog.functions.len(),
+                config.functions_dir.display()
+            );
+            0
+        }
+        Err(errors) => print_errors(&config.functions_dir.display().to_string(), &errors),
+    }
+}
+
+/// `edgefn openapi`: the document the gateway serves at `/_fn/openapi.json`.
+pub fn openapi(functions_dir: &Path, out: &mut impl Write) -> i32 {
+    match Catalog::load(functions_dir) {
+        Ok(catalog) => {
+            let _ = out.write_all(&crate::openapi::render(&catalog.functions));
+            let _ = writeln!(out);
+            0
+        }
+        Err(errors) => print_errors(&functions_dir.display().to_string(), &errors),
+    }
+}
+
+fn print_errors<E: std::fmt::Display>(what: &str, errors: &[E]) -> i32 {
+    eprintln!("edgefn: {} error(s) in {what}:", errors.len());
+    for e in errors {
+        eprintln!("  error: {e}");
+    }
+    1
+}
+
+/// `edgefn hash-key`: wired to the auth module's key hashing.
+pub fn hash_key(basic: bool) -> i32 {
+    let _ = basic;
+    eprintln!("edgefn: hash-key is not available in this build yet");
+    2
+}

@@ -1,0 +1,105 @@
+//! Every way a request can fail at the gateway, and the ONE exhaustive mapping from those
+//! failures to HTTP statuses (no catch-all arm: a new variant must choose its status).
+
+use std::time::Duration;
+
+use http::{HeaderValue, StatusCode};
+
+use crate::auth::AuthFailure;
+use crate::pool::PoolError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("no function serves this path")]
+    NotFound,
+    #[error("method not allowed; this function accepts {}", allow.to_str().unwrap_or("other methods"))]
+    MethodNotAllowed { allow: HeaderValue },
+    #[error("unauthorized")]
+    Unauthorized { failure: AuthFailure },
+    #[error("rate limit exceeded; retry later")]
+    RateLimited { retry_after: Duration },
+    #[error("request body is larger than this function's limit of {limit} bytes")]
+    PayloadTooLarge { limit: u64 },
+    #[error("the request body could not be read")]
+    BodyRead,
+    #[error("the gateway is not ready yet")]
+    NotReady,
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::NotFound => StatusCode::NOT_FOUND,
+            GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::BodyRead => StatusCode::BAD_REQUEST,
+            GatewayError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Pool(p) => match p {
+                PoolError::Crashed | PoolError::HandlerError | PoolError::BadResponse { .. } => {
+                    StatusCode::BAD_GATEWAY
+                }
+                PoolError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+                PoolError::Overloaded { .. } | PoolError::Unavailable { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn every_variant_has_its_status() {
+        let cases: Vec<(GatewayError, u16)> = vec![
+            (GatewayError::NotFound, 404),
+            (
+                GatewayError::MethodNotAllowed {
+                    allow: HeaderValue::from_static("GET"),
+                },
+                405,
+            ),
+            (
+                GatewayError::Unauthorized {
+                    failure: AuthFailure {
+                        reason: "missing",
+                        challenge: None,
+                    },
+                },
+                401,
+            ),
+            (
+                GatewayError::RateLimited {
+                    retry_after: Duration::from_secs(1),
+                },
+                429,
+            ),
+            (GatewayError::PayloadTooLarge { limit: 1 }, 413),
+            (GatewayError::BodyRead, 400),
+            (GatewayError::NotReady, 503),
+            (PoolError::Crashed.into(), 502),
+            (PoolError::HandlerError.into(), 502),
+            (PoolError::BadResponse { detail: "x" }.into(), 502),
+            (PoolError::Timeout { timeout_ms: 1 }.into(), 504),
+            (PoolError::Overloaded { retry_after_s: 1 }.into(), 503),
+            (
+                PoolError::Unavailable {
+                    reason: Arc::from("x"),
+                }
+                .into(),
+                503,
+            ),
+        ];
+        for (err, status) in cases {
+            assert_eq!(err.status().as_u16(), status, "{err:?}");
+        }
+    }
+}

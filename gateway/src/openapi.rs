@@ -1,0 +1,120 @@
+//! The OpenAPI 3.1 document of every route, rendered once per snapshot. Built from the
+//! catalog only (names, methods, parameters, security scheme types): no env value can
+//! reach it.
+
+use serde_json::{json, Map, Value};
+
+use crate::catalog::FunctionDef;
+
+/// Renders the document as JSON bytes.
+pub fn render(functions: &[FunctionDef]) -> Vec<u8> {
+    serde_json::to_vec_pretty(&document(functions)).expect("a JSON value always serialises")
+}
+
+pub fn document(functions: &[FunctionDef]) -> Value {
+    let mut paths = Map::new();
+    let mut schemes = Map::new();
+    paths.insert(
+        "/_fn/health".into(),
+        json!({"get": {
+            "operationId": "gateway_health",
+            "summary": "Gateway liveness",
+            "tags": ["gateway"],
+            "responses": {"200": {"description": "The gateway is up",
+                "content": {"application/json": {"schema": {"type": "object",
+                    "properties": {"status": {"type": "string"}}}}}}}
+        }}),
+    );
+    for f in functions {
+        let scheme_name = scheme_name(&f.name);
+        let security = f.auth.openapi_scheme().map(|scheme| {
+            schemes.insert(scheme_name.clone(), scheme);
+            json!([{ scheme_name.clone(): [] }])
+        });
+        let params: Vec<Value> = f
+            .param_names()
+            .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut item = Map::new();
+        for method in &f.policy.methods {
+            let lower = method.as_str().to_ascii_lowercase();
+            let mut op = Map::new();
+            op.insert(
+                "operationId".into(),
+                json!(format!("{}_{}", operation_base(&f.name), lower)),
+            );
+            op.insert(
+                "summary".into(),
+                json!(f.policy.summary.clone().unwrap_or_else(|| format!(
+                    "{} function {}",
+                    f.runtime.as_str(),
+                    f.name
+                ))),
+            );
+            op.insert("tags".into(), json!([f.runtime.as_str()]));
+            if !params.is_empty() {
+                op.insert("parameters".into(), Value::Array(params.clone()));
+            }
+            if matches!(lower.as_str(), "post" | "put" | "patch") {
+                op.insert(
+                    "requestBody".into(),
+                    json!({"required": false, "content": {"*/*": {"schema": {}}}}),
+                );
+            }
+            op.insert("responses".into(), responses(security.is_some()));
+            if let Some(sec) = &security {
+                op.insert("security".into(), sec.clone());
+            }
+            item.insert(lower, Value::Object(op));
+        }
+        paths.insert(f.route.clone(), Value::Object(item));
+    }
+    let mut components = Map::new();
+    components.insert(
+        "schemas".into(),
+        json!({"Error": {"type": "object", "required": ["error", "request_id"],
+            "properties": {"error": {"type": "string"}, "request_id": {"type": "string"}}}}),
+    );
+    if !schemes.is_empty() {
+        components.insert("securitySchemes".into(), Value::Object(schemes));
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "edgefn functions", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths,
+        "components": components,
+    })
+}
+
+fn responses(secured: bool) -> Value {
+    let err = |d: &str| json!({"description": d, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let mut r = Map::new();
+    r.insert(
+        "200".into(),
+        json!({"description": "The function's response"}),
+    );
+    if secured {
+        r.insert("401".into(), err("Missing or invalid credentials"));
+    }
+    r.insert("413".into(), err("Body larger than the function's limit"));
+    r.insert("429".into(), err("Rate limited"));
+    r.insert("502".into(), err("The function failed"));
+    r.insert("503".into(), err("The function is at capacity"));
+    r.insert("504".into(), err("The function timed out"));
+    Value::Object(r)
+}
+
+/// `api/users/[id]` → `api_users_id`: valid as an operationId and a component key.
+fn operation_base(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect::<String>()
+        .split('_')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
+fn scheme_name(name: &str) -> String {
+    format!("{}_auth", operation_base(name))
+}

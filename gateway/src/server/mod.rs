@@ -1,0 +1,267 @@
+//! Listeners and process lifetime: bind, load the first snapshot, serve the public and
+//! admin listeners, reload on change, and on SIGTERM/SIGINT stop accepting, let every
+//! in-flight request finish (up to the grace period), then stop the workers.
+
+pub mod admin;
+pub mod conn;
+pub mod idle;
+pub mod pipeline;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto::Builder;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{Config, Overrides};
+use crate::metrics::{Exporter, FunctionMetrics};
+use crate::pool::PoolRegistry;
+use crate::reload::{self, Reloader};
+use crate::snapshot::Snapshot;
+use crate::xdp::ConnectionGuard;
+use admin::AdminState;
+use conn::ConnLimits;
+use pipeline::State;
+
+/// Runs until SIGTERM/SIGINT. Errors only for start-up failures (bind, TLS, first load).
+pub async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    overrides: Overrides,
+) -> anyhow::Result<()> {
+    let exporter = Exporter::install();
+    let tls = match &config.tls {
+        Some(paths) => Some(tls::acceptor(paths)?),
+        None => None,
+    };
+    let public = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("server.listen: cannot bind {}", config.listen))?;
+    let admin_listener = TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("admin.listen: cannot bind {}", config.admin_listen))?;
+    let public_addr = public.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+
+    let store = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
+    let registry = Arc::new(PoolRegistry::new(config.runtimes.clone()));
+    let admin_state = Arc::new(AdminState {
+        exporter,
+        store: store.clone(),
+        ready: false.into(),
+        connection_limit: OnceLock::new(),
+    });
+    let limits = ConnLimits {
+        header_read_timeout: config.header_read_timeout,
+        idle_timeout: config.idle_timeout,
+    };
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
+
+    let admin_task = {
+        let st = admin_state.clone();
+        let handler = move |req: http::Request<hyper::body::Incoming>| {
+            let st = st.clone();
+            async move { admin::handle(&st, &req) }
+        };
+        let acceptor = Acceptor {
+            listener: admin_listener,
+            tls: None,
+            limits,
+            permits: Arc::new(Semaphore::new(256)),
+            guard: None,
+        };
+        tokio::spawn(acceptor.run(
+            handler_factory(handler),
+            shutdown_rx.clone(),
+            drain_tx.clone(),
+        ))
+    };
+
+    let guard = Arc::new(ConnectionGuard::start(&config.xdp, &[public_addr.port()]));
+    let _ = admin_state.connection_limit.set(guard.layer().to_string());
+    let reloader = Arc::new(Reloader::new(
+        store.clone(),
+        registry.clone(),
+        &config,
+        config_path,
+        overrides,
+        guard.clone(),
+    ));
+    if let Err(errors) = reloader.reload("start").await {
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::bail!(
+            "the functions tree has {} error(s):\n  {}",
+            list.len(),
+            list.join("\n  ")
+        );
+    }
+    admin_state.ready.store(true, Ordering::Release);
+    let _watcher = reload::spawn(reloader.clone());
+
+    let state = Arc::new(State {
+        store: store.clone(),
+        unmatched: FunctionMetrics::unmatched(),
+        access_log: config.access_log,
+    });
+    let public_task = {
+        let acceptor = Acceptor {
+            listener: public,
+            tls,
+            limits,
+            permits: Arc::new(Semaphore::new(config.max_connections)),
+            guard: Some(guard.clone()),
+        };
+        let factory = move |peer: SocketAddr| {
+            let st = state.clone();
+            move |req: http::Request<hyper::body::Incoming>| {
+                let st = st.clone();
+                async move { pipeline::handle(&st, req, peer.ip()).await }
+            }
+        };
+        tokio::spawn(acceptor.run(factory, shutdown_rx.clone(), drain_tx.clone()))
+    };
+    drop(drain_tx);
+
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(
+        %public_addr, %admin_addr, connection_limit = %guard.layer(),
+        functions = store.load().functions.len(), "edgefn ready"
+    );
+    println!(
+        "edgefn listening on {scheme}://{public_addr} (admin http://{admin_addr}, {} functions, connection limit: {})",
+        store.load().functions.len(),
+        guard.layer()
+    );
+
+    wait_for_stop().await;
+    tracing::info!("shutting down: no new connections, finishing requests in flight");
+    let _ = shutdown_tx.send(true);
+    let drained = tokio::time::timeout(config.shutdown_grace, drain_rx.recv()).await;
+    if drained.is_err() {
+        tracing::warn!(
+            grace_ms = config.shutdown_grace.as_millis() as u64,
+            "grace period over; closing remaining connections"
+        );
+    }
+    public_task.abort();
+    admin_task.abort();
+    registry.shutdown().await;
+    guard.shutdown();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_stop() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Admin handlers ignore the peer address.
+fn handler_factory<H: Clone>(h: H) -> impl Fn(SocketAddr) -> H {
+    move |_| h.clone()
+}
+
+struct Acceptor {
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    limits: ConnLimits,
+    /// `server.max_connections`: when all are taken we stop accepting (the kernel backlog
+    /// holds the rest) instead of accepting and dropping.
+    permits: Arc<Semaphore>,
+    guard: Option<Arc<ConnectionGuard>>,
+}
+
+impl Acceptor {
+    async fn run<F, H, Fut>(
+        self,
+        factory: F,
+        mut shutdown: watch::Receiver<bool>,
+        drain: mpsc::Sender<()>,
+    ) where
+        F: Fn(SocketAddr) -> H,
+        H: Fn(http::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: std::future::Future<Output = http::Response<crate::respond::Body>> + Send + 'static,
+    {
+        let builder = Arc::new(conn::builder(self.limits));
+        loop {
+            let permit = tokio::select! {
+                p = self.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                _ = shutdown.changed() => return,
+            };
+            let (stream, peer) = tokio::select! {
+                r = self.listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                },
+                _ = shutdown.changed() => return,
+            };
+            if let Some(g) = &self.guard {
+                if !g.admit(peer.ip()) {
+                    continue;
+                }
+            }
+            let _ = stream.set_nodelay(true);
+            let handler = factory(peer);
+            let tls = self.tls.clone();
+            let builder = builder.clone();
+            let limits = self.limits;
+            let shutdown = shutdown.clone();
+            let drain = drain.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                serve_stream(stream, tls, builder, handler, limits, shutdown, drain).await;
+            });
+        }
+    }
+}
+
+async fn serve_stream<H, Fut>(
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    builder: Arc<Builder<TokioExecutor>>,
+    handler: H,
+    limits: ConnLimits,
+    shutdown: watch::Receiver<bool>,
+    drain: mpsc::Sender<()>,
+) where
+    H: Fn(http::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = http::Response<crate::respond::Body>> + Send + 'static,
+{
+    match tls {
+        None => conn::serve(stream, builder, handler, limits, shutdown, drain).await,
+        Some(acceptor) => {
+            // The handshake shares the header-read budget: a silent client is dropped.
+            match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls_stream)) => {
+                    conn::serve(tls_stream, builder, handler, limits, shutdown, drain).await
+                }
+                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The one immutable value the request path reads: routes, compiled functions with their
+//! pools and metric handles, and the pre-rendered OpenAPI document. Built off the request
+//! path, swapped in whole with `ArcSwap::store`.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::HeaderValue;
+
+use crate::catalog::{Catalog, FunctionDef};
+use crate::metrics::FunctionMetrics;
+use crate::openapi;
+use crate::pool::{Pool, PoolRegistry, PoolSpec};
+use crate::router::Router;
+
+pub type Store = ArcSwap<Snapshot>;
+
+/// A function ready to serve.
+#[derive(Debug)]
+pub struct Function {
+    pub def: FunctionDef,
+    pub pool: Arc<Pool>,
+    pub metrics: FunctionMetrics,
+    /// `Allow` header for 405 answers, rendered once.
+    pub allow: HeaderValue,
+}
+
+#[derive(Debug)]
+pub struct Snapshot {
+    /// 0 before the first load; +1 per successful reload.
+    pub generation: u64,
+    pub router: Router,
+    pub functions: Vec<Function>,
+    pub openapi: Bytes,
+}
+
+impl Snapshot {
+    /// What the gateway serves before its first load finished: no routes, not ready.
+    pub fn empty() -> Snapshot {
+        Snapshot {
+            generation: 0,
+            router: Router::default(),
+            functions: Vec::new(),
+            openapi: Bytes::from(openapi::render(&[])),
+        }
+    }
+
+    /// Starts (or reuses) a pool per function and assembles the snapshot.
+    pub async fn build(catalog: Catalog, registry: &PoolRegistry, generation: u64) -> Snapshot {
+        let router = Router::new(catalog.functions.iter().map(|f| f.segments.as_slice()));
+        let openapi = Bytes::from(openapi::render(&catalog.functions));
+        let mut functions = Vec::with_capacity(catalog.functions.len());
+        for def in catalog.functions {
+            let pool = registry.ensure(pool_spec(&def)).await;
+            let allow = def
+                .policy
+                .methods
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            functions.push(Function {
+                metrics: FunctionMetrics::new(&def.name),
+                allow: HeaderValue::from_str(&allow).expect("method names are header-safe"),
+                pool,
+                def,
+            });
+        }
+        Snapshot {
+            generation,
+            router,
+            functions,
+            openapi,
+        }
+    }
+
+    pub fn pools(&self) -> Vec<Arc<Pool>> {
+        self.functions.iter().map(|f| f.pool.clone()).collect()
+    }
+}
+
+fn pool_spec(def: &FunctionDef) -> PoolSpec {
+    PoolSpec {
+        function: def.name.clone(),
+        runtime: def.runtime,
+        handler: def.handler.clone(),
+        dir: def.dir.clone(),
+        env: def
+            .env
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.value.clone()))
+            .collect(),
+        secrets: def.env.secret_values(),
+        min_workers: def.policy.min_workers,
+        max_workers: def.policy.max_workers,
+        concurrency: def.policy.concurrency,
+        timeout: def.policy.timeout,
+        code_hash: def.code_hash,
+    }
+}
