@@ -1,0 +1,424 @@
+//! The gateway core against the real binary: endpoints, error shapes, OpenAPI, hot
+//! reload, TLS on h1 and h2, timeouts and graceful shutdown.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{client, tempdir, wait_until, write_tree, Gateway};
+
+const HELLO: &str = "def handler(event):\n    return {\"status\": 200, \"body\": \"hello\"}\n";
+
+fn fixture() -> tempfile::TempDir {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("hello/handler.py", HELLO),
+            (
+                "api/users/[id]/index.js",
+                "exports.handler = async (e) => ({status: 200, body: e.params.id});\n",
+            ),
+            (
+                "api/users/[id]/fn.config.json",
+                r#"{"methods": ["GET", "DELETE"], "summary": "One user"}"#,
+            ),
+        ],
+    );
+    dir
+}
+
+fn assert_error_shape(resp: reqwest::blocking::Response, status: u16) -> Value {
+    assert_eq!(resp.status().as_u16(), status);
+    let rid = resp
+        .headers()
+        .get("x-request-id")
+        .expect("x-request-id on every response")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "application/json"
+    );
+    let body: Value = resp.json().unwrap();
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+    assert_eq!(body["request_id"].as_str(), Some(rid.as_str()));
+    body
+}
+
+#[test]
+fn health_404_405_and_request_ids() {
+    let dir = fixture();
+    let gw = Gateway::start(dir.path());
+    let c = client();
+
+    let r = c.get(gw.url("/_fn/health")).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-request-id"));
+    assert_eq!(
+        r.json::<Value>().unwrap(),
+        serde_json::json!({"status": "ok"})
+    );
+
+    assert_error_shape(c.get(gw.url("/nope")).send().unwrap(), 404);
+    assert_error_shape(c.get(gw.url("/hello/extra")).send().unwrap(), 404);
+
+    let r = c.put(gw.url("/api/users/7")).send().unwrap();
+    assert_eq!(r.headers()["allow"], "GET, DELETE");
+    assert_error_shape(r, 405);
+
+    // A caller's well-formed request id is kept so traces join up.
+    let r = c
+        .get(gw.url("/nope"))
+        .header("x-request-id", "trace-abc-1")
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-abc-1");
+
+    for path in ["/healthz", "/readyz"] {
+        let r = c.get(gw.admin_url(path)).send().unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let ready: Value = c
+        .get(gw.admin_url("/readyz"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["functions"], 2);
+}
+
+#[test]
+fn openapi_lists_every_route_method_and_parameter() {
+    let dir = fixture();
+    let gw = Gateway::start(dir.path());
+    let doc: Value = client()
+        .get(gw.url("/_fn/openapi.json"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    let paths = doc["paths"].as_object().unwrap();
+    let mut keys: Vec<_> = paths.keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["/_fn/health", "/api/users/{id}", "/hello"]);
+    let hello = paths["/hello"].as_object().unwrap();
+    let mut methods: Vec<_> = hello.keys().cloned().collect();
+    methods.sort();
+    assert_eq!(methods, ["get", "post"]);
+    let user = &paths["/api/users/{id}"];
+    assert!(user.get("post").is_none());
+    let get = &user["get"];
+    assert_eq!(get["summary"], "One user");
+    assert_eq!(get["parameters"][0]["name"], "id");
+    assert_eq!(get["parameters"][0]["in"], "path");
+    assert_eq!(get["parameters"][0]["required"], true);
+    assert!(
+        user["delete"]["responses"]["502"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap()
+            .starts_with("#/components/schemas/")
+    );
+    // Every operationId is unique, as OpenAPI requires.
+    let mut ids: Vec<&str> = paths
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .map(|op| op["operationId"].as_str().unwrap())
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n);
+
+    // The CLI prints the same document.
+    let out = Command::new(support::BIN)
+        .args(["openapi", "--functions", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let cli_doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cli_doc, doc);
+}
+
+#[test]
+fn reload_adds_and_removes_functions_and_keeps_serving_on_errors() {
+    let dir = fixture();
+    let gw = Gateway::start(dir.path());
+    let c = client();
+    let status = |path: &str| c.get(gw.url(path)).send().unwrap().status().as_u16();
+    assert_eq!(status("/added"), 404);
+
+    write_tree(dir.path(), &[("added/handler.py", HELLO)]);
+    let t = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(2), || status("/added") != 404),
+        "added function not routed within 2 s"
+    );
+    eprintln!("added after {:?}", t.elapsed());
+
+    std::fs::remove_dir_all(dir.path().join("added")).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(2), || status("/added") == 404),
+        "removed function still routed after 2 s"
+    );
+
+    // A broken config anywhere refuses the whole reload: old routes keep serving.
+    let generation = gw.generation();
+    write_tree(
+        dir.path(),
+        &[(
+            "hello/fn.config.json",
+            r#"{"methods": ["GET"], "timeuot_ms": 5}"#,
+        )],
+    );
+    assert!(
+        gw.wait_log("reload refused", Duration::from_secs(3)),
+        "no refusal logged:\n{}",
+        gw.logs()
+    );
+    assert!(gw.logs().contains("unknown field `timeuot_ms`"));
+    assert_eq!(gw.generation(), generation);
+    assert_ne!(status("/hello"), 404);
+    // POST is still allowed: the old policy, not the half-read new one, is in force.
+    assert_ne!(
+        c.post(gw.url("/hello")).send().unwrap().status().as_u16(),
+        405
+    );
+
+    // Fixing the file is picked up.
+    write_tree(
+        dir.path(),
+        &[("hello/fn.config.json", r#"{"methods": ["GET"]}"#)],
+    );
+    assert!(wait_until(Duration::from_secs(2), || {
+        c.post(gw.url("/hello")).send().unwrap().status() == 405
+    }));
+}
+
+#[test]
+fn sighup_reloads() {
+    let dir = fixture();
+    let gw = Gateway::start(dir.path());
+    let before = gw.generation();
+    gw.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(5), || gw.generation() > before),
+        "SIGHUP did not reload"
+    );
+}
+
+#[test]
+fn check_reports_every_mistake_and_exits_1() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("good/handler.py", HELLO),
+            ("two/handler.py", HELLO),
+            ("two/index.js", "exports.handler = async () => ({})"),
+            ("cfg/handler.py", HELLO),
+            ("cfg/fn.config.json", r#"{"workers": {"min": 9, "max": 2}}"#),
+            ("bad name/handler.py", HELLO),
+        ],
+    );
+    let out = Command::new(support::BIN)
+        .args(["check", "--functions", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3 error(s)"), "{err}");
+    assert!(err.contains("keep exactly one handler per folder"), "{err}");
+    assert!(err.contains("fn.config.json: workers.min"), "{err}");
+    assert!(err.contains("\"bad name\" cannot be a route"), "{err}");
+
+    std::fs::remove_dir_all(dir.path().join("two")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("cfg")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("bad name")).unwrap();
+    let out = Command::new(support::BIN)
+        .args(["check", "--functions", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("GET") && table.contains("/good") && table.contains("python"));
+}
+
+#[test]
+fn symlink_leaving_the_tree_is_refused() {
+    let dir = tempdir();
+    let outside = tempdir();
+    write_tree(outside.path(), &[("handler.py", HELLO)]);
+    write_tree(dir.path(), &[("ok/handler.py", HELLO)]);
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("escape")).unwrap();
+    let out = Command::new(support::BIN)
+        .args(["check", "--functions", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("outside the functions directory"));
+}
+
+#[test]
+fn tls_serves_http1_and_h2() {
+    let dir = fixture();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    write_tree(
+        dir.path(),
+        &[
+            ("tls/cert.pem", &cert.cert.pem()),
+            ("tls/key.pem", &cert.key_pair.serialize_pem()),
+            (
+                "edgefn.toml",
+                "[server]\ntls = { cert = \"tls/cert.pem\", key = \"tls/key.pem\" }\n",
+            ),
+        ],
+    );
+    let fns = dir.path().join("fns");
+    write_tree(&fns, &[("hello/handler.py", HELLO)]);
+    let gw = Gateway::start_with_config(&dir.path().join("edgefn.toml"), &fns);
+    assert!(gw.tls);
+    let root = reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap();
+    let url = format!("https://localhost:{}/_fn/health", gw.public.port());
+    for (h1_only, want) in [
+        (true, reqwest::Version::HTTP_11),
+        (false, reqwest::Version::HTTP_2),
+    ] {
+        let mut b = reqwest::blocking::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(root.clone())
+            .resolve("localhost", gw.public);
+        if h1_only {
+            b = b.http1_only();
+        }
+        let r = b.build().unwrap().get(&url).send().unwrap();
+        assert_eq!(r.version(), want);
+        assert_eq!(r.status(), 200);
+        assert!(r.headers().contains_key("x-request-id"));
+    }
+}
+
+#[test]
+fn h2c_prior_knowledge() {
+    let dir = fixture();
+    let gw = Gateway::start(dir.path());
+    let c = reqwest::blocking::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = c.get(gw.url("/_fn/health")).send().unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn idle_and_header_read_timeouts_close_connections() {
+    let dir = fixture();
+    write_tree(
+        dir.path(),
+        &[(
+            "edgefn.toml",
+            "[server]\nidle_timeout_ms = 300\nheader_read_timeout_ms = 300\n",
+        )],
+    );
+    let gw = Gateway::start_with_config(&dir.path().join("edgefn.toml"), dir.path());
+
+    // Idle keep-alive connection: closed by the server after the idle timeout.
+    let mut s = TcpStream::connect(gw.public).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /_fn/health HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let t = Instant::now();
+    assert_eq!(
+        s.read(&mut buf).unwrap_or(0),
+        0,
+        "expected the server to close"
+    );
+    assert!(t.elapsed() < Duration::from_secs(4));
+
+    // A client that never finishes its headers is dropped.
+    let mut s = TcpStream::connect(gw.public).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /_fn/health HTTP/1.1\r\nhost").unwrap();
+    let t = Instant::now();
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    assert!(t.elapsed() < Duration::from_secs(4), "slow headers not cut");
+}
+
+#[test]
+fn graceful_shutdown_finishes_the_request_in_flight() {
+    let dir = fixture();
+    let mut gw = Gateway::start(dir.path());
+    let mut s = TcpStream::connect(gw.public).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // `Expect: 100-continue` tells us when the gateway is inside the request (reading
+    // the body), so the signal provably arrives mid-request.
+    s.write_all(
+        b"POST /hello HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    gw.signal("TERM");
+    assert!(gw.wait_log("shutting down", Duration::from_secs(5)));
+    // New connections are refused while the old one finishes.
+    assert!(
+        wait_until(Duration::from_secs(5), || TcpStream::connect(gw.public)
+            .is_err()),
+        "still accepting after SIGTERM"
+    );
+    s.write_all(b"hello").unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp);
+    assert!(
+        text.starts_with("HTTP/1.1 "),
+        "no answer to the in-flight request: {text:?}"
+    );
+    assert!(!text.starts_with("HTTP/1.1 404"), "{text}");
+    let status = gw
+        .wait_exit(Duration::from_secs(10))
+        .expect("gateway exits");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn bad_config_names_file_key_and_fix() {
+    let dir = fixture();
+    write_tree(
+        dir.path(),
+        &[(
+            "edgefn.toml",
+            "[server]\nlisten = \"nowhere\"\n[admin]\nport = 1\n",
+        )],
+    );
+    let out = Command::new(support::BIN)
+        .args(["serve", "--config"])
+        .arg(dir.path().join("edgefn.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("edgefn.toml"), "{err}");
+    assert!(err.contains("unknown field `port`"), "{err}");
+}

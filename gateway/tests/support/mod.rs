@@ -1,0 +1,234 @@
+//! Test support shared by the integration tests: starts the real `edgefn` binary on
+//! port 0 against a fixture tree, learns its addresses from the start-up line, captures
+//! its logs, and stops it on drop. Everything waits with deadlines, never fixed sleeps.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_edgefn");
+
+pub struct Gateway {
+    child: Child,
+    pub public: SocketAddr,
+    pub admin: SocketAddr,
+    pub tls: bool,
+    logs: Arc<Mutex<String>>,
+}
+
+/// Writes `files` (relative path → content) below `root`.
+pub fn write_tree(root: &Path, files: &[(&str, &str)]) {
+    for (rel, content) in files {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+}
+
+impl Gateway {
+    /// `edgefn serve --functions <dir>` on loopback port 0.
+    pub fn start(functions: &Path) -> Gateway {
+        Self::start_args(&["--functions", functions.to_str().unwrap()], &[])
+    }
+
+    /// With an edgefn.toml (written next to the functions dir by the caller).
+    pub fn start_with_config(config: &Path, functions: &Path) -> Gateway {
+        Self::start_args(
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "--functions",
+                functions.to_str().unwrap(),
+            ],
+            &[],
+        )
+    }
+
+    pub fn start_args(extra: &[&str], env: &[(&str, &str)]) -> Gateway {
+        Self::try_start(extra, env).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn try_start(extra: &[&str], env: &[(&str, &str)]) -> Result<Gateway, String> {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "info,edgefn=debug,gateway=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {BIN}: {e}"))?;
+        let logs = Arc::new(Mutex::new(String::new()));
+        let sink = logs.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.starts_with("edgefn listening on ") => {
+                    let (public, admin, tls) = parse_banner(&line);
+                    return Ok(Gateway {
+                        child,
+                        public,
+                        admin,
+                        tls,
+                        logs,
+                    });
+                }
+                Ok(_) => continue,
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait().ok();
+                    std::thread::sleep(Duration::from_millis(50));
+                    return Err(format!(
+                        "edgefn did not start (status {status:?}); logs:\n{}",
+                        logs.lock().unwrap()
+                    ));
+                }
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.public)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Waits until the logs contain `needle` `count` times.
+    pub fn wait_log_count(&self, needle: &str, count: usize, timeout: Duration) -> bool {
+        wait_until(timeout, || self.logs().matches(needle).count() >= count)
+    }
+
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        self.wait_log_count(needle, 1, timeout)
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// The snapshot generation reported by `/readyz`.
+    pub fn generation(&self) -> u64 {
+        let body: serde_json::Value = reqwest::blocking::get(self.admin_url("/readyz"))
+            .unwrap()
+            .json()
+            .unwrap();
+        body["generation"].as_u64().unwrap()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn parse_banner(line: &str) -> (SocketAddr, SocketAddr, bool) {
+    // edgefn listening on http://127.0.0.1:1234 (admin http://127.0.0.1:5678, ...
+    let rest = line.trim_start_matches("edgefn listening on ");
+    let tls = rest.starts_with("https://");
+    let public = rest
+        .split("://")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let admin = rest
+        .split("admin http://")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    (public, admin, tls)
+}
+
+/// Polls `f` every 20 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+pub fn path_str(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
