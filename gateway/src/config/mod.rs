@@ -429,3 +429,22 @@ mod tests {
         assert_eq!(c.functions_dir, dir.path());
     }
 }
+
+#[cfg(test)]
+mod deploy_example {
+    use super::*;
+
+    /// deploy/edgefn.toml documents every key: it must stay loadable.
+    #[test]
+    fn deploy_example_config_is_valid() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/edgefn.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let ov = Overrides {
+            functions_dir: Some(dir.path().to_path_buf()),
+            ..Overrides::default()
+        };
+        let c = Config::load(Some(&p), &ov).unwrap();
+        assert_eq!(c.listen.port(), 8080);
+        assert!(c.access_log);
+    }
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what edgefn needs on a fresh Debian machine, idempotently and fast when all is
+# present: python3 and node for the runtimes; with --test also iproute2 (network
+# namespaces), promtool (metrics validation) and the eBPF toolchain (nightly + rust-src +
+# bpf-linker) that builds the XDP program.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+apt_pkgs=()
+command -v python3 >/dev/null 2>&1 || apt_pkgs+=(python3 python3-pip)
+command -v node >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)
+command -v cc >/dev/null 2>&1 || apt_pkgs+=(build-essential)
+if [ "$want_test" = 1 ]; then
+  command -v ip >/dev/null 2>&1 || apt_pkgs+=(iproute2)
+  command -v promtool >/dev/null 2>&1 || apt_pkgs+=(prometheus)
+fi
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
+  echo "setup: installing ${apt_pkgs[*]} (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install Rust with rustup (stable) first" >&2
+  exit 1
+fi
+
+if [ "$want_test" = 1 ] && [ -x scripts/install-ebpf-toolchain.sh ]; then
+  scripts/install-ebpf-toolchain.sh
+fi

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Command 2 of the README (and what CI runs): installs the test prerequisites, then
+# formatting, lints, and every unit and integration test of the workspace. The XDP and
+# network-namespace tests need root (CI runs as root); without it they fail, not skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace --all-targets -- --test-threads "${EDGEFN_TEST_THREADS:-4}"
