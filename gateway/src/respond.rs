@@ -23,12 +23,24 @@ pub fn json(status: StatusCode, body: impl Into<Bytes>, rid: &HeaderValue) -> Re
     resp
 }
 
+/// The error body; a plain struct so serialising it builds no map.
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    request_id: &'a str,
+}
+
 pub fn error(err: &GatewayError, rid: &HeaderValue) -> Response<Body> {
-    let body = serde_json::to_vec(&serde_json::json!({
-        "error": err.to_string(),
-        "request_id": rid.to_str().unwrap_or_default(),
-    }))
-    .expect("a JSON value always serialises");
+    let message = err.to_string();
+    let mut body = Vec::with_capacity(48 + message.len() + rid.len());
+    serde_json::to_writer(
+        &mut body,
+        &ErrorBody {
+            error: &message,
+            request_id: rid.to_str().unwrap_or_default(),
+        },
+    )
+    .expect("writing JSON to a Vec cannot fail");
     let mut resp = json(err.status(), body, rid);
     let h = resp.headers_mut();
     match err {

@@ -422,3 +422,33 @@ fn bad_config_names_file_key_and_fix() {
     assert!(err.contains("edgefn.toml"), "{err}");
     assert!(err.contains("unknown field `port`"), "{err}");
 }
+
+#[test]
+fn connection_cap_holds_new_connections_until_one_closes() {
+    let dir = fixture();
+    write_tree(
+        dir.path(),
+        &[("edgefn.toml", "[server]\nmax_connections = 1\n")],
+    );
+    let gw = Gateway::start_with_config(&dir.path().join("edgefn.toml"), dir.path());
+    let request = b"GET /_fn/health HTTP/1.1\r\nhost: x\r\n\r\n";
+    let mut first = TcpStream::connect(gw.public).unwrap();
+    first.write_all(request).unwrap();
+    let mut buf = [0u8; 1024];
+    assert!(first.read(&mut buf).unwrap() > 0);
+
+    // The second connection waits in the kernel backlog: no answer while the first is open.
+    let mut second = TcpStream::connect(gw.public).unwrap();
+    second.write_all(request).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(second.read(&mut buf).is_err(), "answered above the cap");
+
+    drop(first);
+    second
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let n = second.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}
