@@ -350,6 +350,20 @@ fn idle_and_header_read_timeouts_close_connections() {
     );
     assert!(t.elapsed() < Duration::from_secs(4));
 
+    // An idle h2c connection is closed too (GOAWAY, then EOF).
+    let mut s = TcpStream::connect(gw.public).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    let t = Instant::now();
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "idle h2 connection kept"
+    );
+    assert!(all.len() >= 9, "no h2 frames before close");
+
     // A client that never finishes its headers is dropped.
     let mut s = TcpStream::connect(gw.public).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -15,7 +15,7 @@ use hyper_util::server::conn::auto::Builder;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 
-use super::idle::{self, Activity, IdleIo};
+use super::idle::{self, Activity};
 use crate::respond::Body;
 
 /// Limits that apply to every connection of a listener.
@@ -63,7 +63,7 @@ pub async fn serve<I, H, Fut>(
             Ok::<_, Infallible>(resp)
         }
     });
-    let conn = builder.serve_connection(TokioIo::new(IdleIo::new(io, activity.clone())), svc);
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let mut closing = *shutdown.borrow();
     if closing {
