@@ -25,6 +25,15 @@ pub struct ConnLimits {
     pub idle_timeout: Duration,
 }
 
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
 pub fn builder(limits: ConnLimits) -> Builder<TokioExecutor> {
     let mut b = Builder::new(TokioExecutor::new());
     b.http1()
@@ -69,6 +78,9 @@ pub async fn serve<I, H, Fut>(
     if closing {
         conn.as_mut().graceful_shutdown();
     }
+    // An idle connection has nothing in flight; once told to go away it gets a moment to
+    // read the GOAWAY (h2 waits for a PONG a silent client never sends), then is dropped.
+    let mut idle_deadline: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             res = conn.as_mut() => {
@@ -83,8 +95,10 @@ pub async fn serve<I, H, Fut>(
             }
             _ = idle::expired(&activity, limits.idle_timeout), if !closing => {
                 closing = true;
+                idle_deadline = Some(tokio::time::Instant::now() + IDLE_CLOSE_GRACE);
                 conn.as_mut().graceful_shutdown();
             }
+            _ = sleep_until_opt(idle_deadline), if idle_deadline.is_some() => return,
         }
     }
 }
