@@ -20,6 +20,7 @@ use crate::metrics::FunctionMetrics;
 use crate::pool::{AuthContext, WorkerRequest};
 use crate::request_id;
 use crate::respond::{self, Body};
+use crate::router::Match;
 use crate::snapshot::{Function, Store};
 
 /// Shared by every connection of the public listener.
@@ -43,13 +44,7 @@ pub async fn handle(state: &State, req: Request<Incoming>, peer: IpAddr) -> Resp
         None => (respond::error(&GatewayError::NotFound, &rid), None, None),
         Some(m) => {
             let f = &snap.functions[m.index];
-            let params: Vec<(String, String)> = f
-                .def
-                .param_names()
-                .zip(m.params(req.uri().path()))
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect();
-            match invoke(f, req, peer, params, &rid).await {
+            match invoke(f, req, peer, m, &rid).await {
                 Ok((resp, subject)) => (resp, Some(f), subject),
                 Err(e) => (respond::error(&e, &rid), Some(f), None),
             }
@@ -99,7 +94,7 @@ async fn invoke(
     f: &Function,
     req: Request<Incoming>,
     peer: IpAddr,
-    params: Vec<(String, String)>,
+    route: Match,
     rid: &HeaderValue,
 ) -> Result<Invoked, GatewayError> {
     if !f.def.policy.methods.contains(req.method()) {
@@ -123,6 +118,13 @@ async fn invoke(
         check_limit(f, peer, &identity)?;
         (identity, read_body(f, &parts, body).await?)
     };
+    // Only now, with the request admitted, are the parameters copied out of the path.
+    let params = f
+        .def
+        .param_names()
+        .zip(route.params(parts.uri.path()))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
     let subject = identity.subject.clone();
     let answer = f
         .pool
