@@ -1,4 +1,5 @@
-//! Every exported metric name, in one place (the contract of ../shared/DESIGN.md).
+//! Every exported metric name and bounded label value, in one place (the contract of
+//! ../shared/DESIGN.md). Other modules record through these constants only.
 
 pub const REQUESTS_TOTAL: &str = "edgefn_requests_total";
 pub const REQUEST_DURATION_SECONDS: &str = "edgefn_request_duration_seconds";
@@ -12,3 +13,75 @@ pub const XDP_TRACKED_SOURCES: &str = "edgefn_xdp_tracked_sources";
 
 /// `function` label for requests that matched no route: keeps cardinality bounded.
 pub const UNMATCHED: &str = "_unmatched";
+/// `method` label for any method outside the standard nine.
+pub const OTHER_METHOD: &str = "OTHER";
+
+/// Label keys.
+pub const LABEL_FUNCTION: &str = "function";
+pub const LABEL_METHOD: &str = "method";
+pub const LABEL_STATUS: &str = "status";
+pub const LABEL_TYPE: &str = "type";
+pub const LABEL_REASON: &str = "reason";
+pub const LABEL_LAYER: &str = "layer";
+pub const LABEL_RESULT: &str = "result";
+pub const LABEL_STATE: &str = "state";
+pub const LABEL_CAUSE: &str = "cause";
+pub const LABEL_ACTION: &str = "action";
+
+/// Every metric with its kind and help text: the exporter describes each once, the
+/// dashboard test checks it uses only these names.
+pub const ALL: &[(&str, Kind, &str)] = &[
+    (
+        REQUESTS_TOTAL,
+        Kind::Counter,
+        "Requests answered, by function, method and status.",
+    ),
+    (
+        REQUEST_DURATION_SECONDS,
+        Kind::Histogram,
+        "Time from request head to response head, by function.",
+    ),
+    (
+        AUTH_FAILURES_TOTAL,
+        Kind::Counter,
+        "Requests refused by the gateway's auth check, by function, auth type and reason.",
+    ),
+    (
+        RATE_LIMITED_TOTAL,
+        Kind::Counter,
+        "Requests or connections refused by a rate limit, by function and layer.",
+    ),
+    (
+        WORKERS,
+        Kind::Gauge,
+        "Worker processes, by function and state.",
+    ),
+    (
+        WORKER_RESTARTS_TOTAL,
+        Kind::Counter,
+        "Worker processes replaced, by function and cause.",
+    ),
+    (
+        RELOAD_TOTAL,
+        Kind::Counter,
+        "Snapshot reloads, by result (ok or error).",
+    ),
+    (
+        XDP_PACKETS_TOTAL,
+        Kind::Counter,
+        "New-connection packets seen by the XDP program, by action.",
+    ),
+    (
+        XDP_TRACKED_SOURCES,
+        Kind::Gauge,
+        "Source addresses currently tracked by the connection limiter.",
+    ),
+];
+
+/// The Prometheus type of a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
