@@ -222,8 +222,10 @@ def edgefn_functions(edgefn):
             shutil.copytree(os.path.join(src, name), os.path.join(dest, name))
             accepted.append(name)
         else:
-            why = (out.stderr or out.stdout).strip().splitlines()
-            refused[name] = why[-1] if why else f"exit {out.returncode}"
+            why = [w.strip() for w in (out.stderr or out.stdout).strip().splitlines()]
+            why = next((w for w in why if w.startswith("error:")), why[-1] if why else "")
+            why = why.replace(probe + "/", "").split("; see ")[0]
+            refused[name] = why.removeprefix("error: ") or f"exit {out.returncode}"
         shutil.rmtree(probe, ignore_errors=True)
     return dest, accepted, refused
 
@@ -770,9 +772,9 @@ def main():
         if not getattr(cfg, t):
             env.notes.append(f"{t} not found: its rows are missing (scripts/install-bench-tools.sh)")
     env.versions = ", ".join(v for v in (
-        first_line([cfg.wrk, "-v"]) if cfg.wrk else "",
+        " ".join(first_line([cfg.wrk, "-v"]).split()[:2]) if cfg.wrk else "",
         first_line([cfg.oha, "--version"]) if cfg.oha else "",
-        first_line(["nginx", "-v"]),
+        first_line(["nginx", "-v"]).replace("nginx version: ", ""),
         "gunicorn " + first_line(["gunicorn", "--version"]).split()[-1].rstrip(")"),
         "node " + first_line(["node", "--version"]),
     ) if v)
