@@ -11,7 +11,10 @@ use gateway::metrics::names::{Kind, ALL};
 use serde_json::Value;
 
 fn dashboard() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/grafana-dashboard.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana-dashboard.json"
+    );
     let text = std::fs::read_to_string(path).expect("deploy/grafana-dashboard.json is readable");
     serde_json::from_str(&text).expect("the dashboard is valid JSON")
 }
@@ -63,7 +66,10 @@ fn exprs(d: &Value) -> Vec<(String, String)> {
     for p in d["panels"].as_array().expect("panels is an array") {
         for t in p["targets"].as_array().into_iter().flatten() {
             let expr = t["expr"].as_str().expect("every target has an expr");
-            out.push((p["title"].as_str().unwrap_or("?").to_owned(), expr.to_owned()));
+            out.push((
+                p["title"].as_str().unwrap_or("?").to_owned(),
+                expr.to_owned(),
+            ));
         }
     }
     out
@@ -185,7 +191,8 @@ fn every_expression_parses_with_promtool() {
         .suffix(".yml")
         .tempfile()
         .expect("temp file");
-    file.write_all(doc.to_string().as_bytes()).expect("write rules");
+    file.write_all(doc.to_string().as_bytes())
+        .expect("write rules");
     let out = Command::new("promtool")
         .args(["check", "rules"])
         .arg(file.path())
