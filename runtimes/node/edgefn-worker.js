@@ -57,6 +57,7 @@ function encodeBody(body, headers) {
   if (typeof body === 'object' && body.is_base64 === true) {
     if (typeof body.body !== 'string') throw new BadResponse('is_base64 body is not a string');
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body.body)) throw new BadResponse('is_base64 body is not valid base64');
+    if (!hasHeader(headers, 'content-type')) headers['content-type'] = 'application/octet-stream';
     return Buffer.from(body.body, 'base64');
   }
   if (typeof body === 'object' || typeof body === 'number' || typeof body === 'boolean') {

@@ -94,6 +94,8 @@ def encode_body(body, headers):
         data = body.get("body", "")
         if not isinstance(data, str):
             raise BadResponse("is_base64 body is not a string")
+        if not has_header(headers, "content-type"):
+            headers["content-type"] = "application/octet-stream"
         try:
             return base64.b64decode(data, validate=True)
         except ValueError:
