@@ -1,0 +1,230 @@
+"""The load side, pinned to the load core: one probe request per target, wrk (rps,
+latency distribution) and oha (JSON: rps, percentiles, status codes), the idle-connection
+measurement (RSS from /proc)."""
+import http.client
+import json
+import os
+import re
+import ssl
+import subprocess
+import sys
+import time
+
+from common import BENCH, PRIORITY, RUN, log
+
+
+class Target:
+    """One server endpoint loaded in one scenario."""
+
+    def __init__(self, scenario, server, url, expect, headers=(), method="GET",
+                 body_file=None, http2=False, peer=True, note=""):
+        self.scenario, self.server, self.url = scenario, server, url
+        self.expect = expect
+        self.headers = list(headers)
+        self.method, self.body_file, self.http2 = method, body_file, http2
+        self.peer = peer
+        self.note = note
+
+
+def probe(t):
+    """One request with the target's method, headers and body; returns the status."""
+    m = re.match(r"(https?)://([^/:]+):(\d+)(/.*)?$", t.url)
+    scheme, host, port, path = m.group(1), m.group(2), int(m.group(3)), m.group(4) or "/"
+    if scheme == "https":
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        conn = http.client.HTTPSConnection(host, port, timeout=10, context=ctx)
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+    body = None
+    if t.body_file:
+        with open(t.body_file, "rb") as f:
+            body = f.read()
+    try:
+        conn.request(t.method, path, body=body, headers=dict(t.headers))
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    except (OSError, http.client.HTTPException) as e:
+        log(f"probe {t.server} {t.url}: {e}")
+        return None
+    finally:
+        conn.close()
+
+
+def parse_duration_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    if not m:
+        return None
+    v, unit = float(m.group(1)), m.group(2)
+    return v * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def wrk_lua(t):
+    """A wrk script for POST bodies (the HMAC webhook)."""
+    path = os.path.join(RUN, f"wrk-{t.scenario}-{t.server}.lua")
+    hdrs = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in t.headers)
+    with open(path, "w") as f:
+        f.write(
+            f'wrk.method = "{t.method}"\n'
+            f'local f = assert(io.open("{t.body_file}", "rb"))\n'
+            "wrk.body = f:read(\"*a\")\nf:close()\n" + hdrs
+        )
+    return path
+
+
+def run_wrk(t, cfg):
+    argv = PRIORITY + ["taskset", "-c", cfg.load_cpu, cfg.wrk, "-t1", f"-c{cfg.conns(t)}",
+                       f"-d{cfg.duration}s", "--latency", "--timeout", "5s"]
+    if t.body_file:
+        argv += ["-s", wrk_lua(t)]
+    else:
+        for k, v in t.headers:
+            argv += ["-H", f"{k}: {v}"]
+    argv.append(t.url)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=cfg.duration + 60)
+    text = out.stdout
+    res = {"tool": "wrk", "rps": None, "p50": None, "p99": None, "statuses": ""}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if m:
+        res["rps"] = float(m.group(1))
+    for pct, key in (("50", "p50"), ("99", "p99")):
+        m = re.search(rf"^\s+{pct}%\s+(\S+)", text, re.M)
+        if m:
+            res[key] = parse_duration_ms(m.group(1))
+    total = re.search(r"(\d+) requests in", text)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    errs = re.search(r"Socket errors: (.*)", text)
+    parts = []
+    if total:
+        parts.append(f"{total.group(1)} req")
+    if non2xx:
+        parts.append(f"{non2xx.group(1)} non-2xx")
+    if errs:
+        parts.append("socket errors " + errs.group(1).strip())
+    res["statuses"] = ", ".join(parts)
+    if res["rps"] is None:
+        log(f"wrk failed for {t.server}: {out.stderr.strip()[:300]}")
+    return res
+
+
+def oha_json_flag(oha):
+    helptext = subprocess.run([oha, "--help"], capture_output=True, text=True).stdout
+    if "--output-format" in helptext:
+        return ["--output-format", "json"]
+    return ["--json"]
+
+
+def run_oha(t, cfg):
+    argv = PRIORITY + ["taskset", "-c", cfg.load_cpu, cfg.oha, "-z", f"{cfg.duration}s",
+            "-c", str(cfg.conns(t)), "--no-tui"] + cfg.oha_json
+    if t.url.startswith("https"):
+        argv.append("--insecure")
+    if t.http2:
+        argv.append("--http2")
+    for k, v in t.headers:
+        argv += ["-H", f"{k}: {v}"]
+    if t.method != "GET":
+        argv += ["-m", t.method]
+    if t.body_file:
+        argv += ["-D", t.body_file]
+    argv.append(t.url)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=cfg.duration + 60)
+    res = {"tool": "oha", "rps": None, "p50": None, "p99": None, "statuses": ""}
+    try:
+        data = json.loads(out.stdout)
+    except json.JSONDecodeError:
+        log(f"oha failed for {t.server}: {out.stderr.strip()[:300]}")
+        return res
+    summary = data.get("summary", {})
+    res["rps"] = summary.get("requestsPerSec")
+    pct = data.get("latencyPercentiles", {})
+    for key in ("p50", "p99"):
+        v = pct.get(key)
+        res[key] = v * 1000.0 if isinstance(v, (int, float)) else None
+    codes = data.get("statusCodeDistribution", {})
+    errors = data.get("errorDistribution", {})
+    parts = [f"{k}: {v}" for k, v in sorted(codes.items())]
+    # Requests cut by the -z deadline are not failures of the server.
+    real = {k: v for k, v in errors.items() if "deadline" not in k}
+    if real:
+        parts.append("errors: " + ", ".join(f"{k} ({v})" for k, v in real.items()))
+    res["statuses"] = ", ".join(parts)
+    return res
+
+
+def warm_up(t, cfg):
+    """A short wrk burst so JITs, pools and caches are warm before measuring."""
+    if cfg.warmup <= 0 or not cfg.wrk:
+        return
+    argv = PRIORITY + ["taskset", "-c", cfg.load_cpu, cfg.wrk, "-t1", f"-c{cfg.conns(t)}",
+                       f"-d{cfg.warmup}s"]
+    if t.body_file:
+        argv += ["-s", wrk_lua(t)]
+    else:
+        for k, v in t.headers:
+            argv += ["-H", f"{k}: {v}"]
+    subprocess.run(argv + [t.url], capture_output=True, timeout=cfg.warmup + 30)
+
+
+def rss_kib(pid):
+    """Resident set of pid and its descendants, KiB (edgefn's workers are children)."""
+    total = 0
+    pids = [pid]
+    try:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)],
+                             capture_output=True, text=True).stdout.split()
+        pids += [int(x) for x in out]
+    except OSError:
+        pass
+    own = None
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        v = int(line.split()[1])
+                        total += v
+                        if p == pid:
+                            own = v
+        except OSError:
+            pass
+    return own, total
+
+
+def idle_measure(name, port, path, n, cfg):
+    proc = cfg.servers.procs.get(name)
+    if proc is None:
+        return None
+    before, _ = rss_kib(proc.pid)
+    tool = subprocess.Popen(
+        PRIORITY + ["taskset", "-c", cfg.load_cpu, sys.executable,
+                    os.path.join(BENCH, "lib", "idle_conns.py"), "127.0.0.1", str(port), str(n), path],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    t0 = time.time()
+    line = tool.stdout.readline().strip()
+    opened = time.time() - t0
+    if not line.startswith("READY"):
+        err = tool.stderr.read()[:300] if tool.poll() is not None else ""
+        log(f"idle: {name}: the connection tool failed: {line} {err}")
+        tool.kill()
+        tool.wait()
+        return None
+    time.sleep(1.0)
+    after, _ = rss_kib(proc.pid)
+    tool.stdin.close()
+    try:
+        tool.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        tool.kill()
+        tool.wait()
+    time.sleep(0.5)
+    per_conn = (after - before) * 1024 / n if before is not None and after else None
+    return {
+        "server": name, "connections": n, "rss_before_kib": before, "rss_after_kib": after,
+        "bytes_per_conn": per_conn, "open_s": opened, "detail": line,
+    }
+
+

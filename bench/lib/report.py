@@ -1,0 +1,146 @@
+"""Medians over rounds, ratios against the peers of the same scenario and tool, the
+issue's targets, and the Markdown/CSV report."""
+import csv
+import os
+
+from common import PRIORITY, RESULTS
+
+
+def median(values):
+    vals = sorted(v for v in values if v is not None)
+    if not vals:
+        return None
+    mid = len(vals) // 2
+    return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
+
+
+def aggregate(results):
+    """Median rps, p50 and p99 over rounds; the responses of every round."""
+    if len(results) == 1:
+        return results[0]
+    return {
+        "rps": median(r["rps"] for r in results),
+        "p50": median(r["p50"] for r in results),
+        "p99": median(r["p99"] for r in results),
+        "statuses": " / ".join(r["statuses"] for r in results),
+    }
+
+
+def ratios(rows):
+    """For each edgefn row: rps ratio against every peer row of the same scenario and tool."""
+    for r in rows:
+        if r["server"] != "edgefn" or not r["rps"]:
+            r["ratio"] = ""
+            continue
+        parts = []
+        for p in rows:
+            if p["scenario"] == r["scenario"] and p["tool"] == r["tool"] and p["peer"] \
+                    and p["rps"]:
+                parts.append(f"{r['rps'] / p['rps']:.2f}× {p['server']}")
+        r["ratio"] = "; ".join(parts)
+        # Gateway-added latency over calling the worker directly.
+        for p in rows:
+            if p["scenario"] == r["scenario"] and p["tool"] == r["tool"] \
+                    and p["server"] == "worker-direct" and p["p50_ms"] and r["p50_ms"]:
+                added = r["p50_ms"] - p["p50_ms"]
+                r["note"] = (r["note"] + "; " if r["note"] else "") + \
+                    f"gateway adds {added * 1000:.0f} µs at p50 over worker-direct"
+    for r in rows:
+        r.setdefault("ratio", "")
+
+
+def targets_check(rows):
+    """The issue's targets for the rejected request: ≥0.95× hyper-header, ≥1× nginx map."""
+    lines = []
+    for tool in ("wrk", "oha"):
+        e = next((r for r in rows if r["scenario"] == "rejected" and r["server"] == "edgefn"
+                  and r["tool"] == tool and r["rps"]), None)
+        if not e:
+            continue
+        for peer, goal in (("hyper-header", 0.95), ("nginx-map", 1.0)):
+            p = next((r for r in rows if r["scenario"] == "rejected" and r["server"] == peer
+                      and r["tool"] == tool and r["rps"]), None)
+            if p:
+                ratio = e["rps"] / p["rps"]
+                verdict = "met" if ratio >= goal else "NOT met"
+                lines.append(f"- {tool}: edgefn / {peer} = **{ratio:.2f}×** "
+                             f"(target ≥ {goal}×: {verdict})")
+    if any(r["scenario"] == "rejected" and r["server"] == "edgefn" and "stand-in" in r["note"]
+           for r in rows):
+        lines.append("- edgefn was measured on its 404 path (no auth in this build): "
+                     "indicative only, not the 401 target.")
+    return lines
+
+
+def fmt(v, digits=0):
+    if v is None or v == "":
+        return "—"
+    return f"{v:,.{digits}f}"
+
+
+def write_report(rows, idle, cfg, env, started, elapsed):
+    os.makedirs(RESULTS, exist_ok=True)
+    m = env.machine
+    md = [
+        "# edgefn benchmark results",
+        "",
+        f"- date: {started.strftime('%Y-%m-%d %H:%M UTC')} (took {elapsed:.0f} s)",
+        f"- command: `{cfg.command}`",
+        f"- machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, "
+        f"load average at start {m['load']}",
+        f"- pinning: servers (edgefn, its workers, peers) on CPU {cfg.server_cpu}, "
+        f"load generator on CPU {cfg.load_cpu} (`taskset`)"
+        + (f", both at `{' '.join(PRIORITY)}`" if PRIORITY else ""),
+        f"- load: {cfg.duration} s per measurement after a {cfg.warmup} s warm-up, "
+        f"median of {cfg.rounds} interleaved round(s), "
+        f"{cfg.connections} connections ({cfg.worker_connections} for worker paths), "
+        "wrk 1 thread; oha for latency percentiles",
+        f"- tools: {env.versions}",
+        f"- edgefn functions loaded: {', '.join(env.accepted) or 'none'}"
+        + ("; refused by this build: "
+           + "; ".join(f"{k} ({v})" for k, v in env.refused.items()) if env.refused else ""),
+        "",
+        "| scenario | server | tool | rps | p50 ms | p99 ms | edgefn rps vs peers | responses | note |",
+        "|---|---|---|---:|---:|---:|---|---|---|",
+    ]
+    for r in rows:
+        md.append(
+            f"| {r['scenario']} | {r['server']} | {r['tool']} | {fmt(r['rps'])} | "
+            f"{fmt(r['p50_ms'], 3)} | {fmt(r['p99_ms'], 3)} | {r['ratio']} | "
+            f"{r['statuses']} | {r['note']} |"
+        )
+    checks = targets_check(rows)
+    if checks:
+        md += ["", "Rejected-request targets (issue 6):", ""] + checks
+    if idle:
+        md += ["", "Idle keep-alive connections (RSS from /proc/PID/status, server process only):",
+               "", "| server | connections | RSS before KiB | RSS after KiB | bytes / connection | vs hyper-header |",
+               "|---|---:|---:|---:|---:|---|"]
+        base = next((i for i in idle if i["server"] == "hyper-header"), None)
+        for i in idle:
+            ratio = ""
+            if base and base["bytes_per_conn"] and i["bytes_per_conn"] and i is not base:
+                ratio = f"{i['bytes_per_conn'] / base['bytes_per_conn']:.2f}×"
+            md.append(f"| {i['server']} | {i['connections']} | {fmt(i['rss_before_kib'])} | "
+                      f"{fmt(i['rss_after_kib'])} | {fmt(i['bytes_per_conn'])} | {ratio} |")
+    if env.notes:
+        md += [""] + [f"- {n}" for n in env.notes]
+    md.append("")
+    with open(os.path.join(RESULTS, "latest.md"), "w") as f:
+        f.write("\n".join(md))
+    with open(os.path.join(RESULTS, "latest.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["date", "scenario", "server", "tool", "rps", "p50_ms", "p99_ms",
+                    "ratio_vs_peers", "responses", "note"])
+        stamp = started.strftime("%Y-%m-%dT%H:%M:%SZ")
+        for r in rows:
+            w.writerow([stamp, r["scenario"], r["server"], r["tool"], r["rps"] or "",
+                        r["p50_ms"] or "", r["p99_ms"] or "", r["ratio"], r["statuses"],
+                        r["note"]])
+        for i in idle:
+            w.writerow([stamp, "idle", i["server"], "idle_conns.py", "", "", "",
+                        "", f"{i['connections']} conns, {i['bytes_per_conn']:.0f} B/conn"
+                        if i["bytes_per_conn"] else "", ""])
+    return "\n".join(md)
+
+
