@@ -617,3 +617,55 @@ fn async_python_handlers_and_python_concurrency() {
         );
     }
 }
+
+#[test]
+fn idle_workers_above_min_are_reaped() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "grow/handler.py",
+                "import time\n\ndef handler(event):\n    time.sleep(0.3)\n    return {'status': 200, 'body': 'ok'}\n",
+            ),
+            (
+                "grow/fn.config.json",
+                r#"{"workers": {"min": 1, "max": 3}}"#,
+            ),
+        ],
+    );
+    let config = dir.path().join("edgefn.toml");
+    std::fs::write(&config, "[runtimes]\nworker_idle_timeout_ms = 400\n").unwrap();
+    let gw = Gateway::start_with_config(&config, dir.path());
+    let url = gw.url("/grow");
+    std::thread::scope(|s| {
+        for _ in 0..6 {
+            let url = url.clone();
+            s.spawn(move || assert_eq!(client().get(url).send().unwrap().status(), 200));
+        }
+    });
+    let gauge = |state: &str| -> f64 {
+        let text = client()
+            .get(gw.admin_url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let key = format!(r#"edgefn_workers{{function="grow",state="{state}"}} "#);
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .map_or(0.0, |v| v.parse().unwrap())
+    };
+    assert!(
+        gw.logs().matches("worker ready").count() >= 2,
+        "the pool grew"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || gauge("idle") == 1.0
+            && gauge("busy") == 0.0),
+        "back to workers.min: idle={} busy={}",
+        gauge("idle"),
+        gauge("busy")
+    );
+    assert_eq!(client().get(gw.url("/grow")).send().unwrap().status(), 200);
+}

@@ -93,6 +93,7 @@ pub struct SpawnCtx {
     pub deps: DepsEnv,
     pub masker: Masker,
     pub serial: Arc<AtomicU64>,
+    pub idle_timeout: Duration,
 }
 
 struct Pending {
