@@ -65,16 +65,27 @@ pub fn compile(
     let mut errors = Vec::new();
     let header = match cfg.header.as_deref().unwrap_or(DEFAULT_HEADER) {
         h => HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).unwrap_or_else(|_| {
-            errors.push(secrets::err("header", &format!("{h:?} is not a valid header name")));
+            errors.push(secrets::err(
+                "header",
+                &format!("{h:?} is not a valid header name"),
+            ));
             HeaderName::from_static(DEFAULT_HEADER)
         }),
     };
     let keys = match (&cfg.secret, &cfg.keys_file) {
-        (Some(names), None) => SecretSet::from_values(secrets::resolve(names, env, "secret", &mut errors)),
-        (None, Some(rel)) => match keys_file::resolve_path(fn_dir, rel).map_err(|e| vec![e]).and_then(|p| keys_file::load(&p)) {
+        (Some(names), None) => {
+            SecretSet::from_values(secrets::resolve(names, env, "secret", &mut errors))
+        }
+        (None, Some(rel)) => match keys_file::resolve_path(fn_dir, rel)
+            .map_err(|e| vec![e])
+            .and_then(|p| keys_file::load(&p))
+        {
             Ok(keys) => SecretSet::from_digests(keys),
             Err(errs) => {
-                errors.extend(errs.into_iter().map(|e| secrets::err("keys_file", &e.to_string())));
+                errors.extend(
+                    errs.into_iter()
+                        .map(|e| secrets::err("keys_file", &e.to_string())),
+                );
                 SecretSet::from_digests([])
             }
         },
@@ -205,7 +216,10 @@ mod tests {
     fn h(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut m = HeaderMap::new();
         for (k, v) in pairs {
-            m.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            m.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         m
     }
@@ -214,10 +228,19 @@ mod tests {
     fn header_then_query() {
         let name = HeaderName::from_static(DEFAULT_HEADER);
         let hs = h(&[("x-api-key", "k1")]);
-        assert_eq!(&*extract(&hs, &name, Some("api_key=q"), true).unwrap(), b"k1");
+        assert_eq!(
+            &*extract(&hs, &name, Some("api_key=q"), true).unwrap(),
+            b"k1"
+        );
         let none = h(&[]);
-        assert_eq!(&*extract(&none, &name, Some("a=1&api_key=q%2Bx+y"), true).unwrap(), b"q+x y");
-        assert_eq!(extract(&none, &name, Some("api_key=q"), false), Err(ApiKeyError::Missing));
+        assert_eq!(
+            &*extract(&none, &name, Some("a=1&api_key=q%2Bx+y"), true).unwrap(),
+            b"q+x y"
+        );
+        assert_eq!(
+            extract(&none, &name, Some("api_key=q"), false),
+            Err(ApiKeyError::Missing)
+        );
         assert_eq!(extract(&none, &name, None, true), Err(ApiKeyError::Missing));
     }
 
@@ -225,15 +248,33 @@ mod tests {
     fn malformed_cases() {
         let name = HeaderName::from_static(DEFAULT_HEADER);
         let twice = h(&[("x-api-key", "a"), ("x-api-key", "b")]);
-        assert_eq!(extract(&twice, &name, None, false), Err(ApiKeyError::Malformed));
+        assert_eq!(
+            extract(&twice, &name, None, false),
+            Err(ApiKeyError::Malformed)
+        );
         let empty = h(&[("x-api-key", "")]);
-        assert_eq!(extract(&empty, &name, None, false), Err(ApiKeyError::Malformed));
+        assert_eq!(
+            extract(&empty, &name, None, false),
+            Err(ApiKeyError::Malformed)
+        );
         let long = "k".repeat(MAX_KEY_LEN + 1);
         let long = h(&[("x-api-key", &long)]);
-        assert_eq!(extract(&long, &name, None, false), Err(ApiKeyError::Malformed));
+        assert_eq!(
+            extract(&long, &name, None, false),
+            Err(ApiKeyError::Malformed)
+        );
         let none = h(&[]);
-        for q in ["api_key=%zz", "api_key=%4", "api_key=a&api_key=b", "api_key="] {
-            assert_eq!(extract(&none, &name, Some(q), true), Err(ApiKeyError::Malformed), "{q}");
+        for q in [
+            "api_key=%zz",
+            "api_key=%4",
+            "api_key=a&api_key=b",
+            "api_key=",
+        ] {
+            assert_eq!(
+                extract(&none, &name, Some(q), true),
+                Err(ApiKeyError::Malformed),
+                "{q}"
+            );
         }
     }
 }

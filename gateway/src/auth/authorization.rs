@@ -28,7 +28,10 @@ impl AuthorizationError {
 }
 
 /// The credentials of the single `Authorization` header, which must use `scheme`.
-pub fn credentials<'a>(headers: &'a HeaderMap, scheme: &str) -> Result<&'a str, AuthorizationError> {
+pub fn credentials<'a>(
+    headers: &'a HeaderMap,
+    scheme: &str,
+) -> Result<&'a str, AuthorizationError> {
     let mut it = headers.get_all(AUTHORIZATION).iter();
     match (it.next(), it.next()) {
         (None, _) => Err(AuthorizationError::Missing),
@@ -42,7 +45,11 @@ pub fn parse<'a>(value: &'a [u8], scheme: &str) -> Result<&'a str, Authorization
     let value = std::str::from_utf8(value).map_err(|_| AuthorizationError::Malformed)?;
     let value = value.trim_matches(|c| c == ' ' || c == '\t');
     let (given, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if given.is_empty() || !given.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    if given.is_empty()
+        || !given
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
         return Err(AuthorizationError::Malformed);
     }
     if !given.eq_ignore_ascii_case(scheme) {
@@ -59,9 +66,9 @@ pub fn parse<'a>(value: &'a [u8], scheme: &str) -> Result<&'a str, Authorization
 pub fn is_token68(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 #[cfg(test)]
@@ -78,11 +85,30 @@ mod tests {
 
     #[test]
     fn refuses() {
-        assert_eq!(parse(b"Basic abc", "bearer"), Err(AuthorizationError::WrongScheme));
-        for bad in [&b""[..], b"Bearer", b"Bearer ", b"Bearer a b", b"Bearer =", b"Bearer a=b", b"Be@rer x", b"Bearer \xff"] {
-            assert_eq!(parse(bad, "bearer"), Err(AuthorizationError::Malformed), "{bad:?}");
+        assert_eq!(
+            parse(b"Basic abc", "bearer"),
+            Err(AuthorizationError::WrongScheme)
+        );
+        for bad in [
+            &b""[..],
+            b"Bearer",
+            b"Bearer ",
+            b"Bearer a b",
+            b"Bearer =",
+            b"Bearer a=b",
+            b"Be@rer x",
+            b"Bearer \xff",
+        ] {
+            assert_eq!(
+                parse(bad, "bearer"),
+                Err(AuthorizationError::Malformed),
+                "{bad:?}"
+            );
         }
         let long = format!("Bearer {}", "a".repeat(MAX_CREDENTIALS + 1));
-        assert_eq!(parse(long.as_bytes(), "bearer"), Err(AuthorizationError::Malformed));
+        assert_eq!(
+            parse(long.as_bytes(), "bearer"),
+            Err(AuthorizationError::Malformed)
+        );
     }
 }

@@ -67,12 +67,18 @@ const B64: GeneralPurpose = GeneralPurpose::new(
 
 pub fn compile(cfg: &BasicConfig, env: &FnEnv) -> Result<BasicPolicy, Vec<AuthConfigError>> {
     let mut errors = Vec::new();
-    let realm = cfg.realm.clone().unwrap_or_else(|| DEFAULT_REALM.to_owned());
+    let realm = cfg
+        .realm
+        .clone()
+        .unwrap_or_else(|| DEFAULT_REALM.to_owned());
     let challenge = valid_realm(&realm)
         .then(|| HeaderValue::from_str(&format!("Basic realm=\"{realm}\", charset=\"UTF-8\"")).ok())
         .flatten()
         .unwrap_or_else(|| {
-            errors.push(secrets::err("realm", "must be 1-128 printable ASCII characters without '\"' or '\\'"));
+            errors.push(secrets::err(
+                "realm",
+                "must be 1-128 printable ASCII characters without '\"' or '\\'",
+            ));
             HeaderValue::from_static("Basic")
         });
     let mut users = HashMap::new();
@@ -104,10 +110,16 @@ pub fn compile(cfg: &BasicConfig, env: &FnEnv) -> Result<BasicPolicy, Vec<AuthCo
             }
         }
         if users.is_empty() && errors.is_empty() {
-            errors.push(secrets::err("users", &format!("variable {name:?} lists no user")));
+            errors.push(secrets::err(
+                "users",
+                &format!("variable {name:?} lists no user"),
+            ));
         }
         if users.len() > MAX_USERS {
-            errors.push(secrets::err("users", &format!("more than {MAX_USERS} users")));
+            errors.push(secrets::err(
+                "users",
+                &format!("more than {MAX_USERS} users"),
+            ));
         }
     }
     if !errors.is_empty() {
@@ -119,7 +131,9 @@ pub fn compile(cfg: &BasicConfig, env: &FnEnv) -> Result<BasicPolicy, Vec<AuthCo
         .max()
         .unwrap_or(NonZeroU32::new(hash_key::DEFAULT_ITERATIONS).expect("non-zero"));
     let mut random = [0u8; 48];
-    SystemRandom::new().fill(&mut random).expect("the system RNG is available");
+    SystemRandom::new()
+        .fill(&mut random)
+        .expect("the system RNG is available");
     Ok(BasicPolicy {
         users,
         decoy: BasicHash {
@@ -134,7 +148,10 @@ pub fn compile(cfg: &BasicConfig, env: &FnEnv) -> Result<BasicPolicy, Vec<AuthCo
 }
 
 fn valid_realm(r: &str) -> bool {
-    !r.is_empty() && r.len() <= 128 && r.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    !r.is_empty()
+        && r.len() <= 128
+        && r.bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
 }
 
 /// Holds one of the process-wide PBKDF2 slots.
@@ -144,7 +161,9 @@ impl Permit {
     fn acquire() -> Option<Permit> {
         let max = max_concurrent_pbkdf2();
         IN_FLIGHT
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
             .ok()
             .map(|_| Permit)
     }

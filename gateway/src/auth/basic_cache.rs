@@ -86,7 +86,10 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(c.get(&k, t0), None);
         c.insert(k, Arc::from("alice"), t0);
-        assert_eq!(c.get(&k, t0 + Duration::from_secs(59)).as_deref(), Some("alice"));
+        assert_eq!(
+            c.get(&k, t0 + Duration::from_secs(59)).as_deref(),
+            Some("alice")
+        );
         assert_eq!(c.get(&k, t0 + TTL), None);
     }
 }

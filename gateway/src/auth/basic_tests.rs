@@ -42,10 +42,25 @@ fn good_then_cached() {
     let id = check(&p, Some(&basic("alice:wonderland"))).unwrap();
     assert_eq!((id.kind, id.subject.as_deref()), ("basic", Some("alice")));
     assert_eq!(p.cache.len(), 1);
-    assert_eq!(check(&p, Some(&basic("alice:wonderland"))).unwrap().subject.as_deref(), Some("alice"));
-    assert_eq!(check(&p, Some(&basic("bob:builder"))).unwrap().subject.as_deref(), Some("bob"));
+    assert_eq!(
+        check(&p, Some(&basic("alice:wonderland")))
+            .unwrap()
+            .subject
+            .as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        check(&p, Some(&basic("bob:builder")))
+            .unwrap()
+            .subject
+            .as_deref(),
+        Some("bob")
+    );
     // Unpadded base64 is accepted too.
-    let unpadded = format!("Basic {}", STANDARD.encode("bob:builder").trim_end_matches('='));
+    let unpadded = format!(
+        "Basic {}",
+        STANDARD.encode("bob:builder").trim_end_matches('=')
+    );
     assert!(check(&p, Some(&unpadded)).is_ok());
 }
 
@@ -64,7 +79,10 @@ fn failures_carry_the_realm() {
     for (auth, reason) in cases {
         let f = check(&p, auth.as_deref()).unwrap_err();
         assert_eq!(f.reason, reason, "{auth:?}");
-        assert_eq!(f.challenge.unwrap(), r#"Basic realm="staff", charset="UTF-8""#);
+        assert_eq!(
+            f.challenge.unwrap(),
+            r#"Basic realm="staff", charset="UTF-8""#
+        );
     }
     assert!(p.cache.is_empty(), "failures are never cached");
     assert_eq!(p.openapi_scheme()["scheme"], "basic");

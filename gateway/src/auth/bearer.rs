@@ -56,13 +56,25 @@ static CHALLENGE: HeaderValue = HeaderValue::from_static("Bearer");
 static INVALID_TOKEN: HeaderValue = HeaderValue::from_static(r#"Bearer error="invalid_token""#);
 static INVALID_REQUEST: HeaderValue = HeaderValue::from_static(r#"Bearer error="invalid_request""#);
 
-pub fn compile(cfg: &BearerConfig, env: &FnEnv, fn_dir: &Path) -> Result<BearerPolicy, Vec<AuthConfigError>> {
+pub fn compile(
+    cfg: &BearerConfig,
+    env: &FnEnv,
+    fn_dir: &Path,
+) -> Result<BearerPolicy, Vec<AuthConfigError>> {
     let mut errors = Vec::new();
     let check = match (&cfg.secret, &cfg.jwt) {
-        (Some(names), None) => Check::Static(SecretSet::from_values(secrets::resolve(names, env, "secret", &mut errors))),
+        (Some(names), None) => Check::Static(SecretSet::from_values(secrets::resolve(
+            names,
+            env,
+            "secret",
+            &mut errors,
+        ))),
         (None, Some(j)) => Check::Jwt(compile_jwt(j, fn_dir, &mut errors)),
         _ => {
-            errors.push(secrets::err("secret", "set exactly one of \"secret\" (static tokens) or \"jwt\""));
+            errors.push(secrets::err(
+                "secret",
+                "set exactly one of \"secret\" (static tokens) or \"jwt\"",
+            ));
             Check::Static(SecretSet::from_digests([]))
         }
     };
@@ -76,7 +88,10 @@ pub fn compile(cfg: &BearerConfig, env: &FnEnv, fn_dir: &Path) -> Result<BearerP
 fn compile_jwt(j: &JwtConfig, fn_dir: &Path, errors: &mut Vec<AuthConfigError>) -> JwtVerifier {
     let mut algorithms = Vec::new();
     if j.algorithms.is_empty() {
-        errors.push(secrets::err("jwt.algorithms", "is empty; list the algorithms your issuer signs with, e.g. [\"RS256\"]"));
+        errors.push(secrets::err(
+            "jwt.algorithms",
+            "is empty; list the algorithms your issuer signs with, e.g. [\"RS256\"]",
+        ));
     }
     for a in &j.algorithms {
         match JwsAlg::parse(a) {
@@ -99,21 +114,34 @@ fn compile_jwt(j: &JwtConfig, fn_dir: &Path, errors: &mut Vec<AuthConfigError>) 
     };
     for alg in &algorithms {
         if !keys.is_empty() && !keys.iter().any(|k| k.alg == *alg) {
-            errors.push(secrets::err("jwt.algorithms", &format!("{} has no key of that type in the JWKS", alg.as_str())));
+            errors.push(secrets::err(
+                "jwt.algorithms",
+                &format!("{} has no key of that type in the JWKS", alg.as_str()),
+            ));
         }
     }
     let leeway_s = j.leeway_s.unwrap_or(DEFAULT_LEEWAY_S);
     if leeway_s > MAX_LEEWAY_S {
-        errors.push(secrets::err("jwt.leeway_s", &format!("{leeway_s} is over the {MAX_LEEWAY_S} s ceiling")));
+        errors.push(secrets::err(
+            "jwt.leeway_s",
+            &format!("{leeway_s} is over the {MAX_LEEWAY_S} s ceiling"),
+        ));
     }
     if j.issuer.as_deref() == Some("") {
-        errors.push(secrets::err("jwt.issuer", "is empty; omit it or name the issuer"));
+        errors.push(secrets::err(
+            "jwt.issuer",
+            "is empty; omit it or name the issuer",
+        ));
     }
     JwtVerifier {
         keys,
         algorithms,
         issuer: j.issuer.clone(),
-        audience: j.audience.as_ref().map(|a| a.names().to_vec()).unwrap_or_default(),
+        audience: j
+            .audience
+            .as_ref()
+            .map(|a| a.names().to_vec())
+            .unwrap_or_default(),
         leeway_s,
     }
 }
@@ -132,12 +160,22 @@ impl BearerPolicy {
             challenge: Some(INVALID_TOKEN.clone()),
         };
         let subject = match &self.check {
-            Check::Static(set) => set.find(token.as_bytes()).cloned().ok_or_else(|| invalid("unknown_token"))?,
+            Check::Static(set) => set
+                .find(token.as_bytes())
+                .cloned()
+                .ok_or_else(|| invalid("unknown_token"))?,
             Check::Jwt(v) => {
-                let claims = v.verify(token, req.now_unix).map_err(|e| invalid(e.reason()))?;
+                let claims = v
+                    .verify(token, req.now_unix)
+                    .map_err(|e| invalid(e.reason()))?;
                 match claims.sub {
                     Some(sub) => Arc::from(sub),
-                    None => return Ok(Identity { kind: "bearer", subject: None }),
+                    None => {
+                        return Ok(Identity {
+                            kind: "bearer",
+                            subject: None,
+                        })
+                    }
                 }
             }
         };
@@ -163,7 +201,12 @@ mod tests {
 
     fn static_policy() -> BearerPolicy {
         let cfg: BearerConfig = serde_json::from_value(json!({"secret": ["T1", "T2"]})).unwrap();
-        compile(&cfg, &env(&[("T1", "tok-one"), ("T2", "tok-two")]), Path::new("/nonexistent")).unwrap()
+        compile(
+            &cfg,
+            &env(&[("T1", "tok-one"), ("T2", "tok-two")]),
+            Path::new("/nonexistent"),
+        )
+        .unwrap()
     }
 
     fn fail(p: &BearerPolicy, auth: Option<&str>) -> (&'static str, String) {
@@ -177,12 +220,24 @@ mod tests {
         let p = static_policy();
         for (tok, id) in [("tok-one", "T1"), ("tok-two", "T2")] {
             let h = headers(&[("authorization", &format!("Bearer {tok}"))]);
-            assert_eq!(p.verify(&req(&h, b"", 0)).unwrap().subject.as_deref(), Some(id));
+            assert_eq!(
+                p.verify(&req(&h, b"", 0)).unwrap().subject.as_deref(),
+                Some(id)
+            );
         }
         assert_eq!(fail(&p, None), ("missing", "Bearer".into()));
-        assert_eq!(fail(&p, Some("Basic dG9r")), ("wrong_scheme", "Bearer".into()));
-        assert_eq!(fail(&p, Some("Bearer a b")), ("malformed", r#"Bearer error="invalid_request""#.into()));
-        assert_eq!(fail(&p, Some("Bearer tok-three")), ("unknown_token", r#"Bearer error="invalid_token""#.into()));
+        assert_eq!(
+            fail(&p, Some("Basic dG9r")),
+            ("wrong_scheme", "Bearer".into())
+        );
+        assert_eq!(
+            fail(&p, Some("Bearer a b")),
+            ("malformed", r#"Bearer error="invalid_request""#.into())
+        );
+        assert_eq!(
+            fail(&p, Some("Bearer tok-three")),
+            ("unknown_token", r#"Bearer error="invalid_token""#.into())
+        );
     }
 
     #[test]
@@ -192,11 +247,24 @@ mod tests {
         let cfg: BearerConfig = serde_json::from_value(json!({"jwt": {"jwks_file": "jwks.json", "algorithms": ["none", "RS256"], "leeway_s": 9999}})).unwrap();
         let errs = compile(&cfg, &env(&[]), dir.path()).unwrap_err();
         let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["jwt.algorithms", "jwt.algorithms", "jwt.leeway_s"], "{errs:?}");
-        let ok: BearerConfig = serde_json::from_value(json!({"jwt": {"jwks_file": "jwks.json", "algorithms": ["EdDSA"]}})).unwrap();
+        assert_eq!(
+            fields,
+            ["jwt.algorithms", "jwt.algorithms", "jwt.leeway_s"],
+            "{errs:?}"
+        );
+        let ok: BearerConfig = serde_json::from_value(
+            json!({"jwt": {"jwks_file": "jwks.json", "algorithms": ["EdDSA"]}}),
+        )
+        .unwrap();
         let p = compile(&ok, &env(&[]), dir.path()).unwrap();
         assert_eq!(p.openapi_scheme()["bearerFormat"], "JWT");
-        let escape: BearerConfig = serde_json::from_value(json!({"jwt": {"jwks_file": "../jwks.json", "algorithms": ["EdDSA"]}})).unwrap();
-        assert_eq!(compile(&escape, &env(&[]), dir.path()).unwrap_err()[0].field, "jwt.jwks_file");
+        let escape: BearerConfig = serde_json::from_value(
+            json!({"jwt": {"jwks_file": "../jwks.json", "algorithms": ["EdDSA"]}}),
+        )
+        .unwrap();
+        assert_eq!(
+            compile(&escape, &env(&[]), dir.path()).unwrap_err()[0].field,
+            "jwt.jwks_file"
+        );
     }
 }

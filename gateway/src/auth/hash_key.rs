@@ -8,8 +8,8 @@ use std::num::NonZeroU32;
 
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
-use ring::rand::{SecureRandom, SystemRandom};
 use ring::pbkdf2;
+use ring::rand::{SecureRandom, SystemRandom};
 
 use super::keys_file;
 
@@ -65,7 +65,14 @@ pub enum HashKeyError {
 impl BasicHash {
     /// Constant-time check of `password` (inside `ring::pbkdf2::verify`).
     pub fn verify(&self, password: &[u8]) -> bool {
-        pbkdf2::verify(pbkdf2::PBKDF2_HMAC_SHA256, self.iterations, &self.salt, password, &self.hash).is_ok()
+        pbkdf2::verify(
+            pbkdf2::PBKDF2_HMAC_SHA256,
+            self.iterations,
+            &self.salt,
+            password,
+            &self.hash,
+        )
+        .is_ok()
     }
 }
 
@@ -75,7 +82,9 @@ pub fn api_key_digest(key: &[u8]) -> String {
 
 pub fn basic_hash(password: &[u8], iterations: u32) -> String {
     let mut salt = [0u8; SALT_LEN];
-    SystemRandom::new().fill(&mut salt).expect("the system RNG is available");
+    SystemRandom::new()
+        .fill(&mut salt)
+        .expect("the system RNG is available");
     let mut hash = [0u8; HASH_LEN];
     let n = NonZeroU32::new(iterations).expect("iterations are non-zero");
     pbkdf2::derive(pbkdf2::PBKDF2_HMAC_SHA256, n, &salt, password, &mut hash);
@@ -88,12 +97,20 @@ pub fn basic_hash(password: &[u8], iterations: u32) -> String {
 
 pub fn parse_basic_hash(s: &str) -> Result<BasicHash, HashFormatError> {
     let mut parts = s.split('$');
-    let (Some(BASIC_SCHEME), Some(iter), Some(salt), Some(hash), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(BASIC_SCHEME), Some(iter), Some(salt), Some(hash), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return Err(HashFormatError::Syntax);
     };
-    let b64 = |v: &str| STANDARD_NO_PAD.decode(v.trim_end_matches('=')).map_err(|_| HashFormatError::Syntax);
+    let b64 = |v: &str| {
+        STANDARD_NO_PAD
+            .decode(v.trim_end_matches('='))
+            .map_err(|_| HashFormatError::Syntax)
+    };
     let iterations: u32 = iter.parse().map_err(|_| HashFormatError::Syntax)?;
     if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
         return Err(HashFormatError::Iterations);
@@ -110,11 +127,20 @@ pub fn parse_basic_hash(s: &str) -> Result<BasicHash, HashFormatError> {
 }
 
 pub fn valid_user(u: &str) -> bool {
-    !u.is_empty() && u.chars().count() <= 64 && !u.chars().any(|c| c == ':' || c.is_whitespace() || c.is_control())
+    !u.is_empty()
+        && u.chars().count() <= 64
+        && !u
+            .chars()
+            .any(|c| c == ':' || c.is_whitespace() || c.is_control())
 }
 
 /// `edgefn hash-key`: stdin (one trailing newline dropped) → the line to store.
-pub fn run(basic: bool, user: Option<&str>, id: Option<&str>, input: &[u8]) -> Result<String, HashKeyError> {
+pub fn run(
+    basic: bool,
+    user: Option<&str>,
+    id: Option<&str>,
+    input: &[u8],
+) -> Result<String, HashKeyError> {
     if input.len() > MAX_INPUT {
         return Err(HashKeyError::TooLong);
     }
@@ -142,7 +168,10 @@ pub fn run(basic: bool, user: Option<&str>, id: Option<&str>, input: &[u8]) -> R
     if password.is_empty() {
         return Err(HashKeyError::Empty);
     }
-    Ok(format!("{user}:{}", basic_hash(password.as_bytes(), DEFAULT_ITERATIONS)))
+    Ok(format!(
+        "{user}:{}",
+        basic_hash(password.as_bytes(), DEFAULT_ITERATIONS)
+    ))
 }
 
 #[cfg(test)]
@@ -156,8 +185,13 @@ mod tests {
             run(false, None, None, b"abc\n").unwrap(),
             "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert!(run(false, None, Some("ci-2026"), b"abc").unwrap().starts_with("ci-2026 sha256:ba78"));
-        assert_eq!(run(false, None, Some("a b"), b"abc"), Err(HashKeyError::BadId("a b".into())));
+        assert!(run(false, None, Some("ci-2026"), b"abc")
+            .unwrap()
+            .starts_with("ci-2026 sha256:ba78"));
+        assert_eq!(
+            run(false, None, Some("a b"), b"abc"),
+            Err(HashKeyError::BadId("a b".into()))
+        );
         assert_eq!(run(false, None, None, b"\n"), Err(HashKeyError::Empty));
     }
 
@@ -174,12 +208,20 @@ mod tests {
         let h = parse_basic_hash(with_user.strip_prefix("bob:").unwrap()).unwrap();
         assert!(h.verify(b"pw:with:colons"));
         assert_eq!(run(true, None, None, b"nouser"), Err(HashKeyError::NoUser));
-        assert!(matches!(run(true, Some("a:b"), None, b"pw"), Err(HashKeyError::BadUser(_))));
+        assert!(matches!(
+            run(true, Some("a:b"), None, b"pw"),
+            Err(HashKeyError::BadUser(_))
+        ));
     }
 
     #[test]
     fn bad_hash_strings() {
-        for bad in ["", "pbkdf2-sha256$100000$c2FsdHNhbHQ", "bcrypt$10$x$y", "pbkdf2-sha256$x$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"] {
+        for bad in [
+            "",
+            "pbkdf2-sha256$100000$c2FsdHNhbHQ",
+            "bcrypt$10$x$y",
+            "pbkdf2-sha256$x$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+        ] {
             assert_eq!(parse_basic_hash(bad), Err(HashFormatError::Syntax), "{bad}");
         }
         assert_eq!(

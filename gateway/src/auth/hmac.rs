@@ -70,11 +70,17 @@ pub fn compile(cfg: &HmacConfig, env: &FnEnv) -> Result<HmacPolicy, Vec<AuthConf
     let timestamped = matches!(cfg.scheme, Scheme::Stripe | Scheme::Slack);
     let tolerance_s = match cfg.tolerance_s {
         Some(_) if !timestamped => {
-            errors.push(secrets::err("tolerance_s", "applies only to schemes \"stripe\" and \"slack\""));
+            errors.push(secrets::err(
+                "tolerance_s",
+                "applies only to schemes \"stripe\" and \"slack\"",
+            ));
             0
         }
         Some(t) if t == 0 || t > MAX_TOLERANCE_S => {
-            errors.push(secrets::err("tolerance_s", &format!("{t} is out of range; use 1 to {MAX_TOLERANCE_S}")));
+            errors.push(secrets::err(
+                "tolerance_s",
+                &format!("{t} is out of range; use 1 to {MAX_TOLERANCE_S}"),
+            ));
             0
         }
         Some(t) => t,
@@ -88,7 +94,10 @@ pub fn compile(cfg: &HmacConfig, env: &FnEnv) -> Result<HmacPolicy, Vec<AuthConf
             ("prefix", cfg.prefix.is_some()),
         ] {
             if set {
-                errors.push(secrets::err(field, "applies only to scheme \"generic\"; the named schemes fix it"));
+                errors.push(secrets::err(
+                    field,
+                    "applies only to scheme \"generic\"; the named schemes fix it",
+                ));
             }
         }
     }
@@ -102,7 +111,10 @@ pub fn compile(cfg: &HmacConfig, env: &FnEnv) -> Result<HmacPolicy, Vec<AuthConf
         }
         (Scheme::Generic, Some(h)) => HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
             .unwrap_or_else(|_| {
-                errors.push(secrets::err("header", &format!("{h:?} is not a valid header name")));
+                errors.push(secrets::err(
+                    "header",
+                    &format!("{h:?} is not a valid header name"),
+                ));
                 HeaderName::from_static("x-signature")
             }),
     };
@@ -144,30 +156,38 @@ impl HmacPolicy {
                     Algorithm::Sha256 => 32,
                     Algorithm::Sha512 => 64,
                 };
-                let sig = schemes::parse_generic(sig?, &self.prefix, self.encoding, len).map_err(fail)?;
+                let sig =
+                    schemes::parse_generic(sig?, &self.prefix, self.encoding, len).map_err(fail)?;
                 (self.check(req.body, &sig)?, None)
             }
             Scheme::Stripe => {
                 let s = schemes::parse_stripe(sig?).map_err(fail)?;
                 self.fresh(s.timestamp, req.now_unix)?;
                 let msg = [s.t_raw.as_bytes(), b".", req.body].concat();
-                let (name, used) = s
-                    .v1
-                    .iter()
-                    .find_map(|v| self.check(&msg, v).ok().map(|n| (n, v)))
-                    .ok_or_else(|| AuthFailure::new("bad_signature"))?;
+                let (name, used) =
+                    s.v1.iter()
+                        .find_map(|v| self.check(&msg, v).ok().map(|n| (n, v)))
+                        .ok_or_else(|| AuthFailure::new("bad_signature"))?;
                 (name, Some((s.timestamp, sha256(used))))
             }
             Scheme::Slack => {
-                let ts_header = one_header(req.headers, &HeaderName::from_static("x-slack-request-timestamp"));
-                let (sig, ts_raw, ts) = schemes::parse_slack(sig.ok(), ts_header.ok()).map_err(fail)?;
+                let ts_header = one_header(
+                    req.headers,
+                    &HeaderName::from_static("x-slack-request-timestamp"),
+                );
+                let (sig, ts_raw, ts) =
+                    schemes::parse_slack(sig.ok(), ts_header.ok()).map_err(fail)?;
                 self.fresh(ts, req.now_unix)?;
-                let name = self.check(&[b"v0:", ts_raw.as_bytes(), b":", req.body].concat(), &sig)?;
+                let name =
+                    self.check(&[b"v0:", ts_raw.as_bytes(), b":", req.body].concat(), &sig)?;
                 (name, Some((ts, sha256(&sig))))
             }
         };
         if let Some((ts, digest)) = ts {
-            if !self.replay.first_use(digest, req.now_unix, ts.saturating_add(self.tolerance_s)) {
+            if !self
+                .replay
+                .first_use(digest, req.now_unix, ts.saturating_add(self.tolerance_s))
+            {
                 return Err(AuthFailure::new("replayed"));
             }
         }

@@ -124,7 +124,9 @@ pub fn parse_timestamp(v: &[u8]) -> Result<u64, SigError> {
         return Err(SigError::Malformed);
     }
     v.iter()
-        .try_fold(0u64, |acc, d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+        .try_fold(0u64, |acc, d| {
+            acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
         .ok_or(SigError::Malformed)
 }
 
@@ -152,9 +154,24 @@ mod tests {
 
     #[test]
     fn github() {
-        assert_eq!(parse_github(format!("sha256={HEX}").as_bytes()).unwrap().len(), 32);
-        for bad in ["", "sha1=abcd", "sha256=", "sha256=zz", &format!("sha256={HEX}00")] {
-            assert_eq!(parse_github(bad.as_bytes()), Err(SigError::Malformed), "{bad}");
+        assert_eq!(
+            parse_github(format!("sha256={HEX}").as_bytes())
+                .unwrap()
+                .len(),
+            32
+        );
+        for bad in [
+            "",
+            "sha1=abcd",
+            "sha256=",
+            "sha256=zz",
+            &format!("sha256={HEX}00"),
+        ] {
+            assert_eq!(
+                parse_github(bad.as_bytes()),
+                Err(SigError::Malformed),
+                "{bad}"
+            );
         }
     }
 
@@ -162,7 +179,10 @@ mod tests {
     fn stripe() {
         let h = format!("t=1492774577,v1={HEX},v0=6ffbb59b,v1={HEX}");
         let s = parse_stripe(h.as_bytes()).unwrap();
-        assert_eq!((s.t_raw, s.timestamp, s.v1.len()), ("1492774577", 1492774577, 2));
+        assert_eq!(
+            (s.t_raw, s.timestamp, s.v1.len()),
+            ("1492774577", 1492774577, 2)
+        );
         for bad in [
             format!("v1={HEX}"),
             "t=1".to_owned(),
@@ -171,7 +191,11 @@ mod tests {
             format!("t=1,v1={HEX}ab"),
             "garbage".to_owned(),
         ] {
-            assert_eq!(parse_stripe(bad.as_bytes()), Err(SigError::Malformed), "{bad}");
+            assert_eq!(
+                parse_stripe(bad.as_bytes()),
+                Err(SigError::Malformed),
+                "{bad}"
+            );
         }
     }
 
@@ -181,19 +205,37 @@ mod tests {
         let (s, ts, n) = parse_slack(Some(sig.as_bytes()), Some(b"1531420618")).unwrap();
         assert_eq!((s.len(), ts, n), (32, "1531420618", 1531420618));
         assert_eq!(parse_slack(None, Some(b"1")), Err(SigError::Missing));
-        assert_eq!(parse_slack(Some(sig.as_bytes()), None), Err(SigError::MissingTimestamp));
-        assert_eq!(parse_slack(Some(b"v1=00"), Some(b"1")), Err(SigError::Malformed));
-        assert_eq!(parse_slack(Some(sig.as_bytes()), Some(b"-1")), Err(SigError::Malformed));
+        assert_eq!(
+            parse_slack(Some(sig.as_bytes()), None),
+            Err(SigError::MissingTimestamp)
+        );
+        assert_eq!(
+            parse_slack(Some(b"v1=00"), Some(b"1")),
+            Err(SigError::Malformed)
+        );
+        assert_eq!(
+            parse_slack(Some(sig.as_bytes()), Some(b"-1")),
+            Err(SigError::Malformed)
+        );
     }
 
     #[test]
     fn generic() {
         let b64 = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
-        assert_eq!(parse_generic(b64.as_bytes(), "", Encoding::Base64, 64).unwrap(), [7u8; 64]);
+        assert_eq!(
+            parse_generic(b64.as_bytes(), "", Encoding::Base64, 64).unwrap(),
+            [7u8; 64]
+        );
         let h = format!("sig={HEX}");
         assert!(parse_generic(h.as_bytes(), "sig=", Encoding::Hex, 32).is_ok());
-        assert_eq!(parse_generic(h.as_bytes(), "x=", Encoding::Hex, 32), Err(SigError::Malformed));
-        assert_eq!(parse_generic(b"!!", "", Encoding::Base64, 32), Err(SigError::Malformed));
+        assert_eq!(
+            parse_generic(h.as_bytes(), "x=", Encoding::Hex, 32),
+            Err(SigError::Malformed)
+        );
+        assert_eq!(
+            parse_generic(b"!!", "", Encoding::Base64, 32),
+            Err(SigError::Malformed)
+        );
     }
 
     #[test]

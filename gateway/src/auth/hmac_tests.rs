@@ -39,7 +39,10 @@ fn rfc4231_vectors_sha256_and_sha512() {
                 &[("K", &key)],
             );
             let h = headers(&[("x-sig", sig)]);
-            assert!(p.verify(&req(&h, data.as_bytes(), 0)).is_ok(), "{alg} {data}");
+            assert!(
+                p.verify(&req(&h, data.as_bytes(), 0)).is_ok(),
+                "{alg} {data}"
+            );
             assert_eq!(reason(p.verify(&req(&h, b"tampered", 0))), "bad_signature");
         }
     }
@@ -51,7 +54,8 @@ fn generic_base64_with_prefix() {
         serde_json::json!({"scheme": "generic", "secret": "K", "header": "x-sig", "encoding": "base64", "prefix": "v1,"}),
         &[("K", "Jefe")],
     );
-    let raw = hex::decode("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843").unwrap();
+    let raw =
+        hex::decode("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843").unwrap();
     let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
     let body = b"what do ya want for nothing?";
     use base64::Engine;
@@ -63,16 +67,34 @@ fn generic_base64_with_prefix() {
 
 #[test]
 fn github_published_example() {
-    let p = policy(serde_json::json!({"scheme": "github", "secret": "GH"}), &[("GH", GITHUB_SECRET)]);
+    let p = policy(
+        serde_json::json!({"scheme": "github", "secret": "GH"}),
+        &[("GH", GITHUB_SECRET)],
+    );
     let h = headers(&[("x-hub-signature-256", GITHUB_SIG)]);
     let id = p.verify(&req(&h, b"Hello, World!", 0)).unwrap();
     assert_eq!((id.kind, id.subject.as_deref()), ("hmac", Some("GH")));
-    assert_eq!(reason(p.verify(&req(&h, b"Hello, World?", 0))), "bad_signature");
-    assert_eq!(reason(p.verify(&req(&headers(&[]), b"Hello, World!", 0))), "missing");
+    assert_eq!(
+        reason(p.verify(&req(&h, b"Hello, World?", 0))),
+        "bad_signature"
+    );
+    assert_eq!(
+        reason(p.verify(&req(&headers(&[]), b"Hello, World!", 0))),
+        "missing"
+    );
     let bad = headers(&[("x-hub-signature-256", "sha1=757107ea")]);
-    assert_eq!(reason(p.verify(&req(&bad, b"Hello, World!", 0))), "malformed");
-    let wrong = policy(serde_json::json!({"scheme": "github", "secret": "GH"}), &[("GH", "another")]);
-    assert_eq!(reason(wrong.verify(&req(&h, b"Hello, World!", 0))), "bad_signature");
+    assert_eq!(
+        reason(p.verify(&req(&bad, b"Hello, World!", 0))),
+        "malformed"
+    );
+    let wrong = policy(
+        serde_json::json!({"scheme": "github", "secret": "GH"}),
+        &[("GH", "another")],
+    );
+    assert_eq!(
+        reason(wrong.verify(&req(&h, b"Hello, World!", 0))),
+        "bad_signature"
+    );
 }
 
 #[test]
@@ -82,16 +104,29 @@ fn github_rotation_names_the_key() {
         &[("OLD", "old-secret"), ("NEW", GITHUB_SECRET)],
     );
     let h = headers(&[("x-hub-signature-256", GITHUB_SIG)]);
-    assert_eq!(p.verify(&req(&h, b"Hello, World!", 0)).unwrap().subject.as_deref(), Some("NEW"));
+    assert_eq!(
+        p.verify(&req(&h, b"Hello, World!", 0))
+            .unwrap()
+            .subject
+            .as_deref(),
+        Some("NEW")
+    );
 }
 
 #[test]
 fn stripe_scheme() {
     let secret = "whsec_test_secret";
-    let p = policy(serde_json::json!({"scheme": "stripe", "secret": "S"}), &[("S", secret)]);
+    let p = policy(
+        serde_json::json!({"scheme": "stripe", "secret": "S"}),
+        &[("S", secret)],
+    );
     let body = br#"{"id":"evt_1","type":"payment_intent.succeeded"}"#;
     let t = 1_700_000_000u64;
-    let sig = sign(hmac::HMAC_SHA256, secret.as_bytes(), &[format!("{t}.").as_bytes(), body].concat());
+    let sig = sign(
+        hmac::HMAC_SHA256,
+        secret.as_bytes(),
+        &[format!("{t}.").as_bytes(), body].concat(),
+    );
     let other = sign(hmac::HMAC_SHA256, b"old", b"x");
     // Several v1 values (Stripe sends one per active secret): any may match.
     let h = headers(&[("stripe-signature", &format!("t={t},v1={other},v1={sig}"))]);
@@ -103,7 +138,10 @@ fn stripe_scheme() {
     assert_eq!(reason(p.verify(&req(&headers(&[]), body, t))), "missing");
     let bad = headers(&[("stripe-signature", &format!("v1={sig}"))]);
     assert_eq!(reason(p.verify(&req(&bad, body, t))), "malformed");
-    let wrong = policy(serde_json::json!({"scheme": "stripe", "secret": "S"}), &[("S", "nope")]);
+    let wrong = policy(
+        serde_json::json!({"scheme": "stripe", "secret": "S"}),
+        &[("S", "nope")],
+    );
     let fresh = headers(&[("stripe-signature", &format!("t={t},v1={sig}"))]);
     assert_eq!(reason(wrong.verify(&req(&fresh, body, t))), "bad_signature");
 }
@@ -117,20 +155,41 @@ fn slack_published_example() {
     );
     let sig = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
     let t = 1_531_420_618;
-    let h = headers(&[("x-slack-signature", sig), ("x-slack-request-timestamp", "1531420618")]);
+    let h = headers(&[
+        ("x-slack-signature", sig),
+        ("x-slack-request-timestamp", "1531420618"),
+    ]);
     assert!(p.verify(&req(&h, body.as_bytes(), t)).is_ok());
     assert_eq!(reason(p.verify(&req(&h, body.as_bytes(), t))), "replayed");
     let p = policy(
         serde_json::json!({"scheme": "slack", "secret": "S", "tolerance_s": 60}),
         &[("S", "8f742231b10e8888abcd99yyyzzz85a5")],
     );
-    assert_eq!(reason(p.verify(&req(&h, b"text=tampered", t))), "bad_signature");
-    assert_eq!(reason(p.verify(&req(&h, body.as_bytes(), t + 61))), "stale_timestamp");
+    assert_eq!(
+        reason(p.verify(&req(&h, b"text=tampered", t))),
+        "bad_signature"
+    );
+    assert_eq!(
+        reason(p.verify(&req(&h, body.as_bytes(), t + 61))),
+        "stale_timestamp"
+    );
     let no_ts = headers(&[("x-slack-signature", sig)]);
-    assert_eq!(reason(p.verify(&req(&no_ts, body.as_bytes(), t))), "missing_timestamp");
-    let bad = headers(&[("x-slack-signature", "v0=xyz"), ("x-slack-request-timestamp", "1531420618")]);
-    assert_eq!(reason(p.verify(&req(&bad, body.as_bytes(), t))), "malformed");
-    assert_eq!(reason(p.verify(&req(&headers(&[]), body.as_bytes(), t))), "missing");
+    assert_eq!(
+        reason(p.verify(&req(&no_ts, body.as_bytes(), t))),
+        "missing_timestamp"
+    );
+    let bad = headers(&[
+        ("x-slack-signature", "v0=xyz"),
+        ("x-slack-request-timestamp", "1531420618"),
+    ]);
+    assert_eq!(
+        reason(p.verify(&req(&bad, body.as_bytes(), t))),
+        "malformed"
+    );
+    assert_eq!(
+        reason(p.verify(&req(&headers(&[]), body.as_bytes(), t))),
+        "missing"
+    );
 }
 
 #[test]
@@ -150,7 +209,13 @@ fn config_errors_name_fields() {
 
 #[test]
 fn openapi_has_no_secret() {
-    let p = policy(serde_json::json!({"scheme": "github", "secret": "GH"}), &[("GH", GITHUB_SECRET)]);
+    let p = policy(
+        serde_json::json!({"scheme": "github", "secret": "GH"}),
+        &[("GH", GITHUB_SECRET)],
+    );
     let doc = p.openapi_scheme().to_string();
-    assert!(doc.contains("x-hub-signature-256") && !doc.contains("Secret to"), "{doc}");
+    assert!(
+        doc.contains("x-hub-signature-256") && !doc.contains("Secret to"),
+        "{doc}"
+    );
 }

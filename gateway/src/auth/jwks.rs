@@ -104,9 +104,11 @@ impl Jwk {
             Material::Rsa { n, e } => signature::RsaPublicKeyComponents { n, e }
                 .verify(&signature::RSA_PKCS1_2048_8192_SHA256, msg, sig)
                 .is_ok(),
-            Material::Ec(point) => signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
-                .verify(msg, sig)
-                .is_ok(),
+            Material::Ec(point) => {
+                signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+                    .verify(msg, sig)
+                    .is_ok()
+            }
             Material::Ed(x) => signature::UnparsedPublicKey::new(&signature::ED25519, x)
                 .verify(msg, sig)
                 .is_ok(),
@@ -150,7 +152,9 @@ pub fn parse(text: &str) -> Result<Vec<Jwk>, JwksError> {
 
 fn key(k: RawJwk) -> Result<Jwk, String> {
     let b64 = |name: &str, v: &Option<String>| -> Result<Vec<u8>, String> {
-        let v = v.as_deref().ok_or_else(|| format!("{} key lacks \"{name}\"", k.kty))?;
+        let v = v
+            .as_deref()
+            .ok_or_else(|| format!("{} key lacks \"{name}\"", k.kty))?;
         URL_SAFE_NO_PAD
             .decode(v)
             .map_err(|_| format!("\"{name}\" is not unpadded base64url"))
@@ -161,7 +165,9 @@ fn key(k: RawJwk) -> Result<Jwk, String> {
             let e = b64("e", &k.e)?;
             let bits = n.iter().skip_while(|&&b| b == 0).count() * 8;
             if !(2048..=8192).contains(&bits) {
-                return Err(format!("RSA modulus of about {bits} bits; use 2048 to 8192"));
+                return Err(format!(
+                    "RSA modulus of about {bits} bits; use 2048 to 8192"
+                ));
             }
             (JwsAlg::Rs256, Material::Rsa { n, e })
         }
@@ -184,7 +190,10 @@ fn key(k: RawJwk) -> Result<Jwk, String> {
             if secret.len() < 32 {
                 return Err("an HS256 key must be at least 32 bytes (RFC 7518 §3.2)".into());
             }
-            (JwsAlg::Hs256, Material::Oct(hmac::Key::new(hmac::HMAC_SHA256, &secret)))
+            (
+                JwsAlg::Hs256,
+                Material::Oct(hmac::Key::new(hmac::HMAC_SHA256, &secret)),
+            )
         }
         (kty, crv) => {
             return Err(format!(
@@ -195,7 +204,10 @@ fn key(k: RawJwk) -> Result<Jwk, String> {
     };
     if let Some(a) = &k.alg {
         if JwsAlg::parse(a) != Some(alg) {
-            return Err(format!("\"alg\": {a:?} does not match the key type (expected {})", alg.as_str()));
+            return Err(format!(
+                "\"alg\": {a:?} does not match the key type (expected {})",
+                alg.as_str()
+            ));
         }
     }
     Ok(Jwk {

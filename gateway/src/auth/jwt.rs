@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Deserialize;
 
-use super::jwks::{JwsAlg, Jwk};
+use super::jwks::{Jwk, JwsAlg};
 use super::secrets::OneOrMany;
 
 /// Longest token parsed.
@@ -81,7 +81,9 @@ pub fn parse_compact(token: &str) -> Result<Compact<'_>, JwtError> {
         return Err(JwtError::Malformed);
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(JwtError::Malformed);
     };
     let header_json = URL_SAFE_NO_PAD.decode(h).map_err(|_| JwtError::Malformed)?;
@@ -152,8 +154,11 @@ impl JwtVerifier {
     }
 
     fn check_claims(&self, payload_b64: &str, now: u64) -> Result<Claims, JwtError> {
-        let json = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| JwtError::MalformedClaims)?;
-        let raw: RawClaims = serde_json::from_slice(&json).map_err(|_| JwtError::MalformedClaims)?;
+        let json = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .map_err(|_| JwtError::MalformedClaims)?;
+        let raw: RawClaims =
+            serde_json::from_slice(&json).map_err(|_| JwtError::MalformedClaims)?;
         let now = now as f64;
         let leeway = self.leeway_s as f64;
         let exp = raw.exp.ok_or(JwtError::MissingExp)?;

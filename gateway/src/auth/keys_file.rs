@@ -21,7 +21,9 @@ pub enum KeysFileError {
     Read { path: PathBuf, message: String },
     #[error("{path} is {size} bytes, over the {MAX_FILE_BYTES}-byte limit")]
     TooLarge { path: PathBuf, size: u64 },
-    #[error("{path} line {line}: expected `<key-id> sha256:<64 hex digits>` (from `edgefn hash-key`)")]
+    #[error(
+        "{path} line {line}: expected `<key-id> sha256:<64 hex digits>` (from `edgefn hash-key`)"
+    )]
     Syntax { path: PathBuf, line: usize },
     #[error("{path} line {line}: key id {id:?} must be 1-64 characters of [A-Za-z0-9._-]")]
     BadId {
@@ -169,12 +171,16 @@ mod tests {
 
     #[test]
     fn every_error_reported() {
-        let text = format!("alice\nbad/id {D}\nalice {D}\nalice {D}\ncarol sha256:zz\ndan plain-key\n");
+        let text =
+            format!("alice\nbad/id {D}\nalice {D}\nalice {D}\ncarol sha256:zz\ndan plain-key\n");
         let errs = parse(Path::new("k"), &text).unwrap_err();
         assert_eq!(errs.len(), 5, "{errs:?}");
         assert!(matches!(errs[0], KeysFileError::Syntax { line: 1, .. }));
         assert!(matches!(errs[1], KeysFileError::BadId { line: 2, .. }));
-        assert!(matches!(errs[2], KeysFileError::DuplicateId { line: 4, .. }));
+        assert!(matches!(
+            errs[2],
+            KeysFileError::DuplicateId { line: 4, .. }
+        ));
     }
 
     #[test]
@@ -191,7 +197,11 @@ mod tests {
         assert!(resolve_path(dir, "keys.txt").is_ok());
         assert!(resolve_path(dir, "sub/keys.txt").is_ok());
         for bad in ["", "/etc/passwd", "../x", "a/../../x", "./x"] {
-            assert_eq!(resolve_path(dir, bad), Err(KeysFileError::PathEscapes), "{bad}");
+            assert_eq!(
+                resolve_path(dir, bad),
+                Err(KeysFileError::PathEscapes),
+                "{bad}"
+            );
         }
     }
 }

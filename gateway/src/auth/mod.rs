@@ -219,7 +219,10 @@ mod tests {
         let c: AuthConfig = serde_json::from_str(r#"{"type":"api_key","secret":"K"}"#).unwrap();
         assert!(matches!(c, AuthConfig::ApiKey(_)));
         let e = serde_json::from_str::<AuthConfig>(r#"{"type":"api_key","secrets":"K"}"#);
-        assert!(e.unwrap_err().to_string().contains("unknown field `secrets`"));
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field `secrets`"));
         let e = serde_json::from_str::<AuthConfig>(r#"{"type":"oauth"}"#);
         assert!(e.is_err());
     }

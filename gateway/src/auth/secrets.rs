@@ -44,7 +44,10 @@ pub fn resolve(
 ) -> Vec<(Arc<str>, Vec<u8>)> {
     let names = names.names();
     if names.is_empty() {
-        errors.push(err(field, "is empty; name at least one variable of fn.env.json"));
+        errors.push(err(
+            field,
+            "is empty; name at least one variable of fn.env.json",
+        ));
     }
     if names.len() > MAX_SECRETS {
         errors.push(err(
@@ -157,7 +160,11 @@ mod tests {
 
     fn env() -> FnEnv {
         let mut m = BTreeMap::new();
-        for (k, v, s) in [("A", "alpha", true), ("B", "beta", true), ("P", "plain", false)] {
+        for (k, v, s) in [
+            ("A", "alpha", true),
+            ("B", "beta", true),
+            ("P", "plain", false),
+        ] {
             m.insert(
                 k.to_owned(),
                 EnvVar {
@@ -188,6 +195,9 @@ mod tests {
         assert!(resolve(&names, &env(), "secret", &mut errors).is_empty());
         assert_eq!(errors.len(), 2);
         assert!(errors.iter().all(|e| e.field == "secret"));
-        assert!(!format!("{errors:?}").contains("plain"), "no value in errors");
+        assert!(
+            !format!("{errors:?}").contains("plain"),
+            "no value in errors"
+        );
     }
 }

@@ -96,6 +96,10 @@ mod tests {
                 });
             }
         });
-        assert_eq!(admitted.load(Ordering::Relaxed), 100, "exactly the burst at one instant");
+        assert_eq!(
+            admitted.load(Ordering::Relaxed),
+            100,
+            "exactly the burst at one instant"
+        );
     }
 }

@@ -118,7 +118,13 @@ impl RateLimiter {
         result.map_err(Duration::from_nanos)
     }
 
-    fn check_in<K, Q>(&self, map: &DashMap<K, AtomicU64>, key: &Q, owned: impl FnOnce() -> K, now: u64) -> Result<(), u64>
+    fn check_in<K, Q>(
+        &self,
+        map: &DashMap<K, AtomicU64>,
+        key: &Q,
+        owned: impl FnOnce() -> K,
+        now: u64,
+    ) -> Result<(), u64>
     where
         K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
         Q: std::hash::Hash + Eq + ?Sized,
@@ -139,7 +145,10 @@ impl RateLimiter {
     fn sweep<K: std::hash::Hash + Eq>(&self, map: &DashMap<K, AtomicU64>, now: u64) {
         let last = self.last_sweep.load(Ordering::Relaxed);
         if now.saturating_sub(last) < SWEEP_EVERY_NS
-            || self.last_sweep.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+            || self
+                .last_sweep
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
         {
             return;
         }

@@ -34,7 +34,10 @@ fn per_ip_with_retry_after() {
     assert!(l.check_at(a, None, t).is_ok());
     assert!(l.check_at(a, Some("ignored"), t).is_ok());
     assert_eq!(l.check_at(a, None, t), Err(Duration::from_secs(1)));
-    assert!(l.check_at(b, None, t).is_ok(), "another client has its own bucket");
+    assert!(
+        l.check_at(b, None, t).is_ok(),
+        "another client has its own bucket"
+    );
     assert!(l.check_at(a, None, t + S).is_ok());
 }
 
@@ -55,9 +58,15 @@ fn per_key_falls_back_to_ip() {
 fn ipv6_grouped_by_64() {
     let l = limiter(r#"{"per_second": 1, "burst": 1}"#);
     let t = 5 * S;
-    assert!(l.check_at("2001:db8:1:2::1".parse().unwrap(), None, t).is_ok());
-    assert!(l.check_at("2001:db8:1:2::ffff".parse().unwrap(), None, t).is_err());
-    assert!(l.check_at("2001:db8:1:3::1".parse().unwrap(), None, t).is_ok());
+    assert!(l
+        .check_at("2001:db8:1:2::1".parse().unwrap(), None, t)
+        .is_ok());
+    assert!(l
+        .check_at("2001:db8:1:2::ffff".parse().unwrap(), None, t)
+        .is_err());
+    assert!(l
+        .check_at("2001:db8:1:3::1".parse().unwrap(), None, t)
+        .is_ok());
 }
 
 #[test]
@@ -72,7 +81,10 @@ fn memory_is_bounded() {
     let newcomer = IpAddr::from([10, 255, 255, 1]);
     let other = IpAddr::from([10, 255, 255, 2]);
     assert!(l.check_at(newcomer, None, t).is_ok());
-    assert!(l.check_at(other, None, t).is_err(), "overflow bucket shared");
+    assert!(
+        l.check_at(other, None, t).is_err(),
+        "overflow bucket shared"
+    );
     assert_eq!(l.len(), MAX_ENTRIES);
     // Once the buckets are idle, the sweep frees them and newcomers get their own.
     assert!(l.check_at(newcomer, None, t + S).is_ok());
