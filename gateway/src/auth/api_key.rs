@@ -63,15 +63,15 @@ pub fn compile(
     fn_dir: &Path,
 ) -> Result<ApiKeyPolicy, Vec<AuthConfigError>> {
     let mut errors = Vec::new();
-    let header = match cfg.header.as_deref().unwrap_or(DEFAULT_HEADER) {
-        h => HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).unwrap_or_else(|_| {
+    let name = cfg.header.as_deref().unwrap_or(DEFAULT_HEADER);
+    let header =
+        HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).unwrap_or_else(|_| {
             errors.push(secrets::err(
                 "header",
-                &format!("{h:?} is not a valid header name"),
+                &format!("{name:?} is not a valid header name"),
             ));
             HeaderName::from_static(DEFAULT_HEADER)
-        }),
-    };
+        });
     let keys = match (&cfg.secret, &cfg.keys_file) {
         (Some(names), None) => {
             SecretSet::from_values(secrets::resolve(names, env, "secret", &mut errors))

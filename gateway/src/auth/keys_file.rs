@@ -8,6 +8,9 @@
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
+/// `(key id, SHA-256 digest)` pairs, in file order.
+pub type Keys = Vec<(Arc<str>, [u8; 32])>;
+
 /// Largest keys file read.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 /// Most keys one file may list.
@@ -55,7 +58,7 @@ pub fn resolve_path(fn_dir: &Path, rel: &str) -> Result<PathBuf, KeysFileError> 
 }
 
 /// Reads and parses the file; every problem is returned.
-pub fn load(path: &Path) -> Result<Vec<(Arc<str>, [u8; 32])>, Vec<KeysFileError>> {
+pub fn load(path: &Path) -> Result<Keys, Vec<KeysFileError>> {
     let read_err = |e: std::io::Error| {
         vec![KeysFileError::Read {
             path: path.to_path_buf(),
@@ -80,7 +83,7 @@ pub fn load(path: &Path) -> Result<Vec<(Arc<str>, [u8; 32])>, Vec<KeysFileError>
 }
 
 /// Parses the text of a keys file (`path` only names it in errors).
-pub fn parse(path: &Path, text: &str) -> Result<Vec<(Arc<str>, [u8; 32])>, Vec<KeysFileError>> {
+pub fn parse(path: &Path, text: &str) -> Result<Keys, Vec<KeysFileError>> {
     let mut keys: Vec<(Arc<str>, [u8; 32])> = Vec::new();
     let mut errors = Vec::new();
     let path_buf = || path.to_path_buf();
