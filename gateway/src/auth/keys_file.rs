@@ -86,6 +86,7 @@ pub fn load(path: &Path) -> Result<Keys, Vec<KeysFileError>> {
 pub fn parse(path: &Path, text: &str) -> Result<Keys, Vec<KeysFileError>> {
     let mut keys: Vec<(Arc<str>, [u8; 32])> = Vec::new();
     let mut errors = Vec::new();
+    let mut ids = std::collections::HashSet::new();
     let path_buf = || path.to_path_buf();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
@@ -116,7 +117,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Keys, Vec<KeysFileError>> {
             });
             continue;
         };
-        if keys.iter().any(|(k, _)| &**k == id) {
+        if !ids.insert(id) {
             errors.push(KeysFileError::DuplicateId {
                 path: path_buf(),
                 line,
