@@ -24,8 +24,6 @@ PORTS = {
     "nginx-tls": 18084,
     "nginx-gunicorn": 18085,
     "node-http": 18087,
-    "worker-direct-python": 18088,
-    "worker-direct-node": 18089,
 }
 
 # `nice -n -N` for servers and load tools when --priority N is given (root only).

@@ -18,7 +18,8 @@ import time
 
 from common import (API_KEY, BENCH, HMAC_BODY_BYTES, PORTS, PRIORITY, RELEASE, RUN, SCENARIOS,
                     WEBHOOK_SECRET, WRONG_KEY, log)
-from load import Target, idle_measure, oha_json_flag, probe, run_oha, run_wrk, warm_up
+from load import (Target, idle_measure, oha_json_flag, probe, run_oha, run_worker_direct,
+                  run_wrk, warm_up)
 from report import aggregate, ratios, write_report
 from servers import (Servers, cpus, edgefn_config, edgefn_functions, first_line, machine,
                      nginx_config, openssl_cert, raise_nofile, start_gunicorn, tool_path,
@@ -58,15 +59,9 @@ def targets(scenario, env):
         out.append(Target("python", "edgefn", f"{e}/py-hello", 200, peer=False))
         out.append(Target("python", "nginx-gunicorn",
                           f"http://127.0.0.1:{PORTS['nginx-gunicorn']}/", 200))
-        if "worker-direct-python" in env.servers.procs:
-            out.append(Target("python", "worker-direct",
-                              f"http://127.0.0.1:{PORTS['worker-direct-python']}/", 200))
     elif scenario == "node":
         out.append(Target("node", "edgefn", f"{e}/node-hello", 200, peer=False))
         out.append(Target("node", "node-http", f"http://127.0.0.1:{PORTS['node-http']}/", 200))
-        if "worker-direct-node" in env.servers.procs:
-            out.append(Target("node", "worker-direct",
-                              f"http://127.0.0.1:{PORTS['worker-direct-node']}/", 200))
     elif scenario == "hmac":
         body, sig = env.hmac
         good = [("Content-Type", "application/json"), ("X-GitHub-Event", "push"),
@@ -100,7 +95,7 @@ def measure(scenario, cfg, env, rows):
     live = []
     for t in targets(scenario, env):
         if t.server != "edgefn" and t.server not in cfg.servers.procs \
-                and not t.server.startswith("worker-direct"):
+:
             rows.append(row(t, "-", None, note=f"{t.server} not running"))
             continue
         status = probe(t)
@@ -124,6 +119,30 @@ def measure(scenario, cfg, env, rows):
                 runs.setdefault((id(t), tool), (t, []))[1].append(res)
     for t, results in runs.values():
         rows.append(row(t, results[0]["tool"], aggregate(results), note=t.note))
+
+
+def measure_direct(scenario, cfg, env, rows):
+    """Gateway-added latency: edgefn with one connection (one request in flight) against
+    bench/tools/worker-direct driving the same handler's warm worker through the gateway's
+    pool code without HTTP, also one request at a time."""
+    if not env.direct:
+        return
+    fn = {"python": "py-hello", "node": "node-hello"}[scenario]
+    handler = {"python": "handler.py", "node": "handler.js"}[scenario]
+    sc = f"{scenario}-c1"
+    t = Target(sc, "edgefn", f"http://127.0.0.1:{PORTS['edgefn']}/{fn}", 200, peer=False)
+    if probe(t) != 200:
+        return
+    for tool in cfg.tools:
+        log(f"{sc}/edgefn/{tool} ({cfg.duration}s, 1 conn)")
+        res = run_wrk(t, cfg) if tool == "wrk" else run_oha(t, cfg)
+        rows.append(row(t, tool, res))
+    n, cold = (5000, 3) if cfg.quick else (20000, 10)
+    log(f"{sc}/worker-direct ({n} requests, {cold} fresh starts)")
+    res = run_worker_direct(env.direct, os.path.join(BENCH, "functions", fn, handler), n, cold,
+                            cfg.server_cpu)
+    d = Target(sc, "worker-direct", "-", 200, peer=False)
+    rows.append(row(d, "worker-direct", res, note=res.get("ready", "")))
 
 
 def row(t, tool, res, note=""):
@@ -163,8 +182,9 @@ def main():
     cfg.rounds = args.rounds or (1 if args.quick else 3)
     cfg.connections = args.connections
     cfg.worker_connections = min(16, args.connections)
-    cfg.conns = lambda t: (cfg.worker_connections
+    cfg.conns = lambda t: (1 if t.scenario.endswith("-c1") else cfg.worker_connections
                            if t.scenario in ("python", "node", "hmac") else cfg.connections)
+    cfg.quick = args.quick
     cfg.wrk, cfg.oha = tool_path("wrk"), tool_path("oha")
     cfg.tools = [t for t in ("wrk", "oha") if getattr(cfg, t)]
     cfg.oha_json = oha_json_flag(cfg.oha) if cfg.oha else []
@@ -229,25 +249,18 @@ def main():
             servers.start("node-http", ["node", os.path.join(BENCH, "peers", "node-http",
                                                              "server.js"), str(pa["node-http"])],
                           pa["node-http"])
-        direct = worker_direct_tool()
-        if direct and need & {"python", "node"}:
-            if "python" in need:
-                servers.start("worker-direct-python", direct + [
-                    "--listen", f"127.0.0.1:{pa['worker-direct-python']}",
-                    os.path.join(fdir, "py-hello")], pa["worker-direct-python"])
-            if "node" in need:
-                servers.start("worker-direct-node", direct + [
-                    "--listen", f"127.0.0.1:{pa['worker-direct-node']}",
-                    os.path.join(fdir, "node-hello")], pa["worker-direct-node"])
-        elif need & {"python", "node"}:
-            env.notes.append("no bench/worker-direct tool on this branch: the gateway-added "
-                             "latency over calling the worker directly is not reported")
+        env.direct = worker_direct_tool()
+        if not env.direct and need & {"python", "node"}:
+            env.notes.append("no bench/tools/worker-direct build: the gateway-added latency "
+                             "over calling the worker directly is not reported")
         time.sleep(0.5)
 
         for sc in scenarios:
             if sc == "idle":
                 continue
             measure(sc, cfg, env, rows)
+            if sc in ("python", "node"):
+                measure_direct(sc, cfg, env, rows)
         if "idle" in scenarios:
             for name, port, path in (("edgefn", pa["edgefn"], "/_fn/health"),
                                      ("hyper-header", pa["hyper-header"], "/")):

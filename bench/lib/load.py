@@ -228,3 +228,24 @@ def idle_measure(name, port, path, n, cfg):
     }
 
 
+
+
+def run_worker_direct(exe, handler, n, cold, server_cpu):
+    """One closed-loop run of bench/tools/worker-direct on the server core (the tool and
+    the worker it spawns stand where edgefn and its worker stand); one request in flight."""
+    argv = PRIORITY + ["taskset", "-c", server_cpu, exe, handler, str(n), str(cold)]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    res = {"tool": "worker-direct", "rps": None, "p50": None, "p99": None, "statuses": ""}
+    line = next((x for x in reversed(out.stdout.splitlines()) if x.startswith("{")), None)
+    if not line:
+        log(f"worker-direct failed for {handler}: {out.stderr.strip()[-300:]}")
+        return res
+    data = json.loads(line)
+    res["rps"] = data.get("rps")
+    res["p50"] = data["p50_us"] / 1000.0 if data.get("p50_us") is not None else None
+    res["p99"] = data["p99_us"] / 1000.0 if data.get("p99_us") is not None else None
+    res["statuses"] = f"{data.get('requests')} req, all 200"
+    if data.get("ready_ms_p50") is not None:
+        res["ready"] = (f"fresh worker ready in {data['ready_ms_p50']:.0f} ms p50, "
+                        f"{data['ready_ms_max']:.0f} ms max ({data.get('cold_starts')} starts)")
+    return res

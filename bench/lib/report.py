@@ -40,8 +40,8 @@ def ratios(rows):
         r["ratio"] = "; ".join(parts)
         # Gateway-added latency over calling the worker directly.
         for p in rows:
-            if p["scenario"] == r["scenario"] and p["tool"] == r["tool"] \
-                    and p["server"] == "worker-direct" and p["p50_ms"] and r["p50_ms"]:
+            if p["scenario"] == r["scenario"] and p["server"] == "worker-direct" \
+                    and p["p50_ms"] and r["p50_ms"]:
                 added = r["p50_ms"] - p["p50_ms"]
                 r["note"] = (r["note"] + "; " if r["note"] else "") + \
                     f"gateway adds {added * 1000:.0f} µs at p50 over worker-direct"

@@ -241,20 +241,7 @@ def nginx_config(cert, key):
 
 
 def worker_direct_tool():
-    """The lead's tool that serves one function's worker over HTTP without the gateway,
-    if it exists on this branch: bench/worker-direct(.py|.sh|/)."""
-    for cand in ("worker-direct", "worker-direct.py", "worker-direct.sh", "worker_direct.py"):
-        p = os.path.join(BENCH, cand)
-        if os.path.isfile(p) and os.access(p, os.X_OK):
-            return [p]
-        if os.path.isfile(p) and p.endswith(".py"):
-            return [sys.executable, p]
-        if os.path.isdir(p):
-            for inner in ("run.sh", "worker-direct", "main.py"):
-                q = os.path.join(p, inner)
-                if os.path.isfile(q):
-                    return [q] if os.access(q, os.X_OK) else [sys.executable, q]
+    """bench/tools/worker-direct, built by run.sh: drives the gateway's own pool code
+    against one warm worker with no HTTP in between (the gateway-added latency baseline)."""
     exe = os.path.join(RELEASE, "worker-direct")
-    return [exe] if os.access(exe, os.X_OK) else None
-
-
+    return exe if os.access(exe, os.X_OK) else None
