@@ -177,8 +177,10 @@ fn tcp(ctx: &XdpContext, l4: usize, cfg: &XdpSettings, src: Source) -> Option<u3
     if l4 > MAX_L4_OFFSET {
         return Some(PASS);
     }
-    let dport = be16(load(ctx, l4 + 2)?);
-    let flags: u8 = load(ctx, l4 + 13)?;
+    // The whole fixed header must be there: a frame cut inside it is not a SYN we judge.
+    let th: [u8; 20] = load(ctx, l4)?;
+    let dport = be16([th[2], th[3]]);
+    let flags = th[13];
     if flags & (TCP_SYN | TCP_ACK) != TCP_SYN || !cfg.watches(dport) {
         return Some(PASS);
     }

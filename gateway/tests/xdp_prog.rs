@@ -269,15 +269,15 @@ fn ipv6_extension_headers_and_fragments() {
 
 #[test]
 fn truncated_frames_pass() {
-    // Burst 1 and an exhausted source: a SYN parsed in full would be dropped, so any DROP
-    // below means a truncated frame was read as a SYN.
+    // Burst 1 and an exhausted source (one per frame): a SYN parsed in full would be
+    // dropped, so any DROP below means a truncated frame was read as a SYN.
     let mut p = program(&cfg(1, 1));
     let exts = vec![(0u8, ext_opts(1)), (44, ext_frag(0, true))];
     let frames = [
         syn4(SRC4),
-        [eth(0x0800, &[0x88a8, 0x8100]), ipv4(SRC4, 6, 0, 2, &tcp(PORT, SYN))].concat(),
+        [eth(0x0800, &[0x88a8, 0x8100]), ipv4(OTHER4, 6, 0, 2, &tcp(PORT, SYN))].concat(),
         syn6(SRC6),
-        [eth(0x86dd, &[0x8100]), ipv6(SRC6, &exts, 6, &tcp(PORT, SYN))].concat(),
+        [eth(0x86dd, &[0x8100]), ipv6(OTHER6, &exts, 6, &tcp(PORT, SYN))].concat(),
     ];
     for full in &frames {
         assert_eq!(run(&mut p, full), XDP_PASS);
