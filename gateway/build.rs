@@ -15,9 +15,15 @@ fn main() {
     println!("cargo::rerun-if-env-changed=EDGEFN_REQUIRE_EBPF");
     println!("cargo::rerun-if-env-changed=PATH");
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    let root = manifest.parent().expect("gateway/ has a parent").to_path_buf();
+    let root = manifest
+        .parent()
+        .expect("gateway/ has a parent")
+        .to_path_buf();
     let ebpf_dir = root.join("gateway-ebpf");
-    println!("cargo::rerun-if-changed={}", root.join("gateway-common").display());
+    println!(
+        "cargo::rerun-if-changed={}",
+        root.join("gateway-common").display()
+    );
     println!("cargo::rerun-if-changed={}", ebpf_dir.display());
 
     let result = toolchain(&ebpf_dir).and_then(|tc| build(&ebpf_dir, &tc));
@@ -26,7 +32,9 @@ fn main() {
             panic!("EDGEFN_REQUIRE_EBPF=1 but the XDP program cannot be built: {why}");
         }
         let why = why.replace('\n', " ");
-        println!("cargo::warning=XDP program not built ({why}); run scripts/install-ebpf-toolchain.sh");
+        println!(
+            "cargo::warning=XDP program not built ({why}); run scripts/install-ebpf-toolchain.sh"
+        );
         println!("cargo::rustc-cfg=edgefn_no_ebpf");
         println!("cargo::rustc-env=EDGEFN_EBPF_MISSING={why}");
     }
@@ -50,7 +58,10 @@ fn toolchain(ebpf_dir: &Path) -> Result<String, String> {
         return Err(format!("toolchain {channel} is not installed"));
     }
     let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
-    if !Path::new(&sysroot).join("lib/rustlib/src/rust/library/core").is_dir() {
+    if !Path::new(&sysroot)
+        .join("lib/rustlib/src/rust/library/core")
+        .is_dir()
+    {
         return Err(format!("rust-src is not installed for {channel}"));
     }
     let linker = Command::new("bpf-linker").arg("--version").output();

@@ -177,7 +177,11 @@ mod tests {
         for i in 0..3 {
             tat = gcra(now, tat, iv, tol).unwrap_or_else(|| panic!("burst conn {i}"));
         }
-        assert_eq!(gcra(now, tat, iv, tol), None, "4th at once is over the burst");
+        assert_eq!(
+            gcra(now, tat, iv, tol),
+            None,
+            "4th at once is over the burst"
+        );
         // One interval later exactly one more fits.
         let later = now + iv;
         tat = gcra(later, tat, iv, tol).expect("refilled one");

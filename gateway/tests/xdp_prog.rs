@@ -147,8 +147,16 @@ fn assert_burst_then_drop(p: &mut XdpProgram, frame: &[u8], burst: usize) {
 fn ipv4_syn_under_and_over_the_limit() {
     let mut p = program(&cfg(1, 3));
     assert_burst_then_drop(&mut p, &syn4(SRC4), 3);
-    assert_eq!(counters(&p), [3, 5, 0, 0], "pass, drop, allowlisted, denylisted");
-    assert_eq!(run(&mut p, &syn4(OTHER4)), XDP_PASS, "another source has its own bucket");
+    assert_eq!(
+        counters(&p),
+        [3, 5, 0, 0],
+        "pass, drop, allowlisted, denylisted"
+    );
+    assert_eq!(
+        run(&mut p, &syn4(OTHER4)),
+        XDP_PASS,
+        "another source has its own bucket"
+    );
     assert_eq!(p.tracked_sources(), 2);
 }
 
@@ -275,13 +283,25 @@ fn truncated_frames_pass() {
     let exts = vec![(0u8, ext_opts(1)), (44, ext_frag(0, true))];
     let frames = [
         syn4(SRC4),
-        [eth(0x0800, &[0x88a8, 0x8100]), ipv4(OTHER4, 6, 0, 2, &tcp(PORT, SYN))].concat(),
+        [
+            eth(0x0800, &[0x88a8, 0x8100]),
+            ipv4(OTHER4, 6, 0, 2, &tcp(PORT, SYN)),
+        ]
+        .concat(),
         syn6(SRC6),
-        [eth(0x86dd, &[0x8100]), ipv6(OTHER6, &exts, 6, &tcp(PORT, SYN))].concat(),
+        [
+            eth(0x86dd, &[0x8100]),
+            ipv6(OTHER6, &exts, 6, &tcp(PORT, SYN)),
+        ]
+        .concat(),
     ];
     for full in &frames {
         assert_eq!(run(&mut p, full), XDP_PASS);
-        assert_eq!(run(&mut p, full), XDP_DROP, "the full frame is over the limit");
+        assert_eq!(
+            run(&mut p, full),
+            XDP_DROP,
+            "the full frame is over the limit"
+        );
         // The kernel refuses test frames shorter than an Ethernet header.
         for len in 14..full.len() {
             assert_eq!(
@@ -301,19 +321,38 @@ fn deny_drops_every_syn_and_allow_bypasses_the_limit() {
         "10.203.0.0/30".parse().unwrap(),
         "fd00:203::2/128".parse().unwrap(),
     ];
-    c.allow = vec!["10.203.0.3/32".parse().unwrap(), "fd00:203::/126".parse().unwrap()];
+    c.allow = vec![
+        "10.203.0.3/32".parse().unwrap(),
+        "fd00:203::/126".parse().unwrap(),
+    ];
     let mut p = program(&c);
     for _ in 0..4 {
         assert_eq!(run(&mut p, &syn4(SRC4)), XDP_DROP, "10.203.0.2 is denied");
-        assert_eq!(run(&mut p, &syn4(OTHER4)), XDP_PASS, "10.203.0.3 is allowed");
+        assert_eq!(
+            run(&mut p, &syn4(OTHER4)),
+            XDP_PASS,
+            "10.203.0.3 is allowed"
+        );
         // fd00:203::2 is in both lists: allow wins (an exception carved out of a denial).
         assert_eq!(run(&mut p, &syn6(SRC6)), XDP_PASS);
     }
     let denied_v6 = [0xfd, 0, 0x02, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
-    assert_eq!(run(&mut p, &syn6(denied_v6)), XDP_PASS, "not in the /128 deny");
-    assert_eq!(run(&mut p, &syn6(denied_v6)), XDP_DROP, "but still rate limited");
+    assert_eq!(
+        run(&mut p, &syn6(denied_v6)),
+        XDP_PASS,
+        "not in the /128 deny"
+    );
+    assert_eq!(
+        run(&mut p, &syn6(denied_v6)),
+        XDP_DROP,
+        "but still rate limited"
+    );
     let non_syn = [eth(0x0800, &[]), ipv4(SRC4, 6, 0, 0, &tcp(PORT, ACK))].concat();
-    assert_eq!(run(&mut p, &non_syn), XDP_PASS, "deny applies to new connections only");
+    assert_eq!(
+        run(&mut p, &non_syn),
+        XDP_PASS,
+        "deny applies to new connections only"
+    );
     assert_eq!(counters(&p), [1, 1, 8, 4]);
 }
 

@@ -92,9 +92,7 @@ fn take<M>(ebpf: &mut Ebpf, name: &'static str) -> Result<M, XdpError>
 where
     M: TryFrom<aya::maps::Map, Error = MapError>,
 {
-    let map = ebpf
-        .take_map(name)
-        .ok_or(XdpError::MissingMap { name })?;
+    let map = ebpf.take_map(name).ok_or(XdpError::MissingMap { name })?;
     M::try_from(map).map_err(|source| XdpError::Map { name, source })
 }
 

@@ -187,8 +187,10 @@ impl ConnectionGuard {
                 if let Some(p) = guard.as_mut() {
                     match p.configure(cfg, &self.ports) {
                         Ok(()) => tracing::info!(
-                            rate = cfg.new_connections_per_second, burst = cfg.burst,
-                            allow = cfg.allow.len(), deny = cfg.deny.len(),
+                            rate = cfg.new_connections_per_second,
+                            burst = cfg.burst,
+                            allow = cfg.allow.len(),
+                            deny = cfg.deny.len(),
                             "XDP limits updated"
                         ),
                         Err(e) => tracing::error!(error = %e, "XDP limits not updated"),
@@ -205,10 +207,19 @@ impl ConnectionGuard {
             return;
         };
         drop(state.stop.lock().unwrap_or_else(|e| e.into_inner()).take());
-        if let Some(h) = state.poller.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(h) = state
+            .poller
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             let _ = h.join();
         }
-        let program = state.program.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let program = state
+            .program
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(mut p) = program {
             match p.detach() {
                 Ok(()) => tracing::info!(layer = %self.layer, "XDP program detached"),

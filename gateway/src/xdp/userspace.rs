@@ -159,7 +159,11 @@ mod tests {
         assert_eq!(l.check_at(a, S), Verdict::Pass);
         assert_eq!(l.check_at(a, S), Verdict::Pass);
         assert_eq!(l.check_at(a, S), Verdict::Drop);
-        assert_eq!(l.check_at(ip("10.203.0.3"), S), Verdict::Pass, "other source");
+        assert_eq!(
+            l.check_at(ip("10.203.0.3"), S),
+            Verdict::Pass,
+            "other source"
+        );
         assert_eq!(l.check_at(a, 2 * S), Verdict::Pass, "refilled");
     }
 
@@ -174,7 +178,10 @@ mod tests {
     fn allow_bypasses_and_deny_drops() {
         let mut c = cfg(1, 1);
         c.allow = vec!["10.203.1.0/24".parse().unwrap()];
-        c.deny = vec!["10.203.0.0/16".parse().unwrap(), "fd00:203::/64".parse().unwrap()];
+        c.deny = vec![
+            "10.203.0.0/16".parse().unwrap(),
+            "fd00:203::/64".parse().unwrap(),
+        ];
         let l = UserSpaceLimiter::new(&c);
         for _ in 0..10 {
             assert_eq!(l.check_at(ip("10.203.1.9"), S), Verdict::Allowlisted);

@@ -1,0 +1,325 @@
+//! End to end: the real `edgefn` binary with its public listener on one end of a veth
+//! pair, clients in a network namespace of this test on the other end. One client address
+//! floods connection attempts, another makes polite requests. With XDP (skb mode) the
+//! flood's SYNs are dropped before a socket exists; with `enabled = false` the user-space
+//! limiter refuses them after accept. Either way the polite client is fully served.
+//!
+//! Needs root (netns, veth, XDP). Addresses are 10.203.<n>.0/24 on interfaces this test
+//! creates; a Drop guard deletes them even when an assertion fails. Never skips.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::{client, repo_root, tempdir, wait_until, write_tree, Gateway};
+
+/// A namespace plus a veth pair: `host` side in the root namespace with `<net>.1`, `peer`
+/// side in the namespace with `<net>.2` (flooder) and `<net>.3` (polite client).
+struct Netns {
+    ns: String,
+    host: String,
+    net: String,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl Netns {
+    fn create(tag: u32) -> Netns {
+        let id = std::process::id() % 10_000;
+        let n = (std::process::id() * 2 + tag) % 250 + 1;
+        let t = Netns {
+            ns: format!("edgefn-xdp-{id}-{tag}"),
+            host: format!("efx{id}h{tag}"),
+            net: format!("10.203.{n}"),
+        };
+        let peer = format!("efx{id}p{tag}");
+        let (ns, host, net) = (&t.ns, &t.host, &t.net);
+        let steps: Vec<Vec<String>> = vec![
+            vec!["netns".into(), "add".into(), ns.clone()],
+            vec![
+                "link".into(),
+                "add".into(),
+                host.clone(),
+                "type".into(),
+                "veth".into(),
+                "peer".into(),
+                "name".into(),
+                peer.clone(),
+            ],
+            vec![
+                "link".into(),
+                "set".into(),
+                peer.clone(),
+                "netns".into(),
+                ns.clone(),
+            ],
+            vec![
+                "addr".into(),
+                "add".into(),
+                format!("{net}.1/24"),
+                "dev".into(),
+                host.clone(),
+            ],
+            vec!["link".into(), "set".into(), host.clone(), "up".into()],
+        ];
+        let in_ns: Vec<Vec<String>> = vec![
+            vec![
+                "addr".into(),
+                "add".into(),
+                format!("{net}.2/24"),
+                "dev".into(),
+                peer.clone(),
+            ],
+            vec![
+                "addr".into(),
+                "add".into(),
+                format!("{net}.3/24"),
+                "dev".into(),
+                peer.clone(),
+            ],
+            vec!["link".into(), "set".into(), peer.clone(), "up".into()],
+            vec!["link".into(), "set".into(), "lo".into(), "up".into()],
+        ];
+        for s in steps {
+            let a: Vec<&str> = s.iter().map(String::as_str).collect();
+            ip(&a).unwrap_or_else(|e| panic!("network setup failed (root needed): {e}"));
+        }
+        for s in in_ns {
+            let mut a: Vec<&str> = vec!["netns", "exec", ns, "ip"];
+            a.extend(s.iter().map(String::as_str));
+            ip(&a).unwrap_or_else(|e| panic!("network setup failed: {e}"));
+        }
+        t
+    }
+
+    /// Runs connflood.py inside the namespace and returns its JSON report.
+    fn connflood(&self, args: &[&str]) -> serde_json::Value {
+        let script = repo_root().join("bench/tools/connflood.py");
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "python3"])
+            .arg(script)
+            .args(args)
+            .output()
+            .expect("run connflood.py");
+        assert!(
+            out.status.success(),
+            "connflood {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "connflood output {:?}: {e}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting one end removes the pair; deleting the namespace frees its addresses.
+        let _ = ip(&["link", "del", &self.host]);
+        let _ = ip(&["netns", "del", &self.ns]);
+    }
+}
+
+/// Value of one exact series (`name{labels}`) in the Prometheus text, 0 when absent.
+fn metric(gw: &Gateway, series: &str) -> f64 {
+    let text = client()
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+fn start(net: &Netns, enabled: bool) -> (Gateway, tempfile::TempDir) {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "functions/hello/handler.py",
+                "def handler(event):\n    return {\"status\": 200, \"body\": \"hi\"}\n",
+            ),
+            (
+                "edgefn.toml",
+                &format!(
+                    "[xdp]\nenabled = {enabled}\ninterface = \"{}\"\nmode = \"skb\"\n\
+                 new_connections_per_second = 20\nburst = 20\n",
+                    net.host
+                ),
+            ),
+        ],
+    );
+    let functions = dir.path().join("functions");
+    let config = dir.path().join("edgefn.toml");
+    let gw = Gateway::try_start_on(
+        &format!("{}.1:0", net.net),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--functions",
+            functions.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    (gw, dir)
+}
+
+/// Floods from `<net>.2` while `<net>.3` makes 15 polite requests; returns the flood report.
+fn flood_and_polite(net: &Netns, gw: &Gateway) -> serde_json::Value {
+    let port = gw.public.port().to_string();
+    let dst = format!("{}.1", net.net);
+    let (flood_src, polite_src) = (format!("{}.2", net.net), format!("{}.3", net.net));
+    std::thread::scope(|s| {
+        let flood = s.spawn(|| {
+            net.connflood(&[
+                "flood",
+                "--src",
+                &flood_src,
+                "--dst",
+                &dst,
+                "--port",
+                &port,
+                "--duration",
+                "3",
+            ])
+        });
+        let polite = net.connflood(&[
+            "polite",
+            "--src",
+            &polite_src,
+            "--dst",
+            &dst,
+            "--port",
+            &port,
+            "--count",
+            "15",
+            "--interval",
+            "0.15",
+        ]);
+        let statuses: Vec<u64> = polite["statuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert!(
+            statuses.iter().all(|s| *s == 200),
+            "the polite address must be fully served during the flood: {statuses:?}\n{}",
+            gw.logs()
+        );
+        flood.join().unwrap()
+    })
+}
+
+#[test]
+fn xdp_drops_a_connection_flood_and_serves_a_polite_client() {
+    let net = Netns::create(0);
+    let (gw, _dir) = start(&net, true);
+    let layer = format!("xdp (skb mode on {})", net.host);
+    let ready = client()
+        .get(gw.admin_url("/readyz"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        ready.contains(&layer),
+        "XDP must attach (no skipping): /readyz says {ready}\n{}",
+        gw.logs()
+    );
+
+    let report = flood_and_polite(&net, &gw);
+    let attempts = report["attempts"].as_f64().unwrap();
+    assert!(
+        attempts > 1000.0,
+        "the flood is too small to judge: {report}"
+    );
+
+    let drop = r#"edgefn_xdp_packets_total{action="drop"}"#;
+    let pass = r#"edgefn_xdp_packets_total{action="pass"}"#;
+    // Every flood SYN (plus the polite ones) is counted once the poller has caught up.
+    let seen = wait_until(Duration::from_secs(10), || {
+        metric(&gw, drop) + metric(&gw, pass) >= attempts
+    });
+    let (dropped, passed) = (metric(&gw, drop), metric(&gw, pass));
+    assert!(
+        seen,
+        "XDP saw {dropped} drops + {passed} passes of {attempts} attempts"
+    );
+    assert!(
+        dropped >= 0.9 * attempts,
+        "most of the flood must be dropped at XDP: {dropped} of {attempts} ({report})"
+    );
+    // Passed: the flood's burst and refill (≈ 20 + 20/s × 3 s) and the polite client.
+    assert!(passed < 200.0, "too many SYNs passed: {passed} ({report})");
+    let refused = r#"edgefn_rate_limited_total{function="_connection",layer="xdp"}"#;
+    assert!(metric(&gw, refused) >= dropped);
+    assert!(metric(&gw, "edgefn_xdp_tracked_sources") >= 2.0);
+}
+
+#[test]
+fn user_space_fallback_limits_a_connection_flood_when_xdp_is_disabled() {
+    let net = Netns::create(1);
+    let (gw, _dir) = start(&net, false);
+    let ready = client()
+        .get(gw.admin_url("/readyz"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        ready.contains("user-space (xdp.enabled = false)"),
+        "{ready}"
+    );
+
+    let report = flood_and_polite(&net, &gw);
+    let connected = report["connected"].as_f64().unwrap();
+    assert!(
+        connected > 500.0,
+        "the flood is too small to judge: {report}"
+    );
+    let refused = r#"edgefn_rate_limited_total{function="_connection",layer="user_space"}"#;
+    // Handshakes complete in the kernel; the gateway refuses them as it accepts them.
+    let limited = wait_until(Duration::from_secs(10), || {
+        metric(&gw, refused) >= 0.8 * connected
+    });
+    eprintln!("user space: flood {report}; refused {}", metric(&gw, refused));
+    assert!(
+        limited,
+        "the user-space limiter refused {} of {connected} connections ({report})",
+        metric(&gw, refused)
+    );
+    assert_eq!(
+        metric(&gw, r#"edgefn_xdp_packets_total{action="drop"}"#),
+        0.0,
+        "no XDP program is involved"
+    );
+    assert!(metric(&gw, "edgefn_xdp_tracked_sources") >= 2.0);
+}
