@@ -269,6 +269,7 @@ fn xdp_drops_a_connection_flood_and_serves_a_polite_client() {
         metric(&gw, drop) + metric(&gw, pass) >= attempts
     });
     let (dropped, passed) = (metric(&gw, drop), metric(&gw, pass));
+    eprintln!("xdp: flood {report}; dropped {dropped}, passed {passed}");
     assert!(
         seen,
         "XDP saw {dropped} drops + {passed} passes of {attempts} attempts"
