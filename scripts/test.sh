@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
+# CI must prove the eBPF path: a missing toolchain is a build error, not a fallback.
+export EDGEFN_REQUIRE_EBPF=1
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace --all-targets -- --test-threads "${EDGEFN_TEST_THREADS:-4}"

@@ -311,7 +311,10 @@ fn user_space_fallback_limits_a_connection_flood_when_xdp_is_disabled() {
     let limited = wait_until(Duration::from_secs(10), || {
         metric(&gw, refused) >= 0.8 * connected
     });
-    eprintln!("user space: flood {report}; refused {}", metric(&gw, refused));
+    eprintln!(
+        "user space: flood {report}; refused {}",
+        metric(&gw, refused)
+    );
     assert!(
         limited,
         "the user-space limiter refused {} of {connected} connections ({report})",

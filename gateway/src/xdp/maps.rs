@@ -31,7 +31,7 @@ fn map_err(name: &'static str) -> impl Fn(MapError) -> XdpError {
 /// inserted before stale ones are removed, so a reload never opens a gap in the list.
 fn sync_trie<const N: usize>(
     trie: &mut LpmTrie<MapData, [u8; N], u8>,
-    want: &BTreeSet<(u32, [u8; N])>,
+    want: &Entries<N>,
     name: &'static str,
 ) -> Result<(), XdpError> {
     for (len, addr) in want {
@@ -51,7 +51,10 @@ fn sync_trie<const N: usize>(
     Ok(())
 }
 
-fn split(nets: &[IpNet]) -> (BTreeSet<(u32, [u8; 4])>, BTreeSet<(u32, [u8; 16])>) {
+/// Wanted trie entries: (prefix length, network-order address).
+type Entries<const N: usize> = BTreeSet<(u32, [u8; N])>;
+
+fn split(nets: &[IpNet]) -> (Entries<4>, Entries<16>) {
     let mut v4 = BTreeSet::new();
     let mut v6 = BTreeSet::new();
     for net in nets.iter().map(IpNet::trunc) {
