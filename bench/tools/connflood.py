@@ -4,10 +4,12 @@
 Run inside a network namespace (``ip netns exec NS python3 connflood.py ...``); it only
 talks to the address it is given, which the caller assigns inside its own namespaces.
 
-  flood  --src A --dst B --port P --duration S [--inflight N] [--timeout T]
-      opens non-blocking connections from A as fast as it can, keeping at most N pending;
+  flood  --src A --dst B --port P --duration S [--inflight N] [--timeout T] [--rate R]
+      opens non-blocking connections from A (R per second, or as fast as it can), keeping
+      at most N pending;
       a pending attempt is abandoned (closed with RST, before the kernel would retransmit
-      its SYN) after T seconds. Prints JSON: attempts, connected, abandoned, seconds.
+      its SYN) after T seconds. Prints JSON: attempts, connected, abandoned, seconds,
+      cpu_seconds (its own).
   polite --src A --dst B --port P --count C --interval S
       C HTTP GET /_fn/health requests, each on a new connection, S seconds apart.
       Prints JSON: statuses (one per request; 0 = no response), seconds.
@@ -15,6 +17,7 @@ talks to the address it is given, which the caller assigns inside its own namesp
 import argparse
 import collections
 import json
+import resource
 import select
 import socket
 import struct
@@ -35,7 +38,11 @@ def flood(a):
         now = time.monotonic()
         if now >= end:
             break
-        while len(pending) < a.inflight:
+        budget = a.inflight - len(pending)
+        if a.rate > 0:
+            budget = min(budget, int(a.rate * (now - start)) - attempts)
+        while budget > 0:
+            budget -= 1
             s = socket.socket(socket.AF_INET6 if ":" in a.dst else socket.AF_INET,
                               socket.SOCK_STREAM)
             s.setblocking(False)
@@ -69,8 +76,10 @@ def flood(a):
     for s in pending.values():
         s.close()
     abandoned += len(pending)
+    ru = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"attempts": attempts, "connected": connected,
-                      "abandoned": abandoned, "seconds": time.monotonic() - start}))
+                      "abandoned": abandoned, "seconds": time.monotonic() - start,
+                      "cpu_seconds": ru.ru_utime + ru.ru_stime}))
 
 
 def polite(a):
@@ -109,6 +118,7 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--duration", type=float, default=2.0)
     p.add_argument("--inflight", type=int, default=512)
+    p.add_argument("--rate", type=float, default=0, help="attempts per second; 0 = flat out")
     p.add_argument("--timeout", type=float, default=0.3)
     p.add_argument("--count", type=int, default=10)
     p.add_argument("--interval", type=float, default=0.2)
