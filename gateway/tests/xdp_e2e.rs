@@ -327,3 +327,58 @@ fn user_space_fallback_limits_a_connection_flood_when_xdp_is_disabled() {
     );
     assert!(metric(&gw, "edgefn_xdp_tracked_sources") >= 2.0);
 }
+
+#[test]
+fn unattachable_xdp_falls_back_to_user_space_and_says_why() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("functions/.keep", ""),
+            (
+                "edgefn.toml",
+                "[xdp]\nenabled = true\ninterface = \"efx-missing0\"\nmode = \"driver\"\n\
+                 new_connections_per_second = 1\nburst = 1\n",
+            ),
+        ],
+    );
+    let config = dir.path().join("edgefn.toml");
+    let functions = dir.path().join("functions");
+    let gw = Gateway::try_start_on(
+        "127.0.0.1:0",
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--functions",
+            functions.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ready = client()
+        .get(gw.admin_url("/readyz"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        ready.contains("user-space (cannot attach XDP to efx-missing0"),
+        "the fallback must name its reason: {ready}"
+    );
+    assert!(gw
+        .logs()
+        .contains("XDP unavailable, using the user-space limiter"));
+    // The fallback enforces the same limit: burst 1, so the second connection is refused.
+    let url = gw.url("/_fn/health");
+    let first = client().get(&url).send().map(|r| r.status().as_u16());
+    assert_eq!(first.ok(), Some(200));
+    let second = reqwest::blocking::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+        .get(&url)
+        .send();
+    assert!(second.is_err(), "over the limit the connection is closed");
+    let refused = r#"edgefn_rate_limited_total{function="_connection",layer="user_space"}"#;
+    assert!(wait_until(Duration::from_secs(5), || metric(&gw, refused) >= 1.0));
+}

@@ -378,3 +378,29 @@ fn reconfigure_updates_limits_and_lists_in_place() {
         assert_eq!(run(&mut p, &syn4(OTHER4)), XDP_PASS);
     }
 }
+
+#[test]
+fn program_cost_per_packet_is_small() {
+    // Over-limit SYN (the flood case), a non-SYN on a watched port, an unwatched port.
+    let mut p = program(&cfg(1, 1));
+    let syn = syn4(SRC4);
+    assert_eq!(run(&mut p, &syn), XDP_PASS);
+    let ack = [eth(0x0800, &[]), ipv4(SRC4, 6, 0, 0, &tcp(PORT, ACK))].concat();
+    let other = [eth(0x0800, &[]), ipv4(SRC4, 6, 0, 0, &tcp(22, SYN))].concat();
+    for (what, frame, want) in [
+        ("dropped SYN", &syn, XDP_DROP),
+        ("ACK", &ack, XDP_PASS),
+        ("SYN to another port", &other, XDP_PASS),
+    ] {
+        let (action, per_run) = p.test_run_repeat(frame, 100_000).expect("test run");
+        assert_eq!(action, want, "{what}");
+        eprintln!("xdp program, {what}: {} ns per run", per_run.as_nanos());
+        // Generous bound for a loaded CI machine; the point is "no runaway loop".
+        assert!(per_run.as_micros() < 20, "{what} took {per_run:?} per run");
+    }
+    assert_eq!(
+        counters(&p)[1],
+        100_000,
+        "every repeated SYN was counted as a drop"
+    );
+}

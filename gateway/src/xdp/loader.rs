@@ -168,15 +168,26 @@ impl XdpProgram {
     /// Runs the program once on `frame` with BPF_PROG_TEST_RUN, returning the XDP action
     /// (`XDP_PASS` = 2, `XDP_DROP` = 1). Maps are shared with the attached program.
     pub fn test_run(&mut self, frame: &[u8]) -> Result<u32, XdpError> {
+        Ok(self.test_run_repeat(frame, 1)?.0)
+    }
+
+    /// Runs the program `repeat` times on `frame` in the kernel; returns the last action
+    /// and the kernel's average time per run (the program's own cost, no driver).
+    pub fn test_run_repeat(
+        &mut self,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<(u32, std::time::Duration), XdpError> {
         let opts = TestRunOptions {
             data_in: Some(frame),
+            repeat,
             ..TestRunOptions::default()
         };
         let result = self
             .program()?
             .test_run(opts)
             .map_err(|source| XdpError::Program { source })?;
-        Ok(result.return_value)
+        Ok((result.return_value, result.duration))
     }
 }
 
