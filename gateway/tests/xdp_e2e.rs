@@ -4,8 +4,8 @@
 //! flood's SYNs are dropped before a socket exists; with `enabled = false` the user-space
 //! limiter refuses them after accept. Either way the polite client is fully served.
 //!
-//! Needs root (netns, veth, XDP). Addresses are 10.203.<n>.0/24 on interfaces this test
-//! creates; a Drop guard deletes them even when an assertion fails. Never skips.
+//! Needs root (netns, veth, XDP). Addresses are 10.203.<n>.0/24 and fd00:203:<n>::/64 on
+//! interfaces this test creates; a Drop guard deletes them even when an assertion fails. Never skips.
 
 mod support;
 
@@ -14,12 +14,14 @@ use std::time::Duration;
 
 use support::{client, repo_root, tempdir, wait_until, write_tree, Gateway};
 
-/// A namespace plus a veth pair: `host` side in the root namespace with `<net>.1`, `peer`
-/// side in the namespace with `<net>.2` (flooder) and `<net>.3` (polite client).
+/// A namespace plus a veth pair: `host` side in the root namespace with `<net>.1` and
+/// `<net6>:1`, `peer` side in the namespace with `.2`/`:2` (flooder) and `.3`/`:3` (polite
+/// client); `net6` is fd00:203:<n>::/64.
 struct Netns {
     ns: String,
     host: String,
     net: String,
+    net6: String,
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
@@ -46,9 +48,10 @@ impl Netns {
             ns: format!("edgefn-xdp-{id}-{tag}"),
             host: format!("efx{id}h{tag}"),
             net: format!("10.203.{n}"),
+            net6: format!("fd00:203:{n:x}:"),
         };
         let peer = format!("efx{id}p{tag}");
-        let (ns, host, net) = (&t.ns, &t.host, &t.net);
+        let (ns, host, net, net6) = (&t.ns, &t.host, &t.net, &t.net6);
         let steps: Vec<Vec<String>> = vec![
             vec!["netns".into(), "add".into(), ns.clone()],
             vec![
@@ -75,6 +78,15 @@ impl Netns {
                 "dev".into(),
                 host.clone(),
             ],
+            // nodad: the addresses are usable at once, no duplicate-detection wait.
+            vec![
+                "addr".into(),
+                "add".into(),
+                format!("{net6}:1/64"),
+                "dev".into(),
+                host.clone(),
+                "nodad".into(),
+            ],
             vec!["link".into(), "set".into(), host.clone(), "up".into()],
         ];
         let in_ns: Vec<Vec<String>> = vec![
@@ -91,6 +103,22 @@ impl Netns {
                 format!("{net}.3/24"),
                 "dev".into(),
                 peer.clone(),
+            ],
+            vec![
+                "addr".into(),
+                "add".into(),
+                format!("{net6}:2/64"),
+                "dev".into(),
+                peer.clone(),
+                "nodad".into(),
+            ],
+            vec![
+                "addr".into(),
+                "add".into(),
+                format!("{net6}:3/64"),
+                "dev".into(),
+                peer.clone(),
+                "nodad".into(),
             ],
             vec!["link".into(), "set".into(), peer.clone(), "up".into()],
             vec!["link".into(), "set".into(), "lo".into(), "up".into()],
@@ -156,7 +184,16 @@ fn metric(gw: &Gateway, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn start(net: &Netns, enabled: bool) -> (Gateway, tempfile::TempDir) {
+/// The gateway's address (`.1`), the flooder's (`.2`) and the polite client's (`.3`).
+fn addrs(net: &Netns, v6: bool) -> [String; 3] {
+    if v6 {
+        [1, 2, 3].map(|i| format!("{}:{i}", net.net6))
+    } else {
+        [1, 2, 3].map(|i| format!("{}.{i}", net.net))
+    }
+}
+
+fn start(net: &Netns, enabled: bool, v6: bool) -> (Gateway, tempfile::TempDir) {
     let dir = tempdir();
     write_tree(
         dir.path(),
@@ -178,7 +215,11 @@ fn start(net: &Netns, enabled: bool) -> (Gateway, tempfile::TempDir) {
     let functions = dir.path().join("functions");
     let config = dir.path().join("edgefn.toml");
     let gw = Gateway::try_start_on(
-        &format!("{}.1:0", net.net),
+        &if v6 {
+            format!("[{}]:0", addrs(net, true)[0])
+        } else {
+            format!("{}:0", addrs(net, false)[0])
+        },
         &[
             "--config",
             config.to_str().unwrap(),
@@ -192,10 +233,9 @@ fn start(net: &Netns, enabled: bool) -> (Gateway, tempfile::TempDir) {
 }
 
 /// Floods from `<net>.2` while `<net>.3` makes 15 polite requests; returns the flood report.
-fn flood_and_polite(net: &Netns, gw: &Gateway) -> serde_json::Value {
+fn flood_and_polite(net: &Netns, gw: &Gateway, v6: bool) -> serde_json::Value {
     let port = gw.public.port().to_string();
-    let dst = format!("{}.1", net.net);
-    let (flood_src, polite_src) = (format!("{}.2", net.net), format!("{}.3", net.net));
+    let [dst, flood_src, polite_src] = addrs(net, v6);
     std::thread::scope(|s| {
         let flood = s.spawn(|| {
             net.connflood(&[
@@ -240,8 +280,17 @@ fn flood_and_polite(net: &Netns, gw: &Gateway) -> serde_json::Value {
 
 #[test]
 fn xdp_drops_a_connection_flood_and_serves_a_polite_client() {
-    let net = Netns::create(0);
-    let (gw, _dir) = start(&net, true);
+    xdp_flood(0, false);
+}
+
+#[test]
+fn xdp_drops_an_ipv6_connection_flood_and_serves_a_polite_client() {
+    xdp_flood(2, true);
+}
+
+fn xdp_flood(tag: u32, v6: bool) {
+    let net = Netns::create(tag);
+    let (gw, _dir) = start(&net, true, v6);
     let layer = format!("xdp (skb mode on {})", net.host);
     let ready = client()
         .get(gw.admin_url("/readyz"))
@@ -255,7 +304,7 @@ fn xdp_drops_a_connection_flood_and_serves_a_polite_client() {
         gw.logs()
     );
 
-    let report = flood_and_polite(&net, &gw);
+    let report = flood_and_polite(&net, &gw, v6);
     let attempts = report["attempts"].as_f64().unwrap();
     assert!(
         attempts > 1000.0,
@@ -269,7 +318,7 @@ fn xdp_drops_a_connection_flood_and_serves_a_polite_client() {
         metric(&gw, drop) + metric(&gw, pass) >= attempts
     });
     let (dropped, passed) = (metric(&gw, drop), metric(&gw, pass));
-    eprintln!("xdp: flood {report}; dropped {dropped}, passed {passed}");
+    eprintln!("xdp (v6 {v6}): flood {report}; dropped {dropped}, passed {passed}");
     assert!(
         seen,
         "XDP saw {dropped} drops + {passed} passes of {attempts} attempts"
@@ -288,7 +337,7 @@ fn xdp_drops_a_connection_flood_and_serves_a_polite_client() {
 #[test]
 fn user_space_fallback_limits_a_connection_flood_when_xdp_is_disabled() {
     let net = Netns::create(1);
-    let (gw, _dir) = start(&net, false);
+    let (gw, _dir) = start(&net, false, false);
     let ready = client()
         .get(gw.admin_url("/readyz"))
         .send()
@@ -300,7 +349,7 @@ fn user_space_fallback_limits_a_connection_flood_when_xdp_is_disabled() {
         "{ready}"
     );
 
-    let report = flood_and_polite(&net, &gw);
+    let report = flood_and_polite(&net, &gw, false);
     let connected = report["connected"].as_f64().unwrap();
     assert!(
         connected > 500.0,
