@@ -332,6 +332,90 @@ fn xdp_flood(tag: u32, v6: bool) {
     let refused = r#"edgefn_rate_limited_total{function="_connection",layer="xdp"}"#;
     assert!(metric(&gw, refused) >= dropped);
     assert!(metric(&gw, "edgefn_xdp_tracked_sources") >= 2.0);
+
+    // A clean stop detaches the program from the interface.
+    assert!(xdp_attached(&net.host), "attached while running");
+    let mut gw = gw;
+    gw.signal("TERM");
+    assert!(
+        gw.wait_exit(Duration::from_secs(15)).is_some(),
+        "edgefn stops"
+    );
+    assert!(gw.logs().contains("XDP program detached"), "{}", gw.logs());
+    assert!(
+        !xdp_attached(&net.host),
+        "no XDP program left on {}",
+        net.host
+    );
+}
+
+/// Whether `ip link` shows an XDP program on `dev`.
+fn xdp_attached(dev: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["-d", "link", "show", "dev", dev])
+        .output()
+        .expect("ip link show");
+    String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+}
+
+#[test]
+fn reload_updates_the_xdp_deny_list_without_reattaching() {
+    let net = Netns::create(3);
+    let (gw, dir) = start(&net, true, false);
+    let [dst, _, polite_src] = addrs(&net, false);
+    let port = gw.public.port().to_string();
+    let denied = r#"edgefn_xdp_packets_total{action="denylisted"}"#;
+    let polite = |count: &str| {
+        net.connflood(&[
+            "polite",
+            "--src",
+            &polite_src,
+            "--dst",
+            &dst,
+            "--port",
+            &port,
+            "--count",
+            count,
+            "--interval",
+            "0",
+        ])
+    };
+    assert_eq!(polite("1")["statuses"][0], 200);
+
+    // Deny the polite address: the next reload rewrites the trie in the live program.
+    let config = dir.path().join("edgefn.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}deny = [\"{polite_src}/32\"]\n")).unwrap();
+    gw.signal("HUP");
+    assert!(
+        gw.wait_log_count("XDP limits updated", 2, Duration::from_secs(10)),
+        "{}",
+        gw.logs()
+    );
+    // Its SYNs are now dropped at XDP; flood briefly from it and watch the counter.
+    let report = net.connflood(&[
+        "flood",
+        "--src",
+        &polite_src,
+        "--dst",
+        &dst,
+        "--port",
+        &port,
+        "--duration",
+        "0.5",
+        "--inflight",
+        "16",
+    ]);
+    assert_eq!(
+        report["connected"], 0,
+        "denied: no handshake completes ({report})"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || metric(&gw, denied) >= 16.0),
+        "denylisted counter: {}",
+        metric(&gw, denied)
+    );
+    assert!(xdp_attached(&net.host));
 }
 
 #[test]
