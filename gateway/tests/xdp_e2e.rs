@@ -461,8 +461,8 @@ fn user_space_fallback_limits_a_connection_flood_when_xdp_is_disabled() {
     assert!(metric(&gw, "edgefn_xdp_tracked_sources") >= 2.0);
 }
 
-#[test]
-fn unattachable_xdp_falls_back_to_user_space_and_says_why() {
+/// Starts edgefn on loopback with XDP enabled on `interface`, through `wrapper`.
+fn start_fallback(wrapper: &[&str], interface: &str) -> (Gateway, tempfile::TempDir) {
     let dir = tempdir();
     write_tree(
         dir.path(),
@@ -470,14 +470,17 @@ fn unattachable_xdp_falls_back_to_user_space_and_says_why() {
             ("functions/.keep", ""),
             (
                 "edgefn.toml",
-                "[xdp]\nenabled = true\ninterface = \"efx-missing0\"\nmode = \"driver\"\n\
-                 new_connections_per_second = 1\nburst = 1\n",
+                &format!(
+                    "[xdp]\nenabled = true\ninterface = \"{interface}\"\nmode = \"driver\"\n\
+                     new_connections_per_second = 1\nburst = 1\n"
+                ),
             ),
         ],
     );
     let config = dir.path().join("edgefn.toml");
     let functions = dir.path().join("functions");
-    let gw = Gateway::try_start_on(
+    let gw = Gateway::try_start_wrapped(
+        wrapper,
         "127.0.0.1:0",
         &[
             "--config",
@@ -488,6 +491,32 @@ fn unattachable_xdp_falls_back_to_user_space_and_says_why() {
         &[],
     )
     .unwrap_or_else(|e| panic!("{e}"));
+    (gw, dir)
+}
+
+#[test]
+fn without_privilege_xdp_falls_back_to_user_space_and_says_why() {
+    // Root without any capability: the kernel refuses to create the maps.
+    let (gw, _dir) = start_fallback(
+        &["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"],
+        "lo",
+    );
+    let ready = client()
+        .get(gw.admin_url("/readyz"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        ready.contains("user-space (cannot load the XDP object")
+            && ready.contains("needs root, or CAP_BPF + CAP_NET_ADMIN"),
+        "the fallback must name its reason: {ready}"
+    );
+}
+
+#[test]
+fn unattachable_xdp_falls_back_to_user_space_and_says_why() {
+    let (gw, _dir) = start_fallback(&[], "efx-missing0");
     let ready = client()
         .get(gw.admin_url("/readyz"))
         .send()

@@ -45,6 +45,27 @@ pub enum XdpError {
     },
 }
 
+impl XdpError {
+    /// The message with every underlying cause (aya nests the errno two levels down), plus a
+    /// hint when the cause is a missing privilege: this is what the fallback line shows.
+    pub fn describe(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            let t = c.to_string();
+            if !text.contains(&t) {
+                text.push_str(": ");
+                text.push_str(&t);
+            }
+            cause = c.source();
+        }
+        if text.contains("Operation not permitted") {
+            text.push_str(" (needs root, or CAP_BPF + CAP_NET_ADMIN)");
+        }
+        text
+    }
+}
+
 /// The compiled object, or why it is missing (see `gateway/build.rs`).
 #[cfg(not(edgefn_no_ebpf))]
 pub fn object() -> Result<&'static [u8], XdpError> {

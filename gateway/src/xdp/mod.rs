@@ -105,7 +105,7 @@ impl ConnectionGuard {
     /// `ports` are the public listener ports whose SYNs are limited.
     pub fn start(cfg: &XdpConfig, ports: &[u16]) -> ConnectionGuard {
         let attached = if cfg.enabled {
-            attach(cfg, ports).map_err(|e| e.to_string())
+            attach(cfg, ports).map_err(|e| e.describe())
         } else {
             Err("xdp.enabled = false".to_string())
         };

@@ -63,7 +63,24 @@ impl Gateway {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Gateway, String> {
-        let mut cmd = Command::new(BIN);
+        Self::try_start_wrapped(&[], listen, extra, env)
+    }
+
+    /// Like [`Gateway::try_start_on`], run through `wrapper` (e.g. `setpriv ... --`).
+    pub fn try_start_wrapped(
+        wrapper: &[&str],
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Gateway, String> {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.arg("serve")
             .args(["--listen", listen, "--admin-listen", "127.0.0.1:0"])
             .args(extra)
