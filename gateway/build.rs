@@ -5,7 +5,8 @@
 //! `rust-src` or `bpf-linker` is missing, this prints a `cargo:warning`, sets
 //! `cfg(edgefn_no_ebpf)` and the reason in `EDGEFN_EBPF_MISSING`, and the binary reports
 //! "XDP program not built into this binary" and falls back to the user-space limiter.
-//! `EDGEFN_REQUIRE_EBPF=1` (CI) turns a missing toolchain into a build error instead.
+//! `EDGEFN_REQUIRE_EBPF=1` (CI) turns a missing toolchain into a build error instead;
+//! `EDGEFN_NO_EBPF=1` skips the eBPF build on purpose (faster builds, fallback checks).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,6 +14,7 @@ use std::process::Command;
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(edgefn_no_ebpf)");
     println!("cargo::rerun-if-env-changed=EDGEFN_REQUIRE_EBPF");
+    println!("cargo::rerun-if-env-changed=EDGEFN_NO_EBPF");
     println!("cargo::rerun-if-env-changed=PATH");
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let root = manifest
@@ -26,7 +28,11 @@ fn main() {
     );
     println!("cargo::rerun-if-changed={}", ebpf_dir.display());
 
-    let result = toolchain(&ebpf_dir).and_then(|tc| build(&ebpf_dir, &tc));
+    let result = if std::env::var("EDGEFN_NO_EBPF").is_ok_and(|v| v == "1") {
+        Err("EDGEFN_NO_EBPF=1 at build time".to_string())
+    } else {
+        toolchain(&ebpf_dir).and_then(|tc| build(&ebpf_dir, &tc))
+    };
     if let Err(why) = result {
         if std::env::var("EDGEFN_REQUIRE_EBPF").is_ok_and(|v| v == "1") {
             panic!("EDGEFN_REQUIRE_EBPF=1 but the XDP program cannot be built: {why}");
