@@ -91,9 +91,25 @@ fn print_errors<E: std::fmt::Display>(what: &str, errors: &[E]) -> i32 {
     1
 }
 
-/// `edgefn hash-key`: wired to the auth module's key hashing.
-pub fn hash_key(basic: bool) -> i32 {
-    let _ = basic;
-    eprintln!("edgefn: hash-key is not available in this build yet");
-    2
+/// `edgefn hash-key`: reads a key (or, with `basic`, `user:password` / a password with
+/// `user`) on stdin and prints the line to store: `sha256:<hex>` (`<id> sha256:<hex>` with
+/// `id`) for api_key keys files, `user:pbkdf2-sha256$...` for basic users. Exit 2 on bad input.
+pub fn hash_key(basic: bool, user: Option<&str>, id: Option<&str>) -> i32 {
+    use std::io::Read;
+    let mut input = Vec::new();
+    let limit = crate::auth::hash_key::MAX_INPUT as u64 + 1;
+    if let Err(e) = std::io::stdin().take(limit).read_to_end(&mut input) {
+        eprintln!("edgefn: cannot read stdin: {e}");
+        return 2;
+    }
+    match crate::auth::hash_key::run(basic, user, id, &input) {
+        Ok(line) => {
+            println!("{line}");
+            0
+        }
+        Err(e) => {
+            eprintln!("edgefn: hash-key: {e}");
+            2
+        }
+    }
 }

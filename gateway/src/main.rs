@@ -55,6 +55,12 @@ enum Command {
         /// Produce a `user:hash` line for auth type "basic".
         #[arg(long)]
         basic: bool,
+        /// With --basic: the user name; stdin then holds only the password.
+        #[arg(long, requires = "basic")]
+        user: Option<String>,
+        /// Without --basic: print a whole keys_file line, `<id> sha256:<hex>`.
+        #[arg(long, conflicts_with = "basic")]
+        id: Option<String>,
     },
 }
 
@@ -85,7 +91,9 @@ fn main() {
             &functions.unwrap_or_else(default_functions_dir),
             &mut std::io::stdout(),
         ),
-        Command::HashKey { basic } => commands::hash_key(basic),
+        Command::HashKey { basic, user, id } => {
+            commands::hash_key(basic, user.as_deref(), id.as_deref())
+        }
     };
     std::process::exit(code);
 }

@@ -162,7 +162,7 @@ fn reload_adds_and_removes_functions_and_keeps_serving_on_errors() {
     write_tree(dir.path(), &[("added/handler.py", HELLO)]);
     let t = Instant::now();
     assert!(
-        wait_until(Duration::from_secs(2), || status("/added") != 404),
+        wait_until(Duration::from_secs(2), || status("/added") == 200),
         "added function not routed within 2 s"
     );
     eprintln!("added after {:?}", t.elapsed());
@@ -189,11 +189,11 @@ fn reload_adds_and_removes_functions_and_keeps_serving_on_errors() {
     );
     assert!(gw.logs().contains("unknown field `timeuot_ms`"));
     assert_eq!(gw.generation(), generation);
-    assert_ne!(status("/hello"), 404);
+    assert_eq!(status("/hello"), 200);
     // POST is still allowed: the old policy, not the half-read new one, is in force.
-    assert_ne!(
+    assert_eq!(
         c.post(gw.url("/hello")).send().unwrap().status().as_u16(),
-        405
+        200
     );
 
     // Fixing the file is picked up.
@@ -409,7 +409,7 @@ fn graceful_shutdown_finishes_the_request_in_flight() {
         text.starts_with("HTTP/1.1 "),
         "no answer to the in-flight request: {text:?}"
     );
-    assert!(!text.starts_with("HTTP/1.1 404"), "{text}");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     let status = gw
         .wait_exit(Duration::from_secs(10))
         .expect("gateway exits");

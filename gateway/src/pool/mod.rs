@@ -1,10 +1,31 @@
-//! Warm runtime worker pools.
+//! Warm runtime worker pools. Flow: reload asks the [`PoolRegistry`] for a pool per
+//! function ([`PoolRegistry::ensure`] reuses the running pool when the spec is unchanged,
+//! else installs dependencies and starts `min` workers); the request path calls
+//! [`Pool::dispatch`], which takes a worker slot, sends one frame and waits for the reply
+//! within the function's timeout; after the new snapshot is stored, pools no longer in it
+//! drain and stop.
 //!
-//! CONTRACT STUB: the runtimes work replaces the body of this module, keeping these names.
+//! Modules: `launch` (embedded runtime scripts, interpreter), `deps` (pip / npm installs),
+//! `worker` (one process and its channel), `function_pool` (slots, queue, healing),
+//! `protocol` (frames), `output` (captured stdout/stderr with secrets masked).
+
+mod deps;
+mod function_pool;
+mod launch;
+mod output;
+pub mod protocol;
+mod worker;
+
+pub use function_pool::Pool;
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::OnceCell;
+
+use launch::Launcher;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
@@ -30,6 +51,9 @@ impl Runtime {
 pub struct RuntimeCommands {
     pub python: Vec<String>,
     pub node: Vec<String>,
+    /// Workers above `workers.min` idle this long are stopped
+    /// (`[runtimes] worker_idle_timeout_ms`).
+    pub idle_timeout: Duration,
 }
 
 impl Default for RuntimeCommands {
@@ -37,12 +61,14 @@ impl Default for RuntimeCommands {
         Self {
             python: vec!["python3".into()],
             node: vec!["node".into()],
+            idle_timeout: function_pool::DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
 
-/// Everything a pool needs about its function, computed at load.
-#[derive(Debug, Clone, PartialEq)]
+/// Everything a pool needs about its function, computed at load. `Debug` never prints
+/// env values (they may be secrets).
+#[derive(Clone, PartialEq)]
 pub struct PoolSpec {
     pub function: Arc<str>,
     pub runtime: Runtime,
@@ -108,46 +134,125 @@ pub enum PoolError {
     Unavailable { reason: Arc<str> },
 }
 
-/// The pool of one function version.
-#[derive(Debug)]
-pub struct Pool {
-    spec: PoolSpec,
-}
-
-impl Pool {
-    pub fn spec(&self) -> &PoolSpec {
-        &self.spec
-    }
-
-    pub async fn dispatch(&self, _req: WorkerRequest) -> Result<WorkerResponse, PoolError> {
-        Err(PoolError::Unavailable {
-            reason: Arc::from("runtimes not built yet"),
-        })
+impl std::fmt::Debug for PoolSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolSpec")
+            .field("function", &self.function)
+            .field("runtime", &self.runtime)
+            .field("handler", &self.handler)
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("min_workers", &self.min_workers)
+            .field("max_workers", &self.max_workers)
+            .field("concurrency", &self.concurrency)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 
 /// All pools; reload asks it for a pool per function and it reuses unchanged ones.
-#[derive(Debug, Default)]
 pub struct PoolRegistry {
-    _commands: RuntimeCommands,
+    commands: RuntimeCommands,
+    launcher: OnceCell<Result<Arc<Launcher>, Arc<str>>>,
+    pools: tokio::sync::Mutex<Vec<Arc<Pool>>>,
+    serial: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for PoolRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolRegistry").finish_non_exhaustive()
+    }
 }
 
 impl PoolRegistry {
     pub fn new(commands: RuntimeCommands) -> Self {
         Self {
-            _commands: commands,
+            commands,
+            launcher: OnceCell::new(),
+            pools: tokio::sync::Mutex::new(Vec::new()),
+            serial: Arc::new(AtomicU64::new(0)),
         }
     }
 
     /// Returns the running pool for an identical spec, or starts a new one (warm to `min`,
     /// dependencies installed). A failure is represented by a pool answering `Unavailable`.
     pub async fn ensure(&self, spec: PoolSpec) -> Arc<Pool> {
-        Arc::new(Pool { spec })
+        let mut pools = self.pools.lock().await;
+        if let Some(p) = pools.iter().find(|p| p.spec() == &spec && !p.is_retired()) {
+            return p.clone();
+        }
+        let pool = Arc::new(self.start(spec).await);
+        pools.push(pool.clone());
+        pool
     }
 
-    /// After a new snapshot is stored: drain and stop the pools not in `live`.
-    pub async fn retire_except(&self, _live: &[Arc<Pool>]) {}
+    async fn start(&self, spec: PoolSpec) -> Pool {
+        let launcher = self
+            .launcher
+            .get_or_init(|| async {
+                Launcher::new(&self.commands)
+                    .await
+                    .map(Arc::new)
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "cannot prepare worker processes");
+                        Arc::from("the gateway cannot start workers; see its log")
+                    })
+            })
+            .await;
+        let launcher = match launcher {
+            Ok(l) => l.clone(),
+            Err(reason) => return Pool::unavailable(spec, reason.clone()),
+        };
+        let interpreter = launcher.interpreter(spec.runtime).to_vec();
+        let deps = match deps::ensure(spec.runtime, &spec.dir, &interpreter).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(
+                    function = %spec.function,
+                    dir = %spec.dir.display(),
+                    error = %e,
+                    "dependency install failed; this function answers 503 until it is fixed"
+                );
+                return Pool::unavailable(
+                    spec,
+                    Arc::from("its dependencies failed to install; see the gateway log"),
+                );
+            }
+        };
+        let masker = output::Masker::new(&spec.secrets);
+        Pool::start(worker::SpawnCtx {
+            spec: Arc::new(spec),
+            launcher,
+            deps,
+            masker,
+            serial: self.serial.clone(),
+            idle_timeout: self.commands.idle_timeout,
+        })
+        .await
+    }
+
+    /// After a new snapshot is stored: drain and stop the pools not in `live`. In-flight
+    /// requests finish on the old workers; the drain runs in the background.
+    pub async fn retire_except(&self, live: &[Arc<Pool>]) {
+        let mut pools = self.pools.lock().await;
+        let (keep, old): (Vec<_>, Vec<_>) = pools
+            .drain(..)
+            .partition(|p| live.iter().any(|l| Arc::ptr_eq(l, p)));
+        *pools = keep;
+        for p in old {
+            tokio::spawn(async move { p.retire().await });
+        }
+    }
 
     /// Graceful shutdown: stop every worker.
-    pub async fn shutdown(&self) {}
+    pub async fn shutdown(&self) {
+        let pools: Vec<_> = self.pools.lock().await.drain(..).collect();
+        let mut all = tokio::task::JoinSet::new();
+        for p in pools {
+            all.spawn(async move { p.retire().await });
+        }
+        while all.join_next().await.is_some() {}
+        if let Some(Ok(l)) = self.launcher.get() {
+            l.cleanup();
+        }
+    }
 }

@@ -1,0 +1,109 @@
+//! Basic policy tests: good, cached, wrong password, unknown user, missing and malformed
+//! headers, realm challenge, config errors that never echo the secret value.
+
+use base64::engine::general_purpose::STANDARD;
+
+use super::*;
+use crate::auth::test_support::{env, headers, req};
+
+fn policy(realm: Option<&str>) -> BasicPolicy {
+    let users = format!(
+        "# demo users\nalice:{}\nbob:{}\n",
+        hash_key::basic_hash(b"wonderland", hash_key::MIN_ITERATIONS),
+        hash_key::basic_hash(b"builder", hash_key::MIN_ITERATIONS)
+    );
+    let cfg = BasicConfig {
+        users: "USERS".into(),
+        realm: realm.map(str::to_owned),
+    };
+    compile(&cfg, &env(&[("USERS", &users)])).unwrap()
+}
+
+fn basic(user_pw: &str) -> String {
+    format!("Basic {}", STANDARD.encode(user_pw))
+}
+
+fn check(p: &BasicPolicy, auth: Option<&str>) -> Result<Identity, AuthFailure> {
+    let h = headers(&auth.map(|a| vec![("authorization", a)]).unwrap_or_default());
+    // The PBKDF2 slots are process-wide and other tests run in parallel: a `busy`
+    // refusal is retried (until a deadline), as a client would.
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match p.verify(&req(&h, b"", 0)) {
+            Err(f) if f.reason == "busy" && Instant::now() < deadline => std::thread::yield_now(),
+            other => return other,
+        }
+    }
+}
+
+#[test]
+fn good_then_cached() {
+    let p = policy(Some("staff"));
+    let id = check(&p, Some(&basic("alice:wonderland"))).unwrap();
+    assert_eq!((id.kind, id.subject.as_deref()), ("basic", Some("alice")));
+    assert_eq!(p.cache.len(), 1);
+    assert_eq!(
+        check(&p, Some(&basic("alice:wonderland")))
+            .unwrap()
+            .subject
+            .as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        check(&p, Some(&basic("bob:builder")))
+            .unwrap()
+            .subject
+            .as_deref(),
+        Some("bob")
+    );
+    // Unpadded base64 is accepted too.
+    let unpadded = format!(
+        "Basic {}",
+        STANDARD.encode("bob:builder").trim_end_matches('=')
+    );
+    assert!(check(&p, Some(&unpadded)).is_ok());
+}
+
+#[test]
+fn failures_carry_the_realm() {
+    let p = policy(Some("staff"));
+    let cases = [
+        (None, "missing"),
+        (Some("Bearer abc".to_owned()), "wrong_scheme"),
+        (Some("Basic !!!".to_owned()), "malformed"),
+        (Some(basic("no-colon")), "malformed"),
+        (Some(basic("alice:wrong")), "bad_password"),
+        (Some(basic("mallory:wonderland")), "unknown_user"),
+        (Some(basic("alice:wonderland ")), "bad_password"),
+    ];
+    for (auth, reason) in cases {
+        let f = check(&p, auth.as_deref()).unwrap_err();
+        assert_eq!(f.reason, reason, "{auth:?}");
+        assert_eq!(
+            f.challenge.unwrap(),
+            r#"Basic realm="staff", charset="UTF-8""#
+        );
+    }
+    assert!(p.cache.is_empty(), "failures are never cached");
+    assert_eq!(p.openapi_scheme()["scheme"], "basic");
+}
+
+#[test]
+fn config_errors_name_line_not_value() {
+    let value = "alice:plaintext-password\nbob:pbkdf2-sha256$10$x$y\n";
+    let cfg = BasicConfig {
+        users: "USERS".into(),
+        realm: Some("bad\"realm".into()),
+    };
+    let errs = compile(&cfg, &env(&[("USERS", value)])).unwrap_err();
+    let text = format!("{errs:?}");
+    assert_eq!(errs.len(), 3, "{text}");
+    assert!(errs.iter().any(|e| e.field == "realm"));
+    assert!(text.contains("line 1") && text.contains("line 2"), "{text}");
+    assert!(!text.contains("plaintext-password"), "{text}");
+    let missing = BasicConfig {
+        users: "NOPE".into(),
+        realm: None,
+    };
+    assert_eq!(compile(&missing, &env(&[])).unwrap_err()[0].field, "users");
+}

@@ -1,0 +1,245 @@
+//! `"type": "hmac"`: webhook signatures over the exact raw body (the gateway reads the
+//! bounded body before this check). Keys are `ring::hmac::Key`s built at reload, one per
+//! env name listed in `secret` (rotation), and every comparison is `ring::hmac::verify`.
+//! Timestamped schemes (Stripe, Slack) refuse stale timestamps and replays.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName};
+use ring::hmac;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::hmac_schemes::{self as schemes, Encoding, SigError};
+use super::replay::ReplayGuard;
+use super::secrets::{self, sha256, OneOrMany};
+use super::{AuthConfigError, AuthFailure, AuthRequest, Identity};
+use crate::catalog::fn_env::FnEnv;
+
+pub const DEFAULT_TOLERANCE_S: u64 = 300;
+pub const MAX_TOLERANCE_S: u64 = 86_400;
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Scheme {
+    Github,
+    Stripe,
+    Slack,
+    Generic,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    Sha256,
+    Sha512,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HmacConfig {
+    pub scheme: Scheme,
+    /// Env name(s) of the signing secret(s).
+    pub secret: OneOrMany,
+    /// Accepted clock skew for Stripe and Slack (default 300 s).
+    pub tolerance_s: Option<u64>,
+    /// `generic` only: the header carrying the signature.
+    pub header: Option<String>,
+    /// `generic` only: `sha256` (default) or `sha512`.
+    pub algorithm: Option<Algorithm>,
+    /// `generic` only: `hex` (default) or `base64`.
+    pub encoding: Option<Encoding>,
+    /// `generic` only: text before the signature, e.g. `sha256=`.
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct HmacPolicy {
+    scheme: Scheme,
+    keys: Vec<(Arc<str>, hmac::Key)>,
+    tolerance_s: u64,
+    header: HeaderName,
+    algorithm: Algorithm,
+    encoding: Encoding,
+    prefix: String,
+    replay: ReplayGuard,
+}
+
+pub fn compile(cfg: &HmacConfig, env: &FnEnv) -> Result<HmacPolicy, Vec<AuthConfigError>> {
+    let mut errors = Vec::new();
+    let timestamped = matches!(cfg.scheme, Scheme::Stripe | Scheme::Slack);
+    let tolerance_s = match cfg.tolerance_s {
+        Some(_) if !timestamped => {
+            errors.push(secrets::err(
+                "tolerance_s",
+                "applies only to schemes \"stripe\" and \"slack\"",
+            ));
+            0
+        }
+        Some(t) if t == 0 || t > MAX_TOLERANCE_S => {
+            errors.push(secrets::err(
+                "tolerance_s",
+                &format!("{t} is out of range; use 1 to {MAX_TOLERANCE_S}"),
+            ));
+            0
+        }
+        Some(t) => t,
+        None => DEFAULT_TOLERANCE_S,
+    };
+    if cfg.scheme != Scheme::Generic {
+        for (field, set) in [
+            ("header", cfg.header.is_some()),
+            ("algorithm", cfg.algorithm.is_some()),
+            ("encoding", cfg.encoding.is_some()),
+            ("prefix", cfg.prefix.is_some()),
+        ] {
+            if set {
+                errors.push(secrets::err(
+                    field,
+                    "applies only to scheme \"generic\"; the named schemes fix it",
+                ));
+            }
+        }
+    }
+    let header = match (cfg.scheme, cfg.header.as_deref()) {
+        (Scheme::Github, _) => HeaderName::from_static("x-hub-signature-256"),
+        (Scheme::Stripe, _) => HeaderName::from_static("stripe-signature"),
+        (Scheme::Slack, _) => HeaderName::from_static("x-slack-signature"),
+        (Scheme::Generic, None) => {
+            errors.push(secrets::err("header", "is required for scheme \"generic\""));
+            HeaderName::from_static("x-signature")
+        }
+        (Scheme::Generic, Some(h)) => HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
+            .unwrap_or_else(|_| {
+                errors.push(secrets::err(
+                    "header",
+                    &format!("{h:?} is not a valid header name"),
+                ));
+                HeaderName::from_static("x-signature")
+            }),
+    };
+    let algorithm = cfg.algorithm.unwrap_or(Algorithm::Sha256);
+    let ring_alg = match algorithm {
+        Algorithm::Sha256 => hmac::HMAC_SHA256,
+        Algorithm::Sha512 => hmac::HMAC_SHA512,
+    };
+    let keys = secrets::resolve(&cfg.secret, env, "secret", &mut errors)
+        .into_iter()
+        .map(|(name, value)| (name, hmac::Key::new(ring_alg, &value)))
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(HmacPolicy {
+        scheme: cfg.scheme,
+        keys,
+        tolerance_s,
+        header,
+        algorithm,
+        encoding: cfg.encoding.unwrap_or(Encoding::Hex),
+        prefix: cfg.prefix.clone().unwrap_or_default(),
+        replay: ReplayGuard::default(),
+    })
+}
+
+impl HmacPolicy {
+    pub fn verify(&self, req: &AuthRequest<'_>) -> Result<Identity, AuthFailure> {
+        let fail = |e: SigError| AuthFailure::new(e.reason());
+        let sig = one_header(req.headers, &self.header);
+        let (name, ts) = match self.scheme {
+            Scheme::Github => {
+                let sig = schemes::parse_github(sig?).map_err(fail)?;
+                (self.check(req.body, &sig)?, None)
+            }
+            Scheme::Generic => {
+                let len = match self.algorithm {
+                    Algorithm::Sha256 => 32,
+                    Algorithm::Sha512 => 64,
+                };
+                let sig =
+                    schemes::parse_generic(sig?, &self.prefix, self.encoding, len).map_err(fail)?;
+                (self.check(req.body, &sig)?, None)
+            }
+            Scheme::Stripe => {
+                let s = schemes::parse_stripe(sig?).map_err(fail)?;
+                self.fresh(s.timestamp, req.now_unix)?;
+                let msg = [s.t_raw.as_bytes(), b".", req.body].concat();
+                let (name, used) =
+                    s.v1.iter()
+                        .find_map(|v| self.check(&msg, v).ok().map(|n| (n, v)))
+                        .ok_or_else(|| AuthFailure::new("bad_signature"))?;
+                (name, Some((s.timestamp, sha256(used))))
+            }
+            Scheme::Slack => {
+                let ts_header = one_header(
+                    req.headers,
+                    &HeaderName::from_static("x-slack-request-timestamp"),
+                );
+                let (sig, ts_raw, ts) =
+                    schemes::parse_slack(sig.ok(), ts_header.ok()).map_err(fail)?;
+                self.fresh(ts, req.now_unix)?;
+                let name =
+                    self.check(&[b"v0:", ts_raw.as_bytes(), b":", req.body].concat(), &sig)?;
+                (name, Some((ts, sha256(&sig))))
+            }
+        };
+        if let Some((ts, digest)) = ts {
+            if !self
+                .replay
+                .first_use(digest, req.now_unix, ts.saturating_add(self.tolerance_s))
+            {
+                return Err(AuthFailure::new("replayed"));
+            }
+        }
+        Ok(Identity {
+            kind: "hmac",
+            subject: Some(name.clone()),
+        })
+    }
+
+    fn fresh(&self, ts: u64, now: u64) -> Result<(), AuthFailure> {
+        if ts.abs_diff(now) > self.tolerance_s {
+            Err(AuthFailure::new("stale_timestamp"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The env name of the key that signed `msg` as `sig`.
+    fn check(&self, msg: &[u8], sig: &[u8]) -> Result<&Arc<str>, AuthFailure> {
+        self.keys
+            .iter()
+            .find(|(_, key)| hmac::verify(key, msg, sig).is_ok())
+            .map(|(name, _)| name)
+            .ok_or_else(|| AuthFailure::new("bad_signature"))
+    }
+
+    pub fn openapi_scheme(&self) -> serde_json::Value {
+        let description = match self.scheme {
+            Scheme::Github => "GitHub webhook signature: `sha256=<hex>` HMAC-SHA256 of the raw body".to_owned(),
+            Scheme::Stripe => format!("Stripe webhook signature: `t=<unix>,v1=<hex>` HMAC-SHA256 of `<t>.<body>`, timestamps within {} s", self.tolerance_s),
+            Scheme::Slack => format!("Slack request signature: `v0=<hex>` HMAC-SHA256 of `v0:<timestamp>:<body>` with X-Slack-Request-Timestamp within {} s", self.tolerance_s),
+            Scheme::Generic => format!(
+                "HMAC-{} of the raw body, {}-encoded{}",
+                match self.algorithm { Algorithm::Sha256 => "SHA256", Algorithm::Sha512 => "SHA512" },
+                match self.encoding { Encoding::Hex => "hex", Encoding::Base64 => "base64" },
+                if self.prefix.is_empty() { String::new() } else { format!(", prefixed by `{}`", self.prefix) }
+            ),
+        };
+        json!({"type": "apiKey", "in": "header", "name": self.header.as_str(), "description": description})
+    }
+}
+
+/// The single value of `name`: absent is `Missing`, repeated is `Malformed`.
+fn one_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<&'a [u8], AuthFailure> {
+    let mut it = headers.get_all(name).iter();
+    match (it.next(), it.next()) {
+        (None, _) => Err(AuthFailure::new(SigError::Missing.reason())),
+        (Some(v), None) => Ok(v.as_bytes()),
+        (Some(_), Some(_)) => Err(AuthFailure::new(SigError::Malformed.reason())),
+    }
+}
+
+#[cfg(test)]
+#[path = "hmac_tests.rs"]
+mod tests;

@@ -1,0 +1,226 @@
+//! Per-function dependencies: `requirements.txt` → `pip install --target`, `package.json`
+//! → `npm install --omit=dev`, each into a cache directory named by the digest of the
+//! manifest (and lock file), so an install happens once per content, at load, never per
+//! request, and never writes into the watched functions tree.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use ring::digest;
+use tokio::process::Command;
+
+use super::Runtime;
+
+/// An install that takes longer than this is abandoned (the function reports the error).
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
+/// Keep the tail of the installer's output for the error message.
+const OUTPUT_TAIL: usize = 2000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DepsError {
+    #[error("cannot read {file}: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot prepare {dir}: {source}")]
+    Dir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot run `{program}`: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("`{command}` did not finish within {} s", INSTALL_TIMEOUT.as_secs())]
+    Timeout { command: String },
+    #[error("`{command}` failed ({status}); its output ends with:\n{output}")]
+    Failed {
+        command: String,
+        status: std::process::ExitStatus,
+        output: String,
+    },
+}
+
+/// Environment additions that make the installed packages importable.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DepsEnv {
+    pub vars: Vec<(&'static str, PathBuf)>,
+}
+
+/// Where installs are cached: `$EDGEFN_CACHE_DIR`, else `$XDG_CACHE_HOME/edgefn`, else
+/// `~/.cache/edgefn`, else the temp dir.
+pub fn cache_root() -> PathBuf {
+    if let Some(d) = std::env::var_os("EDGEFN_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("edgefn");
+    }
+    if let Some(d) = std::env::var_os("HOME") {
+        return PathBuf::from(d).join(".cache/edgefn");
+    }
+    std::env::temp_dir().join("edgefn-cache")
+}
+
+/// Installs the function's dependencies if it declares any; returns the env to add.
+pub async fn ensure(
+    runtime: Runtime,
+    dir: &Path,
+    interpreter: &[String],
+) -> Result<DepsEnv, DepsError> {
+    match runtime {
+        Runtime::Python => python(dir, interpreter).await,
+        Runtime::Node => node(dir).await,
+    }
+}
+
+async fn python(dir: &Path, interpreter: &[String]) -> Result<DepsEnv, DepsError> {
+    let manifest = dir.join("requirements.txt");
+    if !manifest.is_file() {
+        return Ok(DepsEnv::default());
+    }
+    let key = digest_of(&[&manifest], interpreter)?;
+    let target = cache_root().join("python").join(&key);
+    if !target.join(".complete").is_file() {
+        let tmp = fresh_tmp(&target)?;
+        let mut cmd = Command::new(&interpreter[0]);
+        cmd.args(&interpreter[1..])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(["--no-input", "--target"])
+            .arg(&tmp)
+            .arg("-r")
+            .arg(&manifest)
+            .current_dir(dir)
+            .env("PIP_NO_CACHE_DIR", "1");
+        run(cmd, "pip install -r requirements.txt").await?;
+        finish(&tmp, &target)?;
+    }
+    Ok(DepsEnv {
+        vars: vec![("PYTHONPATH", target)],
+    })
+}
+
+async fn node(dir: &Path) -> Result<DepsEnv, DepsError> {
+    let manifest = dir.join("package.json");
+    if !manifest.is_file() {
+        return Ok(DepsEnv::default());
+    }
+    let lock = dir.join("package-lock.json");
+    let files: Vec<&Path> = if lock.is_file() {
+        vec![&manifest, &lock]
+    } else {
+        vec![&manifest]
+    };
+    let key = digest_of(&files, &[])?;
+    let target = cache_root().join("node").join(&key);
+    if !target.join(".complete").is_file() {
+        let tmp = fresh_tmp(&target)?;
+        for f in &files {
+            let to = tmp.join(f.file_name().expect("manifest has a name"));
+            std::fs::copy(f, &to).map_err(|source| DepsError::Dir {
+                dir: tmp.clone(),
+                source,
+            })?;
+        }
+        let mut cmd = Command::new("npm");
+        cmd.args([
+            "install",
+            "--omit=dev",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+        ])
+        .current_dir(&tmp);
+        run(cmd, "npm install --omit=dev").await?;
+        finish(&tmp, &target)?;
+    }
+    Ok(DepsEnv {
+        vars: vec![("NODE_PATH", target.join("node_modules"))],
+    })
+}
+
+fn digest_of(files: &[&Path], salt: &[String]) -> Result<String, DepsError> {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for s in salt {
+        ctx.update(s.as_bytes());
+        ctx.update(&[0]);
+    }
+    for f in files {
+        let bytes = std::fs::read(f).map_err(|source| DepsError::Read {
+            file: f.to_path_buf(),
+            source,
+        })?;
+        ctx.update(&(bytes.len() as u64).to_be_bytes());
+        ctx.update(&bytes);
+    }
+    Ok(hex::encode(&ctx.finish().as_ref()[..12]))
+}
+
+fn fresh_tmp(target: &Path) -> Result<PathBuf, DepsError> {
+    let tmp = target.with_extension(format!("tmp{}", std::process::id()));
+    let err = |source| DepsError::Dir {
+        dir: tmp.clone(),
+        source,
+    };
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(err)?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(err)?;
+    Ok(tmp)
+}
+
+/// Publishes a finished install atomically (rename), marking it complete.
+fn finish(tmp: &Path, target: &Path) -> Result<(), DepsError> {
+    let err = |source| DepsError::Dir {
+        dir: target.to_path_buf(),
+        source,
+    };
+    std::fs::write(tmp.join(".complete"), b"").map_err(err)?;
+    if target.exists() {
+        std::fs::remove_dir_all(target).map_err(err)?;
+    }
+    std::fs::rename(tmp, target).map_err(err)
+}
+
+async fn run(mut cmd: Command, what: &str) -> Result<(), DepsError> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let program = format!("{:?}", cmd.as_std().get_program());
+    let child = cmd
+        .spawn()
+        .map_err(|source| DepsError::Spawn { program, source })?;
+    let out = tokio::time::timeout(INSTALL_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| DepsError::Timeout {
+            command: what.into(),
+        })?
+        .map_err(|source| DepsError::Spawn {
+            program: what.into(),
+            source,
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stdout));
+    let start = text.len().saturating_sub(OUTPUT_TAIL);
+    let start = (start..text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(text.len());
+    Err(DepsError::Failed {
+        command: what.into(),
+        status: out.status,
+        output: text[start..].trim().to_owned(),
+    })
+}

@@ -1,0 +1,348 @@
+//! The framed channel between the gateway and a worker (runtimes/PROTOCOL.md):
+//! `u32 total | u32 header_len | JSON header | raw body`. The request header is serialised
+//! straight from the request parts (no intermediate map); sizes are checked before a
+//! single byte of a frame is allocated.
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::{AuthContext, WorkerRequest, WorkerResponse};
+
+/// Largest response body a worker may send, plus room for its header.
+pub const MAX_RESPONSE_BODY: u32 = 64 << 20;
+pub const MAX_HEADER: u32 = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("the worker closed its channel")]
+    Closed,
+    #[error("channel read failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("frame of {total} bytes exceeds the limit")]
+    TooLarge { total: u32 },
+    #[error("malformed frame: {0}")]
+    Malformed(&'static str),
+    #[error("frame header is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Reads one frame; `Closed` on a clean EOF at a frame boundary.
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Bytes, Bytes), FrameError> {
+    let mut head = [0u8; 8];
+    match r.read_exact(&mut head).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
+        Err(e) => return Err(e.into()),
+    }
+    let total = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+    let hlen = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+    if total > MAX_RESPONSE_BODY + MAX_HEADER {
+        return Err(FrameError::TooLarge { total });
+    }
+    if total < 4 || hlen > total - 4 || hlen > MAX_HEADER {
+        return Err(FrameError::Malformed("header length out of range"));
+    }
+    let mut buf = BytesMut::zeroed((total - 4) as usize);
+    r.read_exact(&mut buf).await?;
+    let mut buf = buf.freeze();
+    let body = buf.split_off(hlen as usize);
+    Ok((buf, body))
+}
+
+/// Builds one frame: prefix, header JSON and (when small) the body in one buffer so a
+/// request is a single write; large bodies are returned separately to avoid the copy.
+pub fn encode(header: &impl Serialize, body: &Bytes) -> (Vec<u8>, Option<Bytes>) {
+    const INLINE_BODY: usize = 16 << 10;
+    let mut out = Vec::with_capacity(512 + body.len().min(INLINE_BODY));
+    out.extend_from_slice(&[0u8; 8]);
+    serde_json::to_writer(&mut out, header).expect("serialising to a Vec cannot fail");
+    let hlen = (out.len() - 8) as u32;
+    let total = 4 + hlen + body.len() as u32;
+    out[0..4].copy_from_slice(&total.to_be_bytes());
+    out[4..8].copy_from_slice(&hlen.to_be_bytes());
+    if body.len() <= INLINE_BODY {
+        out.extend_from_slice(body);
+        (out, None)
+    } else {
+        (out, Some(body.clone()))
+    }
+}
+
+#[derive(Serialize)]
+pub struct Init<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: &'a str,
+    pub env: EnvRef<'a>,
+}
+
+pub struct EnvRef<'a>(pub &'a [(String, String)]);
+
+impl Serialize for EnvRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// `{"type":"req","id":..,"binary":..,"event":{...}}` borrowed from the request.
+pub struct RequestHeader<'a> {
+    pub id: u64,
+    pub function: &'a str,
+    pub req: &'a WorkerRequest,
+}
+
+impl Serialize for RequestHeader<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("type", "req")?;
+        m.serialize_entry("id", &self.id)?;
+        m.serialize_entry("binary", &std::str::from_utf8(&self.req.body).is_err())?;
+        m.serialize_entry(
+            "event",
+            &Event {
+                function: self.function,
+                req: self.req,
+            },
+        )?;
+        m.end()
+    }
+}
+
+struct Event<'a> {
+    function: &'a str,
+    req: &'a WorkerRequest,
+}
+
+impl Serialize for Event<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.req;
+        let mut m = s.serialize_map(Some(6))?;
+        m.serialize_entry("method", r.method.as_str())?;
+        m.serialize_entry("path", &r.path)?;
+        m.serialize_entry("query", &Query(r.query.as_deref().unwrap_or("")))?;
+        m.serialize_entry("params", &Params(&r.params))?;
+        m.serialize_entry("headers", &Headers(&r.headers))?;
+        m.serialize_entry(
+            "context",
+            &Context {
+                request_id: &r.request_id,
+                function: self.function,
+                auth: AuthRef(&r.auth),
+            },
+        )?;
+        m.end()
+    }
+}
+
+/// Decoded query string; a repeated name keeps its last value in both runtimes.
+struct Query<'a>(&'a str);
+
+impl Serialize for Query<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(form_urlencoded::parse(self.0.as_bytes()))
+    }
+}
+
+struct Params<'a>(&'a [(String, String)]);
+
+impl Serialize for Params<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// Lower-cased names (hyper already stores them so); repeated headers joined with ", ".
+struct Headers<'a>(&'a HeaderMap);
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.keys_len()))?;
+        for name in self.0.keys() {
+            let mut values = self.0.get_all(name).iter();
+            let first = values.next().map(|v| String::from_utf8_lossy(v.as_bytes()));
+            let Some(first) = first else { continue };
+            let rest: Vec<_> = values
+                .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                .collect();
+            if rest.is_empty() {
+                m.serialize_entry(name.as_str(), &first)?;
+            } else {
+                let mut joined = first.into_owned();
+                for v in rest {
+                    joined.push_str(", ");
+                    joined.push_str(&v);
+                }
+                m.serialize_entry(name.as_str(), &joined)?;
+            }
+        }
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+struct Context<'a> {
+    request_id: &'a str,
+    function: &'a str,
+    auth: AuthRef<'a>,
+}
+
+struct AuthRef<'a>(&'a AuthContext);
+
+impl Serialize for AuthRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("type", self.0.kind)?;
+        m.serialize_entry("subject", &self.0.subject.as_deref())?;
+        m.end()
+    }
+}
+
+/// Any frame a worker sends, by its `type`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FromWorker {
+    Ready {
+        pid: u32,
+    },
+    Fatal {
+        error: String,
+    },
+    Res {
+        id: u64,
+        status: i64,
+        #[serde(default)]
+        headers: Vec<(String, String)>,
+    },
+    Err {
+        id: u64,
+        kind: String,
+    },
+}
+
+/// Validates a handler's answer: status range, header syntax, and no framing headers
+/// (the gateway owns Content-Length, Transfer-Encoding and Connection).
+pub fn response(
+    status: i64,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+) -> Result<WorkerResponse, &'static str> {
+    if !(100..=599).contains(&status) {
+        return Err("status outside 100-599");
+    }
+    let status = StatusCode::from_u16(status as u16).map_err(|_| "status outside 100-599")?;
+    let mut map = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| "invalid header name")?;
+        let value = HeaderValue::from_str(&value).map_err(|_| "invalid header value")?;
+        if matches!(
+            name.as_str(),
+            "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "upgrade"
+        ) {
+            continue;
+        }
+        map.append(name, value);
+    }
+    Ok(WorkerResponse {
+        status,
+        headers: map,
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn request(body: &'static [u8]) -> WorkerRequest {
+        let mut headers = HeaderMap::new();
+        headers.append("x-a", HeaderValue::from_static("1"));
+        headers.append("x-a", HeaderValue::from_static("2"));
+        WorkerRequest {
+            request_id: Arc::from("rid"),
+            method: http::Method::POST,
+            path: "/p/7".into(),
+            query: Some("a=1&b=x%20y&a=3".into()),
+            params: vec![("id".into(), "7".into())],
+            headers,
+            body: Bytes::from_static(body),
+            auth: AuthContext {
+                kind: "api_key",
+                subject: Some(Arc::from("k1")),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn request_frame_round_trips() {
+        let req = request(b"\xff\x00");
+        let (mut frame, rest) = encode(
+            &RequestHeader {
+                id: 9,
+                function: "p/[id]",
+                req: &req,
+            },
+            &req.body,
+        );
+        assert!(rest.is_none());
+        let (header, body) = read_frame(&mut frame.as_slice()).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&header).unwrap();
+        assert_eq!(v["id"], 9);
+        assert_eq!(v["binary"], true);
+        assert_eq!(v["event"]["query"]["b"], "x y");
+        assert_eq!(v["event"]["query"]["a"], "3");
+        assert_eq!(v["event"]["params"]["id"], "7");
+        assert_eq!(v["event"]["headers"]["x-a"], "1, 2");
+        assert_eq!(v["event"]["context"]["auth"]["subject"], "k1");
+        assert_eq!(v["event"]["context"]["function"], "p/[id]");
+        assert_eq!(&body[..], b"\xff\x00");
+        frame.clear();
+    }
+
+    #[tokio::test]
+    async fn oversized_frames_are_refused_before_allocation() {
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&u32::MAX.to_be_bytes());
+        frame.extend_from_slice(&2u32.to_be_bytes());
+        assert!(matches!(
+            read_frame(&mut frame.as_slice()).await,
+            Err(FrameError::TooLarge { .. })
+        ));
+        let mut bad = Vec::new();
+        bad.extend_from_slice(&10u32.to_be_bytes());
+        bad.extend_from_slice(&20u32.to_be_bytes());
+        assert!(matches!(
+            read_frame(&mut bad.as_slice()).await,
+            Err(FrameError::Malformed(_))
+        ));
+        assert!(matches!(
+            read_frame(&mut [].as_slice()).await,
+            Err(FrameError::Closed)
+        ));
+    }
+
+    #[test]
+    fn responses_are_validated() {
+        assert!(response(99, vec![], Bytes::new()).is_err());
+        assert!(response(600, vec![], Bytes::new()).is_err());
+        assert!(response(200, vec![("bad name".into(), "v".into())], Bytes::new()).is_err());
+        assert!(response(200, vec![("x".into(), "a\nb".into())], Bytes::new()).is_err());
+        let ok = response(
+            201,
+            vec![
+                ("set-cookie".into(), "a=1".into()),
+                ("set-cookie".into(), "b=2".into()),
+                ("content-length".into(), "999".into()),
+            ],
+            Bytes::from_static(b"hi"),
+        )
+        .unwrap();
+        assert_eq!(ok.status, 201);
+        assert_eq!(ok.headers.get_all("set-cookie").iter().count(), 2);
+        assert!(ok.headers.get("content-length").is_none());
+    }
+}

@@ -1,0 +1,671 @@
+//! Warm workers end to end: the real binary, real python3 and node processes. Every event
+//! field in both runtimes, binary bodies, handler errors, timeouts, crashes and healing,
+//! pool growth, warm reuse, secret masking, bad responses, overload, dependencies and code
+//! reloads.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{client, tempdir, wait_until, write_tree, Gateway};
+
+const SECRET: &str = "s3cr3t-value-never-logged";
+
+const PY_ECHO: &str = r#"
+import os
+
+def handler(event):
+    return {"status": 200, "headers": {"x-pid": str(os.getpid())}, "body": event}
+"#;
+
+const NODE_ECHO: &str = r#"
+exports.handler = async (event) => ({
+  status: 200,
+  headers: { 'x-pid': String(process.pid) },
+  body: event,
+});
+"#;
+
+fn env_json() -> String {
+    format!(r#"{{"PLAIN": "visible", "TOKEN": {{"value": "{SECRET}", "is_secret": true}}}}"#)
+}
+
+fn echo_tree() -> tempfile::TempDir {
+    let dir = tempdir();
+    let env = env_json();
+    write_tree(
+        dir.path(),
+        &[
+            ("py/echo/[id]/handler.py", PY_ECHO),
+            ("py/echo/[id]/fn.env.json", &env),
+            ("node/echo/[id]/handler.js", NODE_ECHO),
+            ("node/echo/[id]/fn.env.json", &env),
+            // An `async def` handler on a concurrency-1 worker.
+            (
+                "other/handler.py",
+                "async def handler(event):\n    return {'status': 200, 'body': event}\n",
+            ),
+        ],
+    );
+    dir
+}
+
+fn check_event(gw: &Gateway, prefix: &str, function: &str) {
+    let resp = client()
+        .post(gw.url(&format!("{prefix}/42?a=1&b=x%20y")))
+        .header("X-Custom-Header", "Value")
+        .body("hello body")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", gw.logs());
+    let rid = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    let e: Value = resp.json().unwrap();
+    assert_eq!(e["method"], "POST");
+    assert_eq!(e["path"], format!("{prefix}/42"));
+    assert_eq!(e["query"]["a"], "1");
+    assert_eq!(e["query"]["b"], "x y");
+    assert_eq!(e["params"]["id"], "42");
+    assert_eq!(e["headers"]["x-custom-header"], "Value");
+    assert!(e["headers"].get("X-Custom-Header").is_none());
+    assert_eq!(e["body"], "hello body");
+    assert!(e.get("body_base64").is_none() || e["body_base64"].is_null());
+    assert_eq!(e["env"]["PLAIN"], "visible");
+    assert_eq!(
+        e["env"]["TOKEN"], SECRET,
+        "the function itself may read its secret"
+    );
+    assert_eq!(e["context"]["request_id"], rid);
+    assert_eq!(e["context"]["function"], function);
+    assert_eq!(e["context"]["auth"]["type"], "none");
+    assert!(e["context"]["auth"]["subject"].is_null());
+}
+
+#[test]
+fn every_event_field_in_both_runtimes_and_env_is_per_function() {
+    let dir = echo_tree();
+    let gw = Gateway::start(dir.path());
+    check_event(&gw, "/py/echo", "py/echo/[id]");
+    check_event(&gw, "/node/echo", "node/echo/[id]");
+    // Another function does not see this function's env.
+    let other: Value = client()
+        .get(gw.url("/other"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(other["env"], serde_json::json!({}));
+}
+
+#[test]
+fn binary_bodies_round_trip_in_both_runtimes() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "py/handler.py",
+                "def handler(event):\n    assert event['body'] is None\n    return {'status': 200, 'body': {'is_base64': True, 'body': event['body_base64']}}\n",
+            ),
+            (
+                "node/handler.js",
+                "exports.handler = async (e) => { if (e.body !== null) throw new Error('body'); return {status: 200, body: {is_base64: true, body: e.body_base64}}; };\n",
+            ),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    let payload: Vec<u8> = (0..=255u8).rev().chain(0..=255u8).collect();
+    for path in ["/py", "/node"] {
+        let resp = client()
+            .post(gw.url(path))
+            .body(payload.clone())
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}: {}", gw.logs());
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/octet-stream",
+            "{path}"
+        );
+        assert_eq!(resp.bytes().unwrap().to_vec(), payload, "{path}");
+    }
+}
+
+#[test]
+fn raising_handler_is_502_without_trace_and_logged_with_function() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "boom/handler.py",
+                "def handler(event):\n    raise ValueError('kaboom-detail')\n",
+            ),
+            (
+                "boomjs/handler.js",
+                "exports.handler = async () => { throw new Error('kaboom-js'); };\n",
+            ),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    for (path, detail) in [("/boom", "kaboom-detail"), ("/boomjs", "kaboom-js")] {
+        let resp = client().get(gw.url(path)).send().unwrap();
+        assert_eq!(resp.status(), 502);
+        let body = resp.text().unwrap();
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert!(v["error"].is_string() && v["request_id"].is_string());
+        assert!(!body.contains(detail) && !body.contains("Traceback") && !body.contains("at "));
+        assert!(gw.wait_log(detail, Duration::from_secs(5)), "{}", gw.logs());
+    }
+    let logs = gw.logs();
+    let line = logs.lines().find(|l| l.contains("kaboom-detail")).unwrap();
+    assert!(
+        line.contains("boom"),
+        "function name on the captured line: {line}"
+    );
+    // The worker survives a raised exception: the next request is served by the same pid.
+    assert_eq!(gw.logs().matches("worker stopped").count(), 0);
+}
+
+#[test]
+fn timeout_is_504_and_the_next_request_is_served() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "slow/handler.py",
+                "import time\n\ndef handler(event):\n    if event['query'].get('sleep'):\n        time.sleep(30)\n    return {'status': 200, 'body': 'fast'}\n",
+            ),
+            (
+                "slow/fn.config.json",
+                r#"{"timeout_ms": 400, "workers": {"min": 1, "max": 1}}"#,
+            ),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    let started = Instant::now();
+    let resp = client().get(gw.url("/slow?sleep=1")).send().unwrap();
+    assert_eq!(resp.status(), 504);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let v: Value = resp.json().unwrap();
+    assert!(v["error"].as_str().unwrap().contains("400 ms"));
+    let next = client().get(gw.url("/slow")).send().unwrap();
+    assert_eq!(next.status(), 200);
+    assert_eq!(next.text().unwrap(), "fast");
+    let metrics = client()
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains(r#"edgefn_worker_restarts_total{function="slow",cause="timeout"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn exiting_handler_is_502_then_the_pool_heals() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "die/handler.py",
+                "import os\n\ndef handler(event):\n    if event['query'].get('die'):\n        os._exit(3)\n    return {'status': 200, 'body': str(os.getpid())}\n",
+            ),
+            (
+                "diejs/handler.js",
+                "exports.handler = async (e) => { if (e.query.die) process.exit(4); return {status: 200, body: String(process.pid)}; };\n",
+            ),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    for path in ["/die", "/diejs"] {
+        let before = client().get(gw.url(path)).send().unwrap().text().unwrap();
+        let resp = client()
+            .get(gw.url(&format!("{path}?die=1")))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 502, "{path}");
+        let after = client().get(gw.url(path)).send().unwrap();
+        assert_eq!(after.status(), 200, "{path} healed: {}", gw.logs());
+        assert_ne!(
+            after.text().unwrap(),
+            before,
+            "{path}: a new worker process"
+        );
+    }
+}
+
+#[test]
+fn thirty_two_concurrent_requests_spread_over_four_workers() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "work/handler.py",
+                "import os, time\n\ndef handler(event):\n    time.sleep(0.25)\n    return {'status': 200, 'body': str(os.getpid())}\n",
+            ),
+            (
+                "work/fn.config.json",
+                r#"{"workers": {"min": 1, "max": 4}, "timeout_ms": 20000}"#,
+            ),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    let url = gw.url("/work");
+    let serial = Duration::from_millis(250 * 32);
+    let started = Instant::now();
+    let pids: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..32)
+            .map(|_| {
+                let url = url.clone();
+                s.spawn(move || {
+                    let r = client().get(url).send().unwrap();
+                    assert_eq!(r.status(), 200);
+                    r.text().unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let elapsed = started.elapsed();
+    let distinct: HashSet<_> = pids.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        4,
+        "grew to exactly max=4 workers: {distinct:?}"
+    );
+    // Four workers: about a quarter of the serial time (never less), plus worker starts.
+    assert!(elapsed >= serial / 4, "{elapsed:?}");
+    assert!(elapsed < serial / 2, "{elapsed:?} vs serial {serial:?}");
+}
+
+#[test]
+fn sequential_requests_reuse_one_warm_worker_and_node_serves_concurrently() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "warm/handler.py",
+                "import os\n\ndef handler(event):\n    return {'status': 200, 'body': str(os.getpid())}\n",
+            ),
+            (
+                "conc/handler.js",
+                "exports.handler = async () => { await new Promise(r => setTimeout(r, 300)); return {status: 200, body: String(process.pid)}; };\n",
+            ),
+            (
+                "conc/fn.config.json",
+                r#"{"workers": {"min": 1, "max": 1}, "concurrency": 16}"#,
+            ),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    let pids: HashSet<String> = (0..10)
+        .map(|_| {
+            client()
+                .get(gw.url("/warm"))
+                .send()
+                .unwrap()
+                .text()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(pids.len(), 1, "one warm worker served all: {pids:?}");
+    let url = gw.url("/conc");
+    let started = Instant::now();
+    let pids: HashSet<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| {
+                let url = url.clone();
+                s.spawn(move || client().get(url).send().unwrap().text().unwrap())
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(pids.len(), 1);
+    assert!(
+        started.elapsed() < Duration::from_millis(300 * 8 / 2),
+        "8 requests ran at once on one Node worker: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn secrets_are_masked_in_captured_output_and_absent_elsewhere() {
+    let dir = tempdir();
+    let env = env_json();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "leaky/handler.py",
+                "import sys\n\ndef handler(event):\n    print('token is', event['env']['TOKEN'])\n    print('plain is', event['env']['PLAIN'], file=sys.stderr)\n    raise RuntimeError('failed with ' + event['env']['TOKEN'])\n",
+            ),
+            ("leaky/fn.env.json", &env),
+            (
+                "leakyjs/handler.js",
+                "exports.handler = async (e) => { console.log('js token', e.env.TOKEN); return {status: 200, body: 'ok'}; };\n",
+            ),
+            ("leakyjs/fn.env.json", &env),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    let resp = client().get(gw.url("/leaky")).send().unwrap();
+    assert_eq!(resp.status(), 502);
+    assert!(!resp.text().unwrap().contains(SECRET));
+    assert_eq!(
+        client().get(gw.url("/leakyjs")).send().unwrap().status(),
+        200
+    );
+    assert!(
+        gw.wait_log("token is ***", Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
+    assert!(gw.wait_log("js token ***", Duration::from_secs(5)));
+    assert!(gw.wait_log("failed with ***", Duration::from_secs(5)));
+    assert!(gw.wait_log("plain is visible", Duration::from_secs(5)));
+    let openapi = client()
+        .get(gw.url("/_fn/openapi.json"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let metrics = client()
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    for (what, text) in [
+        ("log", gw.logs()),
+        ("openapi", openapi),
+        ("metrics", metrics),
+    ] {
+        assert!(!text.contains(SECRET), "secret leaked into the {what}");
+    }
+}
+
+#[test]
+fn invalid_responses_are_502() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "bad/handler.py",
+                "def handler(event):\n    kind = event['query']['kind']\n    if kind == 'status':\n        return {'status': 700, 'body': 'x'}\n    if kind == 'header':\n        return {'status': 200, 'headers': {'x-a': 'a\\nb'}, 'body': 'x'}\n    if kind == 'type':\n        return {'status': 200, 'body': object()}\n    if kind == 'b64':\n        return {'status': 200, 'body': {'is_base64': True, 'body': '%%%'}}\n    return {'status': '200', 'body': 'x'}\n",
+            ),
+            (
+                "badjs/handler.js",
+                "exports.handler = async (e) => e.query.kind === 'status' ? {status: 42} : {status: 200, headers: {'bad name': 'v'}};\n",
+            ),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    for q in ["status", "header", "type", "b64", "str"] {
+        let resp = client()
+            .get(gw.url(&format!("/bad?kind={q}")))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 502, "kind={q}");
+        let v: Value = resp.json().unwrap();
+        assert!(
+            v["error"].as_str().unwrap().contains("invalid response"),
+            "{v}"
+        );
+    }
+    for q in ["status", "name"] {
+        let resp = client()
+            .get(gw.url(&format!("/badjs?kind={q}")))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 502, "js kind={q}");
+    }
+    // The worker was not replaced for a bad return value: still serving.
+    let ok = client().get(gw.url("/bad?kind=status")).send().unwrap();
+    assert_eq!(ok.status(), 502);
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "busy/handler.py",
+                "import time\n\ndef handler(event):\n    time.sleep(0.5)\n    return {'status': 200, 'body': 'ok'}\n",
+            ),
+            (
+                "busy/fn.config.json",
+                r#"{"workers": {"min": 1, "max": 1}, "timeout_ms": 60000}"#,
+            ),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    let url = gw.url("/busy");
+    // One slot, 32 queue places: of 40 simultaneous requests some must be refused.
+    let results: Vec<(u16, Option<String>)> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..40)
+            .map(|_| {
+                let url = url.clone();
+                s.spawn(move || {
+                    let r = client()
+                        .get(url)
+                        .timeout(Duration::from_secs(60))
+                        .send()
+                        .unwrap();
+                    let ra = r
+                        .headers()
+                        .get("retry-after")
+                        .map(|v| v.to_str().unwrap().to_owned());
+                    (r.status().as_u16(), ra)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let refused: Vec<_> = results.iter().filter(|(s, _)| *s == 503).collect();
+    assert!(!refused.is_empty(), "{results:?}");
+    assert!(refused.iter().all(|(_, ra)| ra.as_deref() == Some("1")));
+    assert!(results.iter().all(|(s, _)| *s == 200 || *s == 503));
+}
+
+#[test]
+fn code_change_starts_a_new_pool_while_in_flight_requests_finish_on_the_old() {
+    let dir = tempdir();
+    let v1 = "import time\n\ndef handler(event):\n    if event['query'].get('slow'):\n        time.sleep(1.5)\n    return {'status': 200, 'body': 'v1'}\n";
+    write_tree(dir.path(), &[("ver/handler.py", v1)]);
+    let gw = Gateway::start(dir.path());
+    let generation = gw.generation();
+    let url = gw.url("/ver?slow=1");
+    std::thread::scope(|s| {
+        let inflight = s.spawn(move || client().get(url).send().unwrap().text().unwrap());
+        // The slow request is on the worker once the pool reports it busy.
+        assert!(wait_until(Duration::from_secs(5), || {
+            client()
+                .get(gw.admin_url("/metrics"))
+                .send()
+                .unwrap()
+                .text()
+                .unwrap()
+                .contains(r#"edgefn_workers{function="ver",state="busy"} 1"#)
+        }));
+        write_tree(
+            dir.path(),
+            &[("ver/handler.py", &v1.replace("'v1'", "'v2'"))],
+        );
+        assert!(wait_until(Duration::from_secs(10), || gw.generation() > generation));
+        assert_eq!(
+            client().get(gw.url("/ver")).send().unwrap().text().unwrap(),
+            "v2"
+        );
+        assert_eq!(inflight.join().unwrap(), "v1");
+    });
+}
+
+#[test]
+fn dependencies_install_once_and_a_failure_only_affects_its_function() {
+    let cache = tempdir();
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("withdeps/requirements.txt", "six==1.16.0\n"),
+            (
+                "withdeps/handler.py",
+                "import six\n\ndef handler(event):\n    return {'status': 200, 'body': six.__version__}\n",
+            ),
+            (
+                "nodedeps/package.json",
+                r#"{"name": "nodedeps", "version": "1.0.0", "dependencies": {"is-number": "7.0.0"}}"#,
+            ),
+            (
+                "nodedeps/handler.js",
+                "const isNumber = require('is-number');\nexports.handler = async () => ({status: 200, body: String(isNumber(5))});\n",
+            ),
+            ("broken/requirements.txt", "./no-such-local-package\n"),
+            ("broken/handler.py", PY_ECHO),
+            ("fine/handler.py", PY_ECHO),
+        ],
+    );
+    let cache_path = cache.path().to_str().unwrap();
+    let gw = Gateway::start_args(
+        &["--functions", dir.path().to_str().unwrap()],
+        &[("EDGEFN_CACHE_DIR", cache_path)],
+    );
+    let r = client().get(gw.url("/withdeps")).send().unwrap();
+    assert_eq!(r.status(), 200, "{}", gw.logs());
+    assert_eq!(r.text().unwrap(), "1.16.0");
+    let r = client().get(gw.url("/nodedeps")).send().unwrap();
+    assert_eq!(r.status(), 200, "{}", gw.logs());
+    assert_eq!(r.text().unwrap(), "true");
+    let r = client().get(gw.url("/broken")).send().unwrap();
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().unwrap();
+    assert!(v["error"].as_str().unwrap().contains("dependencies"), "{v}");
+    assert!(gw.logs().contains("requirements.txt"));
+    assert_eq!(client().get(gw.url("/fine")).send().unwrap().status(), 200);
+    // Nothing was written into the functions tree.
+    assert!(!dir.path().join("withdeps/node_modules").exists());
+    assert!(!dir.path().join("nodedeps/node_modules").exists());
+    assert!(
+        std::fs::read_dir(cache.path().join("python"))
+            .unwrap()
+            .count()
+            >= 1
+    );
+}
+
+#[test]
+fn async_python_handlers_and_python_concurrency() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "asy/handler.py",
+                "import asyncio, os\n\nasync def handler(event):\n    await asyncio.sleep(0.3)\n    return {'status': 200, 'body': str(os.getpid())}\n",
+            ),
+            (
+                "asy/fn.config.json",
+                r#"{"workers": {"min": 1, "max": 1}, "concurrency": 4}"#,
+            ),
+            (
+                "thr/handler.py",
+                "import os, time\n\ndef handler(event):\n    time.sleep(0.3)\n    return {'status': 200, 'body': str(os.getpid())}\n",
+            ),
+            (
+                "thr/fn.config.json",
+                r#"{"workers": {"min": 1, "max": 1}, "concurrency": 4}"#,
+            ),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    for path in ["/asy", "/thr"] {
+        let url = gw.url(path);
+        let started = Instant::now();
+        let pids: HashSet<String> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    let url = url.clone();
+                    s.spawn(move || {
+                        let r = client().get(url).send().unwrap();
+                        assert_eq!(r.status(), 200);
+                        r.text().unwrap()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(pids.len(), 1, "{path}: one worker");
+        assert!(
+            started.elapsed() < Duration::from_millis(1100),
+            "{path}: 4 requests overlapped on one worker with concurrency 4: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn idle_workers_above_min_are_reaped() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "grow/handler.py",
+                "import time\n\ndef handler(event):\n    time.sleep(0.3)\n    return {'status': 200, 'body': 'ok'}\n",
+            ),
+            (
+                "grow/fn.config.json",
+                r#"{"workers": {"min": 1, "max": 3}}"#,
+            ),
+        ],
+    );
+    let config = dir.path().join("edgefn.toml");
+    std::fs::write(&config, "[runtimes]\nworker_idle_timeout_ms = 400\n").unwrap();
+    let gw = Gateway::start_with_config(&config, dir.path());
+    let url = gw.url("/grow");
+    std::thread::scope(|s| {
+        for _ in 0..6 {
+            let url = url.clone();
+            s.spawn(move || assert_eq!(client().get(url).send().unwrap().status(), 200));
+        }
+    });
+    let gauge = |state: &str| -> f64 {
+        let text = client()
+            .get(gw.admin_url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let key = format!(r#"edgefn_workers{{function="grow",state="{state}"}} "#);
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .map_or(0.0, |v| v.parse().unwrap())
+    };
+    assert!(
+        gw.logs().matches("worker ready").count() >= 2,
+        "the pool grew"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || gauge("idle") == 1.0
+            && gauge("busy") == 0.0),
+        "back to workers.min: idle={} busy={}",
+        gauge("idle"),
+        gauge("busy")
+    );
+    assert_eq!(client().get(gw.url("/grow")).send().unwrap().status(), 200);
+}
