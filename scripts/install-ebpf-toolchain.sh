@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what builds the XDP program (gateway-ebpf): the nightly pinned in
-# gateway-ebpf/rust-toolchain.toml with rust-src, and bpf-linker 0.10.0 (links with that
-# nightly's LLVM). Idempotent and fast when everything is present: it only checks.
+# gateway-ebpf/rust-toolchain.toml with rust-src (and clippy, which scripts/test.sh runs on
+# the eBPF crate), and bpf-linker 0.10.0 (links with that nightly's LLVM). Idempotent and
+# fast when everything is present: it only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,9 @@ sysroot=$(rustup run "$channel" rustc --print sysroot 2>/dev/null || true)
 if [ -z "$sysroot" ] || [ ! -d "$sysroot/lib/rustlib/src/rust/library/core" ]; then
   echo "install-ebpf-toolchain: installing $channel with rust-src"
   rustup toolchain install "$channel" --profile minimal --component rust-src
+fi
+if ! rustup run "$channel" cargo-clippy --version >/dev/null 2>&1; then
+  rustup component add clippy --toolchain "$channel"
 fi
 
 have=$(bpf-linker --version 2>/dev/null | awk '{print $2}' || true)

@@ -212,7 +212,7 @@ fn decide(cfg: &XdpSettings, src: Source) -> u32 {
     };
     // SAFETY: a helper without arguments or side effects.
     let now = unsafe { bpf_ktime_get_ns() };
-    match EDGEFN_SOURCES.get_ptr_mut(&key) {
+    match EDGEFN_SOURCES.get_ptr_mut(key) {
         Some(slot) => {
             // SAFETY: the pointer comes from a successful map lookup and stays valid for this
             // program run. Two CPUs may race on one source; the worst case is one extra SYN.
@@ -229,7 +229,7 @@ fn decide(cfg: &XdpSettings, src: Source) -> u32 {
             let next = gcra(now, 0, cfg.interval_ns, cfg.tolerance_ns).unwrap_or(now);
             // A full map evicts the least recently used source; a failed insert only means
             // this SYN is not remembered, so it still passes.
-            let _ = EDGEFN_SOURCES.insert(&key, &next, 0);
+            let _ = EDGEFN_SOURCES.insert(key, next, 0);
             count(counter::PASS, PASS)
         }
     }
