@@ -194,6 +194,10 @@ fn addrs(net: &Netns, v6: bool) -> [String; 3] {
 }
 
 fn start(net: &Netns, enabled: bool, v6: bool) -> (Gateway, tempfile::TempDir) {
+    start_mode(net, enabled, v6, "skb")
+}
+
+fn start_mode(net: &Netns, enabled: bool, v6: bool, mode: &str) -> (Gateway, tempfile::TempDir) {
     let dir = tempdir();
     write_tree(
         dir.path(),
@@ -205,7 +209,7 @@ fn start(net: &Netns, enabled: bool, v6: bool) -> (Gateway, tempfile::TempDir) {
             (
                 "edgefn.toml",
                 &format!(
-                    "[xdp]\nenabled = {enabled}\ninterface = \"{}\"\nmode = \"skb\"\n\
+                    "[xdp]\nenabled = {enabled}\ninterface = \"{}\"\nmode = \"{mode}\"\n\
                  new_connections_per_second = 20\nburst = 20\n",
                     net.host
                 ),
@@ -280,18 +284,19 @@ fn flood_and_polite(net: &Netns, gw: &Gateway, v6: bool) -> serde_json::Value {
 
 #[test]
 fn xdp_drops_a_connection_flood_and_serves_a_polite_client() {
-    xdp_flood(0, false);
+    xdp_flood(0, false, "skb");
 }
 
+/// veth has native XDP: this one runs in driver mode.
 #[test]
 fn xdp_drops_an_ipv6_connection_flood_and_serves_a_polite_client() {
-    xdp_flood(2, true);
+    xdp_flood(2, true, "driver");
 }
 
-fn xdp_flood(tag: u32, v6: bool) {
+fn xdp_flood(tag: u32, v6: bool, mode: &str) {
     let net = Netns::create(tag);
-    let (gw, _dir) = start(&net, true, v6);
-    let layer = format!("xdp (skb mode on {})", net.host);
+    let (gw, _dir) = start_mode(&net, true, v6, mode);
+    let layer = format!("xdp ({mode} mode on {})", net.host);
     let ready = client()
         .get(gw.admin_url("/readyz"))
         .send()
@@ -543,4 +548,31 @@ fn unattachable_xdp_falls_back_to_user_space_and_says_why() {
     assert!(second.is_err(), "over the limit the connection is closed");
     let refused = r#"edgefn_rate_limited_total{function="_connection",layer="user_space"}"#;
     assert!(wait_until(Duration::from_secs(5), || metric(&gw, refused) >= 1.0));
+}
+
+/// A bridge has no native XDP: `mode = "driver"` warns and attaches in skb mode.
+#[test]
+fn driver_mode_falls_back_to_skb_with_a_warning() {
+    struct Bridge(String);
+    impl Drop for Bridge {
+        fn drop(&mut self) {
+            let _ = ip(&["link", "del", &self.0]);
+        }
+    }
+    let bridge = Bridge(format!("efx{}br", std::process::id() % 10_000));
+    ip(&["link", "add", &bridge.0, "type", "bridge"]).unwrap_or_else(|e| panic!("{e}"));
+    let (gw, _dir) = start_fallback(&[], &bridge.0);
+    let ready = client()
+        .get(gw.admin_url("/readyz"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        ready.contains(&format!("xdp (skb mode on {})", bridge.0)),
+        "{ready}\n{}",
+        gw.logs()
+    );
+    assert!(gw.logs().contains("falling back to skb (generic) mode"));
+    assert!(xdp_attached(&bridge.0));
 }
