@@ -1,6 +1,7 @@
 //! Connection-limit metrics. XDP counters live in per-CPU kernel maps, so a poller copies
-//! their totals into `edgefn_xdp_packets_total{action}` (absolute values) and the size of
-//! the source table into `edgefn_xdp_tracked_sources` once per [`POLL_INTERVAL`]. The
+//! their totals into `edgefn_xdp_packets_total{action}` (absolute values) once per
+//! [`POLL_INTERVAL`], and the number of entries in the LRU source table into
+//! `edgefn_xdp_tracked_sources` every [`TRACKED_EVERY`] polls. The
 //! user-space limiter records directly. Refusals by either layer also appear in
 //! `edgefn_rate_limited_total{function="_connection",layer}` so one query covers both.
 
@@ -14,6 +15,8 @@ use crate::metrics::names::{
 
 /// How often the XDP maps are read.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Polls between two walks of the source table (the walk costs one syscall per source).
+pub const TRACKED_EVERY: u64 = 5;
 /// `function` label of connection-level refusals (no function is known before a request).
 pub const CONNECTION_FUNCTION: &str = "_connection";
 pub const LAYER_XDP: &str = "xdp";

@@ -84,12 +84,18 @@ fn attach(cfg: &XdpConfig, ports: &[u16]) -> Result<(XdpProgram, Layer), XdpErro
 }
 
 fn poll(program: &SharedProgram, stop: &mpsc::Receiver<()>) {
-    loop {
+    let mut tracked = 0;
+    for round in 0u64.. {
         {
             let guard = program.lock().unwrap_or_else(|e| e.into_inner());
             let Some(p) = guard.as_ref() else { return };
+            // Counting the sources walks the whole LRU table (one syscall per entry, up to
+            // 65 536), so it runs every few rounds; the counters are four lookups.
+            if round % metrics::TRACKED_EVERY == 0 {
+                tracked = p.tracked_sources();
+            }
             match p.counters() {
-                Ok(totals) => metrics::publish_xdp(&totals, p.tracked_sources()),
+                Ok(totals) => metrics::publish_xdp(&totals, tracked),
                 Err(e) => tracing::warn!(error = %e, "cannot read XDP counters"),
             }
         }
