@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; then
   scripts/install-bench-tools.sh
 fi
-export PATH="$HOME/.cargo/bin:$PATH"
+# oha from `cargo install` lives in ~/.cargo/bin; the driver looks there too (PATH is left
+# alone: gateway/build.rs reruns when PATH changes).
 cargo build --release -q -p gateway -p hyper-header -p worker-direct
 # 10k idle connections need file descriptors; the driver raises the limit it can.
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
