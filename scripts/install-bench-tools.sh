@@ -29,7 +29,7 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
   # Debian's nginx package may start a system nginx on :80; the benchmark starts its own.
 fi
 
-if ! python3 -c 'import gunicorn' >/dev/null 2>&1 && ! have gunicorn; then
+if ! python3 -c 'import gunicorn' >/dev/null 2>&1; then
   echo "install-bench-tools: pip install gunicorn"
   python3 -m pip install -q gunicorn 2>/dev/null \
     || python3 -m pip install -q --break-system-packages gunicorn

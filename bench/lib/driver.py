@@ -14,6 +14,7 @@ import datetime
 import hashlib
 import hmac
 import os
+import sys
 import time
 
 from common import (API_KEY, BENCH, HMAC_BODY_BYTES, PORTS, PRIORITY, RELEASE, RUN, SCENARIOS,
@@ -201,7 +202,8 @@ def main():
         " ".join(first_line([cfg.wrk, "-v"]).split()[:2]) if cfg.wrk else "",
         first_line([cfg.oha, "--version"]) if cfg.oha else "",
         first_line(["nginx", "-v"]).replace("nginx version: ", ""),
-        "gunicorn " + first_line(["gunicorn", "--version"]).split()[-1].rstrip(")"),
+        "gunicorn " + first_line([sys.executable, "-c",
+                                  "import gunicorn; print(gunicorn.__version__)"]),
         "node " + first_line(["node", "--version"]),
     ) if v)
 
