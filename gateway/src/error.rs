@@ -29,6 +29,18 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// The message when it has no parameters (the hot failures), so no formatting runs.
+    pub fn static_message(&self) -> Option<&'static str> {
+        match self {
+            GatewayError::NotFound => Some("no function serves this path"),
+            GatewayError::Unauthorized { .. } => Some("unauthorized"),
+            GatewayError::RateLimited { .. } => Some("rate limit exceeded; retry later"),
+            GatewayError::BodyRead => Some("the request body could not be read"),
+            GatewayError::NotReady => Some("the gateway is not ready yet"),
+            _ => None,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             GatewayError::NotFound => StatusCode::NOT_FOUND,
@@ -100,6 +112,9 @@ mod tests {
         ];
         for (err, status) in cases {
             assert_eq!(err.status().as_u16(), status, "{err:?}");
+            if let Some(m) = err.static_message() {
+                assert_eq!(m, err.to_string(), "static message matches Display");
+            }
         }
     }
 }

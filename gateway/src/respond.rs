@@ -19,28 +19,44 @@ pub fn json(status: StatusCode, body: impl Into<Bytes>, rid: &HeaderValue) -> Re
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, JSON.clone());
-    h.insert(request_id::HEADER, rid.clone());
+    h.insert(request_id::HEADER_NAME.clone(), rid.clone());
     resp
 }
 
-/// The error body; a plain struct so serialising it builds no map.
-#[derive(serde::Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    request_id: &'a str,
+/// `{"error":"<message>","request_id":"<id>"}`, written directly: the common failures have
+/// static messages, and request ids are restricted to characters JSON never escapes.
+fn error_body(err: &GatewayError, rid: &HeaderValue) -> Vec<u8> {
+    let owned;
+    let message = match err.static_message() {
+        Some(m) => m,
+        None => {
+            owned = err.to_string();
+            owned.as_str()
+        }
+    };
+    let rid = rid.as_bytes();
+    let mut body = Vec::with_capacity(32 + message.len() + rid.len());
+    body.extend_from_slice(br#"{"error":"#);
+    if message.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        serde_json::to_writer(&mut body, message).expect("writing JSON to a Vec cannot fail");
+    } else {
+        body.push(b'"');
+        body.extend_from_slice(message.as_bytes());
+        body.push(b'"');
+    }
+    body.extend_from_slice(br#","request_id":""#);
+    if rid
+        .iter()
+        .all(|b| *b != b'"' && *b != b'\\' && *b >= 0x20 && *b < 0x7f)
+    {
+        body.extend_from_slice(rid);
+    }
+    body.extend_from_slice(br#""}"#);
+    body
 }
 
 pub fn error(err: &GatewayError, rid: &HeaderValue) -> Response<Body> {
-    let message = err.to_string();
-    let mut body = Vec::with_capacity(48 + message.len() + rid.len());
-    serde_json::to_writer(
-        &mut body,
-        &ErrorBody {
-            error: &message,
-            request_id: rid.to_str().unwrap_or_default(),
-        },
-    )
-    .expect("writing JSON to a Vec cannot fail");
+    let body = error_body(err, rid);
     let mut resp = json(err.status(), body, rid);
     let h = resp.headers_mut();
     match err {
@@ -62,4 +78,25 @@ pub fn error(err: &GatewayError, rid: &HeaderValue) -> Response<Body> {
         _ => {}
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_are_valid_json_with_both_fields() {
+        let rid = HeaderValue::from_static("abc-1");
+        for err in [
+            GatewayError::NotFound,
+            GatewayError::PayloadTooLarge { limit: 10 },
+            GatewayError::Pool(PoolError::BadResponse {
+                detail: "a \"quoted\" detail",
+            }),
+        ] {
+            let v: serde_json::Value = serde_json::from_slice(&error_body(&err, &rid)).unwrap();
+            assert_eq!(v["error"], err.to_string());
+            assert_eq!(v["request_id"], "abc-1");
+        }
+    }
 }

@@ -466,3 +466,59 @@ fn connection_cap_holds_new_connections_until_one_closes() {
     let n = second.read(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }
+
+#[test]
+fn header_read_timeout_is_separate_from_idle_and_spares_h2() {
+    let dir = fixture();
+    write_tree(
+        dir.path(),
+        &[(
+            "edgefn.toml",
+            "[server]\nidle_timeout_ms = 20000\nheader_read_timeout_ms = 300\n",
+        )],
+    );
+    let gw = Gateway::start_with_config(&dir.path().join("edgefn.toml"), dir.path());
+    let mut buf = [0u8; 4096];
+
+    // A head that never completes, on a fresh connection and after a served request.
+    for warm in [false, true] {
+        let mut s = TcpStream::connect(gw.public).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        if warm {
+            s.write_all(b"GET /_fn/health HTTP/1.1\r\nhost: x\r\n\r\n")
+                .unwrap();
+            let n = s.read(&mut buf).unwrap();
+            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        }
+        s.write_all(b"GET /_fn/health HTTP/1.1\r\nhost").unwrap();
+        let t = Instant::now();
+        assert_eq!(s.read(&mut buf).unwrap_or(0), 0, "warm={warm}");
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "slow head not cut (warm={warm}): {:?}",
+            t.elapsed()
+        );
+    }
+
+    // An h2c connection sending no request is idle, not a slow head: still open well past
+    // the header-read timeout.
+    let mut s = TcpStream::connect(gw.public).unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => panic!("h2 connection closed by the header-read timeout"),
+            Ok(_) => {}
+            Err(e) => assert!(
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "{e}"
+            ),
+        }
+    }
+}

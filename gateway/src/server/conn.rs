@@ -36,11 +36,10 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
 
 pub fn builder(limits: ConnLimits) -> Builder<TokioExecutor> {
     let mut b = Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .keep_alive(true)
-        .max_buf_size(64 * 1024);
+    // No h1 timer: the header-read timeout is enforced per connection in `idle` (hyper's
+    // would arm a boxed timer for every request).
+    let _ = limits;
+    b.http1().keep_alive(true).max_buf_size(64 * 1024);
     b.http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)))
@@ -72,6 +71,7 @@ pub async fn serve<I, H, Fut>(
             Ok::<_, Infallible>(resp)
         }
     });
+    let io = idle::Tracked::new(io, activity.clone());
     let conn = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let mut closing = *shutdown.borrow();
@@ -93,7 +93,11 @@ pub async fn serve<I, H, Fut>(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = idle::expired(&activity, limits.idle_timeout), if !closing => {
+            why = idle::watch(&activity, limits.idle_timeout, limits.header_read_timeout), if !closing => {
+                if why == idle::Expired::HeaderRead {
+                    tracing::debug!("request head not received within the header-read timeout");
+                    return;
+                }
                 closing = true;
                 idle_deadline = Some(tokio::time::Instant::now() + IDLE_CLOSE_GRACE);
                 conn.as_mut().graceful_shutdown();

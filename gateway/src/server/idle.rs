@@ -1,12 +1,21 @@
-//! Idle tracking for one connection, at request boundaries: the service stamps the start
-//! and end of every request and counts those in flight, and [`expired`] resolves once no
-//! request has started or ended for the idle timeout and none is in flight (a slow
-//! function is not idle). IO is deliberately not counted: h2 keep-alive pings would
-//! otherwise keep an unused connection open for ever.
+//! Idle and header-read tracking for one connection, at request boundaries: the service
+//! stamps the start and end of every request and counts those in flight, and [`watch`]
+//! resolves once no request has started or ended for the idle timeout and none is in
+//! flight (a slow function is not idle). IO does not count as activity: h2 keep-alive
+//! pings would otherwise keep an unused connection open for ever.
+//!
+//! The HTTP/1 header-read timeout lives here too: [`Tracked`] stamps the first bytes read
+//! while no request is in flight, and a head not complete within the timeout closes the
+//! connection. hyper's own timeout arms a boxed timer per request; this costs one atomic
+//! per read and one timer per connection.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
@@ -18,6 +27,11 @@ fn now_ms() -> u64 {
 pub struct Activity {
     last_ms: AtomicU64,
     in_flight: AtomicUsize,
+    /// When the bytes of a not-yet-parsed request head started arriving (0: none).
+    head_started_ms: AtomicU64,
+    /// Set from the first bytes: an h2 connection has no header-read timeout.
+    h2: AtomicBool,
+    seen_first_read: AtomicBool,
 }
 
 impl Activity {
@@ -25,11 +39,32 @@ impl Activity {
         Arc::new(Activity {
             last_ms: AtomicU64::new(now_ms()),
             in_flight: AtomicUsize::new(0),
+            head_started_ms: AtomicU64::new(0),
+            h2: AtomicBool::new(false),
+            seen_first_read: AtomicBool::new(false),
         })
     }
 
     fn touch(&self) {
         self.last_ms.store(now_ms(), Ordering::Relaxed);
+        self.head_started_ms.store(0, Ordering::Relaxed);
+    }
+
+    fn on_read(&self, first_bytes: &[u8]) {
+        if !self.seen_first_read.swap(true, Ordering::Relaxed) {
+            const PREFACE: &[u8] = b"PRI * HTTP/2.0";
+            let n = first_bytes.len().min(PREFACE.len());
+            if n > 0 && first_bytes[..n] == PREFACE[..n] {
+                self.h2.store(true, Ordering::Relaxed);
+            }
+        }
+        if self.in_flight.load(Ordering::Relaxed) == 0
+            && self.head_started_ms.load(Ordering::Relaxed) == 0
+            && !self.h2.load(Ordering::Relaxed)
+        {
+            self.head_started_ms
+                .store(now_ms().max(1), Ordering::Relaxed);
+        }
     }
 
     /// Marks a request in flight until the returned guard drops.
@@ -49,18 +84,98 @@ impl Drop for InFlight {
     }
 }
 
-/// Resolves when the connection has been idle for `timeout`.
-pub async fn expired(activity: &Activity, timeout: Duration) {
-    let timeout_ms = timeout.as_millis() as u64;
+/// Why [`watch`] resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    /// No request for the idle timeout: close gracefully.
+    Idle,
+    /// An HTTP/1 request head did not arrive within the header-read timeout: drop.
+    HeaderRead,
+}
+
+/// Resolves when the connection has been idle for `idle`, or a request head has been
+/// arriving for longer than `header_read`.
+pub async fn watch(activity: &Activity, idle: Duration, header_read: Duration) -> Expired {
+    let idle_ms = idle.as_millis() as u64;
+    let header_ms = header_read.as_millis() as u64;
     loop {
-        let idle_for = now_ms().saturating_sub(activity.last_ms.load(Ordering::Relaxed));
-        if idle_for >= timeout_ms && activity.in_flight.load(Ordering::Relaxed) == 0 {
-            return;
+        let now = now_ms();
+        if activity.in_flight.load(Ordering::Relaxed) == 0 {
+            let head = activity.head_started_ms.load(Ordering::Relaxed);
+            if head != 0 && now.saturating_sub(head) >= header_ms {
+                return Expired::HeaderRead;
+            }
+            if now.saturating_sub(activity.last_ms.load(Ordering::Relaxed)) >= idle_ms {
+                return Expired::Idle;
+            }
         }
-        let wait = timeout_ms
+        let idle_for = now.saturating_sub(activity.last_ms.load(Ordering::Relaxed));
+        // Wake at least every half header timeout so a head that starts trickling in
+        // during a long idle wait is still cut within 1.5x the header timeout.
+        let wait = idle_ms
             .saturating_sub(idle_for)
-            .max(timeout_ms / 4)
+            .max(idle_ms / 4)
+            .min(header_ms / 2)
             .max(1);
         tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
+}
+
+/// The connection's IO, stamping reads into its [`Activity`].
+pub struct Tracked<I> {
+    io: I,
+    activity: Arc<Activity>,
+}
+
+impl<I> Tracked<I> {
+    pub fn new(io: I, activity: Arc<Activity>) -> Self {
+        Tracked { io, activity }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Tracked<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.io).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = res {
+            if buf.filled().len() > before {
+                self.activity.on_read(&buf.filled()[before..]);
+            }
+        }
+        res
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

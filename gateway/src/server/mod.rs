@@ -123,10 +123,7 @@ pub async fn run(
         };
         let factory = move |peer: SocketAddr| {
             let st = state.clone();
-            move |req: http::Request<hyper::body::Incoming>| {
-                let st = st.clone();
-                async move { pipeline::handle(&st, req, peer.ip()).await }
-            }
+            move |req: http::Request<hyper::body::Incoming>| pipeline::handle(&st, req, peer.ip())
         };
         tokio::spawn(acceptor.run(factory, shutdown_rx.clone(), drain_tx.clone()))
     };

@@ -2,8 +2,11 @@
 //! pool. Every failure becomes a [`GatewayError`] answered by `respond`; no worker is
 //! touched before auth and limits have passed.
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -32,38 +35,96 @@ pub struct State {
 
 static HEALTH: &[u8] = br#"{"status":"ok"}"#;
 
-pub async fn handle(state: &State, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
+/// The answer to one request: ready at once when the gateway decided alone (404, 405, 401,
+/// 429, its own endpoints), else a boxed future for the body read and the worker. A
+/// rejected request therefore allocates no future, and the value hyper stores per request
+/// stays a few words instead of the whole request state machine.
+pub enum Handled {
+    Ready(Option<Response<Body>>),
+    Boxed(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
+}
+
+impl Future for Handled {
+    type Output = Response<Body>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response<Body>> {
+        match self.get_mut() {
+            Handled::Ready(r) => Poll::Ready(r.take().expect("polled after completion")),
+            Handled::Boxed(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
+pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handled {
     let start = Instant::now();
     let rid = request_id::for_request(req.headers());
-    let method = req.method().clone();
     if let Some(resp) = gateway_endpoint(state, &req, &rid) {
-        return resp;
+        return Handled::Ready(Some(resp));
     }
+    let method = req.method().clone();
     let snap = state.store.load_full();
-    let (resp, func, subject) = match snap.router.lookup(req.uri().path()) {
-        None => (respond::error(&GatewayError::NotFound, &rid), None, None),
-        Some(m) => {
-            let f = &snap.functions[m.index];
-            match invoke(f, req, peer, m, &rid).await {
-                Ok((resp, subject)) => (resp, Some(f), subject),
-                Err(e) => (respond::error(&e, &rid), Some(f), None),
-            }
-        }
+    let Some(m) = snap.router.lookup(req.uri().path()) else {
+        let resp = respond::error(&GatewayError::NotFound, &rid);
+        record(state, None, &method, &resp, start, &rid, None);
+        return Handled::Ready(Some(resp));
     };
+    let f = &snap.functions[m.index];
+    let now_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match precheck(f, &req, peer, now_unix) {
+        Err(e) => {
+            let resp = respond::error(&e, &rid);
+            record(state, Some(f), &method, &resp, start, &rid, None);
+            Handled::Ready(Some(resp))
+        }
+        Ok(admitted) => {
+            let state = state.clone();
+            Handled::Boxed(Box::pin(async move {
+                let f = &snap.functions[m.index];
+                let (resp, subject) = match finish(f, req, admitted, peer, m, &rid, now_unix).await
+                {
+                    Ok(done) => done,
+                    Err(e) => (respond::error(&e, &rid), None),
+                };
+                record(
+                    &state,
+                    Some(f),
+                    &method,
+                    &resp,
+                    start,
+                    &rid,
+                    subject.as_deref(),
+                );
+                resp
+            }))
+        }
+    }
+}
+
+/// Metrics and the access line for one answered request.
+fn record(
+    state: &State,
+    func: Option<&Function>,
+    method: &Method,
+    resp: &Response<Body>,
+    start: Instant,
+    rid: &HeaderValue,
+    subject: Option<&str>,
+) {
     let metrics = func.map_or(&state.unmatched, |f| &f.metrics);
     let elapsed = start.elapsed();
-    metrics.request(&method, resp.status(), elapsed);
+    metrics.request(method, resp.status(), elapsed);
     if state.access_log {
         logging::access(
-            &rid,
+            rid,
             func.map_or(crate::metrics::names::UNMATCHED, |f| &f.def.name),
-            &method,
+            method,
             resp.status(),
             elapsed,
-            subject.as_deref(),
+            subject,
         );
     }
-    resp
 }
 
 /// `/_fn/health` and `/_fn/openapi.json`, answered without touching any function.
@@ -90,53 +151,44 @@ fn gateway_endpoint(
 
 type Invoked = (Response<Body>, Option<Arc<str>>);
 
-/// The checks that need no IO (method, and auth + rate limit unless the policy signs the
-/// body) run before any future is boxed: a rejected request allocates nothing here and
-/// the per-request future hyper stores stays small. Only admitted requests (and HMAC
-/// ones, which must read the body first) continue in a boxed future.
-async fn invoke(
+/// The checks that need no IO: method, and auth + rate limit unless the policy signs the
+/// body. `Ok(None)` means "admitted so far, verify after reading the body" (HMAC).
+fn precheck(
     f: &Function,
-    req: Request<Incoming>,
+    req: &Request<Incoming>,
     peer: IpAddr,
-    route: Match,
-    rid: &HeaderValue,
-) -> Result<Invoked, GatewayError> {
+    now_unix: u64,
+) -> Result<Option<Identity>, GatewayError> {
     if !f.def.policy.methods.contains(req.method()) {
         return Err(GatewayError::MethodNotAllowed {
             allow: f.allow.clone(),
         });
     }
-    let (parts, body) = req.into_parts();
-    let now_unix = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let admitted = if f.def.auth.needs_body() {
-        None
-    } else {
-        let identity = authenticate(f, &parts, &[], now_unix)?;
-        check_limit(f, peer, &identity)?;
-        Some(identity)
-    };
-    Box::pin(finish(f, parts, body, admitted, peer, route, rid, now_unix)).await
+    if f.def.auth.needs_body() {
+        return Ok(None);
+    }
+    let identity = authenticate(f, req.headers(), req.uri().query(), &[], now_unix)?;
+    check_limit(f, peer, &identity)?;
+    Ok(Some(identity))
 }
 
 /// Body read (bounded), HMAC verification when the policy needs the body, then the pool.
 #[allow(clippy::too_many_arguments)]
 async fn finish(
     f: &Function,
-    parts: Parts,
-    body: Incoming,
+    req: Request<Incoming>,
     admitted: Option<Identity>,
     peer: IpAddr,
     route: Match,
     rid: &HeaderValue,
     now_unix: u64,
 ) -> Result<Invoked, GatewayError> {
+    let (parts, body) = req.into_parts();
     let body = read_body(f, &parts, body).await?;
     let identity = match admitted {
         Some(identity) => identity,
         None => {
-            let identity = authenticate(f, &parts, &body, now_unix)?;
+            let identity = authenticate(f, &parts.headers, parts.uri.query(), &body, now_unix)?;
             check_limit(f, peer, &identity)?;
             identity
         }
@@ -170,13 +222,14 @@ fn check_limit(f: &Function, peer: IpAddr, identity: &Identity) -> Result<(), Ga
 
 fn authenticate(
     f: &Function,
-    parts: &Parts,
+    headers: &http::HeaderMap,
+    query: Option<&str>,
     body: &[u8],
     now_unix: u64,
 ) -> Result<Identity, GatewayError> {
     let req = AuthRequest {
-        headers: &parts.headers,
-        query: parts.uri.query(),
+        headers,
+        query,
         body,
         now_unix,
     };
@@ -212,7 +265,8 @@ fn into_response(w: crate::pool::WorkerResponse, rid: &HeaderValue) -> Response<
     let mut resp = Response::new(Full::new(w.body));
     *resp.status_mut() = w.status;
     *resp.headers_mut() = w.headers;
-    resp.headers_mut().insert(request_id::HEADER, rid.clone());
+    resp.headers_mut()
+        .insert(request_id::HEADER_NAME.clone(), rid.clone());
     resp
 }
 
