@@ -11,6 +11,7 @@ import resource
 import signal
 import socket
 import sys
+import time
 
 
 def read_response(sock):
@@ -37,6 +38,23 @@ def read_response(sock):
     return status
 
 
+def open_one(host, port, request, i, attempts=5):
+    """One connection with one answered request; a refused or timed-out attempt (a full
+    accept backlog on a busy core) is retried after a short pause."""
+    for attempt in range(attempts):
+        s = None
+        try:
+            s = socket.create_connection((host, port), timeout=10)
+            s.sendall(request)
+            return s, read_response(s)
+        except OSError as e:
+            if s is not None:
+                s.close()
+            if attempt == attempts - 1:
+                sys.exit(f"idle_conns: connection {i}: {e!r}")
+            time.sleep(0.2 * (attempt + 1))
+
+
 def main():
     host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     path = sys.argv[4] if len(sys.argv) > 4 else "/"
@@ -47,10 +65,8 @@ def main():
     request = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nx-api-key: wrong-key\r\n\r\n").encode()
     conns = []
     statuses = {}
-    for _ in range(n):
-        s = socket.create_connection((host, port), timeout=10)
-        s.sendall(request)
-        code = read_response(s)
+    for i in range(n):
+        s, code = open_one(host, port, request, i)
         statuses[code] = statuses.get(code, 0) + 1
         conns.append(s)
     print(f"READY {len(conns)} statuses={statuses}", flush=True)

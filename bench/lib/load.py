@@ -207,7 +207,7 @@ def idle_measure(name, port, path, n, cfg):
     line = tool.stdout.readline().strip()
     opened = time.time() - t0
     if not line.startswith("READY"):
-        err = tool.stderr.read()[:300] if tool.poll() is not None else ""
+        err = tool.stderr.read().strip()[-300:] if tool.poll() is not None else ""
         log(f"idle: {name}: the connection tool failed: {line} {err}")
         tool.kill()
         tool.wait()
@@ -220,7 +220,7 @@ def idle_measure(name, port, path, n, cfg):
     except subprocess.TimeoutExpired:
         tool.kill()
         tool.wait()
-    time.sleep(0.5)
+    time.sleep(2.0)  # let the closed connections drain before the next server
     per_conn = (after - before) * 1024 / n if before is not None and after else None
     return {
         "server": name, "connections": n, "rss_before_kib": before, "rss_after_kib": after,
