@@ -14,6 +14,12 @@ def median(values):
     return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
 
 
+def median_round(results):
+    """The round whose rps is the median: its response counts stand for the others."""
+    ranked = sorted((r for r in results if r["rps"] is not None), key=lambda r: r["rps"])
+    return ranked[len(ranked) // 2] if ranked else results[0]
+
+
 def aggregate(results):
     """Median rps, p50 and p99 over rounds; the responses of every round."""
     if len(results) == 1:
@@ -22,7 +28,7 @@ def aggregate(results):
         "rps": median(r["rps"] for r in results),
         "p50": median(r["p50"] for r in results),
         "p99": median(r["p99"] for r in results),
-        "statuses": " / ".join(r["statuses"] for r in results),
+        "statuses": median_round(results)["statuses"] + f" (median round of {len(results)})",
     }
 
 
