@@ -42,7 +42,11 @@ fn echo_tree() -> tempfile::TempDir {
             ("py/echo/[id]/fn.env.json", &env),
             ("node/echo/[id]/handler.js", NODE_ECHO),
             ("node/echo/[id]/fn.env.json", &env),
-            ("other/handler.py", PY_ECHO),
+            // An `async def` handler on a concurrency-1 worker.
+            (
+                "other/handler.py",
+                "async def handler(event):\n    return {'status': 200, 'body': event}\n",
+            ),
         ],
     );
     dir
@@ -562,4 +566,106 @@ fn dependencies_install_once_and_a_failure_only_affects_its_function() {
             .count()
             >= 1
     );
+}
+
+#[test]
+fn async_python_handlers_and_python_concurrency() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "asy/handler.py",
+                "import asyncio, os\n\nasync def handler(event):\n    await asyncio.sleep(0.3)\n    return {'status': 200, 'body': str(os.getpid())}\n",
+            ),
+            (
+                "asy/fn.config.json",
+                r#"{"workers": {"min": 1, "max": 1}, "concurrency": 4}"#,
+            ),
+            (
+                "thr/handler.py",
+                "import os, time\n\ndef handler(event):\n    time.sleep(0.3)\n    return {'status': 200, 'body': str(os.getpid())}\n",
+            ),
+            (
+                "thr/fn.config.json",
+                r#"{"workers": {"min": 1, "max": 1}, "concurrency": 4}"#,
+            ),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    for path in ["/asy", "/thr"] {
+        let url = gw.url(path);
+        let started = Instant::now();
+        let pids: HashSet<String> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    let url = url.clone();
+                    s.spawn(move || {
+                        let r = client().get(url).send().unwrap();
+                        assert_eq!(r.status(), 200);
+                        r.text().unwrap()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(pids.len(), 1, "{path}: one worker");
+        assert!(
+            started.elapsed() < Duration::from_millis(1100),
+            "{path}: 4 requests overlapped on one worker with concurrency 4: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn idle_workers_above_min_are_reaped() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "grow/handler.py",
+                "import time\n\ndef handler(event):\n    time.sleep(0.3)\n    return {'status': 200, 'body': 'ok'}\n",
+            ),
+            (
+                "grow/fn.config.json",
+                r#"{"workers": {"min": 1, "max": 3}}"#,
+            ),
+        ],
+    );
+    let config = dir.path().join("edgefn.toml");
+    std::fs::write(&config, "[runtimes]\nworker_idle_timeout_ms = 400\n").unwrap();
+    let gw = Gateway::start_with_config(&config, dir.path());
+    let url = gw.url("/grow");
+    std::thread::scope(|s| {
+        for _ in 0..6 {
+            let url = url.clone();
+            s.spawn(move || assert_eq!(client().get(url).send().unwrap().status(), 200));
+        }
+    });
+    let gauge = |state: &str| -> f64 {
+        let text = client()
+            .get(gw.admin_url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let key = format!(r#"edgefn_workers{{function="grow",state="{state}"}} "#);
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .map_or(0.0, |v| v.parse().unwrap())
+    };
+    assert!(
+        gw.logs().matches("worker ready").count() >= 2,
+        "the pool grew"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || gauge("idle") == 1.0
+            && gauge("busy") == 0.0),
+        "back to workers.min: idle={} busy={}",
+        gauge("idle"),
+        gauge("busy")
+    );
+    assert_eq!(client().get(gw.url("/grow")).send().unwrap().status(), 200);
 }

@@ -2,15 +2,15 @@
 
 Started by the gateway as `python3 edgefn_worker.py <socket> <handler.py> <concurrency>`;
 the protocol is in runtimes/PROTOCOL.md. Kept to the standard library and to cheap imports
-(asyncio, threads and traceback load only when needed) so a fresh worker is ready fast.
+(`_socket` rather than `socket`, `binascii` rather than `base64`, no importlib; asyncio,
+threads and traceback load only when needed) so a fresh worker is ready fast.
 stdout/stderr belong to the handler: the gateway captures them and masks secrets.
 """
 
-import base64
-import importlib.util
+import _socket
+import binascii
 import json
 import os
-import socket
 import struct
 import sys
 
@@ -64,10 +64,12 @@ def load_handler(path):
     folder = os.path.dirname(path)
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    spec = importlib.util.spec_from_file_location("handler", path)
-    module = importlib.util.module_from_spec(spec)
+    module = type(sys)("handler")
+    module.__file__ = path
     sys.modules["handler"] = module
-    spec.loader.exec_module(module)
+    with open(path, "rb") as f:
+        source = f.read()
+    exec(compile(source, path, "exec"), module.__dict__)
     fn = getattr(module, "handler", None)
     if not callable(fn):
         raise RuntimeError(f"{path} defines no callable `handler(event)`")
@@ -97,8 +99,8 @@ def encode_body(body, headers):
         if not has_header(headers, "content-type"):
             headers["content-type"] = "application/octet-stream"
         try:
-            return base64.b64decode(data, validate=True)
-        except ValueError:
+            return binascii.a2b_base64(data, strict_mode=True)
+        except (ValueError, binascii.Error):
             raise BadResponse("is_base64 body is not valid base64") from None
     if isinstance(body, (dict, list, int, float, bool)):
         if not has_header(headers, "content-type"):
@@ -145,7 +147,7 @@ def build_event(header, body, env):
     event = header["event"]
     if header.get("binary"):
         event["body"] = None
-        event["body_base64"] = base64.b64encode(body).decode("ascii")
+        event["body_base64"] = binascii.b2a_base64(body, newline=False).decode("ascii")
     else:
         event["body"] = body.decode("utf-8")
     event["env"] = dict(env)
@@ -214,9 +216,9 @@ class Runner:
 def main():
     sock_path, handler_path, concurrency = sys.argv[1], sys.argv[2], int(sys.argv[3])
     sys.stdout.reconfigure(line_buffering=True)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     sock.connect(sock_path)
-    rfile = sock.makefile("rb", buffering=1 << 16)
+    rfile = open(sock.fileno(), "rb", buffering=1 << 16, closefd=False)
     channel = Channel(sock)
     init, _ = read_frame(rfile)
     if init is None or init.get("type") != "init":

@@ -87,6 +87,7 @@ impl Default for RawAdmin {
 struct RawRuntimes {
     python: Option<RawRuntime>,
     node: Option<RawRuntime>,
+    worker_idle_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -319,6 +320,16 @@ fn validate(
             } else {
                 *slot = argv;
             }
+        }
+    }
+    if let Some(ms) = raw.runtimes.worker_idle_timeout_ms {
+        if !(100..=86_400_000).contains(&ms) {
+            err(
+                "runtimes.worker_idle_timeout_ms",
+                format!("{ms} is out of range; use 100 to 86400000 (one day)"),
+            );
+        } else {
+            runtimes.idle_timeout = Duration::from_millis(ms);
         }
     }
 

@@ -22,8 +22,8 @@ use crate::metrics::names::{
     LABEL_CAUSE, LABEL_FUNCTION, LABEL_STATE, WORKERS, WORKER_RESTARTS_TOTAL,
 };
 
-/// Workers above `min` idle this long are stopped.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Workers above `min` idle this long are stopped (unless configured otherwise).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest pause between restarts of a crash-looping function.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -98,7 +98,11 @@ impl Pool {
             }
             while starts.join_next().await.is_some() {}
         }
-        tokio::spawn(reap(Arc::downgrade(&inner)));
+        let idle = inner
+            .ctx
+            .as_ref()
+            .map_or(DEFAULT_IDLE_TIMEOUT, |c| c.idle_timeout);
+        tokio::spawn(reap(Arc::downgrade(&inner), idle));
         Pool { inner }
     }
 
@@ -436,9 +440,9 @@ fn backoff(streak: u32) -> Duration {
     Duration::from_millis(ms).min(MAX_BACKOFF)
 }
 
-/// Stops workers above `min` that have been idle for [`IDLE_TIMEOUT`].
-async fn reap(weak: Weak<Inner>) {
-    let mut tick = tokio::time::interval(IDLE_TIMEOUT / 4);
+/// Stops workers above `min` that have been idle for `idle`.
+async fn reap(weak: Weak<Inner>, idle: Duration) {
+    let mut tick = tokio::time::interval(idle / 4);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
@@ -452,7 +456,7 @@ async fn reap(weak: Weak<Inner>) {
             if spare == 0 {
                 break;
             }
-            if s.in_flight == 0 && s.idle_since.elapsed() >= IDLE_TIMEOUT {
+            if s.in_flight == 0 && s.idle_since.elapsed() >= idle {
                 s.worker.kill(ExitCause::Retired);
                 spare -= 1;
             }

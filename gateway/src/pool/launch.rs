@@ -2,6 +2,10 @@
 //! written once to a private directory (so a deployed `edgefn` is one file), and the
 //! interpreter named in `[runtimes.*] command` is resolved once to its real executable
 //! (a pyenv/asdf shim costs tens of milliseconds per worker start).
+//!
+//! A bare `python3` is started with `-S`: `site` processing (every `.pth` file of the
+//! installation, some of which import whole packages) was most of a fresh worker's start
+//! time here. The installation's site-packages stay importable through `PYTHONPATH`.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +30,10 @@ pub enum LaunchError {
 #[derive(Debug)]
 pub struct Launcher {
     python: Vec<String>,
+    /// The interpreter without `-S`, for pip.
+    python_plain: Vec<String>,
+    /// site-packages of the resolved interpreter, when it runs with `-S`.
+    python_site: Option<String>,
     node: Vec<String>,
     dir: PathBuf,
 }
@@ -38,13 +46,28 @@ impl Launcher {
             path: dir.clone(),
             source,
         })?;
-        let python = resolve(
-            &commands.python,
-            &["-c", "import sys;print(sys.executable)"],
-        )
-        .await;
-        let node = resolve(&commands.node, &["-p", "process.execPath"]).await;
-        Ok(Launcher { python, node, dir })
+        let probe = "import sys,site;print(sys.executable);\
+                     print(':'.join(site.getsitepackages()+[site.getusersitepackages()]))";
+        let resolved = resolve(&commands.python, &["-c", probe]).await;
+        let (python, python_plain, python_site) = match &resolved[..] {
+            [exe, site] if resolved != commands.python => (
+                vec![exe.clone(), "-S".into()],
+                vec![exe.clone()],
+                Some(site.clone()),
+            ),
+            _ => (commands.python.clone(), commands.python.clone(), None),
+        };
+        let node = match &resolve(&commands.node, &["-p", "process.execPath"]).await[..] {
+            [exe] => vec![exe.clone()],
+            _ => commands.node.clone(),
+        };
+        Ok(Launcher {
+            python,
+            python_plain,
+            python_site,
+            node,
+            dir,
+        })
     }
 
     /// `program args... <script>`: the command line of a worker, socket and handler excluded.
@@ -61,9 +84,22 @@ impl Launcher {
     /// The interpreter command of a runtime (for dependency installs).
     pub fn interpreter(&self, runtime: Runtime) -> &[String] {
         match runtime {
-            Runtime::Python => &self.python,
+            Runtime::Python => &self.python_plain,
             Runtime::Node => &self.node,
         }
+    }
+
+    /// `PYTHONPATH` for a Python worker: the function's installed dependencies first,
+    /// then the interpreter's site-packages (skipped by `-S`).
+    pub fn python_path(&self, deps: Option<&Path>) -> Option<String> {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(d) = deps {
+            parts.push(d.display().to_string());
+        }
+        if let Some(site) = &self.python_site {
+            parts.push(site.clone());
+        }
+        (!parts.is_empty()).then(|| parts.join(":"))
     }
 
     pub fn socket_path(&self, n: u64) -> PathBuf {
@@ -88,8 +124,9 @@ fn prepare_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A bare program name (`python3`) is asked for its real executable once; anything with
-/// arguments or a path is used as configured.
+/// A bare program name (`python3`) is asked for its real executable once (the probe
+/// prints it on its first line, then any extra facts); anything with arguments or a path
+/// is used as configured.
 async fn resolve(argv: &[String], probe: &[&str]) -> Vec<String> {
     if argv.len() != 1 || argv[0].contains('/') {
         return argv.to_vec();
@@ -97,11 +134,12 @@ async fn resolve(argv: &[String], probe: &[&str]) -> Vec<String> {
     let out = Command::new(&argv[0]).args(probe).output().await;
     match out {
         Ok(o) if o.status.success() => {
-            let path = String::from_utf8_lossy(&o.stdout).trim().to_owned();
-            if !path.is_empty() && Path::new(&path).is_file() {
-                return vec![path];
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            let lines: Vec<String> = text.lines().map(|l| l.trim().to_owned()).collect();
+            match lines.first() {
+                Some(path) if Path::new(path).is_file() => lines,
+                _ => argv.to_vec(),
             }
-            argv.to_vec()
         }
         _ => argv.to_vec(),
     }

@@ -51,6 +51,9 @@ impl Runtime {
 pub struct RuntimeCommands {
     pub python: Vec<String>,
     pub node: Vec<String>,
+    /// Workers above `workers.min` idle this long are stopped
+    /// (`[runtimes] worker_idle_timeout_ms`).
+    pub idle_timeout: Duration,
 }
 
 impl Default for RuntimeCommands {
@@ -58,6 +61,7 @@ impl Default for RuntimeCommands {
         Self {
             python: vec!["python3".into()],
             node: vec!["node".into()],
+            idle_timeout: function_pool::DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -221,6 +225,7 @@ impl PoolRegistry {
             deps,
             masker,
             serial: self.serial.clone(),
+            idle_timeout: self.commands.idle_timeout,
         })
         .await
     }

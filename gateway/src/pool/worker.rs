@@ -93,6 +93,7 @@ pub struct SpawnCtx {
     pub deps: DepsEnv,
     pub masker: Masker,
     pub serial: Arc<AtomicU64>,
+    pub idle_timeout: Duration,
 }
 
 struct Pending {
@@ -221,7 +222,15 @@ pub async fn spawn(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     for (k, v) in &ctx.deps.vars {
-        cmd.env(k, v);
+        if *k != "PYTHONPATH" {
+            cmd.env(k, v);
+        }
+    }
+    if spec.runtime == super::Runtime::Python {
+        let deps = ctx.deps.vars.iter().find(|(k, _)| *k == "PYTHONPATH");
+        if let Some(pp) = ctx.launcher.python_path(deps.map(|(_, v)| v.as_path())) {
+            cmd.env("PYTHONPATH", pp);
+        }
     }
     let spawned = cmd.spawn();
     let mut child = match spawned {
