@@ -270,4 +270,27 @@ mod tests {
         assert_eq!((id.kind, id.subject), ("none", None));
         assert!(p.openapi_scheme().is_none() && !p.needs_body());
     }
+
+    #[test]
+    fn debug_output_never_holds_a_secret() {
+        let users = format!(
+            "ops:{}",
+            hash_key::basic_hash(b"pw-secret", hash_key::MIN_ITERATIONS)
+        );
+        let env = test_support::env(&[("K", "key-secret"), ("H", "hmac-secret"), ("U", &users)]);
+        let configs = [
+            r#"{"type":"api_key","secret":"K"}"#,
+            r#"{"type":"hmac","scheme":"stripe","secret":"H"}"#,
+            r#"{"type":"bearer","secret":"K"}"#,
+            r#"{"type":"basic","users":"U"}"#,
+        ];
+        for c in configs {
+            let cfg: AuthConfig = serde_json::from_str(c).unwrap();
+            let p = Policy::compile(&cfg, &env, Path::new("/nonexistent")).unwrap();
+            let debug = format!("{p:?}");
+            for secret in ["key-secret", "hmac-secret", "pw-secret", "pbkdf2"] {
+                assert!(!debug.contains(secret), "{c}: {debug}");
+            }
+        }
+    }
 }
