@@ -5,6 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
+# CI must prove the eBPF path: a missing toolchain is a build error, not a fallback.
+export EDGEFN_REQUIRE_EBPF=1
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The XDP program is outside the workspace (own nightly, bpfel target).
+rustfmt --edition 2021 --check gateway-ebpf/src/main.rs
+(cd gateway-ebpf && cargo clippy --release -- -D warnings)
 cargo test --workspace --all-targets -- --test-threads "${EDGEFN_TEST_THREADS:-4}"

@@ -293,6 +293,9 @@ fn validate(
                 .into(),
         );
     }
+    for (key, message) in raw.xdp.problems() {
+        err(key, message);
+    }
 
     let mut runtimes = RuntimeCommands::default();
     for (key, slot, cmd) in [

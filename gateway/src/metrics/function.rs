@@ -107,7 +107,9 @@ impl FunctionMetrics {
     }
 
     /// `edgefn_rate_limited_total{function,layer}`; `layer` is `"function"` (L7
-    /// per-function limit) or `"connection"`.
+    /// per-function limit) or `"connection"`. Connection-level refusals, which happen before
+    /// any function is known, are recorded by `xdp::metrics` as `function="_connection"` with
+    /// `layer="xdp"` or `"user_space"`.
     pub fn rate_limited(&self, layer: &'static str) {
         let register = || {
             metrics::counter!(RATE_LIMITED_TOTAL,

@@ -90,6 +90,10 @@ fn gateway_endpoint(
 
 type Invoked = (Response<Body>, Option<Arc<str>>);
 
+/// The checks that need no IO (method, and auth + rate limit unless the policy signs the
+/// body) run before any future is boxed: a rejected request allocates nothing here and
+/// the per-request future hyper stores stays small. Only admitted requests (and HMAC
+/// ones, which must read the body first) continue in a boxed future.
 async fn invoke(
     f: &Function,
     req: Request<Incoming>,
@@ -106,17 +110,36 @@ async fn invoke(
     let now_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    // HMAC signs the body, so only then is the body read before auth; otherwise a
-    // rejected request costs no body read at all.
-    let (identity, body) = if f.def.auth.needs_body() {
-        let bytes = read_body(f, &parts, body).await?;
-        let identity = authenticate(f, &parts, &bytes, now_unix)?;
-        check_limit(f, peer, &identity)?;
-        (identity, bytes)
+    let admitted = if f.def.auth.needs_body() {
+        None
     } else {
         let identity = authenticate(f, &parts, &[], now_unix)?;
         check_limit(f, peer, &identity)?;
-        (identity, read_body(f, &parts, body).await?)
+        Some(identity)
+    };
+    Box::pin(finish(f, parts, body, admitted, peer, route, rid, now_unix)).await
+}
+
+/// Body read (bounded), HMAC verification when the policy needs the body, then the pool.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    f: &Function,
+    parts: Parts,
+    body: Incoming,
+    admitted: Option<Identity>,
+    peer: IpAddr,
+    route: Match,
+    rid: &HeaderValue,
+    now_unix: u64,
+) -> Result<Invoked, GatewayError> {
+    let body = read_body(f, &parts, body).await?;
+    let identity = match admitted {
+        Some(identity) => identity,
+        None => {
+            let identity = authenticate(f, &parts, &body, now_unix)?;
+            check_limit(f, peer, &identity)?;
+            identity
+        }
     };
     // Only now, with the request admitted, are the parameters copied out of the path.
     let params = f

@@ -53,9 +53,36 @@ impl Gateway {
     }
 
     pub fn try_start(extra: &[&str], env: &[(&str, &str)]) -> Result<Gateway, String> {
-        let mut cmd = Command::new(BIN);
+        Self::try_start_on("127.0.0.1:0", extra, env)
+    }
+
+    /// Like [`Gateway::try_start`] with the public listener on `listen` (admin stays on
+    /// loopback), e.g. an address of a test's own veth.
+    pub fn try_start_on(
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Gateway, String> {
+        Self::try_start_wrapped(&[], listen, extra, env)
+    }
+
+    /// Like [`Gateway::try_start_on`], run through `wrapper` (e.g. `setpriv ... --`).
+    pub fn try_start_wrapped(
+        wrapper: &[&str],
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Gateway, String> {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--listen", listen, "--admin-listen", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "info,edgefn=debug,gateway=debug")
             .stdin(Stdio::null())
