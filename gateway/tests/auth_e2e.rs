@@ -487,3 +487,45 @@ fn rejected_requests_never_reach_the_worker() {
     );
     assert!(lines.contains("hmac HOOK_SECRET"), "{lines}");
 }
+
+#[test]
+fn bundled_examples_work_as_the_readme_says() {
+    let gw = Gateway::start(&support::repo_root().join("examples/functions"));
+    let c = client();
+    let secure = gw.url("/secure-api");
+    assert_401(send(c.get(&secure)));
+    let resp = send(c.get(&secure).header("x-api-key", "demo-key-change-me"));
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().unwrap();
+    assert_eq!(body["key_id"], "SECURE_API_KEY");
+
+    let hook = gw.url("/github-webhook");
+    let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    let resp = send(
+        c.post(&hook)
+            .header("x-hub-signature-256", sig)
+            .header("x-github-event", "ping")
+            .body("Hello, World!"),
+    );
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().unwrap();
+    assert_eq!(
+        (body["received"].as_str(), body["verified_with"].as_str()),
+        (Some("ping"), Some("GITHUB_WEBHOOK_SECRET"))
+    );
+    assert_401(send(
+        c.post(&hook)
+            .header("x-hub-signature-256", sig)
+            .body("Hello, World?"),
+    ));
+
+    let page = gw.url("/basic-auth");
+    let challenge = assert_401(send(c.get(&page).basic_auth("demo", Some("wrong"))));
+    assert_eq!(
+        challenge.as_deref(),
+        Some(r#"Basic realm="edgefn demo", charset="UTF-8""#)
+    );
+    let resp = send(c.get(&page).basic_auth("demo", Some("demo-password")));
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.text().unwrap().starts_with("Hello, demo!"));
+}

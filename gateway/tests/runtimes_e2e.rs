@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{client, tempdir, wait_until, write_tree, Gateway};
+use support::{client, concurrent, tempdir, wait_until, write_tree, Gateway};
 
 const SECRET: &str = "s3cr3t-value-never-logged";
 
@@ -27,6 +27,13 @@ exports.handler = async (event) => ({
   body: event,
 });
 "#;
+
+/// GET that must answer 200; returns the body.
+fn get_ok(url: &str) -> String {
+    let r = client().get(url).send().unwrap();
+    assert_eq!(r.status(), 200, "{url}");
+    r.text().unwrap()
+}
 
 fn env_json() -> String {
     format!(r#"{{"PLAIN": "visible", "TOKEN": {{"value": "{SECRET}", "is_secret": true}}}}"#)
@@ -198,15 +205,9 @@ fn timeout_is_504_and_the_next_request_is_served() {
     let next = client().get(gw.url("/slow")).send().unwrap();
     assert_eq!(next.status(), 200);
     assert_eq!(next.text().unwrap(), "fast");
-    let metrics = client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    assert!(
-        metrics.contains(r#"edgefn_worker_restarts_total{function="slow",cause="timeout"} 1"#),
-        "{metrics}"
+    assert_eq!(
+        gw.metric(r#"edgefn_worker_restarts_total{function="slow",cause="timeout"}"#),
+        Some(1.0)
     );
 }
 
@@ -264,19 +265,7 @@ fn thirty_two_concurrent_requests_spread_over_four_workers() {
     let url = gw.url("/work");
     let serial = Duration::from_millis(250 * 32);
     let started = Instant::now();
-    let pids: Vec<String> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..32)
-            .map(|_| {
-                let url = url.clone();
-                s.spawn(move || {
-                    let r = client().get(url).send().unwrap();
-                    assert_eq!(r.status(), 200);
-                    r.text().unwrap()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let pids = concurrent(32, |_| get_ok(&url));
     let elapsed = started.elapsed();
     let distinct: HashSet<_> = pids.iter().collect();
     assert_eq!(
@@ -323,15 +312,7 @@ fn sequential_requests_reuse_one_warm_worker_and_node_serves_concurrently() {
     assert_eq!(pids.len(), 1, "one warm worker served all: {pids:?}");
     let url = gw.url("/conc");
     let started = Instant::now();
-    let pids: HashSet<String> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..8)
-            .map(|_| {
-                let url = url.clone();
-                s.spawn(move || client().get(url).send().unwrap().text().unwrap())
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let pids: HashSet<String> = concurrent(8, |_| get_ok(&url)).into_iter().collect();
     assert_eq!(pids.len(), 1);
     assert!(
         started.elapsed() < Duration::from_millis(300 * 8 / 2),
@@ -381,12 +362,7 @@ fn secrets_are_masked_in_captured_output_and_absent_elsewhere() {
         .unwrap()
         .text()
         .unwrap();
-    let metrics = client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = gw.metrics();
     for (what, text) in [
         ("log", gw.logs()),
         ("openapi", openapi),
@@ -456,25 +432,17 @@ fn a_full_queue_answers_503_with_retry_after() {
     let gw = Gateway::start(dir.path());
     let url = gw.url("/busy");
     // One slot, 32 queue places: of 40 simultaneous requests some must be refused.
-    let results: Vec<(u16, Option<String>)> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..40)
-            .map(|_| {
-                let url = url.clone();
-                s.spawn(move || {
-                    let r = client()
-                        .get(url)
-                        .timeout(Duration::from_secs(60))
-                        .send()
-                        .unwrap();
-                    let ra = r
-                        .headers()
-                        .get("retry-after")
-                        .map(|v| v.to_str().unwrap().to_owned());
-                    (r.status().as_u16(), ra)
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    let results: Vec<(u16, Option<String>)> = concurrent(40, |_| {
+        let r = client()
+            .get(&url)
+            .timeout(Duration::from_secs(60))
+            .send()
+            .unwrap();
+        let ra = r
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (r.status().as_u16(), ra)
     });
     let refused: Vec<_> = results.iter().filter(|(s, _)| *s == 503).collect();
     assert!(!refused.is_empty(), "{results:?}");
@@ -493,15 +461,9 @@ fn code_change_starts_a_new_pool_while_in_flight_requests_finish_on_the_old() {
     std::thread::scope(|s| {
         let inflight = s.spawn(move || client().get(url).send().unwrap().text().unwrap());
         // The slow request is on the worker once the pool reports it busy.
-        assert!(wait_until(Duration::from_secs(5), || {
-            client()
-                .get(gw.admin_url("/metrics"))
-                .send()
-                .unwrap()
-                .text()
-                .unwrap()
-                .contains(r#"edgefn_workers{function="ver",state="busy"} 1"#)
-        }));
+        assert!(wait_until(Duration::from_secs(5), || gw
+            .metric(r#"edgefn_workers{function="ver",state="busy"}"#)
+            == Some(1.0)));
         write_tree(
             dir.path(),
             &[("ver/handler.py", &v1.replace("'v1'", "'v2'"))],
@@ -596,19 +558,7 @@ fn async_python_handlers_and_python_concurrency() {
     for path in ["/asy", "/thr"] {
         let url = gw.url(path);
         let started = Instant::now();
-        let pids: HashSet<String> = std::thread::scope(|s| {
-            let hs: Vec<_> = (0..4)
-                .map(|_| {
-                    let url = url.clone();
-                    s.spawn(move || {
-                        let r = client().get(url).send().unwrap();
-                        assert_eq!(r.status(), 200);
-                        r.text().unwrap()
-                    })
-                })
-                .collect();
-            hs.into_iter().map(|h| h.join().unwrap()).collect()
-        });
+        let pids: HashSet<String> = concurrent(4, |_| get_ok(&url)).into_iter().collect();
         assert_eq!(pids.len(), 1, "{path}: one worker");
         assert!(
             started.elapsed() < Duration::from_millis(1100),
@@ -638,23 +588,12 @@ fn idle_workers_above_min_are_reaped() {
     std::fs::write(&config, "[runtimes]\nworker_idle_timeout_ms = 400\n").unwrap();
     let gw = Gateway::start_with_config(&config, dir.path());
     let url = gw.url("/grow");
-    std::thread::scope(|s| {
-        for _ in 0..6 {
-            let url = url.clone();
-            s.spawn(move || assert_eq!(client().get(url).send().unwrap().status(), 200));
-        }
-    });
+    concurrent(6, |_| get_ok(&url));
     let gauge = |state: &str| -> f64 {
-        let text = client()
-            .get(gw.admin_url("/metrics"))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap();
-        let key = format!(r#"edgefn_workers{{function="grow",state="{state}"}} "#);
-        text.lines()
-            .find_map(|l| l.strip_prefix(&key))
-            .map_or(0.0, |v| v.parse().unwrap())
+        gw.metric(&format!(
+            r#"edgefn_workers{{function="grow",state="{state}"}}"#
+        ))
+        .unwrap_or(0.0)
     };
     assert!(
         gw.logs().matches("worker ready").count() >= 2,

@@ -31,15 +31,43 @@ use serde::Deserialize;
 
 use crate::catalog::fn_env::FnEnv;
 
-/// Raw `"auth"` object of `fn.config.json`, tagged by `"type"`.
+/// Raw `"auth"` object of `fn.config.json`, tagged by `"type"` (snake_case), unknown keys
+/// refused. Deserialized through [`RawAuthConfig`], whose `None` carries an empty struct:
+/// a unit variant would silently accept `{"type": "none", "secret": ...}`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(from = "RawAuthConfig")]
 pub enum AuthConfig {
     None,
     ApiKey(api_key::ApiKeyConfig),
     Hmac(hmac::HmacConfig),
     Bearer(bearer::BearerConfig),
     Basic(basic::BasicConfig),
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum RawAuthConfig {
+    None(NoFields),
+    ApiKey(api_key::ApiKeyConfig),
+    Hmac(hmac::HmacConfig),
+    Bearer(bearer::BearerConfig),
+    Basic(basic::BasicConfig),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoFields {}
+
+impl From<RawAuthConfig> for AuthConfig {
+    fn from(raw: RawAuthConfig) -> Self {
+        match raw {
+            RawAuthConfig::None(NoFields {}) => AuthConfig::None,
+            RawAuthConfig::ApiKey(c) => AuthConfig::ApiKey(c),
+            RawAuthConfig::Hmac(c) => AuthConfig::Hmac(c),
+            RawAuthConfig::Bearer(c) => AuthConfig::Bearer(c),
+            RawAuthConfig::Basic(c) => AuthConfig::Basic(c),
+        }
+    }
 }
 
 /// A config error inside `"auth"`; `field` is a dotted path below `auth` (e.g. `secret`).
@@ -225,6 +253,13 @@ mod tests {
             .contains("unknown field `secrets`"));
         let e = serde_json::from_str::<AuthConfig>(r#"{"type":"oauth"}"#);
         assert!(e.is_err());
+        let none: AuthConfig = serde_json::from_str(r#"{"type":"none"}"#).unwrap();
+        assert_eq!(none, AuthConfig::None);
+        let e = serde_json::from_str::<AuthConfig>(r#"{"type":"none","secret":"K"}"#);
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field `secret`"));
     }
 
     #[test]
@@ -234,5 +269,28 @@ mod tests {
         let id = p.verify(&test_support::req(&h, b"", 0)).unwrap();
         assert_eq!((id.kind, id.subject), ("none", None));
         assert!(p.openapi_scheme().is_none() && !p.needs_body());
+    }
+
+    #[test]
+    fn debug_output_never_holds_a_secret() {
+        let users = format!(
+            "ops:{}",
+            hash_key::basic_hash(b"pw-secret", hash_key::MIN_ITERATIONS)
+        );
+        let env = test_support::env(&[("K", "key-secret"), ("H", "hmac-secret"), ("U", &users)]);
+        let configs = [
+            r#"{"type":"api_key","secret":"K"}"#,
+            r#"{"type":"hmac","scheme":"stripe","secret":"H"}"#,
+            r#"{"type":"bearer","secret":"K"}"#,
+            r#"{"type":"basic","users":"U"}"#,
+        ];
+        for c in configs {
+            let cfg: AuthConfig = serde_json::from_str(c).unwrap();
+            let p = Policy::compile(&cfg, &env, Path::new("/nonexistent")).unwrap();
+            let debug = format!("{p:?}");
+            for secret in ["key-secret", "hmac-secret", "pw-secret", "pbkdf2"] {
+                assert!(!debug.contains(secret), "{c}: {debug}");
+            }
+        }
     }
 }

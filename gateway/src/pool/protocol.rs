@@ -3,6 +3,8 @@
 //! straight from the request parts (no intermediate map); sizes are checked before a
 //! single byte of a frame is allocated.
 
+use std::borrow::Cow;
+
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::ser::{SerializeMap, Serializer};
@@ -201,9 +203,8 @@ impl Serialize for AuthRef<'_> {
 }
 
 /// Any frame a worker sends, by its `type`.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum FromWorker {
+#[derive(Debug)]
+pub enum FromWorker<'a> {
     Ready {
         pid: u32,
     },
@@ -213,20 +214,68 @@ pub enum FromWorker {
     Res {
         id: u64,
         status: i64,
-        #[serde(default)]
-        headers: Vec<(String, String)>,
+        headers: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     },
     Err {
         id: u64,
-        kind: String,
+        kind: Cow<'a, str>,
     },
+}
+
+/// The wire shape, flat: serde's internally tagged enums buffer every frame into an
+/// intermediate tree first, which was most of the gateway's per-reply cost.
+#[derive(Deserialize)]
+struct RawFromWorker<'a> {
+    #[serde(rename = "type", borrow)]
+    kind_of: Cow<'a, str>,
+    id: Option<u64>,
+    pid: Option<u32>,
+    status: Option<i64>,
+    #[serde(default, borrow)]
+    headers: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    #[serde(borrow)]
+    kind: Option<Cow<'a, str>>,
+    error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error("frame of type {0:?} lacks a required field")]
+    Missing(String),
+}
+
+impl<'a> FromWorker<'a> {
+    pub fn parse(header: &'a [u8]) -> Result<FromWorker<'a>, ParseError> {
+        let raw: RawFromWorker<'a> = serde_json::from_slice(header)?;
+        let missing = || ParseError::Missing(raw.kind_of.to_string());
+        Ok(match &*raw.kind_of {
+            "res" => FromWorker::Res {
+                id: raw.id.ok_or_else(missing)?,
+                status: raw.status.ok_or_else(missing)?,
+                headers: raw.headers,
+            },
+            "err" => FromWorker::Err {
+                id: raw.id.ok_or_else(missing)?,
+                kind: raw.kind.ok_or_else(missing)?,
+            },
+            "ready" => FromWorker::Ready {
+                pid: raw.pid.ok_or_else(missing)?,
+            },
+            "fatal" => FromWorker::Fatal {
+                error: raw.error.unwrap_or_default(),
+            },
+            _ => return Err(missing()),
+        })
+    }
 }
 
 /// Validates a handler's answer: status range, header syntax, and no framing headers
 /// (the gateway owns Content-Length, Transfer-Encoding and Connection).
 pub fn response(
     status: i64,
-    headers: Vec<(String, String)>,
+    headers: Vec<(Cow<'_, str>, Cow<'_, str>)>,
     body: Bytes,
 ) -> Result<WorkerResponse, &'static str> {
     if !(100..=599).contains(&status) {
@@ -331,6 +380,27 @@ mod tests {
         assert!(response(600, vec![], Bytes::new()).is_err());
         assert!(response(200, vec![("bad name".into(), "v".into())], Bytes::new()).is_err());
         assert!(response(200, vec![("x".into(), "a\nb".into())], Bytes::new()).is_err());
+        let parsed = FromWorker::parse(
+            br#"{"type":"res","id":3,"status":201,"headers":[["x-a","b\"c"],["y","z"]]}"#,
+        )
+        .unwrap();
+        let FromWorker::Res {
+            id,
+            status,
+            headers,
+        } = parsed
+        else {
+            panic!("res")
+        };
+        assert_eq!((id, status), (3, 201));
+        assert_eq!(headers[0].1, "b\"c");
+        assert_eq!(headers[1].1, "z");
+        assert!(FromWorker::parse(br#"{"type":"res","id":3}"#).is_err());
+        assert!(FromWorker::parse(br#"{"type":"nope"}"#).is_err());
+        assert!(matches!(
+            FromWorker::parse(br#"{"type":"err","id":1,"kind":"bad_response","detail":"x"}"#),
+            Ok(FromWorker::Err { id: 1, .. })
+        ));
         let ok = response(
             201,
             vec![

@@ -333,7 +333,7 @@ async fn handshake(
         }
     };
     let (header, _) = first.map_err(|e| StartError::Channel(e.to_string()))?;
-    match serde_json::from_slice::<FromWorker>(&header) {
+    match FromWorker::parse(&header) {
         Ok(FromWorker::Ready { pid }) => Ok((pid, reader, writer)),
         Ok(FromWorker::Fatal { error }) => Err(StartError::Fatal { error }),
         Ok(_) => Err(StartError::Channel("unexpected first frame".into())),
@@ -384,7 +384,7 @@ async fn read_loop(worker: &Worker, reader: &mut BufReader<OwnedReadHalf>) -> Ex
                 return ExitCause::Protocol;
             }
         };
-        match serde_json::from_slice::<FromWorker>(&header) {
+        match FromWorker::parse(&header) {
             Ok(FromWorker::Res {
                 id,
                 status,

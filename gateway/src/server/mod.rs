@@ -250,15 +250,22 @@ async fn serve_stream<H, Fut>(
 {
     match tls {
         None => conn::serve(stream, builder, handler, limits, shutdown, drain).await,
+        // Boxed: the TLS state machine is several KB, and an unboxed branch would make
+        // every plain connection's task that large too (idle keep-alive memory).
         Some(acceptor) => {
-            // The handshake shares the header-read budget: a silent client is dropped.
-            match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls_stream)) => {
-                    conn::serve(tls_stream, builder, handler, limits, shutdown, drain).await
+            Box::pin(async move {
+                // The handshake shares the header-read budget: a silent client is dropped.
+                match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
+                    .await
+                {
+                    Ok(Ok(tls_stream)) => {
+                        conn::serve(tls_stream, builder, handler, limits, shutdown, drain).await
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
                 }
-                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!("TLS handshake timed out"),
-            }
+            })
+            .await
         }
     }
 }

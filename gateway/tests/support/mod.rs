@@ -186,6 +186,24 @@ impl Gateway {
         None
     }
 
+    /// The admin listener's `/metrics` text.
+    pub fn metrics(&self) -> String {
+        client()
+            .get(self.admin_url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    }
+
+    /// The value of one series, given as `name{labels}` exactly as exported.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let prefix = format!("{series} ");
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix).map(|v| v.parse().unwrap()))
+    }
+
     /// The snapshot generation reported by `/readyz`.
     pub fn generation(&self) -> u64 {
         let body: serde_json::Value = reqwest::blocking::get(self.admin_url("/readyz"))
@@ -258,4 +276,13 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .unwrap()
         .to_path_buf()
+}
+
+/// Runs `f(i)` for `i in 0..n` on `n` threads at once and returns the results in order.
+pub fn concurrent<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = (0..n).map(|i| s.spawn(move || f(i))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
 }
