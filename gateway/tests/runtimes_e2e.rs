@@ -608,3 +608,30 @@ fn idle_workers_above_min_are_reaped() {
     );
     assert_eq!(client().get(gw.url("/grow")).send().unwrap().status(), 200);
 }
+
+#[test]
+fn the_gateway_environment_does_not_reach_functions() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "envpy/handler.py",
+                "import os\n\ndef handler(event):\n    return {'status': 200, 'body': {'op': os.environ.get('OPERATOR_TOKEN'), 'path': bool(os.environ.get('PATH'))}}\n",
+            ),
+            (
+                "envjs/handler.js",
+                "exports.handler = async () => ({status: 200, body: {op: process.env.OPERATOR_TOKEN || null, path: !!process.env.PATH}});\n",
+            ),
+        ],
+    );
+    let gw = Gateway::start_args(
+        &["--functions", dir.path().to_str().unwrap()],
+        &[("OPERATOR_TOKEN", "operator-only")],
+    );
+    for path in ["/envpy", "/envjs"] {
+        let v: Value = serde_json::from_str(&get_ok(&gw.url(path))).unwrap();
+        assert!(v["op"].is_null(), "{path}: {v}");
+        assert_eq!(v["path"], true, "{path}: PATH is passed through");
+    }
+}

@@ -41,7 +41,12 @@ pub struct Launcher {
 impl Launcher {
     /// Writes the worker scripts under a fresh 0700 directory and resolves interpreters.
     pub async fn new(commands: &RuntimeCommands) -> Result<Launcher, LaunchError> {
-        let dir = std::env::temp_dir().join(format!("edgefn-{}", std::process::id()));
+        // Unpredictable name: another local user cannot pre-create or race it.
+        let dir = std::env::temp_dir().join(format!(
+            "edgefn-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
         prepare_dir(&dir).map_err(|source| LaunchError::Dir {
             path: dir.clone(),
             source,
@@ -114,9 +119,6 @@ impl Launcher {
 
 fn prepare_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    if dir.exists() {
-        std::fs::remove_dir_all(dir)?;
-    }
     std::fs::DirBuilder::new().mode(0o700).create(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     std::fs::write(dir.join("edgefn_worker.py"), PYTHON_WORKER)?;

@@ -215,6 +215,8 @@ pub async fn spawn(
         .arg(&spec.handler)
         .arg(spec.concurrency.to_string())
         .current_dir(&spec.dir)
+        .env_clear()
+        .envs(std::env::vars_os().filter(|(k, _)| passed_through(k)))
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PYTHONUNBUFFERED", "1")
         .stdin(Stdio::null())
@@ -278,6 +280,34 @@ pub async fn spawn(
     );
     tokio::spawn(supervise(worker.clone(), child, reader, on_exit));
     Ok(worker)
+}
+
+/// The gateway's own environment stays out of functions (it may hold the operator's
+/// credentials); only what interpreters and TLS/proxy clients need is passed through.
+/// A function's own values come from its `fn.env.json`.
+const PASSED_THROUGH: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "PYENV_ROOT",
+];
+
+fn passed_through(name: &std::ffi::OsStr) -> bool {
+    name.to_str().is_some_and(|n| PASSED_THROUGH.contains(&n))
 }
 
 fn forward_output(child: &mut Child, ctx: &SpawnCtx) {
