@@ -3,8 +3,12 @@
 //! `_drain` sender it holds lets shutdown wait for every connection to finish.
 
 use std::convert::Infallible;
+use std::future::poll_fn;
 use std::future::Future;
-use std::sync::Arc;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -26,13 +30,6 @@ pub struct ConnLimits {
 }
 
 const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
-
-async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
 
 pub fn builder(limits: ConnLimits) -> Builder<TokioExecutor> {
     let mut b = Builder::new(TokioExecutor::new());
@@ -78,31 +75,78 @@ pub async fn serve<I, H, Fut>(
     if closing {
         conn.as_mut().graceful_shutdown();
     }
+    // The side events (gateway shutdown, idle or slow head, the hard close after an idle
+    // GOAWAY) are polled only when their own waker fired, not on every wake-up of the
+    // connection: a `select!` here re-polled all of them for every request.
+    let side = Arc::new(SideWake::default());
+    let side_waker = Waker::from(side.clone());
+    let mut changed = pin!(shutdown.changed());
+    let mut watch = pin!(idle::watch(
+        &activity,
+        limits.idle_timeout,
+        limits.header_read_timeout
+    ));
     // An idle connection has nothing in flight; once told to go away it gets a moment to
     // read the GOAWAY (h2 waits for a PONG a silent client never sends), then is dropped.
-    let mut idle_deadline: Option<tokio::time::Instant> = None;
-    loop {
-        tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    tracing::trace!(error = %e, "connection ended with an error");
-                }
-                return;
+    let mut hard_close: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    let mut first = true;
+    poll_fn(|cx| {
+        if let Poll::Ready(res) = conn.as_mut().poll(cx) {
+            if let Err(e) = res {
+                tracing::trace!(error = %e, "connection ended with an error");
             }
-            _ = shutdown.changed(), if !closing => {
+            return Poll::Ready(());
+        }
+        if !(first || side.fired.swap(false, Ordering::AcqRel)) {
+            return Poll::Pending;
+        }
+        if first {
+            *side.task.lock().expect("side waker lock") = Some(cx.waker().clone());
+            first = false;
+        }
+        let mut scx = Context::from_waker(&side_waker);
+        if !closing {
+            if changed.as_mut().poll(&mut scx).is_ready() {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
-            }
-            why = idle::watch(&activity, limits.idle_timeout, limits.header_read_timeout), if !closing => {
+                cx.waker().wake_by_ref();
+            } else if let Poll::Ready(why) = watch.as_mut().poll(&mut scx) {
                 if why == idle::Expired::HeaderRead {
                     tracing::debug!("request head not received within the header-read timeout");
-                    return;
+                    return Poll::Ready(());
                 }
                 closing = true;
-                idle_deadline = Some(tokio::time::Instant::now() + IDLE_CLOSE_GRACE);
+                hard_close = Some(Box::pin(tokio::time::sleep(IDLE_CLOSE_GRACE)));
                 conn.as_mut().graceful_shutdown();
+                cx.waker().wake_by_ref();
             }
-            _ = sleep_until_opt(idle_deadline), if idle_deadline.is_some() => return,
+        }
+        if let Some(h) = hard_close.as_mut() {
+            if h.as_mut().poll(&mut scx).is_ready() {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Wakes the connection task and records that a side event may be ready.
+#[derive(Default)]
+struct SideWake {
+    fired: AtomicBool,
+    task: Mutex<Option<Waker>>,
+}
+
+impl Wake for SideWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Ordering::Release);
+        if let Some(w) = self.task.lock().expect("side waker lock").as_ref() {
+            w.wake_by_ref();
         }
     }
 }
