@@ -35,7 +35,8 @@ fn error_body(err: &GatewayError, rid: &HeaderValue) -> Vec<u8> {
         }
     };
     let rid = rid.as_bytes();
-    let mut body = Vec::with_capacity(32 + message.len() + rid.len());
+    // Exact capacity: `Bytes::from(Vec)` with spare capacity allocates a shared header.
+    let mut body = Vec::with_capacity(28 + message.len() + rid.len());
     body.extend_from_slice(br#"{"error":"#);
     if message.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
         serde_json::to_writer(&mut body, message).expect("writing JSON to a Vec cannot fail");
@@ -94,7 +95,15 @@ mod tests {
                 detail: "a \"quoted\" detail",
             }),
         ] {
-            let v: serde_json::Value = serde_json::from_slice(&error_body(&err, &rid)).unwrap();
+            let body = error_body(&err, &rid);
+            if err.static_message().is_some() {
+                assert_eq!(
+                    body.len(),
+                    body.capacity(),
+                    "exact capacity: no shared Bytes header"
+                );
+            }
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(v["error"], err.to_string());
             assert_eq!(v["request_id"], "abc-1");
         }
