@@ -635,3 +635,43 @@ fn the_gateway_environment_does_not_reach_functions() {
         assert_eq!(v["path"], true, "{path}: PATH is passed through");
     }
 }
+
+#[test]
+fn a_handler_that_cannot_load_is_502_and_a_fix_is_picked_up() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("broken/handler.py", "def handler(event)\n    return 1\n"),
+            ("brokenjs/handler.js", "exports.handler = async () => {;\n"),
+            ("fine/handler.py", PY_ECHO),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    for path in ["/broken", "/brokenjs"] {
+        let started = Instant::now();
+        let r = client().get(gw.url(path)).send().unwrap();
+        assert_eq!(r.status(), 502, "{path}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{path}: answered promptly"
+        );
+    }
+    assert!(
+        gw.wait_log("SyntaxError", Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
+    assert!(gw.logs().contains("worker failed to start"));
+    assert_eq!(client().get(gw.url("/fine")).send().unwrap().status(), 200);
+    let generation = gw.generation();
+    write_tree(
+        dir.path(),
+        &[(
+            "broken/handler.py",
+            "def handler(event):\n    return {'status': 200, 'body': 'fixed'}\n",
+        )],
+    );
+    assert!(wait_until(Duration::from_secs(10), || gw.generation() > generation));
+    assert_eq!(get_ok(&gw.url("/broken")), "fixed");
+}
