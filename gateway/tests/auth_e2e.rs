@@ -27,6 +27,7 @@ const KEY_ONE: &str = "key-one-aaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const KEY_TWO: &str = "key-two-bbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const GITHUB_SECRET: &str = "It's a Secret to Everybody";
 const TOKEN: &str = "static-bearer-token-ccccccccccccccc";
+const STRIPE_SECRET: &str = "whsec_stripe-test-secret-ddddddddddd";
 const HS_KEY: &[u8] = b"an-hs256-key-of-at-least-32-bytes!!";
 
 fn secret(value: &str) -> Value {
@@ -54,6 +55,8 @@ fn fixture(calls: &std::path::Path) -> tempfile::TempDir {
         ("jwt/jwks.json".into(), jwks.to_string()),
         ("staff/fn.config.json".into(), json!({"auth": {"type": "basic", "users": "USERS", "realm": "Staff only"}}).to_string()),
         ("staff/fn.env.json".into(), json!({"CALLS": calls, "USERS": secret(&format!("ops:{hash}\n"))}).to_string()),
+        ("stripe/fn.config.json".into(), json!({"methods": ["POST"], "auth": {"type": "hmac", "scheme": "stripe", "secret": "STRIPE_SECRET", "tolerance_s": 300}}).to_string()),
+        ("stripe/fn.env.json".into(), json!({"CALLS": calls, "STRIPE_SECRET": secret(STRIPE_SECRET)}).to_string()),
         ("limited/fn.config.json".into(), json!({"rate_limit": {"per_second": 0.5, "burst": 2}}).to_string()),
         ("limited/fn.env.json".into(), json!({"CALLS": calls}).to_string()),
     ];
@@ -61,10 +64,12 @@ fn fixture(calls: &std::path::Path) -> tempfile::TempDir {
         .iter()
         .map(|(p, c)| (p.as_str(), c.as_str()))
         .collect();
-    let handlers: Vec<String> = ["keyed", "hook", "bearer", "jwt", "staff", "limited"]
-        .iter()
-        .map(|f| format!("{f}/handler.py"))
-        .collect();
+    let handlers: Vec<String> = [
+        "keyed", "hook", "bearer", "jwt", "staff", "limited", "stripe",
+    ]
+    .iter()
+    .map(|f| format!("{f}/handler.py"))
+    .collect();
     all.extend(handlers.iter().map(|h| (h.as_str(), RECORDING)));
     write_tree(dir.path(), &all);
     dir
@@ -528,4 +533,40 @@ fn bundled_examples_work_as_the_readme_says() {
     let resp = send(c.get(&page).basic_auth("demo", Some("demo-password")));
     assert_eq!(resp.status().as_u16(), 200);
     assert!(resp.text().unwrap().starts_with("Hello, demo!"));
+}
+
+/// The gateway reads the wall clock for timestamped schemes: a correctly signed Stripe
+/// event is admitted when fresh and refused as stale when older than `tolerance_s`.
+#[test]
+fn stripe_timestamps_are_checked_against_the_clock() {
+    let env = start();
+    let url = env.gw.url("/stripe");
+    let key = hmac::Key::new(hmac::HMAC_SHA256, STRIPE_SECRET.as_bytes());
+    let body = r#"{"id":"evt_1"}"#;
+    let signed = |t: u64| {
+        let tag = hmac::sign(&key, format!("{t}.{body}").as_bytes());
+        format!("t={t},v1={}", hex::encode(tag.as_ref()))
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let c = client();
+    let fresh = send(
+        c.post(&url)
+            .header("stripe-signature", signed(now))
+            .body(body),
+    );
+    assert!(admitted(fresh));
+    assert_401(send(
+        c.post(&url)
+            .header("stripe-signature", signed(now - 3600))
+            .body(body),
+    ));
+    let failures = auth_failures(&env.gw);
+    assert_eq!(
+        failures.get(&("stripe".into(), "hmac".into(), "stale_timestamp".into())),
+        Some(&1),
+        "{failures:?}"
+    );
 }

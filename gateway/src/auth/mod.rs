@@ -168,6 +168,13 @@ impl Policy {
         matches!(self.inner, Inner::Hmac(_))
     }
 
+    /// True when verification reads `AuthRequest::now_unix` (timestamps, replay windows,
+    /// JWT `exp`/`nbf`); for the other policies the gateway skips reading the wall clock.
+    /// Deliberately broad: every policy that could look at time says yes.
+    pub fn needs_clock(&self) -> bool {
+        matches!(self.inner, Inner::Hmac(_) | Inner::Bearer(_))
+    }
+
     pub fn verify(&self, req: &AuthRequest<'_>) -> Result<Identity, AuthFailure> {
         match &self.inner {
             Inner::None => Ok(Identity {

@@ -62,16 +62,22 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
         return Handled::Ready(Some(resp));
     }
     let method = req.method().clone();
-    let snap = state.store.load_full();
+    // A guard (no reference-count traffic) while the answer is decided synchronously;
+    // only a request that goes on to a worker takes an owned snapshot.
+    let snap = state.store.load();
     let Some(m) = snap.router.lookup(req.uri().path()) else {
         let resp = respond::error(&GatewayError::NotFound, &rid);
         record(state, None, &method, &resp, start, &rid, None);
         return Handled::Ready(Some(resp));
     };
     let f = &snap.functions[m.index];
-    let now_unix = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now_unix = if f.def.auth.needs_clock() {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    } else {
+        0
+    };
     match precheck(f, &req, peer, now_unix) {
         Err(e) => {
             let resp = respond::error(&e, &rid);
@@ -80,6 +86,7 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
         }
         Ok(admitted) => {
             let state = state.clone();
+            let snap = arc_swap::Guard::into_inner(snap);
             Handled::Boxed(Box::pin(async move {
                 let f = &snap.functions[m.index];
                 let (resp, subject) = match finish(f, req, admitted, peer, m, &rid, now_unix).await
