@@ -193,6 +193,25 @@ fn addrs(net: &Netns, v6: bool) -> [String; 3] {
     }
 }
 
+/// Starts edgefn (through `wrapper`, e.g. `setpriv …`) on `listen` with the tree's
+/// `edgefn.toml` and `functions/`.
+fn start_tree(wrapper: &[&str], listen: &str, dir: &std::path::Path) -> Gateway {
+    let config = dir.join("edgefn.toml");
+    let functions = dir.join("functions");
+    Gateway::try_start_wrapped(
+        wrapper,
+        listen,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--functions",
+            functions.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn start(net: &Netns, enabled: bool, v6: bool) -> (Gateway, tempfile::TempDir) {
     start_mode(net, enabled, v6, "skb")
 }
@@ -216,23 +235,12 @@ fn start_mode(net: &Netns, enabled: bool, v6: bool, mode: &str) -> (Gateway, tem
             ),
         ],
     );
-    let functions = dir.path().join("functions");
-    let config = dir.path().join("edgefn.toml");
-    let gw = Gateway::try_start_on(
-        &if v6 {
-            format!("[{}]:0", addrs(net, true)[0])
-        } else {
-            format!("{}:0", addrs(net, false)[0])
-        },
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--functions",
-            functions.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let listen = if v6 {
+        format!("[{}]:0", addrs(net, true)[0])
+    } else {
+        format!("{}:0", addrs(net, false)[0])
+    };
+    let gw = start_tree(&[], &listen, dir.path());
     (gw, dir)
 }
 
@@ -485,20 +493,7 @@ fn start_fallback(wrapper: &[&str], interface: &str) -> (Gateway, tempfile::Temp
             ),
         ],
     );
-    let config = dir.path().join("edgefn.toml");
-    let functions = dir.path().join("functions");
-    let gw = Gateway::try_start_wrapped(
-        wrapper,
-        "127.0.0.1:0",
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--functions",
-            functions.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let gw = start_tree(wrapper, "127.0.0.1:0", dir.path());
     (gw, dir)
 }
 

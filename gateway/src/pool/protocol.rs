@@ -162,22 +162,19 @@ struct Headers<'a>(&'a HeaderMap);
 impl Serialize for Headers<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.0.keys_len()))?;
-        for name in self.0.keys() {
-            let mut values = self.0.get_all(name).iter();
-            let first = values.next().map(|v| String::from_utf8_lossy(v.as_bytes()));
-            let Some(first) = first else { continue };
-            let rest: Vec<_> = values
-                .map(|v| String::from_utf8_lossy(v.as_bytes()))
-                .collect();
-            if rest.is_empty() {
-                m.serialize_entry(name.as_str(), &first)?;
-            } else {
+        // `iter` yields every value of a name together: one pass, no per-name lookup.
+        let mut values = self.0.iter().peekable();
+        while let Some((name, first)) = values.next() {
+            let first = String::from_utf8_lossy(first.as_bytes());
+            if values.peek().is_some_and(|(n, _)| *n == name) {
                 let mut joined = first.into_owned();
-                for v in rest {
+                while let Some((_, v)) = values.next_if(|(n, _)| *n == name) {
                     joined.push_str(", ");
-                    joined.push_str(&v);
+                    joined.push_str(&String::from_utf8_lossy(v.as_bytes()));
                 }
                 m.serialize_entry(name.as_str(), &joined)?;
+            } else {
+                m.serialize_entry(name.as_str(), &first)?;
             }
         }
         m.end()
@@ -311,6 +308,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.append("x-a", HeaderValue::from_static("1"));
         headers.append("x-a", HeaderValue::from_static("2"));
+        headers.append("x-b", HeaderValue::from_static("3"));
         WorkerRequest {
             request_id: Arc::from("rid"),
             method: http::Method::POST,
@@ -346,6 +344,7 @@ mod tests {
         assert_eq!(v["event"]["query"]["a"], "3");
         assert_eq!(v["event"]["params"]["id"], "7");
         assert_eq!(v["event"]["headers"]["x-a"], "1, 2");
+        assert_eq!(v["event"]["headers"]["x-b"], "3");
         assert_eq!(v["event"]["context"]["auth"]["subject"], "k1");
         assert_eq!(v["event"]["context"]["function"], "p/[id]");
         assert_eq!(&body[..], b"\xff\x00");

@@ -311,22 +311,18 @@ fn passed_through(name: &std::ffi::OsStr) -> bool {
 }
 
 fn forward_output(child: &mut Child, ctx: &SpawnCtx) {
-    if let Some(out) = child.stdout.take() {
-        tokio::spawn(output::forward(
-            ctx.spec.function.clone(),
-            Stream::Stdout,
-            out,
-            ctx.masker.clone(),
-        ));
+    fn forward<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+        reader: Option<R>,
+        stream: Stream,
+        ctx: &SpawnCtx,
+    ) {
+        if let Some(r) = reader {
+            let (function, masker) = (ctx.spec.function.clone(), ctx.masker.clone());
+            tokio::spawn(output::forward(function, stream, r, masker));
+        }
     }
-    if let Some(err) = child.stderr.take() {
-        tokio::spawn(output::forward(
-            ctx.spec.function.clone(),
-            Stream::Stderr,
-            err,
-            ctx.masker.clone(),
-        ));
-    }
+    forward(child.stdout.take(), Stream::Stdout, ctx);
+    forward(child.stderr.take(), Stream::Stderr, ctx);
 }
 
 async fn handshake(

@@ -31,11 +31,11 @@ pub struct ConnLimits {
 
 const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-pub fn builder(limits: ConnLimits) -> Builder<TokioExecutor> {
+/// The protocol settings. No h1 timer: the header-read and idle timeouts of
+/// [`ConnLimits`] are enforced per connection in `idle` (hyper's own header timeout arms a
+/// boxed timer for every request).
+pub fn builder() -> Builder<TokioExecutor> {
     let mut b = Builder::new(TokioExecutor::new());
-    // No h1 timer: the header-read timeout is enforced per connection in `idle` (hyper's
-    // would arm a boxed timer for every request).
-    let _ = limits;
     b.http1().keep_alive(true).max_buf_size(64 * 1024);
     b.http2()
         .timer(TokioTimer::new())

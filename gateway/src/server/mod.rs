@@ -198,7 +198,7 @@ impl Acceptor {
         H: Fn(http::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
         Fut: std::future::Future<Output = http::Response<crate::respond::Body>> + Send + 'static,
     {
-        let builder = Arc::new(conn::builder(self.limits));
+        let builder = Arc::new(conn::builder());
         loop {
             let permit = tokio::select! {
                 p = self.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# User-space instructions per request, counted by callgrind: repeatable whatever else the
+# machine is doing, so it is the A/B measure for hot-path work (rps on this shared 2-core
+# machine drifts; instruction counts do not).
+#
+#   bench/instructions.sh [N]      # N measured requests per case (default 4000)
+#
+# Cases: a rejected request (401 from the api_key policy, no worker) through edgefn and
+# the same 401 from the bare hyper peer; an accepted request to a trivial Python handler
+# through edgefn (gateway process only: the worker is a separate process). Writes
+# bench/results/instructions.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-4000}
+command -v valgrind >/dev/null 2>&1 || {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+}
+command -v oha >/dev/null 2>&1 || PATH="$HOME/.cargo/bin:$PATH"
+command -v oha >/dev/null 2>&1 || scripts/install-bench-tools.sh
+cargo build --release -q -p gateway -p hyper-header
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/fn"
+cp -r bench/functions/secure bench/functions/hello-py "$work/fn/"
+printf '[server]\nlisten = "127.0.0.1:18481"\n[admin]\nlisten = "127.0.0.1:18482"\n[log]\naccess = false\n' \
+  >"$work/edgefn.toml"
+
+# count PORT PATH CMD...: instructions per request over N requests after a warm-up.
+count() {
+  local port=$1 path=$2
+  shift 2
+  valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" "$@" >"$work/server.log" 2>&1 &
+  local vp=$!
+  for _ in $(seq 1 200); do
+    curl -s -o /dev/null "http://127.0.0.1:$port$path" && break
+    sleep 0.2
+  done
+  oha -n 500 -c 10 --no-tui "http://127.0.0.1:$port$path" >/dev/null 2>&1
+  callgrind_control -z "$vp" >/dev/null
+  oha -n "$N" -c 10 --no-tui "http://127.0.0.1:$port$path" >/dev/null 2>&1
+  callgrind_control -d "$vp" >/dev/null
+  kill "$vp"
+  wait "$vp" 2>/dev/null || true
+  local total
+  total=$(cat "$work"/cg.*.1 | awk '/^(summary|totals):/ {s+=$2} END {print s}')
+  rm -f "$work"/cg.*
+  echo $((total / N))
+}
+
+edge=(target/release/edgefn serve --config "$work/edgefn.toml" --functions "$work/fn")
+rejected=$(count 18481 /secure "${edge[@]}")
+hyper=$(count 18483 /secure target/release/hyper-header 127.0.0.1:18483 bench-key)
+accepted=$(count 18481 /hello-py "${edge[@]}")
+
+mkdir -p bench/results
+{
+  echo "# User-space instructions per request (callgrind)"
+  echo
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), command: \`bench/instructions.sh $N\`"
+  echo "- $N requests per case after 500 warm-up requests, oha -c 10, server process only"
+  echo
+  echo "| case | instructions / request |"
+  echo "|---|---:|"
+  echo "| rejected (401), edgefn | $rejected |"
+  echo "| rejected (401), hyper-header | $hyper |"
+  echo "| accepted, edgefn → warm Python worker (gateway process) | $accepted |"
+  echo
+  echo "A rejected request costs edgefn $(python3 -c "print(round($rejected/$hyper, 2))")× the instructions of bare hyper."
+} >bench/results/instructions.md
+cat bench/results/instructions.md
