@@ -19,7 +19,7 @@ import time
 
 from common import (API_KEY, BENCH, HMAC_BODY_BYTES, PORTS, PRIORITY, RELEASE, RUN, SCENARIOS,
                     WEBHOOK_SECRET, WRONG_KEY, log)
-from load import (Target, idle_measure, oha_json_flag, probe, run_oha, run_worker_direct,
+from load import (Target, cpu_per_request, idle_measure, oha_json_flag, probe, run_oha, run_worker_direct,
                   run_wrk, warm_up)
 from report import aggregate, ratios, write_report
 from servers import (Servers, cpus, edgefn_config, edgefn_functions, first_line, machine,
@@ -89,6 +89,10 @@ class Config:
     pass
 
 
+# Offered load of the CPU-per-request measurement: well under every server's ceiling here.
+CPU_RATE = 40_000
+
+
 def measure(scenario, cfg, env, rows):
     """Probes every target, warms each up, then runs `cfg.rounds` interleaved rounds
     (each tool on each server in turn) and keeps the median of each figure: drifts in
@@ -120,6 +124,23 @@ def measure(scenario, cfg, env, rows):
                 runs.setdefault((id(t), tool), (t, []))[1].append(res)
     for t, results in runs.values():
         rows.append(row(t, results[0]["tool"], aggregate(results), note=t.note))
+    if scenario == "rejected" and cfg.oha:
+        # The same offered load for every server, below all their ceilings: CPU per
+        # answer, median of the rounds.
+        per = {}
+        for rnd in range(cfg.rounds):
+            for t in live:
+                proc = cfg.servers.procs.get(t.server)
+                if proc is None:
+                    continue
+                log(f"rejected-cpu/{t.server} round {rnd + 1}/{cfg.rounds} "
+                    f"({CPU_RATE} req/s for {cfg.duration}s)")
+                r = cpu_per_request(t, cfg, proc.pid, CPU_RATE, max(cfg.duration, 3))
+                if r:
+                    per.setdefault(t.server, []).append(r)
+        for server, results in per.items():
+            results.sort(key=lambda r: r["us_per_req"])
+            cfg.cpu_rows.append(results[len(results) // 2])
 
 
 def measure_direct(scenario, cfg, env, rows):
@@ -221,14 +242,16 @@ def main():
 
     servers = Servers(cfg.server_cpu)
     cfg.servers = servers
+    cfg.cpu_rows = []
     env.servers = servers
     rows, idle = [], []
     try:
         need = set(scenarios)
         pa = PORTS
-        servers.start("edgefn", [edgefn, "serve", "--config", edgefn_config(
+        edgefn_argv = [edgefn, "serve", "--config", edgefn_config(
             os.path.join(RUN, "edgefn.toml"), f"127.0.0.1:{pa['edgefn']}",
-            f"127.0.0.1:{pa['edgefn-admin']}", fdir)], pa["edgefn"])
+            f"127.0.0.1:{pa['edgefn-admin']}", fdir)]
+        servers.start("edgefn", edgefn_argv, pa["edgefn"])
         if need & {"rejected", "idle"}:
             servers.start("hyper-header", [hyper, f"127.0.0.1:{pa['hyper-header']}", API_KEY],
                           pa["hyper-header"])
@@ -264,10 +287,22 @@ def main():
             if sc in ("python", "node"):
                 measure_direct(sc, cfg, env, rows)
         if "idle" in scenarios:
-            for name, port, path in (("edgefn", pa["edgefn"], "/_fn/health"),
-                                     ("hyper-header", pa["hyper-header"], "/")):
-                log(f"idle/{name}: {args.idle_connections} keep-alive connections")
-                r = idle_measure(name, port, path, args.idle_connections, cfg)
+            # edgefn twice: after a request its HTTP/1 front answered (the connection stays
+            # in the front) and after one a worker served (the connection went to hyper).
+            for label, name, port, path in (
+                    ("edgefn", "edgefn", pa["edgefn"], "/_fn/health"),
+                    ("edgefn (after a worker request)", "edgefn", pa["edgefn"], "/hello-py"),
+                    ("hyper-header", "hyper-header", pa["hyper-header"], "/")):
+                if name == "edgefn":
+                    # A fresh process each time: memory freed by an earlier case would
+                    # otherwise be reused and hide what this one costs.
+                    old = servers.procs.pop("edgefn", None)
+                    if old is not None:
+                        servers.stop_one(old)
+                    if not servers.start("edgefn", edgefn_argv, pa["edgefn"]):
+                        continue
+                log(f"idle/{label}: {args.idle_connections} keep-alive connections")
+                r = idle_measure(name, port, path, args.idle_connections, cfg, label)
                 if r:
                     idle.append(r)
     finally:

@@ -193,7 +193,50 @@ def rss_kib(pid):
     return own, total
 
 
-def idle_measure(name, port, path, n, cfg):
+def group_cpu_ticks(pgid):
+    """User + system clock ticks of every live process in process group `pgid` (a server
+    started in its own session: nginx's workers, edgefn's runtime workers included)."""
+    total = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid:  # pgrp
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total
+
+
+def cpu_per_request(t, cfg, pgid, rate, duration):
+    """Server CPU per request at a fixed offered load (oha -q): what each answer costs the
+    server, whatever the load generator's own ceiling."""
+    argv = PRIORITY + ["taskset", "-c", cfg.load_cpu, cfg.oha, "-z", f"{duration}s",
+                       "-q", str(rate), "-c", str(cfg.connections), "--no-tui"] + cfg.oha_json
+    for k, v in t.headers:
+        argv += ["-H", f"{k}: {v}"]
+    argv.append(t.url)
+    before = group_cpu_ticks(pgid)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
+    after = group_cpu_ticks(pgid)
+    try:
+        codes = json.loads(out.stdout).get("statusCodeDistribution", {})
+    except json.JSONDecodeError:
+        log(f"oha failed for {t.server}: {out.stderr.strip()[:300]}")
+        return None
+    n = sum(codes.values())
+    if n == 0:
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    return {"server": t.server, "rate": rate, "requests": n,
+            "us_per_req": (after - before) / hz * 1e6 / n,
+            "statuses": ", ".join(f"{k}: {v}" for k, v in sorted(codes.items()))}
+
+
+def idle_measure(name, port, path, n, cfg, label=None):
     proc = cfg.servers.procs.get(name)
     if proc is None:
         return None
@@ -223,7 +266,7 @@ def idle_measure(name, port, path, n, cfg):
     time.sleep(2.0)  # let the closed connections drain before the next server
     per_conn = (after - before) * 1024 / n if before is not None and after else None
     return {
-        "server": name, "connections": n, "rss_before_kib": before, "rss_after_kib": after,
+        "server": label or name, "connections": n, "rss_before_kib": before, "rss_after_kib": after,
         "bytes_per_conn": per_conn, "open_s": opened, "detail": line,
     }
 

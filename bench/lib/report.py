@@ -118,6 +118,19 @@ def write_report(rows, idle, cfg, env, started, elapsed):
     checks = targets_check(rows)
     if checks:
         md += ["", "Rejected-request targets (issue 6):", ""] + checks
+    if getattr(cfg, "cpu_rows", None):
+        md += ["", f"Server CPU per rejected request at a fixed {cfg.cpu_rows[0]['rate']:,} req/s "
+               "(oha -q; user + system time of the server's whole process group from /proc, "
+               "median of the rounds):", "",
+               "| server | requests | CPU µs / request | edgefn vs this peer | responses |",
+               "|---|---:|---:|---|---|"]
+        edge = next((c for c in cfg.cpu_rows if c["server"] == "edgefn"), None)
+        for c in cfg.cpu_rows:
+            ratio = ""
+            if edge and c is not edge and c["us_per_req"]:
+                ratio = f"{edge['us_per_req'] / c['us_per_req']:.2f}× the CPU"
+            md.append(f"| {c['server']} | {c['requests']:,} | {c['us_per_req']:.2f} | {ratio} | "
+                      f"{c['statuses']} |")
     if idle:
         md += ["", "Idle keep-alive connections (RSS from /proc/PID/status, server process only):",
                "", "| server | connections | RSS before KiB | RSS after KiB | bytes / connection | vs hyper-header |",

@@ -10,7 +10,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use http::{HeaderValue, Method, StatusCode};
+use http::{Method, StatusCode};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
@@ -56,7 +56,7 @@ where
 
 /// One access-log line per request, target `edgefn::access`; never a credential.
 pub fn access(
-    request_id: &HeaderValue,
+    request_id: &[u8],
     function: &str,
     method: &Method,
     status: StatusCode,
@@ -65,7 +65,7 @@ pub fn access(
 ) {
     tracing::info!(
         target: ACCESS_TARGET,
-        request_id = request_id.to_str().unwrap_or_default(),
+        request_id = std::str::from_utf8(request_id).unwrap_or_default(),
         function,
         method = method.as_str(),
         status = status.as_u16(),
@@ -130,7 +130,7 @@ mod tests {
 
     fn emit_access() {
         access(
-            &HeaderValue::from_static("rid-1"),
+            b"rid-1",
             "secure-api",
             &Method::POST,
             StatusCode::UNAUTHORIZED,

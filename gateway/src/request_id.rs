@@ -6,6 +6,8 @@ use std::sync::OnceLock;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::auth::headers::Headers;
+
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 static PREFIX: OnceLock<u32> = OnceLock::new();
 
@@ -13,30 +15,43 @@ pub const HEADER: &str = "x-request-id";
 /// The parsed name: inserting or looking up by `&str` re-parses and re-hashes it each time.
 pub static HEADER_NAME: HeaderName = HeaderName::from_static(HEADER);
 
+/// Length of a generated id.
+pub const NEW_LEN: usize = 21;
+
 /// The id for this request.
 pub fn for_request(headers: &HeaderMap) -> HeaderValue {
-    if let Some(v) = headers.get(&HEADER_NAME) {
-        let b = v.as_bytes();
-        if !b.is_empty()
-            && b.len() <= 128
-            && b.iter()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
-        {
-            return v.clone();
-        }
+    match headers.get(&HEADER_NAME) {
+        Some(v) if well_formed(v.as_bytes()) => v.clone(),
+        _ => new_id(),
     }
-    new_id()
+}
+
+/// The caller's id when it is well formed: 1–128 of `[A-Za-z0-9-_.:]`, characters that
+/// need no escaping in JSON, logs or headers.
+pub fn given(headers: Headers<'_>) -> Option<&[u8]> {
+    headers.first(&HEADER_NAME).filter(|b| well_formed(b))
+}
+
+fn well_formed(b: &[u8]) -> bool {
+    !b.is_empty()
+        && b.len() <= 128
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+}
+
+pub fn new_id() -> HeaderValue {
+    HeaderValue::from_bytes(&new_id_bytes()).expect("hex is header-safe")
 }
 
 /// `pppppppp-nnnnnnnnnnnn` (hex): written by hand, `format!` cost as much as the rest of a
 /// rejected request's gateway work.
-pub fn new_id() -> HeaderValue {
+pub fn new_id_bytes() -> [u8; NEW_LEN] {
     let prefix = *PREFIX.get_or_init(rand::random::<u32>);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut id = [b'-'; 21];
+    let mut id = [b'-'; NEW_LEN];
     hex_into(&mut id[..8], u64::from(prefix));
     hex_into(&mut id[9..], n);
-    HeaderValue::from_bytes(&id).expect("hex is header-safe")
+    id
 }
 
 /// Lower-case hex of the low `out.len() * 4` bits of `v`, zero-padded.

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::error::GatewayError;
@@ -23,9 +23,37 @@ pub fn json(status: StatusCode, body: impl Into<Bytes>, rid: &HeaderValue) -> Re
     resp
 }
 
+/// A response the gateway makes up itself: always JSON, always with the request id, at
+/// most one header beyond those. Kept apart from `http::Response` so the HTTP/1 front
+/// (`server/front.rs`) can write it straight to the socket while hyper gets a `Response`.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub extra: Option<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Answer {
+        Answer {
+            status,
+            extra: None,
+            body: body.into(),
+        }
+    }
+
+    pub fn into_response(self, rid: &HeaderValue) -> Response<Body> {
+        let mut resp = json(self.status, self.body, rid);
+        if let Some((name, value)) = self.extra {
+            resp.headers_mut().insert(name, value);
+        }
+        resp
+    }
+}
+
 /// `{"error":"<message>","request_id":"<id>"}`, written directly: the common failures have
 /// static messages, and request ids are restricted to characters JSON never escapes.
-fn error_body(err: &GatewayError, rid: &HeaderValue) -> Vec<u8> {
+fn error_body(err: &GatewayError, rid: &[u8]) -> Vec<u8> {
     let owned;
     let message = match err.static_message() {
         Some(m) => m,
@@ -34,7 +62,6 @@ fn error_body(err: &GatewayError, rid: &HeaderValue) -> Vec<u8> {
             owned.as_str()
         }
     };
-    let rid = rid.as_bytes();
     // Exact capacity: `Bytes::from(Vec)` with spare capacity allocates a shared header.
     let mut body = Vec::with_capacity(28 + message.len() + rid.len());
     body.extend_from_slice(br#"{"error":"#);
@@ -56,29 +83,31 @@ fn error_body(err: &GatewayError, rid: &HeaderValue) -> Vec<u8> {
     body
 }
 
-pub fn error(err: &GatewayError, rid: &HeaderValue) -> Response<Body> {
-    let body = error_body(err, rid);
-    let mut resp = json(err.status(), body, rid);
-    let h = resp.headers_mut();
-    match err {
-        GatewayError::MethodNotAllowed { allow } => {
-            h.insert(ALLOW, allow.clone());
-        }
+/// The one place a [`GatewayError`] becomes status, headers and body.
+pub fn error_answer(err: &GatewayError, rid: &[u8]) -> Answer {
+    let extra = match err {
+        GatewayError::MethodNotAllowed { allow } => Some((ALLOW, allow.clone())),
         GatewayError::Unauthorized { failure } => {
-            if let Some(c) = &failure.challenge {
-                h.insert(WWW_AUTHENTICATE, c.clone());
-            }
+            failure.challenge.clone().map(|c| (WWW_AUTHENTICATE, c))
         }
         GatewayError::RateLimited { retry_after } => {
             let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-            h.insert(RETRY_AFTER, HeaderValue::from(secs));
+            Some((RETRY_AFTER, HeaderValue::from(secs)))
         }
         GatewayError::Pool(PoolError::Overloaded { retry_after_s }) => {
-            h.insert(RETRY_AFTER, HeaderValue::from((*retry_after_s).max(1)));
+            Some((RETRY_AFTER, HeaderValue::from((*retry_after_s).max(1))))
         }
-        _ => {}
+        _ => None,
+    };
+    Answer {
+        status: err.status(),
+        extra,
+        body: error_body(err, rid).into(),
     }
-    resp
+}
+
+pub fn error(err: &GatewayError, rid: &HeaderValue) -> Response<Body> {
+    error_answer(err, rid.as_bytes()).into_response(rid)
 }
 
 #[cfg(test)]
@@ -95,7 +124,7 @@ mod tests {
                 detail: "a \"quoted\" detail",
             }),
         ] {
-            let body = error_body(&err, &rid);
+            let body = error_body(&err, rid.as_bytes());
             if err.static_message().is_some() {
                 assert_eq!(
                     body.len(),

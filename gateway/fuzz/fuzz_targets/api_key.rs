@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let query = std::str::from_utf8(query).ok();
-    if let Ok(key) = api_key::extract(&headers, &name, query, flags & 4 == 4) {
+    if let Ok(key) = api_key::extract(gateway::auth::headers::Headers::Map(&headers), &name, query, flags & 4 == 4) {
         assert!(!key.is_empty() && key.len() <= api_key::MAX_KEY_LEN);
     }
     let _ = api_key::percent_decode(rest);

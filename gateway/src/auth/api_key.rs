@@ -6,10 +6,11 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use http::{HeaderMap, HeaderName};
+use http::HeaderName;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::headers::{Headers, One};
 use super::secrets::{self, OneOrMany, SecretSet};
 use super::{keys_file, AuthConfigError, AuthFailure, AuthRequest, Identity};
 use crate::catalog::fn_env::FnEnv;
@@ -135,18 +136,15 @@ impl ApiKeyPolicy {
 /// Finds the presented key: the header first, then (when enabled) `?api_key=`. A repeated
 /// header or parameter is malformed rather than "first wins", so proxies can't disagree.
 pub fn extract<'a>(
-    headers: &'a HeaderMap,
+    headers: Headers<'a>,
     header: &HeaderName,
     query: Option<&'a str>,
     query_enabled: bool,
 ) -> Result<Cow<'a, [u8]>, ApiKeyError> {
-    let mut values = headers.get_all(header).iter();
-    if let Some(v) = values.next() {
-        if values.next().is_some() {
-            return Err(ApiKeyError::Malformed);
-        }
-        let b = v.as_bytes();
-        return check_len(b).map(Cow::Borrowed);
+    match headers.one(header) {
+        One::Value(b) => return check_len(b).map(Cow::Borrowed),
+        One::Repeated => return Err(ApiKeyError::Malformed),
+        One::Missing => {}
     }
     if !query_enabled {
         return Err(ApiKeyError::Missing);

@@ -1,7 +1,7 @@
 //! API key tests: extraction (header, query, malformed forms) and policies from env
 //! names (rotation) and from a keys_file.
 
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
 
 use super::*;
 
@@ -21,19 +21,28 @@ fn header_then_query() {
     let name = HeaderName::from_static(DEFAULT_HEADER);
     let hs = h(&[("x-api-key", "k1")]);
     assert_eq!(
-        &*extract(&hs, &name, Some("api_key=q"), true).unwrap(),
+        &*extract(Headers::Map(&hs), &name, Some("api_key=q"), true).unwrap(),
         b"k1"
     );
     let none = h(&[]);
     assert_eq!(
-        &*extract(&none, &name, Some("a=1&api_key=q%2Bx+y"), true).unwrap(),
+        &*extract(
+            Headers::Map(&none),
+            &name,
+            Some("a=1&api_key=q%2Bx+y"),
+            true
+        )
+        .unwrap(),
         b"q+x y"
     );
     assert_eq!(
-        extract(&none, &name, Some("api_key=q"), false),
+        extract(Headers::Map(&none), &name, Some("api_key=q"), false),
         Err(ApiKeyError::Missing)
     );
-    assert_eq!(extract(&none, &name, None, true), Err(ApiKeyError::Missing));
+    assert_eq!(
+        extract(Headers::Map(&none), &name, None, true),
+        Err(ApiKeyError::Missing)
+    );
 }
 
 #[test]
@@ -41,18 +50,18 @@ fn malformed_cases() {
     let name = HeaderName::from_static(DEFAULT_HEADER);
     let twice = h(&[("x-api-key", "a"), ("x-api-key", "b")]);
     assert_eq!(
-        extract(&twice, &name, None, false),
+        extract(Headers::Map(&twice), &name, None, false),
         Err(ApiKeyError::Malformed)
     );
     let empty = h(&[("x-api-key", "")]);
     assert_eq!(
-        extract(&empty, &name, None, false),
+        extract(Headers::Map(&empty), &name, None, false),
         Err(ApiKeyError::Malformed)
     );
     let long = "k".repeat(MAX_KEY_LEN + 1);
     let long = h(&[("x-api-key", &long)]);
     assert_eq!(
-        extract(&long, &name, None, false),
+        extract(Headers::Map(&long), &name, None, false),
         Err(ApiKeyError::Malformed)
     );
     let none = h(&[]);
@@ -63,7 +72,7 @@ fn malformed_cases() {
         "api_key=",
     ] {
         assert_eq!(
-            extract(&none, &name, Some(q), true),
+            extract(Headers::Map(&none), &name, Some(q), true),
             Err(ApiKeyError::Malformed),
             "{q}"
         );
@@ -76,7 +85,7 @@ fn verify(
     query: Option<&str>,
 ) -> Result<Option<String>, &'static str> {
     let req = AuthRequest {
-        headers,
+        headers: Headers::Map(headers),
         query,
         body: b"",
         now_unix: 0,

@@ -2,7 +2,8 @@
 //! (RFC 9110 §11.6.2, scheme case-insensitive). Outside input, fuzzed in `gateway/fuzz`.
 
 use http::header::AUTHORIZATION;
-use http::HeaderMap;
+
+use super::headers::{Headers, One};
 
 /// Longest credentials accepted (JWTs with many claims stay well below).
 pub const MAX_CREDENTIALS: usize = 8192;
@@ -28,15 +29,11 @@ impl AuthorizationError {
 }
 
 /// The credentials of the single `Authorization` header, which must use `scheme`.
-pub fn credentials<'a>(
-    headers: &'a HeaderMap,
-    scheme: &str,
-) -> Result<&'a str, AuthorizationError> {
-    let mut it = headers.get_all(AUTHORIZATION).iter();
-    match (it.next(), it.next()) {
-        (None, _) => Err(AuthorizationError::Missing),
-        (Some(v), None) => parse(v.as_bytes(), scheme),
-        (Some(_), Some(_)) => Err(AuthorizationError::Malformed),
+pub fn credentials<'a>(headers: Headers<'a>, scheme: &str) -> Result<&'a str, AuthorizationError> {
+    match headers.one(&AUTHORIZATION) {
+        One::Missing => Err(AuthorizationError::Missing),
+        One::Value(v) => parse(v, scheme),
+        One::Repeated => Err(AuthorizationError::Malformed),
     }
 }
 

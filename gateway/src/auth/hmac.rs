@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName};
+use http::HeaderName;
 use ring::hmac;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::headers::{Headers, One};
 use super::hmac_schemes::{self as schemes, Encoding, SigError};
 use super::replay::ReplayGuard;
 use super::secrets::{self, sha256, OneOrMany};
@@ -231,12 +232,11 @@ impl HmacPolicy {
 }
 
 /// The single value of `name`: absent is `Missing`, repeated is `Malformed`.
-fn one_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<&'a [u8], AuthFailure> {
-    let mut it = headers.get_all(name).iter();
-    match (it.next(), it.next()) {
-        (None, _) => Err(AuthFailure::new(SigError::Missing.reason())),
-        (Some(v), None) => Ok(v.as_bytes()),
-        (Some(_), Some(_)) => Err(AuthFailure::new(SigError::Malformed.reason())),
+fn one_header<'a>(headers: Headers<'a>, name: &HeaderName) -> Result<&'a [u8], AuthFailure> {
+    match headers.one(name) {
+        One::Missing => Err(AuthFailure::new(SigError::Missing.reason())),
+        One::Value(v) => Ok(v),
+        One::Repeated => Err(AuthFailure::new(SigError::Malformed.reason())),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod basic;
 pub mod basic_cache;
 pub mod bearer;
 pub mod hash_key;
+pub mod headers;
 pub mod hmac;
 pub mod hmac_schemes;
 pub mod jwks;
@@ -26,7 +27,6 @@ pub mod secrets;
 use std::path::Path;
 use std::sync::Arc;
 
-use http::HeaderMap;
 use serde::Deserialize;
 
 use crate::catalog::fn_env::FnEnv;
@@ -80,7 +80,7 @@ pub struct AuthConfigError {
 
 /// What the request presents, borrowed from the request.
 pub struct AuthRequest<'a> {
-    pub headers: &'a HeaderMap,
+    pub headers: headers::Headers<'a>,
     /// Raw query string without `?`.
     pub query: Option<&'a str>,
     /// Raw body bytes; empty unless [`Policy::needs_body`].
@@ -237,7 +237,7 @@ pub(crate) mod test_support {
 
     pub fn req<'a>(headers: &'a HeaderMap, body: &'a [u8], now_unix: u64) -> AuthRequest<'a> {
         AuthRequest {
-            headers,
+            headers: super::headers::Headers::Map(headers),
             query: None,
             body,
             now_unix,
@@ -272,7 +272,7 @@ mod tests {
     #[test]
     fn none_policy() {
         let p = Policy::none();
-        let h = HeaderMap::new();
+        let h = http::HeaderMap::new();
         let id = p.verify(&test_support::req(&h, b"", 0)).unwrap();
         assert_eq!((id.kind, id.subject), ("none", None));
         assert!(p.openapi_scheme().is_none() && !p.needs_body());

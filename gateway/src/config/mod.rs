@@ -45,6 +45,7 @@ struct RawServer {
     header_read_timeout_ms: u64,
     idle_timeout_ms: u64,
     shutdown_grace_ms: u64,
+    http1_fast_path: bool,
 }
 
 impl Default for RawServer {
@@ -57,6 +58,7 @@ impl Default for RawServer {
             header_read_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             shutdown_grace_ms: 30_000,
+            http1_fast_path: true,
         }
     }
 }
@@ -148,6 +150,10 @@ pub struct Config {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// HTTP/1 requests the gateway refuses are answered by `server/front.rs` without
+    /// hyper; off, hyper serves every request (the switch exists to compare and to rule
+    /// the front out when chasing a problem).
+    pub http1_fast_path: bool,
     pub xdp: XdpConfig,
     pub runtimes: RuntimeCommands,
     pub log_format: LogFormat,
@@ -349,6 +355,7 @@ fn validate(
         header_read_timeout: Duration::from_millis(raw.server.header_read_timeout_ms),
         idle_timeout: Duration::from_millis(raw.server.idle_timeout_ms),
         shutdown_grace: Duration::from_millis(raw.server.shutdown_grace_ms),
+        http1_fast_path: raw.server.http1_fast_path,
         xdp: raw.xdp,
         runtimes,
         log_format: raw.log.format,

@@ -18,6 +18,25 @@ pub mod names;
 pub use exporter::Exporter;
 pub use function::FunctionMetrics;
 
+/// `edgefn_http1_front_total{outcome}`: handles resolved once at start-up, so the front
+/// pays one atomic add per answer.
+#[derive(Clone)]
+pub struct FrontMetrics {
+    pub answered: metrics::Counter,
+    pub handover: metrics::Counter,
+}
+
+impl FrontMetrics {
+    /// Registers both series with the installed recorder (call after `Exporter::install`).
+    pub fn register() -> FrontMetrics {
+        let c = |outcome: &'static str| metrics::counter!(names::HTTP1_FRONT_TOTAL, names::LABEL_OUTCOME => outcome);
+        FrontMetrics {
+            answered: c("answered"),
+            handover: c("handover"),
+        }
+    }
+}
+
 /// `edgefn_reload_total{result}`; `result` is `"ok"` or `"error"`.
 pub fn reload(result: &'static str) {
     metrics::counter!(names::RELOAD_TOTAL, names::LABEL_RESULT => result).increment(1);

@@ -10,6 +10,7 @@ pub const WORKER_RESTARTS_TOTAL: &str = "edgefn_worker_restarts_total";
 pub const RELOAD_TOTAL: &str = "edgefn_reload_total";
 pub const XDP_PACKETS_TOTAL: &str = "edgefn_xdp_packets_total";
 pub const XDP_TRACKED_SOURCES: &str = "edgefn_xdp_tracked_sources";
+pub const HTTP1_FRONT_TOTAL: &str = "edgefn_http1_front_total";
 
 /// `function` label for requests that matched no route: keeps cardinality bounded.
 pub const UNMATCHED: &str = "_unmatched";
@@ -27,6 +28,7 @@ pub const LABEL_RESULT: &str = "result";
 pub const LABEL_STATE: &str = "state";
 pub const LABEL_CAUSE: &str = "cause";
 pub const LABEL_ACTION: &str = "action";
+pub const LABEL_OUTCOME: &str = "outcome";
 
 /// Every metric with its kind and help text: the exporter describes each once, the
 /// dashboard test checks it uses only these names.
@@ -75,6 +77,11 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         XDP_TRACKED_SOURCES,
         Kind::Gauge,
         "Source addresses currently tracked by the connection limiter.",
+    ),
+    (
+        HTTP1_FRONT_TOTAL,
+        Kind::Counter,
+        "HTTP/1 front: requests it answered itself (outcome=answered), connections it handed to hyper (outcome=handover).",
     ),
 ];
 

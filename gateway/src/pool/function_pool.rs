@@ -143,7 +143,7 @@ impl Pool {
             }
             Ok(Err(_)) => Err(PoolError::Crashed),
             Err(_) => {
-                worker.kill(ExitCause::Timeout);
+                inner.kill_for_timeout(&worker);
                 Err(PoolError::Timeout {
                     timeout_ms: inner.spec.timeout.as_millis() as u64,
                 })
@@ -369,6 +369,19 @@ impl Inner {
                 }
                 self.schedule_replacement(&mut st, backoff(streak));
             }
+        }
+        self.publish(&mut st);
+    }
+
+    /// Kills a worker that overran a request's timeout and takes it out of the slot table
+    /// at once: between the kill and its exit being noticed, no further request may be
+    /// handed to it (it would come back as a crash), and a replacement starts now.
+    fn kill_for_timeout(self: &Arc<Self>, worker: &Arc<Worker>) {
+        worker.kill(ExitCause::Timeout);
+        let mut st = self.state.lock().expect("pool lock");
+        st.slots.retain(|s| !Arc::ptr_eq(&s.worker, worker));
+        if !st.retired {
+            self.schedule_replacement(&mut st, Duration::ZERO);
         }
         self.publish(&mut st);
     }

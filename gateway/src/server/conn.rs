@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -19,7 +20,9 @@ use hyper_util::server::conn::auto::Builder;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 
+use super::front::{Front, FrontCtx, Outcome};
 use super::idle::{self, Activity};
+use super::rewind::Rewind;
 use crate::respond::Body;
 
 /// Limits that apply to every connection of a listener.
@@ -45,11 +48,14 @@ pub fn builder() -> Builder<TokioExecutor> {
     b
 }
 
+/// Serves one connection: through the HTTP/1 front first when `front` is given (the
+/// public listener), then hyper for whatever the front hands over (or from the start).
 pub async fn serve<I, H, Fut>(
     io: I,
     builder: Arc<Builder<TokioExecutor>>,
     handler: H,
     limits: ConnLimits,
+    front: Option<FrontCtx>,
     mut shutdown: watch::Receiver<bool>,
     _drain: mpsc::Sender<()>,
 ) where
@@ -59,7 +65,7 @@ pub async fn serve<I, H, Fut>(
 {
     let activity = Activity::new();
     let svc_activity = activity.clone();
-    let svc = service_fn(move |req| {
+    let mut svc = Some(service_fn(move |req| {
         let in_flight = svc_activity.begin();
         let fut = handler(req);
         async move {
@@ -67,13 +73,27 @@ pub async fn serve<I, H, Fut>(
             drop(in_flight);
             Ok::<_, Infallible>(resp)
         }
-    });
+    }));
     let io = idle::Tracked::new(io, activity.clone());
-    let conn = builder.serve_connection(TokioIo::new(io), svc);
-    tokio::pin!(conn);
+    let mut conn = pin!(None);
+    let mut front = match front {
+        Some(ctx) => Some(Front::new(io, ctx, activity.clone())),
+        None => {
+            let svc = svc.take().expect("service present");
+            conn.set(Some(builder.serve_connection(
+                TokioIo::new(Rewind::new(io, Bytes::new())),
+                svc,
+            )));
+            None
+        }
+    };
     let mut closing = *shutdown.borrow();
     if closing {
-        conn.as_mut().graceful_shutdown();
+        match (front.as_mut(), conn.as_mut().as_pin_mut()) {
+            (Some(f), _) => f.close(),
+            (None, Some(c)) => c.graceful_shutdown(),
+            (None, None) => {}
+        }
     }
     // The side events (gateway shutdown, idle or slow head, the hard close after an idle
     // GOAWAY) are polled only when their own waker fired, not on every wake-up of the
@@ -91,11 +111,31 @@ pub async fn serve<I, H, Fut>(
     let mut hard_close: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let mut first = true;
     poll_fn(|cx| {
-        if let Poll::Ready(res) = conn.as_mut().poll(cx) {
-            if let Err(e) = res {
-                tracing::trace!(error = %e, "connection ended with an error");
+        if let Some(f) = front.as_mut() {
+            match Pin::new(f).poll(cx) {
+                Poll::Pending => {}
+                Poll::Ready(Outcome::Closed) => return Poll::Ready(()),
+                Poll::Ready(Outcome::Handover(io, rest)) => {
+                    front = None;
+                    let svc = svc.take().expect("the front hands over once");
+                    conn.set(Some(
+                        builder.serve_connection(TokioIo::new(Rewind::new(io, rest)), svc),
+                    ));
+                    if closing {
+                        if let Some(c) = conn.as_mut().as_pin_mut() {
+                            c.graceful_shutdown();
+                        }
+                    }
+                }
             }
-            return Poll::Ready(());
+        }
+        if let Some(c) = conn.as_mut().as_pin_mut() {
+            if let Poll::Ready(res) = c.poll(cx) {
+                if let Err(e) = res {
+                    tracing::trace!(error = %e, "connection ended with an error");
+                }
+                return Poll::Ready(());
+            }
         }
         if !(first || side.fired.swap(false, Ordering::AcqRel)) {
             return Poll::Pending;
@@ -106,18 +146,27 @@ pub async fn serve<I, H, Fut>(
         }
         let mut scx = Context::from_waker(&side_waker);
         if !closing {
-            if changed.as_mut().poll(&mut scx).is_ready() {
-                closing = true;
-                conn.as_mut().graceful_shutdown();
-                cx.waker().wake_by_ref();
+            let why = if changed.as_mut().poll(&mut scx).is_ready() {
+                Some(None)
             } else if let Poll::Ready(why) = watch.as_mut().poll(&mut scx) {
-                if why == idle::Expired::HeaderRead {
+                Some(Some(why))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                if why == Some(idle::Expired::HeaderRead) {
                     tracing::debug!("request head not received within the header-read timeout");
                     return Poll::Ready(());
                 }
                 closing = true;
-                hard_close = Some(Box::pin(tokio::time::sleep(IDLE_CLOSE_GRACE)));
-                conn.as_mut().graceful_shutdown();
+                if why == Some(idle::Expired::Idle) {
+                    hard_close = Some(Box::pin(tokio::time::sleep(IDLE_CLOSE_GRACE)));
+                }
+                if let Some(f) = front.as_mut() {
+                    f.close();
+                } else if let Some(c) = conn.as_mut().as_pin_mut() {
+                    c.graceful_shutdown();
+                }
                 cx.waker().wake_by_ref();
             }
         }

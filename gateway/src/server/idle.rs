@@ -67,6 +67,20 @@ impl Activity {
         }
     }
 
+    /// A request answered without entering the service (the HTTP/1 front).
+    pub fn answered(&self) {
+        self.touch();
+    }
+
+    /// The start of a further head is already buffered: its header-read clock runs from
+    /// now, not from the next read (which a slow client may never send).
+    pub fn head_waiting(&self) {
+        if self.head_started_ms.load(Ordering::Relaxed) == 0 {
+            self.head_started_ms
+                .store(now_ms().max(1), Ordering::Relaxed);
+        }
+    }
+
     /// Marks a request in flight until the returned guard drops.
     pub fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);

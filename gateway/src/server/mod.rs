@@ -4,8 +4,11 @@
 
 pub mod admin;
 pub mod conn;
+pub mod front;
+pub mod h1;
 pub mod idle;
 pub mod pipeline;
+pub mod rewind;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -23,13 +26,14 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Overrides};
-use crate::metrics::{Exporter, FunctionMetrics};
+use crate::metrics::{Exporter, FrontMetrics, FunctionMetrics};
 use crate::pool::PoolRegistry;
 use crate::reload::{self, Reloader};
 use crate::snapshot::Snapshot;
 use crate::xdp::ConnectionGuard;
 use admin::AdminState;
 use conn::ConnLimits;
+use front::FrontCtx;
 use pipeline::State;
 
 /// Runs until SIGTERM/SIGINT. Errors only for start-up failures (bind, TLS, first load).
@@ -79,6 +83,7 @@ pub async fn run(
             limits,
             permits: Arc::new(Semaphore::new(256)),
             guard: None,
+            front: None,
         };
         tokio::spawn(acceptor.run(
             handler_factory(handler),
@@ -111,6 +116,7 @@ pub async fn run(
     let state = Arc::new(State {
         store: store.clone(),
         unmatched: FunctionMetrics::unmatched(),
+        front: FrontMetrics::register(),
         access_log: config.access_log,
     });
     let public_task = {
@@ -120,6 +126,7 @@ pub async fn run(
             limits,
             permits: Arc::new(Semaphore::new(config.max_connections)),
             guard: Some(guard.clone()),
+            front: config.http1_fast_path.then(|| state.clone()),
         };
         let factory = move |peer: SocketAddr| {
             let st = state.clone();
@@ -185,6 +192,8 @@ struct Acceptor {
     /// holds the rest) instead of accepting and dropping.
     permits: Arc<Semaphore>,
     guard: Option<Arc<ConnectionGuard>>,
+    /// The public listener's pipeline state, when the HTTP/1 front answers refusals.
+    front: Option<Arc<State>>,
 }
 
 impl Acceptor {
@@ -223,6 +232,10 @@ impl Acceptor {
             }
             let _ = stream.set_nodelay(true);
             let handler = factory(peer);
+            let front = self.front.as_ref().map(|state| FrontCtx {
+                state: state.clone(),
+                peer: peer.ip(),
+            });
             let tls = self.tls.clone();
             let builder = builder.clone();
             let limits = self.limits;
@@ -230,18 +243,23 @@ impl Acceptor {
             let drain = drain.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                serve_stream(stream, tls, builder, handler, limits, shutdown, drain).await;
+                serve_stream(
+                    stream, tls, builder, handler, limits, front, shutdown, drain,
+                )
+                .await;
             });
         }
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve_stream<H, Fut>(
     stream: TcpStream,
     tls: Option<TlsAcceptor>,
     builder: Arc<Builder<TokioExecutor>>,
     handler: H,
     limits: ConnLimits,
+    front: Option<FrontCtx>,
     shutdown: watch::Receiver<bool>,
     drain: mpsc::Sender<()>,
 ) where
@@ -249,7 +267,7 @@ async fn serve_stream<H, Fut>(
     Fut: std::future::Future<Output = http::Response<crate::respond::Body>> + Send + 'static,
 {
     match tls {
-        None => conn::serve(stream, builder, handler, limits, shutdown, drain).await,
+        None => conn::serve(stream, builder, handler, limits, front, shutdown, drain).await,
         // Boxed: the TLS state machine is several KB, and an unboxed branch would make
         // every plain connection's task that large too (idle keep-alive memory).
         Some(acceptor) => {
@@ -259,7 +277,8 @@ async fn serve_stream<H, Fut>(
                     .await
                 {
                     Ok(Ok(tls_stream)) => {
-                        conn::serve(tls_stream, builder, handler, limits, shutdown, drain).await
+                        conn::serve(tls_stream, builder, handler, limits, front, shutdown, drain)
+                            .await
                     }
                     Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!("TLS handshake timed out"),

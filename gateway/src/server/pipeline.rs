@@ -16,20 +16,22 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
+use crate::auth::headers::Headers;
 use crate::auth::{AuthRequest, Identity};
 use crate::error::GatewayError;
 use crate::logging;
-use crate::metrics::FunctionMetrics;
+use crate::metrics::{FrontMetrics, FunctionMetrics};
 use crate::pool::{AuthContext, WorkerRequest};
 use crate::request_id;
-use crate::respond::{self, Body};
+use crate::respond::{self, Answer, Body};
 use crate::router::Match;
-use crate::snapshot::{Function, Store};
+use crate::snapshot::{Function, Snapshot, Store};
 
 /// Shared by every connection of the public listener.
 pub struct State {
     pub store: Arc<Store>,
     pub unmatched: FunctionMetrics,
+    pub front: FrontMetrics,
     pub access_log: bool,
 }
 
@@ -55,22 +57,66 @@ impl Future for Handled {
     }
 }
 
-pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handled {
-    let start = Instant::now();
-    let rid = request_id::for_request(req.headers());
-    if let Some(resp) = gateway_endpoint(state, &req, &rid) {
-        return Handled::Ready(Some(resp));
+/// The parts of a request head the synchronous decision reads; borrowed from hyper's
+/// `Request` or from the HTTP/1 front's raw buffer.
+pub struct Head<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: Headers<'a>,
+}
+
+/// What the gateway decided before reading a body or touching a worker. Returned by value
+/// and taken apart at once, so the variants' size difference costs a copy, not memory held.
+#[allow(clippy::large_enum_variant)]
+pub enum Decision<'s> {
+    /// Its own endpoints (`/_fn/...`): answered, not counted as function traffic.
+    Endpoint(Answer),
+    /// Refused (404, 405, 401, 429): answered and counted under `func` (or unmatched).
+    Refused(Answer, Option<&'s Function>),
+    /// Admitted so far; the body and the worker come next.
+    Admitted(Admission),
+}
+
+pub struct Admission {
+    route: Match,
+    /// `None`: the policy signs the body (HMAC) and is verified after reading it.
+    identity: Option<Identity>,
+    now_unix: u64,
+}
+
+/// Whether the decision is the last word on the request. The HTTP/1 front hands admitted
+/// requests to hyper, which decides again: it must not spend a rate-limit token the
+/// second decision would spend too.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Final {
+    Yes,
+    /// Stop at "authenticated"; the rate limit is left to the final decision.
+    BeforeLimit,
+}
+
+/// Route → method → auth → rate limit, everything that needs no IO.
+pub fn decide<'s>(
+    state: &State,
+    snap: &'s Snapshot,
+    head: &Head<'_>,
+    peer: IpAddr,
+    rid: &[u8],
+    stage: Final,
+) -> Decision<'s> {
+    if let Some(rest) = head.path.strip_prefix("/_fn/") {
+        return Decision::Endpoint(gateway_endpoint(state, head.method, rest, rid));
     }
-    let method = req.method().clone();
-    // A guard (no reference-count traffic) while the answer is decided synchronously;
-    // only a request that goes on to a worker takes an owned snapshot.
-    let snap = state.store.load();
-    let Some(m) = snap.router.lookup(req.uri().path()) else {
-        let resp = respond::error(&GatewayError::NotFound, &rid);
-        record(state, None, &method, &resp, start, &rid, None);
-        return Handled::Ready(Some(resp));
+    let Some(route) = snap.router.lookup(head.path) else {
+        return Decision::Refused(respond::error_answer(&GatewayError::NotFound, rid), None);
     };
-    let f = &snap.functions[m.index];
+    let f = &snap.functions[route.index];
+    let refuse = |e: &GatewayError| Decision::Refused(respond::error_answer(e, rid), Some(f));
+    if !f.def.policy.methods.contains(head.method) {
+        return refuse(&GatewayError::MethodNotAllowed {
+            allow: f.allow.clone(),
+        });
+    }
     let now_unix = if f.def.auth.needs_clock() {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -78,56 +124,100 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
     } else {
         0
     };
-    match precheck(f, &req, peer, now_unix) {
-        Err(e) => {
-            let resp = respond::error(&e, &rid);
-            record(state, Some(f), &method, &resp, start, &rid, None);
-            Handled::Ready(Some(resp))
-        }
-        Ok(admitted) => {
-            let state = state.clone();
-            let snap = arc_swap::Guard::into_inner(snap);
-            Handled::Boxed(Box::pin(async move {
-                let f = &snap.functions[m.index];
-                let (resp, subject) = match finish(f, req, admitted, peer, m, &rid, now_unix).await
-                {
-                    Ok(done) => done,
-                    Err(e) => (respond::error(&e, &rid), None),
-                };
-                record(
-                    &state,
-                    Some(f),
-                    &method,
-                    &resp,
-                    start,
-                    &rid,
-                    subject.as_deref(),
-                );
-                resp
-            }))
+    if f.def.auth.needs_body() {
+        return Decision::Admitted(Admission {
+            route,
+            identity: None,
+            now_unix,
+        });
+    }
+    let identity = match authenticate(f, head.headers, head.query, &[], now_unix) {
+        Ok(identity) => identity,
+        Err(e) => return refuse(&e),
+    };
+    if stage == Final::Yes {
+        if let Err(e) = check_limit(f, peer, &identity) {
+            return refuse(&e);
         }
     }
+    Decision::Admitted(Admission {
+        route,
+        identity: Some(identity),
+        now_unix,
+    })
+}
+
+/// hyper's service: the decision, then (for an admitted request) a boxed future for the
+/// body read and the worker.
+pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handled {
+    let start = Instant::now();
+    let rid = request_id::for_request(req.headers());
+    // A guard (no reference-count traffic) while the answer is decided synchronously;
+    // only a request that goes on to a worker takes an owned snapshot.
+    let snap = state.store.load();
+    let head = Head {
+        method: req.method(),
+        path: req.uri().path(),
+        query: req.uri().query(),
+        headers: Headers::Map(req.headers()),
+    };
+    let admission = match decide(state, &snap, &head, peer, rid.as_bytes(), Final::Yes) {
+        Decision::Endpoint(answer) => return Handled::Ready(Some(answer.into_response(&rid))),
+        Decision::Refused(answer, func) => {
+            record(
+                state,
+                func,
+                req.method(),
+                answer.status,
+                start,
+                rid.as_bytes(),
+                None,
+            );
+            return Handled::Ready(Some(answer.into_response(&rid)));
+        }
+        Decision::Admitted(admission) => admission,
+    };
+    let method = req.method().clone();
+    let state = state.clone();
+    let snap = arc_swap::Guard::into_inner(snap);
+    Handled::Boxed(Box::pin(async move {
+        let f = &snap.functions[admission.route.index];
+        let (resp, subject) = match finish(f, req, admission, peer, &rid).await {
+            Ok(done) => done,
+            Err(e) => (respond::error(&e, &rid), None),
+        };
+        record(
+            &state,
+            Some(f),
+            &method,
+            resp.status(),
+            start,
+            rid.as_bytes(),
+            subject.as_deref(),
+        );
+        resp
+    }))
 }
 
 /// Metrics and the access line for one answered request.
-fn record(
+pub fn record(
     state: &State,
     func: Option<&Function>,
     method: &Method,
-    resp: &Response<Body>,
+    status: StatusCode,
     start: Instant,
-    rid: &HeaderValue,
+    rid: &[u8],
     subject: Option<&str>,
 ) {
     let metrics = func.map_or(&state.unmatched, |f| &f.metrics);
     let elapsed = start.elapsed();
-    metrics.request(method, resp.status(), elapsed);
+    metrics.request(method, status, elapsed);
     if state.access_log {
         logging::access(
             rid,
             func.map_or(crate::metrics::names::UNMATCHED, |f| &f.def.name),
             method,
-            resp.status(),
+            status,
             elapsed,
             subject,
         );
@@ -135,67 +225,40 @@ fn record(
 }
 
 /// `/_fn/health` and `/_fn/openapi.json`, answered without touching any function.
-fn gateway_endpoint(
-    state: &State,
-    req: &Request<Incoming>,
-    rid: &HeaderValue,
-) -> Option<Response<Body>> {
-    let path = req.uri().path();
-    let rest = path.strip_prefix("/_fn/")?;
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+fn gateway_endpoint(state: &State, method: &Method, rest: &str, rid: &[u8]) -> Answer {
+    if method != Method::GET && method != Method::HEAD {
         let allow = HeaderValue::from_static("GET, HEAD");
-        return Some(respond::error(
-            &GatewayError::MethodNotAllowed { allow },
-            rid,
-        ));
+        return respond::error_answer(&GatewayError::MethodNotAllowed { allow }, rid);
     }
-    Some(match rest {
-        "health" => respond::json(StatusCode::OK, Bytes::from_static(HEALTH), rid),
-        "openapi.json" => respond::json(StatusCode::OK, state.store.load().openapi.clone(), rid),
-        _ => respond::error(&GatewayError::NotFound, rid),
-    })
+    match rest {
+        "health" => Answer::json(StatusCode::OK, Bytes::from_static(HEALTH)),
+        "openapi.json" => Answer::json(StatusCode::OK, state.store.load().openapi.clone()),
+        _ => respond::error_answer(&GatewayError::NotFound, rid),
+    }
 }
 
 type Invoked = (Response<Body>, Option<Arc<str>>);
 
-/// The checks that need no IO: method, and auth + rate limit unless the policy signs the
-/// body. `Ok(None)` means "admitted so far, verify after reading the body" (HMAC).
-fn precheck(
-    f: &Function,
-    req: &Request<Incoming>,
-    peer: IpAddr,
-    now_unix: u64,
-) -> Result<Option<Identity>, GatewayError> {
-    if !f.def.policy.methods.contains(req.method()) {
-        return Err(GatewayError::MethodNotAllowed {
-            allow: f.allow.clone(),
-        });
-    }
-    if f.def.auth.needs_body() {
-        return Ok(None);
-    }
-    let identity = authenticate(f, req.headers(), req.uri().query(), &[], now_unix)?;
-    check_limit(f, peer, &identity)?;
-    Ok(Some(identity))
-}
-
 /// Body read (bounded), HMAC verification when the policy needs the body, then the pool.
-#[allow(clippy::too_many_arguments)]
 async fn finish(
     f: &Function,
     req: Request<Incoming>,
-    admitted: Option<Identity>,
+    admission: Admission,
     peer: IpAddr,
-    route: Match,
     rid: &HeaderValue,
-    now_unix: u64,
 ) -> Result<Invoked, GatewayError> {
+    let Admission {
+        route,
+        identity,
+        now_unix,
+    } = admission;
     let (parts, body) = req.into_parts();
     let body = read_body(f, &parts, body).await?;
-    let identity = match admitted {
+    let identity = match identity {
         Some(identity) => identity,
         None => {
-            let identity = authenticate(f, &parts.headers, parts.uri.query(), &body, now_unix)?;
+            let headers = Headers::Map(&parts.headers);
+            let identity = authenticate(f, headers, parts.uri.query(), &body, now_unix)?;
             check_limit(f, peer, &identity)?;
             identity
         }
@@ -229,7 +292,7 @@ fn check_limit(f: &Function, peer: IpAddr, identity: &Identity) -> Result<(), Ga
 
 fn authenticate(
     f: &Function,
-    headers: &http::HeaderMap,
+    headers: Headers<'_>,
     query: Option<&str>,
     body: &[u8],
     now_unix: u64,

@@ -1,0 +1,263 @@
+//! The HTTP/1.1 front of a public connection. Every plain-HTTP/1 connection starts here:
+//! a request the gateway answers alone (401, 404, 405, its own endpoints) is parsed with
+//! `httparse` straight from the read buffer and answered from it, without hyper's
+//! per-request machinery (a `HeaderMap`, a `Request`, a body channel, a service future,
+//! its encoder). Refused requests are what an edge gateway meets most, in floods, and
+//! this keeps each one cheaper than hyper's own minimum.
+//!
+//! The first request the front does not answer — one a worker serves, one with a body,
+//! an upgrade, h2, anything unusual or malformed — is handed to hyper together with
+//! every byte already read, and hyper serves the rest of the connection. The handover
+//! happens at most once and only between requests, after the front's answers are flushed,
+//! so the client sees one ordered stream of responses.
+//!
+//! Between requests a connection holds no buffer: reads land in a per-thread scratch
+//! buffer, and only the bytes of a head still arriving are kept.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::Method;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::h1;
+use super::idle::Activity;
+use super::pipeline::{self, Decision, Final, Head, State};
+use crate::auth::headers::Headers;
+use crate::request_id;
+
+/// The most header bytes the front buffers for one request before leaving it to hyper,
+/// whose own limit (`max_buf_size`) then applies.
+const MAX_HEAD: usize = 16 * 1024;
+/// Header fields the front parses; a request with more is left to hyper.
+const MAX_HEADERS: usize = 48;
+const SCRATCH_LEN: usize = 16 * 1024;
+/// Output capacity kept between requests; a larger burst (pipelining) is given back.
+const KEEP_OUT: usize = 4096;
+
+thread_local! {
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_LEN].into_boxed_slice());
+}
+
+/// What the front needs to decide: the listener's shared state and the client address.
+pub struct FrontCtx {
+    pub state: Arc<State>,
+    pub peer: IpAddr,
+}
+
+pub enum Outcome<I> {
+    Closed,
+    /// hyper serves the rest, starting with these bytes.
+    Handover(I, Bytes),
+}
+
+enum Then {
+    Read,
+    Close,
+    Handover(Bytes),
+}
+
+pub struct Front<I> {
+    io: Option<I>,
+    ctx: FrontCtx,
+    activity: Arc<Activity>,
+    /// A head that has not fully arrived; empty (and unallocated) between requests.
+    partial: Vec<u8>,
+    out: Vec<u8>,
+    written: usize,
+    then: Then,
+    closing: bool,
+}
+
+impl<I> Front<I> {
+    pub fn new(io: I, ctx: FrontCtx, activity: Arc<Activity>) -> Self {
+        Front {
+            io: Some(io),
+            ctx,
+            activity,
+            partial: Vec::new(),
+            out: Vec::new(),
+            written: 0,
+            then: Then::Read,
+            closing: false,
+        }
+    }
+
+    /// Gateway shutdown or idle: finish writing the answers made, read nothing more.
+    pub fn close(&mut self) {
+        self.closing = true;
+    }
+}
+
+impl<I: AsyncRead + AsyncWrite + Unpin> Future for Front<I> {
+    type Output = Outcome<I>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome<I>> {
+        let this = self.get_mut();
+        loop {
+            let io = this.io.as_mut().expect("front polled after it finished");
+            while this.written < this.out.len() {
+                match Pin::new(&mut *io).poll_write(cx, &this.out[this.written..]) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                        return Poll::Ready(Outcome::Closed)
+                    }
+                    Poll::Ready(Ok(n)) => this.written += n,
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            this.out.clear();
+            this.written = 0;
+            if this.out.capacity() > KEEP_OUT {
+                this.out = Vec::new();
+            }
+            match std::mem::replace(&mut this.then, Then::Read) {
+                Then::Read => {}
+                Then::Close => this.closing = true,
+                Then::Handover(rest) => {
+                    let io = this.io.take().expect("io present until the front finishes");
+                    return Poll::Ready(Outcome::Handover(io, rest));
+                }
+            }
+            if this.closing {
+                // Errors do not matter here: the connection ends either way.
+                return Pin::new(io).poll_shutdown(cx).map(|_| Outcome::Closed);
+            }
+            match this.read_and_answer(cx) {
+                Poll::Ready(true) => {}
+                Poll::Ready(false) => return Poll::Ready(Outcome::Closed),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
+    fn io_mut(&mut self) -> &mut I {
+        self.io
+            .as_mut()
+            .expect("io present until the front finishes")
+    }
+
+    /// One read, then every complete request in the bytes at hand. `Ready(false)`: the
+    /// client closed (or the read failed).
+    fn read_and_answer(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        if self.partial.is_empty() {
+            return SCRATCH.with_borrow_mut(|scratch| {
+                let mut rb = ReadBuf::new(&mut scratch[..]);
+                match Pin::new(self.io_mut()).poll_read(cx, &mut rb) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(_)) => return Poll::Ready(false),
+                    Poll::Ready(Ok(())) => {}
+                }
+                let bytes = rb.filled();
+                if bytes.is_empty() {
+                    return Poll::Ready(false);
+                }
+                let used = self.answer(bytes);
+                if used < bytes.len() {
+                    self.partial.extend_from_slice(&bytes[used..]);
+                    self.activity.head_waiting();
+                }
+                Poll::Ready(true)
+            });
+        }
+        let old = self.partial.len();
+        self.partial.resize(old + 4096, 0);
+        let mut rb = ReadBuf::new(&mut self.partial[old..]);
+        let res = Pin::new(self.io.as_mut().expect("io present")).poll_read(cx, &mut rb);
+        let n = rb.filled().len();
+        self.partial.truncate(old + n);
+        match res {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(_)) => return Poll::Ready(false),
+            Poll::Ready(Ok(())) if n == 0 => return Poll::Ready(false),
+            Poll::Ready(Ok(())) => {}
+        }
+        let bytes = std::mem::take(&mut self.partial);
+        let used = self.answer(&bytes);
+        if used < bytes.len() {
+            self.partial = bytes[used..].to_vec();
+            self.activity.head_waiting();
+        }
+        Poll::Ready(true)
+    }
+
+    /// Answers the complete requests at the start of `bytes` and returns how many bytes
+    /// it consumed; what remains is the start of a head still arriving. Sets `then` when
+    /// the connection closes or goes to hyper (everything counts as consumed then).
+    fn answer(&mut self, bytes: &[u8]) -> usize {
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let start = Instant::now();
+            let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut req = httparse::Request::new(&mut fields);
+            let len = match req.parse(&bytes[pos..]) {
+                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Partial) if bytes.len() - pos < MAX_HEAD => return pos,
+                // Too long, too many fields, or malformed: hyper answers.
+                _ => return self.hand_over(&bytes[pos..]),
+            };
+            let Some(plain) = h1::screen(&req) else {
+                return self.hand_over(&bytes[pos..]);
+            };
+            if !self.respond(&plain, Headers::Raw(req.headers), start) {
+                return self.hand_over(&bytes[pos..]);
+            }
+            pos += len;
+            if plain.close {
+                self.then = Then::Close;
+                return bytes.len();
+            }
+        }
+        pos
+    }
+
+    fn hand_over(&mut self, rest: &[u8]) -> usize {
+        self.ctx.state.front.handover.increment(1);
+        self.then = Then::Handover(Bytes::copy_from_slice(rest));
+        rest.len()
+    }
+
+    /// Decides the request and writes the answer; `false` when it is admitted (hyper and
+    /// then a worker serve it).
+    fn respond(&mut self, plain: &h1::Plain<'_>, headers: Headers<'_>, start: Instant) -> bool {
+        let state = &*self.ctx.state;
+        let snap = state.store.load();
+        let fresh;
+        let rid = match request_id::given(headers) {
+            Some(given) => given,
+            None => {
+                fresh = request_id::new_id_bytes();
+                &fresh[..]
+            }
+        };
+        let head = Head {
+            method: &plain.method,
+            path: plain.path,
+            query: plain.query,
+            headers,
+        };
+        // Not final: an admitted request is decided again by hyper's service, which also
+        // spends its rate-limit token.
+        let answer =
+            match pipeline::decide(state, &snap, &head, self.ctx.peer, rid, Final::BeforeLimit) {
+                Decision::Endpoint(answer) => answer,
+                Decision::Refused(answer, func) => {
+                    pipeline::record(state, func, &plain.method, answer.status, start, rid, None);
+                    answer
+                }
+                Decision::Admitted(_) => return false,
+            };
+        let head_only = plain.method == Method::HEAD;
+        h1::write_answer(&mut self.out, &answer, rid, head_only, plain.close);
+        state.front.answered.increment(1);
+        self.activity.answered();
+        true
+    }
+}

@@ -1,0 +1,386 @@
+//! The HTTP/1 front (`server/front.rs`) against the real binary over raw TCP: refusals
+//! answered from the read buffer, in order with everything hyper answers after the
+//! handover on the same connection; heads arriving in pieces; `Connection: close`; HEAD;
+//! what the front leaves to hyper (bodies, HTTP/1.0, malformed or oversized heads); and
+//! byte-for-byte the same answers as hyper's path (`server.http1_fast_path = false`).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::*;
+
+const KEY: &str = "front-key-aaaaaaaaaaaaaaaaaaaaaaaaaa";
+const RECORDING: &str = r#"
+def handler(event):
+    with open(event["env"]["CALLS"], "a") as f:
+        f.write(event["method"] + " " + event["path"] + "\n")
+    return {"status": 200, "body": "ok"}
+"#;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    _calls_dir: tempfile::TempDir,
+    calls: std::path::PathBuf,
+    root: std::path::PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let calls_dir = tempdir();
+        let calls = calls_dir.path().join("calls.log");
+        let c = calls.to_str().unwrap();
+        let secret = |v: &str| json!({"value": v, "is_secret": true});
+        let hash =
+            gateway::auth::hash_key::basic_hash(b"pw", gateway::auth::hash_key::MIN_ITERATIONS);
+        let files: Vec<(String, String)> = vec![
+            ("keyed/fn.config.json".into(), json!({"methods": ["GET", "HEAD", "POST"], "auth": {"type": "api_key", "secret": "API_KEY"}}).to_string()),
+            ("keyed/fn.env.json".into(), json!({"CALLS": c, "API_KEY": secret(KEY)}).to_string()),
+            ("bearer/fn.config.json".into(), json!({"auth": {"type": "bearer", "secret": "TOKEN"}}).to_string()),
+            ("bearer/fn.env.json".into(), json!({"CALLS": c, "TOKEN": secret("tok-ccccccccccccccccccccccccccccc")}).to_string()),
+            ("staff/fn.config.json".into(), json!({"auth": {"type": "basic", "users": "USERS", "realm": "Staff"}}).to_string()),
+            ("staff/fn.env.json".into(), json!({"CALLS": c, "USERS": secret(&format!("ops:{hash}\n"))}).to_string()),
+        ];
+        let dir = tempdir();
+        let mut all: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect();
+        all.extend([
+            ("keyed/handler.py", RECORDING),
+            ("bearer/handler.py", RECORDING),
+            ("staff/handler.py", RECORDING),
+        ]);
+        write_tree(dir.path(), &all);
+        Env {
+            root: dir.path().to_path_buf(),
+            _dir: dir,
+            _calls_dir: calls_dir,
+            calls,
+        }
+    }
+
+    fn start(&self, fast_path: bool) -> Gateway {
+        let config = self
+            .calls
+            .with_file_name(format!("edgefn-{fast_path}.toml"));
+        std::fs::write(
+            &config,
+            format!("[server]\nhttp1_fast_path = {fast_path}\n"),
+        )
+        .unwrap();
+        Gateway::start_with_config(&config, &self.root)
+    }
+
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.calls)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Answer {
+    status: u16,
+    /// Lower-cased names, in order, without `date` (its value changes each second).
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// One connection and the bytes it has read but not yet parsed.
+struct Conn {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    fn open(gw: &Gateway) -> Conn {
+        let s = TcpStream::connect(gw.public).unwrap();
+        s.set_nodelay(true).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        Conn { s, buf: Vec::new() }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).unwrap();
+    }
+
+    fn fill(&mut self) -> usize {
+        let mut chunk = [0u8; 16384];
+        let n = self.s.read(&mut chunk).unwrap();
+        self.buf.extend_from_slice(&chunk[..n]);
+        n
+    }
+
+    /// The next response; `head_only` for the answer to a HEAD request.
+    fn answer(&mut self, head_only: bool) -> Answer {
+        loop {
+            let mut fields = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut fields);
+            if let httparse::Status::Complete(n) = resp.parse(&self.buf).unwrap() {
+                let headers: Vec<(String, String)> = resp
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        let value = String::from_utf8(h.value.to_vec()).unwrap();
+                        (h.name.to_ascii_lowercase(), value)
+                    })
+                    .collect();
+                let status = resp.code.unwrap();
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k == "content-length")
+                    .map_or(0, |(_, v)| v.parse().unwrap());
+                assert!(
+                    headers.iter().any(|(k, _)| k == "date"),
+                    "every answer carries a Date"
+                );
+                let body_len = if head_only { 0 } else { len };
+                while self.buf.len() < n + body_len {
+                    assert!(self.fill() > 0, "connection closed inside a body");
+                }
+                let body = self.buf[n..n + body_len].to_vec();
+                self.buf.drain(..n + body_len);
+                let headers = headers.into_iter().filter(|(k, _)| k != "date").collect();
+                return Answer {
+                    status,
+                    headers,
+                    body,
+                };
+            }
+            assert!(self.fill() > 0, "connection closed before a full answer");
+        }
+    }
+
+    /// True once the server has closed the connection (EOF), with nothing more sent.
+    fn closed(&mut self) -> bool {
+        self.buf.is_empty() && self.fill() == 0
+    }
+}
+
+fn get(path: &str, extra: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n")
+}
+
+#[test]
+fn pipelined_refusals_and_a_handover_answer_in_order() {
+    let env = Env::new();
+    let gw = env.start(true);
+    let mut c = Conn::open(&gw);
+    let good = format!("x-api-key: {KEY}\r\n");
+    // One write: three refusals, an admitted request (the handover), two more refusals
+    // that hyper answers on the same connection.
+    let batch = [
+        get("/keyed", ""),
+        get("/nowhere", ""),
+        get(
+            "/keyed",
+            "x-api-key: wrong\r\nx-request-id: caller-id-1\r\n",
+        ),
+        get("/keyed?x=1", &good),
+        get("/keyed", ""),
+        "HEAD /keyed HTTP/1.1\r\nHost: t\r\n\r\n".to_string(),
+    ]
+    .concat();
+    c.send(batch.as_bytes());
+    let statuses: Vec<u16> = [false, false, false, false, false]
+        .iter()
+        .map(|head| {
+            let a = c.answer(*head);
+            if a.status == 200 {
+                assert_eq!(a.body, b"ok");
+            } else {
+                assert_eq!(a.header("content-type"), Some("application/json"));
+                let v = a.json();
+                assert_eq!(v["request_id"], a.header("x-request-id").unwrap());
+            }
+            if a.status == 401 && a.header("x-request-id") == Some("caller-id-1") {
+                assert_eq!(a.json()["request_id"], "caller-id-1");
+            }
+            a.status
+        })
+        .collect();
+    assert_eq!(statuses, [401, 404, 401, 200, 401]);
+    let head = c.answer(true);
+    assert_eq!(head.status, 401);
+    assert!(
+        head.header("content-length")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+            > 0
+    );
+    assert!(head.body.is_empty());
+    // Only the admitted request reached the worker.
+    assert_eq!(env.calls(), ["GET /keyed"]);
+    // The front answered the first three, then handed the connection over.
+    assert_eq!(
+        gw.metric(r#"edgefn_http1_front_total{outcome="answered"}"#),
+        Some(3.0)
+    );
+    assert_eq!(
+        gw.metric(r#"edgefn_http1_front_total{outcome="handover"}"#),
+        Some(1.0)
+    );
+    // Refusals are counted wherever they were answered (3 by the front, 2 by hyper).
+    assert_eq!(
+        gw.metric(r#"edgefn_requests_total{function="keyed",method="GET",status="401"}"#),
+        Some(3.0)
+    );
+    assert_eq!(
+        gw.metric(
+            r#"edgefn_auth_failures_total{function="keyed",type="api_key",reason="missing"}"#
+        ),
+        Some(3.0)
+    );
+}
+
+#[test]
+fn a_head_arriving_byte_by_byte_is_answered() {
+    let env = Env::new();
+    let gw = env.start(true);
+    let mut c = Conn::open(&gw);
+    for b in get("/keyed", "x-api-key: nope\r\n").bytes() {
+        c.send(&[b]);
+    }
+    assert_eq!(c.answer(false).status, 401);
+    // The connection is still good for the next request.
+    c.send(get("/keyed", "").as_bytes());
+    assert_eq!(c.answer(false).status, 401);
+    assert_eq!(
+        gw.metric(r#"edgefn_http1_front_total{outcome="answered"}"#),
+        Some(2.0)
+    );
+}
+
+#[test]
+fn connection_close_is_honoured() {
+    let env = Env::new();
+    let gw = env.start(true);
+    let mut c = Conn::open(&gw);
+    // A request pipelined after `Connection: close` is not answered.
+    c.send(
+        format!(
+            "{}{}",
+            get("/keyed", "Connection: close\r\n"),
+            get("/keyed", "")
+        )
+        .as_bytes(),
+    );
+    let a = c.answer(false);
+    assert_eq!(a.status, 401);
+    assert_eq!(a.header("connection"), Some("close"));
+    assert!(c.closed());
+}
+
+#[test]
+fn what_the_front_does_not_take_hyper_answers() {
+    let env = Env::new();
+    let gw = env.start(true);
+    // A body: hyper reads it, then the same refusal; the connection stays usable.
+    let mut c = Conn::open(&gw);
+    c.send(b"POST /keyed HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
+    assert_eq!(c.answer(false).status, 401);
+    c.send(get("/keyed", "").as_bytes());
+    assert_eq!(c.answer(false).status, 401);
+    // HTTP/1.0.
+    let mut c = Conn::open(&gw);
+    c.send(b"GET /keyed HTTP/1.0\r\n\r\n");
+    assert_eq!(c.answer(false).status, 401);
+    // A head longer than the front buffers (16 KiB), within hyper's limit.
+    let mut c = Conn::open(&gw);
+    let long = format!("x-filler: {}\r\n", "a".repeat(20_000));
+    c.send(get("/keyed", &long).as_bytes());
+    assert_eq!(c.answer(false).status, 401);
+    // Malformed: hyper's 400.
+    let mut c = Conn::open(&gw);
+    c.send(b"GET /keyed HTTP/1.1\r\nBad Header\r\n\r\n");
+    assert_eq!(c.answer(false).status, 400);
+    assert!(c.closed());
+    // A target the front does not vouch for goes to hyper too, which routes it.
+    let mut c = Conn::open(&gw);
+    c.send(get("/keyed?q={x}", "").as_bytes());
+    assert_eq!(c.answer(false).status, 401);
+    assert!(env.calls().is_empty());
+}
+
+#[test]
+fn front_and_hyper_answer_alike() {
+    let env = Env::new();
+    let front = env.start(true);
+    let hyper_only = env.start(false);
+    let requests = [
+        (get("/keyed", "x-request-id: same-1\r\n"), false),
+        (
+            get("/keyed", "x-api-key: bad\r\nx-request-id: same-2\r\n"),
+            false,
+        ),
+        (
+            "HEAD /keyed HTTP/1.1\r\nx-request-id: same-3\r\n\r\n".to_string(),
+            true,
+        ),
+        (
+            get(
+                "/bearer",
+                "Authorization: Bearer nope\r\nx-request-id: same-4\r\n",
+            ),
+            false,
+        ),
+        (get("/bearer", "x-request-id: same-5\r\n"), false),
+        (
+            get(
+                "/staff",
+                "Authorization: Basic b3BzOndyb25n\r\nx-request-id: same-6\r\n",
+            ),
+            false,
+        ),
+        (get("/nowhere", "x-request-id: same-7\r\n"), false),
+        (
+            "DELETE /keyed HTTP/1.1\r\nx-request-id: same-8\r\n\r\n".to_string(),
+            false,
+        ),
+        (get("/_fn/health", "x-request-id: same-9\r\n"), false),
+        (
+            "POST /_fn/health HTTP/1.1\r\nContent-Length: 0\r\nx-request-id: same-10\r\n\r\n"
+                .to_string(),
+            false,
+        ),
+        (
+            get("/keyed", "Connection: close\r\nx-request-id: same-11\r\n"),
+            false,
+        ),
+    ];
+    for (raw, head_only) in &requests {
+        let ask = |gw: &Gateway| {
+            let mut c = Conn::open(gw);
+            c.send(raw.as_bytes());
+            let mut a = c.answer(*head_only);
+            a.headers.sort();
+            a
+        };
+        let (a, b) = (ask(&front), ask(&hyper_only));
+        assert_eq!(a, b, "request {raw:?}");
+    }
+    let answered = r#"edgefn_http1_front_total{outcome="answered"}"#;
+    assert_eq!(front.metric(answered), Some(requests.len() as f64));
+    assert_eq!(hyper_only.metric(answered).unwrap_or(0.0), 0.0);
+    assert!(env.calls().is_empty());
+}
