@@ -120,7 +120,8 @@ def write_report(rows, idle, cfg, env, started, elapsed):
         md += ["", "Rejected-request targets (issue 6):", ""] + checks
     if getattr(cfg, "cpu_rows", None):
         md += ["", f"Server CPU per rejected request at a fixed {cfg.cpu_rows[0]['rate']:,} req/s "
-               "(oha -q; user + system time of the server's whole process group from /proc, "
+               "(oha -q; CPU time of every thread of the server's process group, from the scheduler's "
+               "/proc/PID/task/TID/schedstat; "
                "median of the rounds):", "",
                "| server | requests | CPU µs / request | edgefn vs this peer | responses |",
                "|---|---:|---:|---|---|"]

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -22,7 +21,6 @@ use tokio::sync::{mpsc, watch};
 
 use super::front::{Front, FrontCtx, Outcome};
 use super::idle::{self, Activity};
-use super::rewind::Rewind;
 use crate::respond::Body;
 
 /// Limits that apply to every connection of a listener.
@@ -80,10 +78,7 @@ pub async fn serve<I, H, Fut>(
         Some(ctx) => Some(Front::new(io, ctx, activity.clone())),
         None => {
             let svc = svc.take().expect("service present");
-            conn.set(Some(builder.serve_connection(
-                TokioIo::new(Rewind::new(io, Bytes::new())),
-                svc,
-            )));
+            conn.set(Some(builder.serve_connection(TokioIo::new(io), svc)));
             None
         }
     };
@@ -119,7 +114,7 @@ pub async fn serve<I, H, Fut>(
                     front = None;
                     let svc = svc.take().expect("the front hands over once");
                     conn.set(Some(
-                        builder.serve_connection(TokioIo::new(Rewind::new(io, rest)), svc),
+                        builder.serve_connection(TokioIo::new(io.rewound(rest)), svc),
                     ));
                     if closing {
                         if let Some(c) = conn.as_mut().as_pin_mut() {

@@ -245,19 +245,21 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
         };
         // Not final: an admitted request is decided again by hyper's service, which also
         // spends its rate-limit token.
-        let answer =
-            match pipeline::decide(state, &snap, &head, self.ctx.peer, rid, Final::BeforeLimit) {
-                Decision::Endpoint(answer) => answer,
-                Decision::Refused(answer, func) => {
+        let decision =
+            pipeline::decide(state, &snap, &head, self.ctx.peer, rid, Final::BeforeLimit);
+        let (answer, now) = match decision {
+            Decision::Endpoint(answer) => (answer, Instant::now()),
+            Decision::Refused(answer, func) => {
+                let now =
                     pipeline::record(state, func, &plain.method, answer.status, start, rid, None);
-                    answer
-                }
-                Decision::Admitted(_) => return false,
-            };
+                (answer, now)
+            }
+            Decision::Admitted(_) => return false,
+        };
         let head_only = plain.method == Method::HEAD;
-        h1::write_answer(&mut self.out, &answer, rid, head_only, plain.close);
+        h1::write_answer(&mut self.out, &answer, rid, head_only, plain.close, now);
         state.front.answered.increment(1);
-        self.activity.answered();
+        self.activity.answered_at(now);
         true
     }
 }

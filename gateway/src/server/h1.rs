@@ -5,7 +5,7 @@
 //! stays the one judge of what is malformed.
 
 use std::cell::RefCell;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::Method;
 
@@ -106,8 +106,16 @@ fn plain_target_byte(b: u8) -> bool {
 
 /// Appends the response: the headers hyper would send for the same `Answer`
 /// (content-type, request id, the answer's extra header, content-length, date, and
-/// `connection: close` when closing). `head_only`: a HEAD request gets no body.
-pub fn write_answer(out: &mut Vec<u8>, a: &Answer, rid: &[u8], head_only: bool, close: bool) {
+/// `connection: close` when closing). `head_only`: a HEAD request gets no body. `now`: the
+/// caller's latest clock reading, which decides whether the cached `Date` is still current.
+pub fn write_answer(
+    out: &mut Vec<u8>,
+    a: &Answer,
+    rid: &[u8],
+    head_only: bool,
+    close: bool,
+    now: Instant,
+) {
     out.reserve(160 + rid.len() + a.body.len());
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(a.status.as_str().as_bytes());
@@ -130,7 +138,7 @@ pub fn write_answer(out: &mut Vec<u8>, a: &Answer, rid: &[u8], head_only: bool, 
     out.extend_from_slice(b"content-length: ");
     push_decimal(out, a.body.len());
     out.extend_from_slice(b"\r\ndate: ");
-    DATE.with_borrow_mut(|d| out.extend_from_slice(d.now()));
+    DATE.with_borrow_mut(|d| out.extend_from_slice(d.at(now)));
     out.extend_from_slice(b"\r\n\r\n");
     if !head_only {
         out.extend_from_slice(&a.body);
@@ -152,24 +160,31 @@ fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
 }
 
 thread_local! {
-    /// The `Date` value, rendered once per second per thread (as hyper does).
-    static DATE: RefCell<CachedDate> = const { RefCell::new(CachedDate { secs: 0, text: [0; 29] }) };
+    /// The `Date` value, rendered once per second per thread (as hyper does) and valid
+    /// until the next second starts: checked against a monotonic instant the caller already
+    /// has, so most answers read no wall clock at all.
+    static DATE: RefCell<CachedDate> = const {
+        RefCell::new(CachedDate { valid_until: None, text: [0; 29] })
+    };
 }
 
 struct CachedDate {
-    secs: u64,
+    valid_until: Option<Instant>,
     text: [u8; 29],
 }
 
 impl CachedDate {
-    fn now(&mut self) -> &[u8] {
-        let now = SystemTime::now();
-        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if secs != self.secs {
-            let rendered = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
+    fn at(&mut self, now: Instant) -> &[u8] {
+        if self.valid_until.is_none_or(|until| now >= until) {
+            let wall = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            let second = UNIX_EPOCH + Duration::from_secs(wall.as_secs());
+            let rendered = httpdate::fmt_http_date(second);
             if rendered.len() == self.text.len() {
                 self.text.copy_from_slice(rendered.as_bytes());
-                self.secs = secs;
+                let into_second = Duration::from_nanos(wall.subsec_nanos().into());
+                self.valid_until = Some(now + (Duration::from_secs(1) - into_second));
             }
         }
         &self.text
@@ -234,7 +249,7 @@ mod tests {
         };
         for (head_only, close) in [(false, false), (true, true)] {
             let mut out = Vec::new();
-            write_answer(&mut out, &a, b"rid-1", head_only, close);
+            write_answer(&mut out, &a, b"rid-1", head_only, close, Instant::now());
             let mut headers = [httparse::EMPTY_HEADER; 16];
             let mut resp = httparse::Response::new(&mut headers);
             let n = match resp.parse(&out).unwrap() {
@@ -257,6 +272,21 @@ mod tests {
             let body = &out[n..];
             assert_eq!(body, if head_only { &b""[..] } else { &a.body[..] });
         }
+    }
+
+    #[test]
+    fn date_stays_until_the_next_second_starts() {
+        let mut d = CachedDate {
+            valid_until: None,
+            text: [0; 29],
+        };
+        let t = Instant::now();
+        let text = std::str::from_utf8(d.at(t)).unwrap().to_owned();
+        let shown = httpdate::parse_http_date(&text).unwrap();
+        let wall = SystemTime::now();
+        assert!(wall.duration_since(shown).unwrap() < Duration::from_secs(2));
+        let until = d.valid_until.unwrap();
+        assert!(until > t && until <= t + Duration::from_secs(1));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
@@ -67,9 +68,14 @@ impl Activity {
         }
     }
 
-    /// A request answered without entering the service (the HTTP/1 front).
-    pub fn answered(&self) {
-        self.touch();
+    /// A request answered at `now` without entering the service (the HTTP/1 front, which
+    /// has just read the clock for its metrics).
+    pub fn answered_at(&self, now: Instant) {
+        let ms = now
+            .saturating_duration_since(*EPOCH.get_or_init(Instant::now))
+            .as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+        self.head_started_ms.store(0, Ordering::Relaxed);
     }
 
     /// The start of a further head is already buffered: its header-read clock runs from
@@ -135,15 +141,28 @@ pub async fn watch(activity: &Activity, idle: Duration, header_read: Duration) -
     }
 }
 
-/// The connection's IO, stamping reads into its [`Activity`].
+/// The connection's IO, stamping reads into its [`Activity`]. It also carries the bytes
+/// the HTTP/1 front read but left to hyper ([`Tracked::rewound`]): hyper reads those first,
+/// then the socket (they were stamped when they first arrived).
 pub struct Tracked<I> {
     io: I,
     activity: Arc<Activity>,
+    rewound: Bytes,
 }
 
 impl<I> Tracked<I> {
     pub fn new(io: I, activity: Arc<Activity>) -> Self {
-        Tracked { io, activity }
+        Tracked {
+            io,
+            activity,
+            rewound: Bytes::new(),
+        }
+    }
+
+    /// The same IO with `bytes` to be read again before anything new.
+    pub fn rewound(mut self, bytes: Bytes) -> Self {
+        self.rewound = bytes;
+        self
     }
 }
 
@@ -153,6 +172,12 @@ impl<I: AsyncRead + Unpin> AsyncRead for Tracked<I> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        if !self.rewound.is_empty() {
+            let n = self.rewound.len().min(buf.remaining());
+            buf.put_slice(&self.rewound[..n]);
+            self.rewound.advance(n);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let res = Pin::new(&mut self.io).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = res {
@@ -191,5 +216,22 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn rewound_bytes_come_first_then_the_stream() {
+        let (mut a, b) = tokio::io::duplex(64);
+        a.write_all(b" world").await.unwrap();
+        drop(a);
+        let mut io = Tracked::new(b, Activity::new()).rewound(Bytes::from_static(b"hello"));
+        let mut s = String::new();
+        io.read_to_string(&mut s).await.unwrap();
+        assert_eq!(s, "hello world");
     }
 }

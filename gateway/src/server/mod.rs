@@ -8,7 +8,6 @@ pub mod front;
 pub mod h1;
 pub mod idle;
 pub mod pipeline;
-pub mod rewind;
 pub mod tls;
 
 use std::net::SocketAddr;
