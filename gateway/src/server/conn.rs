@@ -1,6 +1,8 @@
-//! Serves one accepted connection with hyper's auto builder (HTTP/1.1, h2, h2c prior
-//! knowledge). The connection ends gracefully on gateway shutdown or when idle; the
-//! `_drain` sender it holds lets shutdown wait for every connection to finish.
+//! Serves one accepted connection: on the public listener first through the HTTP/1 front
+//! (`front.rs`), then — from the first request the front hands over, or from the start on
+//! the admin listener — with hyper's auto builder (HTTP/1.1, h2, h2c prior knowledge).
+//! The connection ends gracefully on gateway shutdown or when idle; the `_drain` sender it
+//! holds lets shutdown wait for every connection to finish.
 
 use std::convert::Infallible;
 use std::future::poll_fn;

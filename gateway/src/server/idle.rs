@@ -1,5 +1,6 @@
 //! Idle and header-read tracking for one connection, at request boundaries: the service
-//! stamps the start and end of every request and counts those in flight, and [`watch`]
+//! stamps the start and end of every request and counts those in flight (the HTTP/1 front
+//! stamps each answer it writes), and [`watch`]
 //! resolves once no request has started or ended for the idle timeout and none is in
 //! flight (a slow function is not idle). IO does not count as activity: h2 keep-alive
 //! pings would otherwise keep an unused connection open for ever.

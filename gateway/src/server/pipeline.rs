@@ -1,6 +1,7 @@
 //! The request path: one snapshot load, then route → auth → rate limit → bounded body →
 //! pool. Every failure becomes a [`GatewayError`] answered by `respond`; no worker is
-//! touched before auth and limits have passed.
+//! touched before auth and limits have passed. The synchronous part, [`decide`], is shared
+//! with the HTTP/1 front, so both paths refuse alike.
 
 use std::future::Future;
 use std::net::IpAddr;
