@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{client, concurrent, tempdir, wait_until, write_tree, Gateway};
+use support::{client, concurrent, serve_tree, tempdir, wait_until, write_tree, Gateway};
 
 const SECRET: &str = "s3cr3t-value-never-logged";
 
@@ -111,10 +111,7 @@ fn every_event_field_in_both_runtimes_and_env_is_per_function() {
 
 #[test]
 fn binary_bodies_round_trip_in_both_runtimes() {
-    let dir = tempdir();
-    write_tree(
-        dir.path(),
-        &[
+    let (_dir, gw) = serve_tree(&[
             (
                 "py/handler.py",
                 "def handler(event):\n    assert event['body'] is None\n    return {'status': 200, 'body': {'is_base64': True, 'body': event['body_base64']}}\n",
@@ -123,9 +120,7 @@ fn binary_bodies_round_trip_in_both_runtimes() {
                 "node/handler.js",
                 "exports.handler = async (e) => { if (e.body !== null) throw new Error('body'); return {status: 200, body: {is_base64: true, body: e.body_base64}}; };\n",
             ),
-        ],
-    );
-    let gw = Gateway::start(dir.path());
+    ]);
     let payload: Vec<u8> = (0..=255u8).rev().chain(0..=255u8).collect();
     for path in ["/py", "/node"] {
         let resp = client()
@@ -145,21 +140,16 @@ fn binary_bodies_round_trip_in_both_runtimes() {
 
 #[test]
 fn raising_handler_is_502_without_trace_and_logged_with_function() {
-    let dir = tempdir();
-    write_tree(
-        dir.path(),
-        &[
-            (
-                "boom/handler.py",
-                "def handler(event):\n    raise ValueError('kaboom-detail')\n",
-            ),
-            (
-                "boomjs/handler.js",
-                "exports.handler = async () => { throw new Error('kaboom-js'); };\n",
-            ),
-        ],
-    );
-    let gw = Gateway::start(dir.path());
+    let (_dir, gw) = serve_tree(&[
+        (
+            "boom/handler.py",
+            "def handler(event):\n    raise ValueError('kaboom-detail')\n",
+        ),
+        (
+            "boomjs/handler.js",
+            "exports.handler = async () => { throw new Error('kaboom-js'); };\n",
+        ),
+    ]);
     for (path, detail) in [("/boom", "kaboom-detail"), ("/boomjs", "kaboom-js")] {
         let resp = client().get(gw.url(path)).send().unwrap();
         assert_eq!(resp.status(), 502);
@@ -181,10 +171,7 @@ fn raising_handler_is_502_without_trace_and_logged_with_function() {
 
 #[test]
 fn timeout_is_504_and_the_next_request_is_served() {
-    let dir = tempdir();
-    write_tree(
-        dir.path(),
-        &[
+    let (_dir, gw) = serve_tree(&[
             (
                 "slow/handler.py",
                 "import time\n\ndef handler(event):\n    if event['query'].get('sleep'):\n        time.sleep(30)\n    return {'status': 200, 'body': 'fast'}\n",
@@ -193,9 +180,7 @@ fn timeout_is_504_and_the_next_request_is_served() {
                 "slow/fn.config.json",
                 r#"{"timeout_ms": 400, "workers": {"min": 1, "max": 1}}"#,
             ),
-        ],
-    );
-    let gw = Gateway::start(dir.path());
+    ]);
     let started = Instant::now();
     let resp = client().get(gw.url("/slow?sleep=1")).send().unwrap();
     assert_eq!(resp.status(), 504);
@@ -213,10 +198,7 @@ fn timeout_is_504_and_the_next_request_is_served() {
 
 #[test]
 fn exiting_handler_is_502_then_the_pool_heals() {
-    let dir = tempdir();
-    write_tree(
-        dir.path(),
-        &[
+    let (_dir, gw) = serve_tree(&[
             (
                 "die/handler.py",
                 "import os\n\ndef handler(event):\n    if event['query'].get('die'):\n        os._exit(3)\n    return {'status': 200, 'body': str(os.getpid())}\n",
@@ -225,9 +207,7 @@ fn exiting_handler_is_502_then_the_pool_heals() {
                 "diejs/handler.js",
                 "exports.handler = async (e) => { if (e.query.die) process.exit(4); return {status: 200, body: String(process.pid)}; };\n",
             ),
-        ],
-    );
-    let gw = Gateway::start(dir.path());
+    ]);
     for path in ["/die", "/diejs"] {
         let before = client().get(gw.url(path)).send().unwrap().text().unwrap();
         let resp = client()
@@ -247,10 +227,7 @@ fn exiting_handler_is_502_then_the_pool_heals() {
 
 #[test]
 fn thirty_two_concurrent_requests_spread_over_four_workers() {
-    let dir = tempdir();
-    write_tree(
-        dir.path(),
-        &[
+    let (_dir, gw) = serve_tree(&[
             (
                 "work/handler.py",
                 "import os, time\n\ndef handler(event):\n    time.sleep(0.25)\n    return {'status': 200, 'body': str(os.getpid())}\n",
@@ -259,9 +236,7 @@ fn thirty_two_concurrent_requests_spread_over_four_workers() {
                 "work/fn.config.json",
                 r#"{"workers": {"min": 1, "max": 4}, "timeout_ms": 20000}"#,
             ),
-        ],
-    );
-    let gw = Gateway::start(dir.path());
+    ]);
     let url = gw.url("/work");
     let serial = Duration::from_millis(250 * 32);
     let started = Instant::now();
@@ -280,10 +255,7 @@ fn thirty_two_concurrent_requests_spread_over_four_workers() {
 
 #[test]
 fn sequential_requests_reuse_one_warm_worker_and_node_serves_concurrently() {
-    let dir = tempdir();
-    write_tree(
-        dir.path(),
-        &[
+    let (_dir, gw) = serve_tree(&[
             (
                 "warm/handler.py",
                 "import os\n\ndef handler(event):\n    return {'status': 200, 'body': str(os.getpid())}\n",
@@ -296,9 +268,7 @@ fn sequential_requests_reuse_one_warm_worker_and_node_serves_concurrently() {
                 "conc/fn.config.json",
                 r#"{"workers": {"min": 1, "max": 1}, "concurrency": 16}"#,
             ),
-        ],
-    );
-    let gw = Gateway::start(dir.path());
+    ]);
     let pids: HashSet<String> = (0..10)
         .map(|_| {
             client()
@@ -374,10 +344,7 @@ fn secrets_are_masked_in_captured_output_and_absent_elsewhere() {
 
 #[test]
 fn invalid_responses_are_502() {
-    let dir = tempdir();
-    write_tree(
-        dir.path(),
-        &[
+    let (_dir, gw) = serve_tree(&[
             (
                 "bad/handler.py",
                 "def handler(event):\n    kind = event['query']['kind']\n    if kind == 'status':\n        return {'status': 700, 'body': 'x'}\n    if kind == 'header':\n        return {'status': 200, 'headers': {'x-a': 'a\\nb'}, 'body': 'x'}\n    if kind == 'type':\n        return {'status': 200, 'body': object()}\n    if kind == 'b64':\n        return {'status': 200, 'body': {'is_base64': True, 'body': '%%%'}}\n    return {'status': '200', 'body': 'x'}\n",
@@ -386,9 +353,7 @@ fn invalid_responses_are_502() {
                 "badjs/handler.js",
                 "exports.handler = async (e) => e.query.kind === 'status' ? {status: 42} : {status: 200, headers: {'bad name': 'v'}};\n",
             ),
-        ],
-    );
-    let gw = Gateway::start(dir.path());
+    ]);
     for q in ["status", "header", "type", "b64", "str"] {
         let resp = client()
             .get(gw.url(&format!("/bad?kind={q}")))
@@ -415,10 +380,7 @@ fn invalid_responses_are_502() {
 
 #[test]
 fn a_full_queue_answers_503_with_retry_after() {
-    let dir = tempdir();
-    write_tree(
-        dir.path(),
-        &[
+    let (_dir, gw) = serve_tree(&[
             (
                 "busy/handler.py",
                 "import time\n\ndef handler(event):\n    time.sleep(0.5)\n    return {'status': 200, 'body': 'ok'}\n",
@@ -427,9 +389,7 @@ fn a_full_queue_answers_503_with_retry_after() {
                 "busy/fn.config.json",
                 r#"{"workers": {"min": 1, "max": 1}, "timeout_ms": 60000}"#,
             ),
-        ],
-    );
-    let gw = Gateway::start(dir.path());
+    ]);
     let url = gw.url("/busy");
     // One slot, 32 queue places: of 40 simultaneous requests some must be refused.
     let results: Vec<(u16, Option<String>)> = concurrent(40, |_| {
@@ -532,10 +492,7 @@ fn dependencies_install_once_and_a_failure_only_affects_its_function() {
 
 #[test]
 fn async_python_handlers_and_python_concurrency() {
-    let dir = tempdir();
-    write_tree(
-        dir.path(),
-        &[
+    let (_dir, gw) = serve_tree(&[
             (
                 "asy/handler.py",
                 "import asyncio, os\n\nasync def handler(event):\n    await asyncio.sleep(0.3)\n    return {'status': 200, 'body': str(os.getpid())}\n",
@@ -552,9 +509,7 @@ fn async_python_handlers_and_python_concurrency() {
                 "thr/fn.config.json",
                 r#"{"workers": {"min": 1, "max": 1}, "concurrency": 4}"#,
             ),
-        ],
-    );
-    let gw = Gateway::start(dir.path());
+    ]);
     for path in ["/asy", "/thr"] {
         let url = gw.url(path);
         let started = Instant::now();
@@ -638,16 +593,11 @@ fn the_gateway_environment_does_not_reach_functions() {
 
 #[test]
 fn a_handler_that_cannot_load_is_502_and_a_fix_is_picked_up() {
-    let dir = tempdir();
-    write_tree(
-        dir.path(),
-        &[
-            ("broken/handler.py", "def handler(event)\n    return 1\n"),
-            ("brokenjs/handler.js", "exports.handler = async () => {;\n"),
-            ("fine/handler.py", PY_ECHO),
-        ],
-    );
-    let gw = Gateway::start(dir.path());
+    let (dir, gw) = serve_tree(&[
+        ("broken/handler.py", "def handler(event)\n    return 1\n"),
+        ("brokenjs/handler.js", "exports.handler = async () => {;\n"),
+        ("fine/handler.py", PY_ECHO),
+    ]);
     for path in ["/broken", "/brokenjs"] {
         let started = Instant::now();
         let r = client().get(gw.url(path)).send().unwrap();

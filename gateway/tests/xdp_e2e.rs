@@ -12,6 +12,8 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use support::{client, repo_root, tempdir, wait_until, write_tree, Gateway};
 
 /// A namespace plus a veth pair: `host` side in the root namespace with `<net>.1` and
@@ -136,7 +138,41 @@ impl Netns {
     }
 
     /// Runs connflood.py inside the namespace and returns its JSON report.
-    fn connflood(&self, args: &[&str]) -> serde_json::Value {
+    /// `connflood.py flood` from `src` to `dst:port` for `duration` seconds (+ `extra` flags).
+    fn flood(&self, src: &str, dst: &str, port: &str, duration: &str, extra: &[&str]) -> Value {
+        let mut args = vec![
+            "flood",
+            "--src",
+            src,
+            "--dst",
+            dst,
+            "--port",
+            port,
+            "--duration",
+            duration,
+        ];
+        args.extend_from_slice(extra);
+        self.connflood(&args)
+    }
+
+    /// `connflood.py polite`: `count` requests from `src`, `interval` seconds apart.
+    fn polite(&self, src: &str, dst: &str, port: &str, count: &str, interval: &str) -> Value {
+        self.connflood(&[
+            "polite",
+            "--src",
+            src,
+            "--dst",
+            dst,
+            "--port",
+            port,
+            "--count",
+            count,
+            "--interval",
+            interval,
+        ])
+    }
+
+    fn connflood(&self, args: &[&str]) -> Value {
         let script = repo_root().join("bench/tools/connflood.py");
         let out = Command::new("ip")
             .args(["netns", "exec", &self.ns, "python3"])
@@ -245,36 +281,12 @@ fn start_mode(net: &Netns, enabled: bool, v6: bool, mode: &str) -> (Gateway, tem
 }
 
 /// Floods from `<net>.2` while `<net>.3` makes 15 polite requests; returns the flood report.
-fn flood_and_polite(net: &Netns, gw: &Gateway, v6: bool) -> serde_json::Value {
+fn flood_and_polite(net: &Netns, gw: &Gateway, v6: bool) -> Value {
     let port = gw.public.port().to_string();
     let [dst, flood_src, polite_src] = addrs(net, v6);
     std::thread::scope(|s| {
-        let flood = s.spawn(|| {
-            net.connflood(&[
-                "flood",
-                "--src",
-                &flood_src,
-                "--dst",
-                &dst,
-                "--port",
-                &port,
-                "--duration",
-                "3",
-            ])
-        });
-        let polite = net.connflood(&[
-            "polite",
-            "--src",
-            &polite_src,
-            "--dst",
-            &dst,
-            "--port",
-            &port,
-            "--count",
-            "15",
-            "--interval",
-            "0.15",
-        ]);
+        let flood = s.spawn(|| net.flood(&flood_src, &dst, &port, "3", &[]));
+        let polite = net.polite(&polite_src, &dst, &port, "15", "0.15");
         let statuses: Vec<u64> = polite["statuses"]
             .as_array()
             .unwrap()
@@ -381,22 +393,10 @@ fn reload_updates_the_xdp_deny_list_without_reattaching() {
     let [dst, _, polite_src] = addrs(&net, false);
     let port = gw.public.port().to_string();
     let denied = r#"edgefn_xdp_packets_total{action="denylisted"}"#;
-    let polite = |count: &str| {
-        net.connflood(&[
-            "polite",
-            "--src",
-            &polite_src,
-            "--dst",
-            &dst,
-            "--port",
-            &port,
-            "--count",
-            count,
-            "--interval",
-            "0",
-        ])
-    };
-    assert_eq!(polite("1")["statuses"][0], 200);
+    assert_eq!(
+        net.polite(&polite_src, &dst, &port, "1", "0")["statuses"][0],
+        200
+    );
 
     // Deny the polite address: the next reload rewrites the trie in the live program.
     let config = dir.path().join("edgefn.toml");
@@ -409,19 +409,7 @@ fn reload_updates_the_xdp_deny_list_without_reattaching() {
         gw.logs()
     );
     // Its SYNs are now dropped at XDP; flood briefly from it and watch the counter.
-    let report = net.connflood(&[
-        "flood",
-        "--src",
-        &polite_src,
-        "--dst",
-        &dst,
-        "--port",
-        &port,
-        "--duration",
-        "0.5",
-        "--inflight",
-        "16",
-    ]);
+    let report = net.flood(&polite_src, &dst, &port, "0.5", &["--inflight", "16"]);
     assert_eq!(
         report["connected"], 0,
         "denied: no handshake completes ({report})"

@@ -263,6 +263,15 @@ pub fn client() -> reqwest::blocking::Client {
         .unwrap()
 }
 
+/// A fresh functions tree holding `files`, served by a gateway with default settings; the
+/// tree lives as long as the returned `TempDir`.
+pub fn serve_tree(files: &[(&str, &str)]) -> (tempfile::TempDir, Gateway) {
+    let dir = tempdir();
+    write_tree(dir.path(), files);
+    let gw = Gateway::start(dir.path());
+    (dir, gw)
+}
+
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
