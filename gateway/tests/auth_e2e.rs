@@ -497,6 +497,20 @@ fn rejected_requests_never_reach_the_worker() {
 fn bundled_examples_work_as_the_readme_says() {
     let gw = Gateway::start(&support::repo_root().join("examples/functions"));
     let c = client();
+    // The README's curl lines, in order.
+    let json = |path: &str| -> Value { send(c.get(gw.url(path))).json().unwrap() };
+    assert_eq!(json("/_fn/health"), serde_json::json!({"status": "ok"}));
+    assert_eq!(json("/_fn/openapi.json")["openapi"], "3.1.0");
+    let ready: Value = send(c.get(gw.admin_url("/readyz"))).json().unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(
+        json("/hello?name=you"),
+        serde_json::json!({"hello": "you", "runtime": "python"})
+    );
+    assert_eq!(
+        json("/hello-node"),
+        serde_json::json!({"hello": "world", "runtime": "node"})
+    );
     let secure = gw.url("/secure-api");
     assert_401(send(c.get(&secure)));
     let resp = send(c.get(&secure).header("x-api-key", "demo-key-change-me"));

@@ -160,13 +160,16 @@ fn raising_handler_is_502_without_trace_and_logged_with_function() {
         assert!(gw.wait_log(detail, Duration::from_secs(5)), "{}", gw.logs());
     }
     let logs = gw.logs();
-    let line = logs.lines().find(|l| l.contains("kaboom-detail")).unwrap();
-    assert!(
-        line.contains("boom"),
-        "function name on the captured line: {line}"
-    );
-    // The worker survives a raised exception: the next request is served by the same pid.
-    assert_eq!(gw.logs().matches("worker stopped").count(), 0);
+    for (detail, function) in [("kaboom-detail", "boom"), ("kaboom-js", "boomjs")] {
+        let line = logs.lines().find(|l| l.contains(detail)).unwrap();
+        assert!(
+            line.contains(&format!("function=\"{function}\"")),
+            "function name on the captured line: {line}"
+        );
+    }
+    // The worker survives a raised exception: nothing stopped, nothing replaced.
+    assert_eq!(logs.matches("worker stopped").count(), 0, "{logs}");
+    assert!(!gw.metrics().contains("edgefn_worker_restarts_total{"));
 }
 
 #[test]
@@ -373,9 +376,17 @@ fn invalid_responses_are_502() {
             .unwrap();
         assert_eq!(resp.status(), 502, "js kind={q}");
     }
-    // The worker was not replaced for a bad return value: still serving.
+    // A bad return value is the handler's fault, not the worker's: no worker was stopped
+    // or replaced, and the same one keeps answering.
     let ok = client().get(gw.url("/bad?kind=status")).send().unwrap();
     assert_eq!(ok.status(), 502);
+    assert_eq!(
+        gw.logs().matches("worker stopped").count(),
+        0,
+        "{}",
+        gw.logs()
+    );
+    assert!(!gw.metrics().contains("edgefn_worker_restarts_total{"));
 }
 
 #[test]

@@ -198,10 +198,7 @@ impl Gateway {
 
     /// The value of one series, given as `name{labels}` exactly as exported.
     pub fn metric(&self, series: &str) -> Option<f64> {
-        let prefix = format!("{series} ");
-        self.metrics()
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix).map(|v| v.parse().unwrap()))
+        metric_in(&self.metrics(), series)
     }
 
     /// The snapshot generation reported by `/readyz`.
@@ -261,6 +258,13 @@ pub fn client() -> reqwest::blocking::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
+}
+
+/// The value of one series in a `/metrics` text (several reads from one scrape agree).
+pub fn metric_in(text: &str, series: &str) -> Option<f64> {
+    let prefix = format!("{series} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(|v| v.parse().unwrap()))
 }
 
 /// A fresh functions tree holding `files`, served by a gateway with default settings; the
