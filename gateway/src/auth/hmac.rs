@@ -13,7 +13,7 @@ use serde_json::json;
 use super::headers::{Headers, One};
 use super::hmac_schemes::{self as schemes, Encoding, SigError};
 use super::replay::ReplayGuard;
-use super::secrets::{self, sha256, OneOrMany};
+use super::secrets::{self, blinded_eq, sha256_parts, OneOrMany};
 use super::{AuthConfigError, AuthFailure, AuthRequest, Identity};
 use crate::catalog::fn_env::FnEnv;
 
@@ -61,10 +61,15 @@ pub struct HmacPolicy {
     tolerance_s: u64,
     header: HeaderName,
     algorithm: Algorithm,
+    /// Signature bytes of `generic`: 32 (SHA-256) or 64 (SHA-512).
+    sig_len: usize,
     encoding: Encoding,
     prefix: String,
     replay: ReplayGuard,
 }
+
+/// Slack's timestamp header, parsed once.
+static SLACK_TIMESTAMP: HeaderName = HeaderName::from_static("x-slack-request-timestamp");
 
 pub fn compile(cfg: &HmacConfig, env: &FnEnv) -> Result<HmacPolicy, Vec<AuthConfigError>> {
     let mut errors = Vec::new();
@@ -137,6 +142,10 @@ pub fn compile(cfg: &HmacConfig, env: &FnEnv) -> Result<HmacPolicy, Vec<AuthConf
         tolerance_s,
         header,
         algorithm,
+        sig_len: match algorithm {
+            Algorithm::Sha256 => 32,
+            Algorithm::Sha512 => 64,
+        },
         encoding: cfg.encoding.unwrap_or(Encoding::Hex),
         prefix: cfg.prefix.clone().unwrap_or_default(),
         replay: ReplayGuard::default(),
@@ -144,44 +153,43 @@ pub fn compile(cfg: &HmacConfig, env: &FnEnv) -> Result<HmacPolicy, Vec<AuthConf
 }
 
 impl HmacPolicy {
-    pub fn verify(&self, req: &AuthRequest<'_>) -> Result<Identity, AuthFailure> {
+    pub fn verify<'a>(&self, req: &AuthRequest<'a>) -> Result<Identity, AuthFailure> {
         let fail = |e: SigError| AuthFailure::new(e.reason());
         let sig = one_header(req.headers, &self.header);
         let (name, ts) = match self.scheme {
             Scheme::Github => {
                 let sig = schemes::parse_github(sig?).map_err(fail)?;
-                (self.check(req.body, &sig)?, None)
+                (self.check(&[req.body], &[&sig])?, None)
             }
             Scheme::Generic => {
-                let len = match self.algorithm {
-                    Algorithm::Sha256 => 32,
-                    Algorithm::Sha512 => 64,
-                };
-                let sig =
-                    schemes::parse_generic(sig?, &self.prefix, self.encoding, len).map_err(fail)?;
-                (self.check(req.body, &sig)?, None)
+                let sig = schemes::parse_generic(sig?, &self.prefix, self.encoding, self.sig_len)
+                    .map_err(fail)?;
+                (self.check(&[req.body], &[&sig])?, None)
             }
             Scheme::Stripe => {
                 let s = schemes::parse_stripe(sig?).map_err(fail)?;
                 self.fresh(s.timestamp, req.now_unix)?;
-                let msg = [s.t_raw.as_bytes(), b".", req.body].concat();
-                let (name, used) =
-                    s.v1.iter()
-                        .find_map(|v| self.check(&msg, v).ok().map(|n| (n, v)))
-                        .ok_or_else(|| AuthFailure::new("bad_signature"))?;
-                (name, Some((s.timestamp, sha256(used))))
+                let msg = [s.t_raw.as_bytes(), b".", req.body];
+                let sigs: Vec<&[u8]> = s.v1.iter().map(Vec::as_slice).collect();
+                (
+                    self.check(&msg, &sigs)?,
+                    Some((s.timestamp, sha256_parts(&msg))),
+                )
             }
             Scheme::Slack => {
-                let ts_header = one_header(
-                    req.headers,
-                    &HeaderName::from_static("x-slack-request-timestamp"),
-                );
+                let ts_header = one_header(req.headers, &SLACK_TIMESTAMP);
+                // Absent headers are the parser's to name (missing / missing_timestamp); a
+                // repeated one is malformed here already.
+                let present = |r: Result<&'a [u8], AuthFailure>| match r {
+                    Ok(v) => Ok(Some(v)),
+                    Err(e) if e.reason == SigError::Missing.reason() => Ok(None),
+                    Err(e) => Err(e),
+                };
                 let (sig, ts_raw, ts) =
-                    schemes::parse_slack(sig.ok(), ts_header.ok()).map_err(fail)?;
+                    schemes::parse_slack(present(sig)?, present(ts_header)?).map_err(fail)?;
                 self.fresh(ts, req.now_unix)?;
-                let name =
-                    self.check(&[b"v0:", ts_raw.as_bytes(), b":", req.body].concat(), &sig)?;
-                (name, Some((ts, sha256(&sig))))
+                let msg = [b"v0:", ts_raw.as_bytes(), b":", req.body];
+                (self.check(&msg, &[&sig])?, Some((ts, sha256_parts(&msg))))
             }
         };
         if let Some((ts, digest)) = ts {
@@ -206,13 +214,22 @@ impl HmacPolicy {
         }
     }
 
-    /// The env name of the key that signed `msg` as `sig`.
-    fn check(&self, msg: &[u8], sig: &[u8]) -> Result<&Arc<str>, AuthFailure> {
-        self.keys
-            .iter()
-            .find(|(_, key)| hmac::verify(key, msg, sig).is_ok())
-            .map(|(name, _)| name)
-            .ok_or_else(|| AuthFailure::new("bad_signature"))
+    /// The env name of the key whose HMAC over `parts` (concatenated) is one of `sigs`. Each
+    /// key reads the message once however many signatures are presented (Stripe sends one
+    /// `v1` per active secret), and the message is never copied; tags are compared with
+    /// [`blinded_eq`], in constant time with respect to the expected tag.
+    fn check(&self, parts: &[&[u8]], sigs: &[&[u8]]) -> Result<&Arc<str>, AuthFailure> {
+        for (name, key) in &self.keys {
+            let mut ctx = hmac::Context::with_key(key);
+            for p in parts {
+                ctx.update(p);
+            }
+            let tag = ctx.sign();
+            if sigs.iter().any(|s| blinded_eq(tag.as_ref(), s)) {
+                return Ok(name);
+            }
+        }
+        Err(AuthFailure::new("bad_signature"))
     }
 
     pub fn openapi_scheme(&self) -> serde_json::Value {

@@ -146,6 +146,35 @@ fn stripe_scheme() {
     assert_eq!(reason(wrong.verify(&req(&fresh, body, t))), "bad_signature");
 }
 
+/// During a secret roll Stripe signs each event with every active secret. Replaying the
+/// same event with the signatures reordered, or with only the other one, is still a replay.
+#[test]
+fn stripe_replay_is_refused_whichever_secret_matches() {
+    let p = policy(
+        serde_json::json!({"scheme": "stripe", "secret": ["OLD", "NEW"]}),
+        &[("OLD", "whsec_old"), ("NEW", "whsec_new")],
+    );
+    let body = br#"{"id":"evt_2"}"#;
+    let t = 1_700_000_000u64;
+    let msg = [format!("{t}.").as_bytes(), body].concat();
+    let old = sign(hmac::HMAC_SHA256, b"whsec_old", &msg);
+    let new = sign(hmac::HMAC_SHA256, b"whsec_new", &msg);
+    let first = headers(&[("stripe-signature", &format!("t={t},v1={old},v1={new}"))]);
+    assert!(p.verify(&req(&first, body, t)).is_ok());
+    for replay in [
+        format!("t={t},v1={new},v1={old}"),
+        format!("t={t},v1={new}"),
+        format!("t={t},v1={old}"),
+    ] {
+        let h = headers(&[("stripe-signature", &replay)]);
+        assert_eq!(
+            reason(p.verify(&req(&h, body, t + 1))),
+            "replayed",
+            "{replay}"
+        );
+    }
+}
+
 #[test]
 fn slack_published_example() {
     let body = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
@@ -190,6 +219,19 @@ fn slack_published_example() {
         reason(p.verify(&req(&headers(&[]), body.as_bytes(), t))),
         "missing"
     );
+    // A repeated signature or timestamp header is malformed, not missing.
+    for twice in ["x-slack-signature", "x-slack-request-timestamp"] {
+        let mut pairs = vec![
+            ("x-slack-signature", sig),
+            ("x-slack-request-timestamp", "1531420618"),
+        ];
+        pairs.push((twice, pairs.iter().find(|(k, _)| *k == twice).unwrap().1));
+        assert_eq!(
+            reason(p.verify(&req(&headers(&pairs), body.as_bytes(), t))),
+            "malformed",
+            "{twice} twice"
+        );
+    }
 }
 
 #[test]

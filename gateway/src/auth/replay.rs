@@ -1,8 +1,10 @@
-//! Replay guard for timestamped webhook schemes (Stripe, Slack): a signature that already
-//! got in once is refused if presented again while its timestamp is still inside the
-//! tolerance window (after that, the staleness check refuses it anyway).
+//! Replay guard for timestamped webhook schemes (Stripe, Slack): a signed message (timestamp
+//! and body) that already got in once is refused if presented again while its timestamp is
+//! still inside the tolerance window (after that, the staleness check refuses it anyway).
+//! Keyed on the message, not on the signature that matched: during a secret roll the same
+//! message carries one valid signature per secret, and each must not buy another delivery.
 //!
-//! Entries are the SHA-256 of the verified signature with their expiry; memory is bounded
+//! Entries are the SHA-256 of the signed message with their expiry; memory is bounded
 //! by [`MAX_ENTRIES`], expired entries are swept when the table fills, and if it is still
 //! full the oldest protection is given up (the staleness check still applies) rather than
 //! refusing genuine deliveries.
@@ -20,16 +22,16 @@ pub struct ReplayGuard {
 }
 
 impl ReplayGuard {
-    /// Records `signature_digest` valid until `expires_unix`; false if it was already seen
+    /// Records `message_digest` valid until `expires_unix`; false if it was already seen
     /// and has not expired (a replay).
-    pub fn first_use(&self, signature_digest: [u8; 32], now_unix: u64, expires_unix: u64) -> bool {
+    pub fn first_use(&self, message_digest: [u8; 32], now_unix: u64, expires_unix: u64) -> bool {
         // `len()` reads every shard: take it before `entry()` holds one shard's lock.
         let mut full = self.seen.len() >= MAX_ENTRIES;
         if full {
             self.sweep(now_unix);
             full = self.seen.len() >= MAX_ENTRIES;
         }
-        match self.seen.entry(signature_digest) {
+        match self.seen.entry(message_digest) {
             dashmap::Entry::Occupied(mut e) => {
                 if *e.get() >= now_unix {
                     false

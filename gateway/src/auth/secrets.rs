@@ -7,7 +7,7 @@
 //! value byte by byte with a stored one.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ring::{digest, hmac, rand};
 use serde::Deserialize;
@@ -143,6 +143,29 @@ impl SecretSet {
     pub fn is_empty(&self) -> bool {
         self.by_tag.is_empty()
     }
+}
+
+/// SHA-256 of the concatenation of `parts`, without building it.
+pub fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for p in parts {
+        ctx.update(p);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// Whether `a == b`, compared as `HMAC(k, a) == HMAC(k, b)` under a per-process random key
+/// (the [`SecretSet`] construction): the comparison's timing depends only on keyed digests
+/// an attacker cannot steer, so it leaks nothing about `a` (an expected signature).
+pub fn blinded_eq(a: &[u8], b: &[u8]) -> bool {
+    static KEY: OnceLock<hmac::Key> = OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        hmac::Key::generate(hmac::HMAC_SHA256, &rand::SystemRandom::new())
+            .expect("the system RNG is available")
+    });
+    hmac::sign(key, a).as_ref() == hmac::sign(key, b).as_ref()
 }
 
 fn tag(key: &hmac::Key, digest: &[u8; 32]) -> [u8; 32] {

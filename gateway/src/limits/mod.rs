@@ -77,8 +77,9 @@ impl RateLimiter {
         if !ps.is_finite() || !(MIN_PER_SECOND..=MAX_PER_SECOND).contains(&ps) {
             return Err(RateLimitError::PerSecond { value: ps });
         }
-        // Default burst: one second's worth of requests.
-        let burst = cfg.burst.unwrap_or((ps.ceil() as u32).max(1));
+        // Default burst: one second's worth of requests, within the burst limit (a value
+        // the user did not write must not be the one refused).
+        let burst = cfg.burst.unwrap_or((ps.ceil() as u32).clamp(1, MAX_BURST));
         if burst == 0 || burst > MAX_BURST {
             return Err(RateLimitError::Burst { value: burst });
         }

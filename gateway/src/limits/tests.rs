@@ -21,6 +21,10 @@ fn validation_names_fields() {
         let e = RateLimiter::compile(&serde_json::from_str(json).unwrap()).unwrap_err();
         assert!(e.starts_with(field), "{json}: {e}");
     }
+    // Any valid per_second works without a burst: its default stays within the burst limit.
+    assert!(
+        RateLimiter::compile(&serde_json::from_str(r#"{"per_second": 1000000}"#).unwrap()).is_ok()
+    );
     assert!(serde_json::from_str::<RateLimitConfig>(r#"{"per_second": 1, "by": "user"}"#).is_err());
     assert!(serde_json::from_str::<RateLimitConfig>(r#"{"rate": 1}"#).is_err());
 }
