@@ -636,3 +636,24 @@ fn a_handler_that_cannot_load_is_502_and_a_fix_is_picked_up() {
     assert!(wait_until(Duration::from_secs(10), || gw.generation() > generation));
     assert_eq!(get_ok(&gw.url("/broken")), "fixed");
 }
+
+/// `timeout_ms` is the handler's time: a request that waited for the only worker is not
+/// charged for the wait (nor is the healthy worker killed for it).
+#[test]
+fn time_spent_queued_is_not_charged_to_the_worker() {
+    let (_dir, gw) = serve_tree(&[
+        (
+            "slowish/handler.py",
+            "import time\n\ndef handler(event):\n    time.sleep(1.0)\n    return {'status': 200, 'body': 'done'}\n",
+        ),
+        (
+            "slowish/fn.config.json",
+            r#"{"timeout_ms": 1500, "workers": {"min": 1, "max": 1}}"#,
+        ),
+    ]);
+    let url = gw.url("/slowish");
+    // Two at once on one worker: the second waits ~1 s, then runs ~1 s (2 s in all).
+    let statuses = concurrent(2, |_| client().get(&url).send().unwrap().status().as_u16());
+    assert_eq!(statuses, [200, 200], "{}", gw.logs());
+    assert!(!gw.metrics().contains("edgefn_worker_restarts_total{"));
+}

@@ -127,21 +127,27 @@ impl Pool {
                 reason: reason.clone(),
             });
         }
-        let deadline = tokio::time::Instant::now() + inner.spec.timeout;
-        let worker = inner.acquire(deadline).await?;
+        // Waiting for a slot is bounded by the timeout (then 503)...
+        let queued_until = tokio::time::Instant::now() + inner.spec.timeout;
+        let worker = inner.acquire(queued_until).await?;
         let _slot = SlotGuard {
             inner,
             worker: &worker,
         };
-        let rx = worker.call(&req).await?;
-        match timeout_at(deadline, rx).await {
-            Ok(Ok(reply)) => {
+        // ...and the worker's own time starts once it has the request: time spent queued
+        // is not charged to it, so a healthy worker is never killed for the queue's wait.
+        let deadline = tokio::time::Instant::now() + inner.spec.timeout;
+        let exchange = async {
+            let rx = worker.call(&req).await?;
+            rx.await.map_err(|_| PoolError::Crashed)?
+        };
+        match timeout_at(deadline, exchange).await {
+            Ok(reply) => {
                 if reply.is_ok() && inner.crash_streak.load(Ordering::Relaxed) != 0 {
                     inner.crash_streak.store(0, Ordering::Relaxed);
                 }
                 reply
             }
-            Ok(Err(_)) => Err(PoolError::Crashed),
             Err(_) => {
                 inner.kill_for_timeout(&worker);
                 Err(PoolError::Timeout {
@@ -346,6 +352,12 @@ impl Inner {
             Ok(w) if st.retired => {
                 w.kill(ExitCause::Retired);
             }
+            Ok(w) if w.is_closed() => {
+                // It died between its ready line and now; `on_exit` already ran and found
+                // no slot. Never add a dead worker: replace it as `on_exit` would.
+                let streak = self.crash_streak.load(Ordering::Relaxed);
+                self.schedule_replacement(&mut st, backoff(streak));
+            }
             Ok(w) => {
                 st.failing = false;
                 st.slots.push(Slot {
@@ -373,17 +385,22 @@ impl Inner {
         self.publish(&mut st);
     }
 
-    /// Kills a worker that overran a request's timeout and takes it out of the slot table
-    /// at once: between the kill and its exit being noticed, no further request may be
-    /// handed to it (it would come back as a crash), and a replacement starts now.
     fn kill_for_timeout(self: &Arc<Self>, worker: &Arc<Worker>) {
-        worker.kill(ExitCause::Timeout);
         let mut st = self.state.lock().expect("pool lock");
+        self.evict(&mut st, worker, ExitCause::Timeout);
+    }
+
+    /// Every deliberate stop (timeout, idle reaping): the worker leaves the slot table at
+    /// once, then is killed. Between the kill and its exit being noticed (`on_exit`, which
+    /// counts it and replaces it when `min` needs it), no request may be handed to it: it
+    /// would come back as a crash.
+    fn evict(self: &Arc<Self>, st: &mut State, worker: &Arc<Worker>, cause: ExitCause) {
         st.slots.retain(|s| !Arc::ptr_eq(&s.worker, worker));
+        worker.kill(cause);
         if !st.retired {
-            self.schedule_replacement(&mut st, Duration::ZERO);
+            self.schedule_replacement(st, Duration::ZERO);
         }
-        self.publish(&mut st);
+        self.publish(st);
     }
 
     fn on_exit(self: &Arc<Self>, worker: &Arc<Worker>, cause: ExitCause) {
@@ -460,19 +477,21 @@ async fn reap(weak: Weak<Inner>, idle: Duration) {
     loop {
         tick.tick().await;
         let Some(inner) = weak.upgrade() else { return };
-        let st = inner.state.lock().expect("pool lock");
+        let mut st = inner.state.lock().expect("pool lock");
         if st.retired {
             return;
         }
-        let mut spare = st.slots.len().saturating_sub(inner.spec.min_workers);
-        for s in st.slots.iter().rev() {
-            if spare == 0 {
-                break;
-            }
-            if s.in_flight == 0 && s.idle_since.elapsed() >= idle {
-                s.worker.kill(ExitCause::Retired);
-                spare -= 1;
-            }
+        let spare = st.slots.len().saturating_sub(inner.spec.min_workers);
+        let idle_workers: Vec<Arc<Worker>> = st
+            .slots
+            .iter()
+            .rev()
+            .filter(|s| s.in_flight == 0 && s.idle_since.elapsed() >= idle)
+            .take(spare)
+            .map(|s| s.worker.clone())
+            .collect();
+        for w in &idle_workers {
+            inner.evict(&mut st, w, ExitCause::Retired);
         }
     }
 }

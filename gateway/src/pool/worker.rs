@@ -155,6 +155,11 @@ impl Worker {
         Ok(())
     }
 
+    /// True once the process is gone (or its channel closed): nothing more can be sent.
+    pub fn is_closed(&self) -> bool {
+        self.pending.lock().expect("pending lock").closed
+    }
+
     /// Asks the supervisor to stop the process; the first cause given wins.
     pub fn kill(&self, cause: ExitCause) {
         let _ = self.kill_cause.compare_exchange(
