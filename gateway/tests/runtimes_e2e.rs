@@ -657,3 +657,36 @@ fn time_spent_queued_is_not_charged_to_the_worker() {
     assert_eq!(statuses, [200, 200], "{}", gw.logs());
     assert!(!gw.metrics().contains("edgefn_worker_restarts_total{"));
 }
+
+/// A large body reaches both runtimes intact (the frame arrives in many socket reads).
+#[test]
+fn large_bodies_reach_both_runtimes_intact() {
+    let config = r#"{"methods": ["POST"], "max_body_bytes": 16777216}"#;
+    let (_dir, gw) = serve_tree(&[
+        (
+            "bigjs/handler.js",
+            "exports.handler = async (e) => ({status: 200, body: `${e.body.length}:${e.body.slice(-8)}`});\n",
+        ),
+        ("bigjs/fn.config.json", config),
+        (
+            "bigpy/handler.py",
+            "def handler(event):\n    b = event['body']\n    return {'status': 200, 'body': f'{len(b)}:{b[-8:]}'}\n",
+        ),
+        ("bigpy/fn.config.json", config),
+    ]);
+    let mut body = "x".repeat(12 * 1024 * 1024);
+    body.push_str("the-end!");
+    for path in ["/bigjs", "/bigpy"] {
+        let r = client()
+            .post(gw.url(path))
+            .body(body.clone())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}: {}", gw.logs());
+        assert_eq!(
+            r.text().unwrap(),
+            format!("{}:the-end!", body.len()),
+            "{path}"
+        );
+    }
+}

@@ -164,15 +164,17 @@ function main() {
     chunks.push(chunk);
     buffered += chunk.length;
     while (buffered >= 8) {
-      let buf = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, buffered);
-      chunks = [buf];
-      const total = buf.readUInt32BE(0);
-      const hlen = buf.readUInt32BE(4);
+      // Only the 8-byte prefix is joined early (when it straddles chunks); the frame is
+      // joined once, when complete: joining on every chunk is quadratic in the body size.
+      if (chunks[0].length < 8) chunks = [Buffer.concat(chunks, buffered)];
+      const total = chunks[0].readUInt32BE(0);
+      const hlen = chunks[0].readUInt32BE(4);
       if (total > MAX_REQUEST_FRAME || total < 4 || hlen > total - 4) {
         console.error('edgefn worker: oversized or malformed frame from the gateway');
         process.exit(1);
       }
       if (buffered < 4 + total) break;
+      let buf = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, buffered);
       const header = JSON.parse(buf.subarray(8, 8 + hlen).toString('utf8'));
       const body = buf.subarray(8 + hlen, 4 + total);
       buf = buf.subarray(4 + total);
