@@ -22,8 +22,6 @@ pub enum GatewayError {
     PayloadTooLarge { limit: u64 },
     #[error("the request body could not be read")]
     BodyRead,
-    #[error("the gateway is not ready yet")]
-    NotReady,
     #[error(transparent)]
     Pool(#[from] PoolError),
 }
@@ -36,7 +34,6 @@ impl GatewayError {
             GatewayError::Unauthorized { .. } => Some("unauthorized"),
             GatewayError::RateLimited { .. } => Some("rate limit exceeded; retry later"),
             GatewayError::BodyRead => Some("the request body could not be read"),
-            GatewayError::NotReady => Some("the gateway is not ready yet"),
             _ => None,
         }
     }
@@ -49,7 +46,6 @@ impl GatewayError {
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::BodyRead => StatusCode::BAD_REQUEST,
-            GatewayError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Pool(p) => match p {
                 PoolError::Crashed | PoolError::HandlerError | PoolError::BadResponse { .. } => {
                     StatusCode::BAD_GATEWAY
@@ -96,7 +92,6 @@ mod tests {
             ),
             (GatewayError::PayloadTooLarge { limit: 1 }, 413),
             (GatewayError::BodyRead, 400),
-            (GatewayError::NotReady, 503),
             (PoolError::Crashed.into(), 502),
             (PoolError::HandlerError.into(), 502),
             (PoolError::BadResponse { detail: "x" }.into(), 502),

@@ -9,13 +9,13 @@ use crate::pool::Runtime;
 /// Deep trees are a mistake, and unbounded recursion over outside input is not allowed.
 pub const MAX_DEPTH: usize = 16;
 pub const MAX_FUNCTIONS: usize = 10_000;
-const HANDLER_FILES: [(&str, Runtime); 3] = [
+pub(crate) const HANDLER_FILES: [(&str, Runtime); 3] = [
     ("handler.py", Runtime::Python),
     ("handler.js", Runtime::Node),
     ("index.js", Runtime::Node),
 ];
 /// Folders that hold dependencies or caches, never functions.
-const SKIPPED: [&str; 4] = ["node_modules", "__pycache__", "site-packages", "venv"];
+pub(crate) const SKIPPED: [&str; 4] = ["node_modules", "__pycache__", "site-packages", "venv"];
 
 /// One path segment of a route.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -294,10 +294,12 @@ fn collect_code(root: &Path, dir: &Path, depth: usize, out: &mut Vec<(String, Pa
             continue;
         }
         if ft.is_dir() {
-            let nested_fn = ["handler.py", "handler.js", "index.js"]
+            // The same rules as discovery: a nested function is its own, dependency and
+            // cache folders (virtualenvs included) are not code.
+            let nested_fn = discover::HANDLER_FILES
                 .iter()
-                .any(|h| path.join(h).exists());
-            if !nested_fn && !matches!(name.as_str(), "node_modules" | "__pycache__") {
+                .any(|(h, _)| path.join(h).exists());
+            if !nested_fn && !discover::SKIPPED.contains(&name.as_str()) {
                 collect_code(root, &path, depth + 1, out);
             }
         } else if ft.is_file() && !matches!(name.as_str(), "fn.config.json" | "fn.env.json") {

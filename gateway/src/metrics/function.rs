@@ -64,11 +64,6 @@ impl FunctionMetrics {
         Self::new(UNMATCHED)
     }
 
-    /// The function label value these handles carry.
-    pub fn function(&self) -> &str {
-        &self.function
-    }
-
     /// One answered request: `edgefn_requests_total` and the duration histogram.
     pub fn request(&self, method: &Method, status: StatusCode, elapsed: Duration) {
         let m = method_index(method);

@@ -114,12 +114,6 @@ impl Pool {
         self.inner.state.lock().expect("pool lock").retired
     }
 
-    /// Pids of the live workers (tests and diagnostics).
-    pub fn worker_pids(&self) -> Vec<u32> {
-        let st = self.inner.state.lock().expect("pool lock");
-        st.slots.iter().map(|s| s.worker.pid).collect()
-    }
-
     pub async fn dispatch(&self, req: WorkerRequest) -> Result<WorkerResponse, PoolError> {
         let inner = &self.inner;
         if let Some(reason) = &inner.unavailable {

@@ -11,8 +11,9 @@
 //! happens at most once and only between requests, after the front's answers are flushed,
 //! so the client sees one ordered stream of responses.
 //!
-//! Between requests a connection holds no buffer: reads land in a per-thread scratch
-//! buffer, and only the bytes of a head still arriving are kept.
+//! Between requests a connection holds no input buffer: reads land in a per-thread scratch
+//! buffer, and only the bytes of a head still arriving are kept. The output buffer keeps
+//! its capacity up to `KEEP_OUT` (4 KiB) so a keep-alive client's answers reuse it.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -245,8 +246,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
         };
         // Not final: an admitted request is decided again by hyper's service, which also
         // spends its rate-limit token.
-        let decision =
-            pipeline::decide(state, &snap, &head, self.ctx.peer, rid, Final::BeforeLimit);
+        let decision = pipeline::decide(&snap, &head, self.ctx.peer, rid, Final::BeforeLimit);
         let (answer, now) = match decision {
             Decision::Endpoint(answer) => (answer, Instant::now()),
             Decision::Refused(answer, func) => {

@@ -98,7 +98,6 @@ pub enum Final {
 
 /// Route → method → auth → rate limit, everything that needs no IO.
 pub fn decide<'s>(
-    state: &State,
     snap: &'s Snapshot,
     head: &Head<'_>,
     peer: IpAddr,
@@ -106,7 +105,7 @@ pub fn decide<'s>(
     stage: Final,
 ) -> Decision<'s> {
     if let Some(rest) = head.path.strip_prefix("/_fn/") {
-        return Decision::Endpoint(gateway_endpoint(state, head.method, rest, rid));
+        return Decision::Endpoint(gateway_endpoint(snap, head.method, rest, rid));
     }
     let Some(route) = snap.router.lookup(head.path) else {
         return Decision::Refused(respond::error_answer(&GatewayError::NotFound, rid), None);
@@ -162,7 +161,7 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
         query: req.uri().query(),
         headers: Headers::Map(req.headers()),
     };
-    let admission = match decide(state, &snap, &head, peer, rid.as_bytes(), Final::Yes) {
+    let admission = match decide(&snap, &head, peer, rid.as_bytes(), Final::Yes) {
         Decision::Endpoint(answer) => return Handled::Ready(Some(answer.into_response(&rid))),
         Decision::Refused(answer, func) => {
             record(
@@ -229,14 +228,14 @@ pub fn record(
 }
 
 /// `/_fn/health` and `/_fn/openapi.json`, answered without touching any function.
-fn gateway_endpoint(state: &State, method: &Method, rest: &str, rid: &[u8]) -> Answer {
+fn gateway_endpoint(snap: &Snapshot, method: &Method, rest: &str, rid: &[u8]) -> Answer {
     if method != Method::GET && method != Method::HEAD {
         let allow = HeaderValue::from_static("GET, HEAD");
         return respond::error_answer(&GatewayError::MethodNotAllowed { allow }, rid);
     }
     match rest {
         "health" => Answer::json(StatusCode::OK, Bytes::from_static(HEALTH)),
-        "openapi.json" => Answer::json(StatusCode::OK, state.store.load().openapi.clone()),
+        "openapi.json" => Answer::json(StatusCode::OK, snap.openapi.clone()),
         _ => respond::error_answer(&GatewayError::NotFound, rid),
     }
 }

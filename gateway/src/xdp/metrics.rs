@@ -10,7 +10,8 @@ use std::time::Duration;
 use gateway_common::counter;
 
 use crate::metrics::names::{
-    LABEL_FUNCTION, LABEL_LAYER, RATE_LIMITED_TOTAL, XDP_PACKETS_TOTAL, XDP_TRACKED_SOURCES,
+    LABEL_ACTION, LABEL_FUNCTION, LABEL_LAYER, RATE_LIMITED_TOTAL, XDP_PACKETS_TOTAL,
+    XDP_TRACKED_SOURCES,
 };
 
 /// How often the XDP maps are read.
@@ -25,7 +26,7 @@ pub const LAYER_USER_SPACE: &str = "user_space";
 /// Publishes a snapshot of the XDP counters.
 pub fn publish_xdp(totals: &super::maps::Counters, tracked: usize) {
     for (label, value) in counter::LABELS.iter().zip(totals.iter()) {
-        metrics::counter!(XDP_PACKETS_TOTAL, "action" => *label).absolute(*value);
+        metrics::counter!(XDP_PACKETS_TOTAL, LABEL_ACTION => *label).absolute(*value);
     }
     let refused = totals[counter::DROP as usize] + totals[counter::DENYLISTED as usize];
     metrics::counter!(RATE_LIMITED_TOTAL,
