@@ -97,7 +97,7 @@ impl Gateway {
         let logs = Arc::new(Mutex::new(String::new()));
         let sink = logs.clone();
         let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let mut l = sink.lock().unwrap();
                 l.push_str(&line);
@@ -129,7 +129,8 @@ impl Gateway {
                 Err(_) => {
                     let _ = child.kill();
                     let status = child.wait().ok();
-                    std::thread::sleep(Duration::from_millis(50));
+                    // The process is gone: its stderr reaches EOF and the reader finishes.
+                    let _ = stderr_reader.join();
                     return Err(format!(
                         "edgefn did not start (status {status:?}); logs:\n{}",
                         logs.lock().unwrap()
@@ -165,13 +166,16 @@ impl Gateway {
         self.wait_log_count(needle, 1, timeout)
     }
 
+    /// Sends a signal by name (`HUP`, `TERM`, ...) with bash's builtin `kill`: no procps
+    /// needed (minimal images lack it) and no unsafe code.
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
+        let ok = Command::new("bash")
+            .args(["-c", "kill -s \"$0\" \"$1\""])
+            .args([sig, &self.child.id().to_string()])
             .status()
             .unwrap()
             .success();
-        assert!(ok, "kill -{sig} failed");
+        assert!(ok, "kill -s {sig} failed");
     }
 
     /// Waits for the process to exit by itself.
