@@ -277,6 +277,10 @@ impl Inner {
                 return Err(PoolError::Crashed);
             }
             if st.waiters.len() >= self.queue_cap {
+                // Waiters that gave up (timed out, client gone) hold no real place.
+                st.waiters.retain(|w| !w.is_closed());
+            }
+            if st.waiters.len() >= self.queue_cap {
                 return Err(PoolError::Overloaded { retry_after_s: 1 });
             }
             let (tx, rx) = oneshot::channel();
@@ -431,9 +435,13 @@ impl Inner {
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             let Some(inner) = weak.upgrade() else { return };
-            if inner.state.lock().expect("pool lock").retired {
-                inner.state.lock().expect("pool lock").starting -= 1;
-                return;
+            {
+                let mut st = inner.state.lock().expect("pool lock");
+                if st.retired {
+                    st.starting -= 1;
+                    inner.publish(&mut st);
+                    return;
+                }
             }
             inner.start_one().await;
         });
