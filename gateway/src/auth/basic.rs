@@ -182,16 +182,22 @@ impl BasicPolicy {
             challenge: Some(self.challenge.clone()),
         };
         let b64 = authorization::credentials(req.headers, "basic").map_err(|e| fail(e.reason()))?;
-        let raw = B64.decode(b64).map_err(|_| fail("malformed"))?;
-        if raw.len() > MAX_CREDENTIALS {
+        // Decoded on the stack: no allocation per request, and an over-long value is refused
+        // by its size before any decoding (the slack covers base64's length estimate).
+        let mut buf = [0u8; MAX_CREDENTIALS + 3];
+        let n = B64
+            .decode_slice(b64, &mut buf)
+            .map_err(|_| fail("malformed"))?;
+        if n > MAX_CREDENTIALS {
             return Err(fail("malformed"));
         }
-        let key = self.cache.key_of(&raw);
+        let raw = &buf[..n];
+        let key = self.cache.key_of(raw);
         let now = Instant::now();
         if let Some(user) = self.cache.get(&key, now) {
             return Ok(identity(user));
         }
-        let text = std::str::from_utf8(&raw).map_err(|_| fail("malformed"))?;
+        let text = std::str::from_utf8(raw).map_err(|_| fail("malformed"))?;
         let (user, password) = text.split_once(':').ok_or_else(|| fail("malformed"))?;
         let _permit = Permit::acquire().ok_or_else(|| fail("busy"))?;
         match self.users.get_key_value(user) {

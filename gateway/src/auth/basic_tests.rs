@@ -107,3 +107,21 @@ fn config_errors_name_line_not_value() {
     };
     assert_eq!(compile(&missing, &env(&[])).unwrap_err()[0].field, "users");
 }
+
+#[test]
+fn credentials_longer_than_the_limit_are_malformed() {
+    let p = policy(None);
+    // Every padding length at the boundary: exactly the limit is judged on its merits.
+    for pad in 0..3 {
+        let at_limit = format!("mallory:{}", "x".repeat(MAX_CREDENTIALS - 8 - pad));
+        let over = format!("{at_limit}{}", "y".repeat(pad + 1));
+        assert_ne!(
+            check(&p, Some(&basic(&at_limit))).unwrap_err().reason,
+            "malformed"
+        );
+        assert_eq!(
+            check(&p, Some(&basic(&over))).unwrap_err().reason,
+            "malformed"
+        );
+    }
+}
