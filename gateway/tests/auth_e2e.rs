@@ -501,8 +501,7 @@ fn bundled_examples_work_as_the_readme_says() {
     let json = |path: &str| -> Value { send(c.get(gw.url(path))).json().unwrap() };
     assert_eq!(json("/_fn/health"), serde_json::json!({"status": "ok"}));
     assert_eq!(json("/_fn/openapi.json")["openapi"], "3.1.0");
-    let ready: Value = send(c.get(gw.admin_url("/readyz"))).json().unwrap();
-    assert_eq!(ready["status"], "ready");
+    assert_eq!(gw.readyz()["status"], "ready");
     assert_eq!(
         json("/hello?name=you"),
         serde_json::json!({"hello": "you", "runtime": "python"})

@@ -87,12 +87,7 @@ fn health_404_405_and_request_ids() {
         let r = c.get(gw.admin_url(path)).send().unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
-    let ready: Value = c
-        .get(gw.admin_url("/readyz"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let ready = gw.readyz();
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["functions"], 2);
 }

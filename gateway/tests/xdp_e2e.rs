@@ -305,12 +305,7 @@ fn xdp_flood(tag: u32, v6: bool, mode: &str) {
     let net = Netns::create(tag);
     let (gw, _dir) = start_mode(&net, true, v6, mode);
     let layer = format!("xdp ({mode} mode on {})", net.host);
-    let ready = client()
-        .get(gw.admin_url("/readyz"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let ready = gw.connection_limit();
     assert!(
         ready.contains(&layer),
         "XDP must attach (no skipping): /readyz says {ready}\n{}",
@@ -433,12 +428,7 @@ fn reload_updates_the_xdp_deny_list_without_reattaching() {
 fn user_space_fallback_limits_a_connection_flood_when_xdp_is_disabled() {
     let net = Netns::create(1);
     let (gw, _dir) = start(&net, false, false);
-    let ready = client()
-        .get(gw.admin_url("/readyz"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let ready = gw.connection_limit();
     assert!(
         ready.contains("user-space (xdp.enabled = false)"),
         "{ready}"
@@ -499,12 +489,7 @@ fn without_privilege_xdp_falls_back_to_user_space_and_says_why() {
         &["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"],
         "lo",
     );
-    let ready = client()
-        .get(gw.admin_url("/readyz"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let ready = gw.connection_limit();
     assert!(
         ready.contains("user-space (cannot load the XDP object")
             && ready.contains("needs root, or CAP_BPF + CAP_NET_ADMIN"),
@@ -515,12 +500,7 @@ fn without_privilege_xdp_falls_back_to_user_space_and_says_why() {
 #[test]
 fn unattachable_xdp_falls_back_to_user_space_and_says_why() {
     let (gw, _dir) = start_fallback(&[], "efx-missing0");
-    let ready = client()
-        .get(gw.admin_url("/readyz"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let ready = gw.connection_limit();
     assert!(
         ready.contains("user-space (cannot attach XDP to efx-missing0"),
         "the fallback must name its reason: {ready}"
@@ -555,12 +535,7 @@ fn driver_mode_falls_back_to_skb_with_a_warning() {
     let bridge = Bridge(format!("efx{}br", std::process::id() % 10_000));
     ip(&["link", "add", &bridge.0, "type", "bridge"]).unwrap_or_else(|e| panic!("{e}"));
     let (gw, _dir) = start_fallback(&[], &bridge.0);
-    let ready = client()
-        .get(gw.admin_url("/readyz"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let ready = gw.connection_limit();
     assert!(
         ready.contains(&format!("xdp (skb mode on {})", bridge.0)),
         "{ready}\n{}",

@@ -207,11 +207,25 @@ impl Gateway {
 
     /// The snapshot generation reported by `/readyz`.
     pub fn generation(&self) -> u64 {
-        let body: serde_json::Value = reqwest::blocking::get(self.admin_url("/readyz"))
+        self.readyz()["generation"].as_u64().unwrap()
+    }
+
+    /// `/readyz` as JSON (status, functions, generation, connection_limit).
+    pub fn readyz(&self) -> serde_json::Value {
+        client()
+            .get(self.admin_url("/readyz"))
+            .send()
             .unwrap()
             .json()
-            .unwrap();
-        body["generation"].as_u64().unwrap()
+            .unwrap()
+    }
+
+    /// The connection-limit layer `/readyz` reports.
+    pub fn connection_limit(&self) -> String {
+        self.readyz()["connection_limit"]
+            .as_str()
+            .expect("connection_limit in /readyz")
+            .to_owned()
     }
 }
 
