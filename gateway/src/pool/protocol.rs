@@ -77,6 +77,8 @@ pub fn encode(header: &impl Serialize, body: &Bytes) -> (Vec<u8>, Option<Bytes>)
 pub struct Init<'a> {
     #[serde(rename = "type")]
     pub kind: &'static str,
+    /// Protocol v2 (runtimes/PROTOCOL.md); the `pool` branch owns the rest of v2.
+    pub version: u32,
     pub function: &'a str,
     pub env: EnvRef<'a>,
 }

@@ -354,6 +354,7 @@ async fn handshake(
     let mut reader = BufReader::with_capacity(64 << 10, reader);
     let init = Init {
         kind: "init",
+        version: 2,
         function: &ctx.spec.function,
         env: protocol::EnvRef(&ctx.spec.env),
     };
