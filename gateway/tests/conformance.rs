@@ -11,13 +11,14 @@ use std::path::Path;
 
 use base64::Engine as _;
 use serde_json::Value;
-use support::{client, repo_root, tempdir, Gateway};
+use support::{client, path_str, repo_root, tempdir, wait_until, Gateway};
 
 /// (runtime label, fixture folder relative to the repository root). A new runtime adds its
 /// line here and a handler answering every case in its folder.
 const RUNTIMES: &[(&str, &str)] = &[
     ("python", "runtimes/conformance/python"),
     ("node", "runtimes/conformance/node"),
+    ("typescript", "runtimes/conformance/typescript"),
 ];
 
 const TABLE: &str = "runtimes/conformance/cases.json";
@@ -139,7 +140,19 @@ fn every_runtime_answers_every_case_of_the_table() {
     for (runtime, fixture) in RUNTIMES {
         copy_dir(&root.join(fixture), &tree.path().join(runtime).join("[id]"));
     }
-    let gw = Gateway::start(tree.path());
+    // Compiled handlers (TypeScript, Rust) go to a cache of this run's own.
+    let cache = tempdir();
+    let gw = Gateway::start_args(
+        &["--functions", &path_str(tree.path())],
+        &[("EDGEFN_CACHE_DIR", &path_str(cache.path()))],
+    );
+    // A gateway that serves while functions start lists them in /readyz `pending`.
+    let settled = wait_until(std::time::Duration::from_secs(120), || {
+        gw.readyz()["pending"]
+            .as_array()
+            .is_none_or(|p| p.is_empty())
+    });
+    assert!(settled, "functions never became ready:\n{}", gw.logs());
     let mut failures = Vec::new();
     let mut checked = 0;
     for (runtime, _) in RUNTIMES {

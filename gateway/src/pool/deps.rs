@@ -42,6 +42,8 @@ pub enum DepsError {
         status: std::process::ExitStatus,
         output: String,
     },
+    #[error(transparent)]
+    TypeScript(#[from] super::typescript::TsError),
 }
 
 /// Environment additions that make the installed packages importable.
@@ -73,7 +75,8 @@ pub async fn ensure(
 ) -> Result<DepsEnv, DepsError> {
     match runtime {
         Runtime::Python => python(dir, interpreter).await,
-        Runtime::Node | Runtime::TypeScript => node(dir).await,
+        Runtime::Node => node(dir).await,
+        Runtime::TypeScript => typescript(dir).await,
         Runtime::Php | Runtime::Lua | Runtime::Rust => Ok(DepsEnv::default()),
     }
 }
@@ -147,6 +150,14 @@ async fn node(dir: &Path) -> Result<DepsEnv, DepsError> {
     Ok(DepsEnv {
         vars: vec![("NODE_PATH", target.join("node_modules"))],
     })
+}
+
+/// A TypeScript function: its npm dependencies, then its handler compiled into the cache.
+async fn typescript(dir: &Path) -> Result<DepsEnv, DepsError> {
+    let mut env = node(dir).await?;
+    let compiled = super::typescript::compile(dir, &cache_root()).await?;
+    env.vars.push(("EDGEFN_TS_OUTPUT", compiled));
+    Ok(env)
 }
 
 fn digest_of(files: &[&Path], salt: &[String]) -> Result<String, DepsError> {

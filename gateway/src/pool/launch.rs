@@ -80,11 +80,16 @@ impl Launcher {
     pub fn command(&self, runtime: Runtime) -> Option<Command> {
         let (argv, script) = match runtime {
             Runtime::Python => (&self.python, "edgefn_worker.py"),
-            Runtime::Node => (&self.node, "edgefn-worker.js"),
-            Runtime::TypeScript | Runtime::Php | Runtime::Lua | Runtime::Rust => return None,
+            Runtime::Node | Runtime::TypeScript => (&self.node, "edgefn-worker.js"),
+            Runtime::Php | Runtime::Lua | Runtime::Rust => return None,
         };
         let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..]).arg(self.dir.join(script));
+        cmd.args(&argv[1..]);
+        if runtime == Runtime::TypeScript {
+            // Stack traces of the compiled handler name the .ts source lines.
+            cmd.arg("--enable-source-maps");
+        }
+        cmd.arg(self.dir.join(script));
         Some(cmd)
     }
 

@@ -14,6 +14,7 @@ mod function_pool;
 mod launch;
 mod output;
 pub mod protocol;
+mod typescript;
 mod worker;
 
 pub use function_pool::Pool;
