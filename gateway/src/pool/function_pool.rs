@@ -22,8 +22,7 @@ use crate::metrics::names::{
     LABEL_CAUSE, LABEL_FUNCTION, LABEL_STATE, WORKERS, WORKER_RESTARTS_TOTAL,
 };
 
-/// Workers above `min` idle this long are stopped (unless configured otherwise).
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+use crate::config::runtimes::DEFAULT_IDLE_TIMEOUT;
 /// Longest pause between restarts of a crash-looping function.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 

@@ -12,6 +12,8 @@
 mod deps;
 mod function_pool;
 mod launch;
+#[allow(dead_code)]
+mod machine;
 mod output;
 pub mod protocol;
 mod worker;
@@ -25,32 +27,13 @@ use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
+use crate::config::RuntimeCommands;
 use launch::Launcher;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
 pub use crate::catalog::runtime::Runtime;
-
-/// Commands that start each runtime (`[runtimes.*] command` in edgefn.toml).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuntimeCommands {
-    pub python: Vec<String>,
-    pub node: Vec<String>,
-    /// Workers above `workers.min` idle this long are stopped
-    /// (`[runtimes] worker_idle_timeout_ms`).
-    pub idle_timeout: Duration,
-}
-
-impl Default for RuntimeCommands {
-    fn default() -> Self {
-        Self {
-            python: vec!["python3".into()],
-            node: vec!["node".into()],
-            idle_timeout: function_pool::DEFAULT_IDLE_TIMEOUT,
-        }
-    }
-}
 
 /// Everything a pool needs about its function, computed at load. `Debug` never prints
 /// env values (they may be secrets).
