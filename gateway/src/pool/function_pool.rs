@@ -37,6 +37,8 @@ struct Shared {
     next_waiter: WaiterId,
     /// The last start failure, for the log when a new version is refused.
     last_error: Option<Arc<str>>,
+    /// The deadline the driver sleeps until.
+    armed: Option<Instant>,
     published: [i64; 3],
 }
 
@@ -113,6 +115,7 @@ impl FunctionPool {
                 workers: HashMap::new(),
                 next_waiter: 1,
                 last_error: None,
+                armed: None,
                 published: [0; 3],
             }),
             wake: Arc::new(Notify::new()),
@@ -354,6 +357,9 @@ impl Inner {
             }
             self.publish(sh);
         }
+        // Any transition may bring a deadline forward (a worker fell idle, a cancel).
+        let next = sh.machine.next_wake();
+        wake |= next.is_some_and(|n| sh.armed.is_none_or(|a| n < a));
         (actions, wake)
     }
 
@@ -467,11 +473,12 @@ async fn drive(weak: Weak<Inner>, wake: Arc<Notify>) {
     loop {
         let next = {
             let Some(inner) = weak.upgrade() else { return };
-            let sh = inner.shared.lock().expect("pool lock");
+            let mut sh = inner.shared.lock().expect("pool lock");
             if sh.machine.phase() == Phase::Stopped && sh.machine.is_empty() {
                 return;
             }
-            sh.machine.next_wake()
+            sh.armed = sh.machine.next_wake();
+            sh.armed
         };
         match next {
             Some(t) => {
