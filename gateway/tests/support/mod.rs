@@ -73,6 +73,43 @@ impl Gateway {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Gateway, String> {
+        let gw = Self::launch(wrapper, listen, extra, env)?;
+        gw.wait_settled()?;
+        Ok(gw)
+    }
+
+    /// Started, but not waiting for pending functions (installs, first workers): the
+    /// gateway serves the others and answers 503 for those meanwhile.
+    pub fn start_unsettled(extra: &[&str], env: &[(&str, &str)]) -> Gateway {
+        Self::launch(&[], "127.0.0.1:0", extra, env).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Waits until `/readyz` lists no pending function (dependency installs and first
+    /// workers done), so a test's first request meets a warm pool.
+    pub fn wait_settled(&self) -> Result<(), String> {
+        let settled = wait_until(Duration::from_secs(180), || {
+            let r = client().get(self.admin_url("/readyz")).send();
+            let Ok(v) = r.and_then(|r| r.json::<serde_json::Value>()) else {
+                return false;
+            };
+            v["pending"].as_array().is_none_or(|p| p.is_empty())
+        });
+        if settled {
+            Ok(())
+        } else {
+            Err(format!(
+                "functions still pending after 180 s; logs:\n{}",
+                self.logs()
+            ))
+        }
+    }
+
+    fn launch(
+        wrapper: &[&str],
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Gateway, String> {
         let mut cmd = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
