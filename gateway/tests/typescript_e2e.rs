@@ -116,6 +116,53 @@ fn typescript_handlers_compile_run_and_trace_ts_lines() {
 }
 
 #[test]
+fn the_esbuild_config_key_names_the_compiler() {
+    esbuild_installed();
+    let tree = tempdir();
+    let cache = tempdir();
+    write_tree(tree.path(), &[("idx/index.ts", INDEX_TS)]);
+    let tool = repo_root().join("runtimes/node/tools/node_modules/.bin/esbuild");
+    let config = tree.path().join("edgefn.toml");
+    std::fs::write(
+        &config,
+        format!("[runtimes.typescript]\nesbuild = {:?}\n", path_str(&tool)),
+    )
+    .unwrap();
+    // The key wins over the environment's (broken) choice.
+    let gw = Gateway::start_args(
+        &[
+            "--config",
+            &path_str(&config),
+            "--functions",
+            &path_str(tree.path()),
+        ],
+        &[
+            ("EDGEFN_CACHE_DIR", &path_str(cache.path())),
+            ("EDGEFN_ESBUILD", "/nonexistent/esbuild"),
+        ],
+    );
+    let r = wait_ready(&gw, "/idx");
+    assert_eq!(r.status(), 200, "{}", gw.logs());
+    assert_eq!(r.text().unwrap(), "index GET");
+    drop(gw);
+
+    std::fs::write(
+        &config,
+        "[runtimes.typescript]\nesbuild = \"/nonexistent/esbuild\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(support::BIN)
+        .args(["check", "--config", &path_str(&config)])
+        .args(["--functions", &path_str(tree.path())])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("runtimes.typescript.esbuild"), "{text}");
+}
+
+#[test]
 fn a_typescript_compile_error_answers_503_with_esbuilds_message_logged() {
     esbuild_installed();
     let tree = tempdir();

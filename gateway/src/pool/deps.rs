@@ -76,7 +76,7 @@ pub async fn ensure(
     match runtime {
         Runtime::Python => python(dir, interpreter).await,
         Runtime::Node => node(dir).await,
-        Runtime::TypeScript => typescript(dir).await,
+        Runtime::TypeScript => typescript(dir, interpreter).await,
         Runtime::Php | Runtime::Lua | Runtime::Rust => Ok(DepsEnv::default()),
     }
 }
@@ -152,10 +152,12 @@ async fn node(dir: &Path) -> Result<DepsEnv, DepsError> {
     })
 }
 
-/// A TypeScript function: its npm dependencies, then its handler compiled into the cache.
-async fn typescript(dir: &Path) -> Result<DepsEnv, DepsError> {
+/// A TypeScript function: its npm dependencies, then its handler compiled into the cache
+/// by `esbuild` (the launcher's command for TypeScript; empty when none was found).
+async fn typescript(dir: &Path, esbuild: &[String]) -> Result<DepsEnv, DepsError> {
     let mut env = node(dir).await?;
-    let compiled = super::typescript::compile(dir, &cache_root()).await?;
+    let esbuild = esbuild.first().map(Path::new);
+    let compiled = super::typescript::compile(dir, &cache_root(), esbuild).await?;
     env.vars.push(("EDGEFN_TS_OUTPUT", compiled));
     Ok(env)
 }

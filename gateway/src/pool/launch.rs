@@ -36,6 +36,8 @@ pub struct Launcher {
     /// site-packages of the resolved interpreter, when it runs with `-S`.
     python_site: Option<String>,
     node: Vec<String>,
+    /// esbuild for TypeScript handlers (empty when none was found).
+    esbuild: Vec<String>,
     dir: PathBuf,
 }
 
@@ -67,11 +69,18 @@ impl Launcher {
             [exe] => vec![exe.clone()],
             _ => commands.node.clone(),
         };
+        let esbuild = commands
+            .esbuild
+            .clone()
+            .or_else(super::typescript::find_esbuild)
+            .map(|p| vec![p.display().to_string()])
+            .unwrap_or_default();
         Ok(Launcher {
             python,
             python_plain,
             python_site,
             node,
+            esbuild,
             dir,
         })
     }
@@ -94,11 +103,13 @@ impl Launcher {
         Some(cmd)
     }
 
-    /// The interpreter command of a runtime (for dependency installs).
+    /// The command a runtime's load step runs: the interpreter for dependency installs,
+    /// esbuild for TypeScript (its npm install needs none).
     pub fn interpreter(&self, runtime: Runtime) -> &[String] {
         match runtime {
             Runtime::Python => &self.python_plain,
-            Runtime::Node | Runtime::TypeScript => &self.node,
+            Runtime::Node => &self.node,
+            Runtime::TypeScript => &self.esbuild,
             Runtime::Php | Runtime::Lua | Runtime::Rust => &[],
         }
     }

@@ -5,9 +5,10 @@
 //! names `.ts` lines. A compile error fails the function's pool (503) with esbuild's
 //! message in the log.
 //!
-//! esbuild is the one `scripts/setup.sh` installs (`npm ci --prefix runtimes/node/tools`),
-//! found at `runtimes/node/tools/node_modules/.bin/esbuild` below the working directory or
-//! an ancestor of the `edgefn` executable's folder; `$EDGEFN_ESBUILD` names another.
+//! esbuild is `[runtimes.typescript] esbuild` when configured, else `$EDGEFN_ESBUILD`, else
+//! the one `scripts/setup.sh` installs (`npm ci --prefix runtimes/node/tools`), found at
+//! `runtimes/node/tools/node_modules/.bin/esbuild` below the working directory or an
+//! ancestor of the `edgefn` executable's folder.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -31,9 +32,7 @@ const TOOL_PATH: &str = "runtimes/node/tools/node_modules/.bin/esbuild";
 pub enum TsError {
     #[error("no handler.ts or index.ts in {dir}")]
     NoEntry { dir: PathBuf },
-    #[error(
-        "esbuild not found (looked for $EDGEFN_ESBUILD and {TOOL_PATH}); run scripts/setup.sh"
-    )]
+    #[error("esbuild not found (no [runtimes.typescript] esbuild, $EDGEFN_ESBUILD or {TOOL_PATH}); run scripts/setup.sh")]
     NoCompiler,
     #[error("cannot read {path}: {source}")]
     Read {
@@ -60,7 +59,7 @@ pub enum TsError {
 
 /// Compiles the folder's TypeScript entry unless this digest is already in the cache;
 /// returns the compiled file.
-pub async fn compile(dir: &Path, cache: &Path) -> Result<PathBuf, TsError> {
+pub async fn compile(dir: &Path, cache: &Path, esbuild: Option<&Path>) -> Result<PathBuf, TsError> {
     let entry = ENTRIES
         .iter()
         .map(|e| dir.join(e))
@@ -68,8 +67,8 @@ pub async fn compile(dir: &Path, cache: &Path) -> Result<PathBuf, TsError> {
         .ok_or_else(|| TsError::NoEntry {
             dir: dir.to_path_buf(),
         })?;
-    let esbuild = find_esbuild().ok_or(TsError::NoCompiler)?;
-    let key = digest_of(dir, &entry, &esbuild)?;
+    let esbuild = esbuild.ok_or(TsError::NoCompiler)?;
+    let key = digest_of(dir, &entry, esbuild)?;
     let target = cache.join("typescript").join(&key);
     let output = target.join("handler.js");
     if target.join(".complete").is_file() {
@@ -81,7 +80,7 @@ pub async fn compile(dir: &Path, cache: &Path) -> Result<PathBuf, TsError> {
         source,
     };
     std::fs::create_dir_all(&tmp).map_err(write_err)?;
-    let result = run_esbuild(&esbuild, dir, &entry, &tmp.join("handler.js")).await;
+    let result = run_esbuild(esbuild, dir, &entry, &tmp.join("handler.js")).await;
     if let Err(e) = result {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
@@ -95,7 +94,8 @@ pub async fn compile(dir: &Path, cache: &Path) -> Result<PathBuf, TsError> {
     Ok(output)
 }
 
-fn find_esbuild() -> Option<PathBuf> {
+/// The default esbuild: `$EDGEFN_ESBUILD`, else the one setup.sh installs.
+pub fn find_esbuild() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("EDGEFN_ESBUILD") {
         return Some(PathBuf::from(p));
     }
