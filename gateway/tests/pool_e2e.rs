@@ -305,3 +305,58 @@ fn sigterm_while_a_dependency_install_runs_stops_within_the_grace() {
         "stopped in {took:?}"
     );
 }
+
+/// A worker that answers `ready` without a version (protocol 1) is refused, naming both
+/// versions; the init it got is protocol 2 with the function's env and runtime.
+#[test]
+fn a_protocol_1_worker_is_refused_naming_both_versions() {
+    let (dir, rec) = (tempdir(), tempdir());
+    let seen = rec.path().join("init.json");
+    let fake = rec.path().join("fake_v1.py");
+    std::fs::write(
+        &fake,
+        format!(
+            "import json, os, socket, struct, sys\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[2])\ndef exact(n):\n    b = b''\n    while len(b) < n:\n        c = s.recv(n - len(b))\n        if not c:\n            sys.exit(0)\n        b += c\n    return b\ntotal, hlen = struct.unpack('>II', exact(8))\nopen({seen:?}, 'wb').write(exact(total - 4)[:hlen])\nh = json.dumps({{'type': 'ready', 'pid': os.getpid()}}).encode()\ns.sendall(struct.pack('>II', 4 + len(h), len(h)) + h)\ns.recv(1)\n",
+            seen = path_str(&seen),
+        ),
+    )
+    .unwrap();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "old/handler.py",
+                "def handler(event):\n    return {'status': 200}\n",
+            ),
+            ("old/fn.env.json", r#"{"K": "v"}"#),
+        ],
+    );
+    let config = rec.path().join("edgefn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[runtimes.python]\ncommand = [\"python3\", {:?}]\n",
+            path_str(&fake)
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::start_with_config(&config, dir.path());
+    assert_eq!(get(&gw.url("/old")).0, 502);
+    assert!(
+        gw.wait_log("this gateway speaks protocol 2", Duration::from_secs(30)),
+        "{}",
+        gw.logs()
+    );
+    assert!(
+        gw.logs().contains("the worker speaks protocol 1"),
+        "{}",
+        gw.logs()
+    );
+    let init: serde_json::Value = serde_json::from_slice(&std::fs::read(&seen).unwrap()).unwrap();
+    assert_eq!(init["type"], "init");
+    assert_eq!(init["version"], 2);
+    assert_eq!(init["runtime"], "python");
+    assert_eq!(init["function"], "old");
+    assert_eq!(init["env"], serde_json::json!({"K": "v"}));
+    assert!(init["handler_name"].is_null());
+}

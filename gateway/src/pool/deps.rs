@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ring::digest;
@@ -85,6 +86,8 @@ async fn python(dir: &Path, interpreter: &[String]) -> Result<DepsEnv, DepsError
     }
     let key = digest_of(&[&manifest], interpreter)?;
     let target = cache_root().join("python").join(&key);
+    let _one = install_lock(&target).await;
+    let _one = install_lock(&target).await;
     if !target.join(".complete").is_file() {
         let tmp = fresh_tmp(&target)?;
         let mut cmd = Command::new(&interpreter[0]);
@@ -164,6 +167,27 @@ fn digest_of(files: &[&Path], salt: &[String]) -> Result<String, DepsError> {
         ctx.update(&bytes);
     }
     Ok(hex::encode(&ctx.finish().as_ref()[..12]))
+}
+
+/// Versions start concurrently: two functions with the same manifest must not install
+/// into the same directory at once. The second waits, then finds the install complete.
+async fn install_lock(target: &Path) -> tokio::sync::OwnedMutexGuard<()> {
+    static LOCKS: std::sync::Mutex<Vec<(PathBuf, Arc<tokio::sync::Mutex<()>>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let lock = {
+        let mut locks = LOCKS.lock().expect("install locks");
+        // Forget the locks nobody holds or waits for.
+        locks.retain(|(_, l)| Arc::strong_count(l) > 1);
+        match locks.iter().find(|(p, _)| p == target) {
+            Some((_, l)) => l.clone(),
+            None => {
+                let l = Arc::new(tokio::sync::Mutex::new(()));
+                locks.push((target.to_path_buf(), l.clone()));
+                l
+            }
+        }
+    };
+    lock.lock_owned().await
 }
 
 fn fresh_tmp(target: &Path) -> Result<PathBuf, DepsError> {
