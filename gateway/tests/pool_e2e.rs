@@ -232,7 +232,7 @@ fn a_new_function_that_cannot_start_answers_502_promptly() {
 /// PEP 517 backend with no build requirements).
 fn slow_install_tree(dir: &Path, started: &Path, release: &Path) {
     let backend = format!(
-        "import os, time\n\ndef get_requires_for_build_wheel(config_settings=None):\n    open({started:?}, 'w').close()\n    while not os.path.exists({release:?}):\n        time.sleep(0.05)\n    raise RuntimeError('released')\n\ndef build_wheel(wheel_directory, config_settings=None, metadata_directory=None):\n    raise RuntimeError('never built')\n",
+        "import os, time\n\ndef get_requires_for_build_wheel(config_settings=None):\n    open({started:?}, 'w').write(str(os.getpid()))\n    while not os.path.exists({release:?}):\n        time.sleep(0.05)\n    raise RuntimeError('released')\n\ndef build_wheel(wheel_directory, config_settings=None, metadata_directory=None):\n    raise RuntimeError('never built')\n",
         started = path_str(started),
         release = path_str(release),
     );
@@ -297,9 +297,14 @@ fn sigterm_while_a_dependency_install_runs_stops_within_the_grace() {
     gw.signal("TERM");
     let status = gw.wait_exit(Duration::from_secs(20));
     let took = t.elapsed();
-    // Let the orphaned build hook finish (it only waits for this file).
-    std::fs::write(&release, "").unwrap();
     assert!(status.is_some(), "still running: {}", gw.logs());
+    // The install's whole process group went with it: pip's build hook too.
+    let hook = std::fs::read_to_string(&started).unwrap();
+    let gone = wait_until(Duration::from_secs(10), || {
+        !Path::new(&format!("/proc/{hook}")).exists()
+    });
+    std::fs::write(&release, "").unwrap();
+    assert!(gone, "the build hook {hook} outlived the gateway");
     assert!(
         took < Duration::from_millis(2000) + Duration::from_secs(5),
         "stopped in {took:?}"
@@ -359,4 +364,34 @@ fn a_protocol_1_worker_is_refused_naming_both_versions() {
     assert_eq!(init["function"], "old");
     assert_eq!(init["env"], serde_json::json!({"K": "v"}));
     assert!(init["handler_name"].is_null());
+}
+
+/// A client that hangs up cancels its request on the worker: the slot comes back with
+/// the worker's acknowledgement, the worker is not killed, and the next request (which
+/// could not run otherwise: one worker, one slot) is served by the same process.
+#[test]
+fn a_client_that_goes_away_cancels_its_request_on_the_worker() {
+    let (dir, flags) = (tempdir(), tempdir());
+    let arrived = flags.path().join("arrived");
+    let handler = format!(
+        "const fs = require('fs');\nexports.handler = async (event) => {{\n  if (event.query.hang) {{ fs.writeFileSync({arrived:?}, ''); return new Promise(() => {{}}); }}\n  return {{ status: 200, body: String(process.pid) }};\n}};\n",
+        arrived = path_str(&arrived),
+    );
+    write_tree(
+        dir.path(),
+        &[
+            ("gone/handler.js", &handler),
+            (
+                "gone/fn.config.json",
+                r#"{"workers": {"min": 1, "max": 1}, "concurrency": 1, "timeout_ms": 600000}"#,
+            ),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    let (_, pid) = get(&gw.url("/gone"));
+    let s = support::raw_http::send(gw.public, b"GET /gone?hang=1 HTTP/1.1\r\nhost: x\r\n\r\n");
+    assert!(wait_until(Duration::from_secs(30), || arrived.exists()));
+    drop(s);
+    assert_eq!(get(&gw.url("/gone")), (200, pid), "{}", gw.logs());
+    assert!(!gw.metrics().contains("edgefn_worker_restarts_total{"));
 }

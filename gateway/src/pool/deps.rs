@@ -87,7 +87,6 @@ async fn python(dir: &Path, interpreter: &[String]) -> Result<DepsEnv, DepsError
     let key = digest_of(&[&manifest], interpreter)?;
     let target = cache_root().join("python").join(&key);
     let _one = install_lock(&target).await;
-    let _one = install_lock(&target).await;
     if !target.join(".complete").is_file() {
         let tmp = fresh_tmp(&target)?;
         let mut cmd = Command::new(&interpreter[0]);
@@ -126,6 +125,7 @@ async fn node(dir: &Path) -> Result<DepsEnv, DepsError> {
     };
     let key = digest_of(&files, &[])?;
     let target = cache_root().join("node").join(&key);
+    let _one = install_lock(&target).await;
     if !target.join(".complete").is_file() {
         let tmp = fresh_tmp(&target)?;
         for f in &files {
@@ -216,15 +216,36 @@ fn finish(tmp: &Path, target: &Path) -> Result<(), DepsError> {
     std::fs::rename(tmp, target).map_err(err)
 }
 
+/// An installer runs in its own process group; an install abandoned (shutdown, a newer
+/// version, its timeout) takes the whole group down, build helpers pip or npm started
+/// included, so none outlives it.
+struct GroupGuard {
+    pgid: Option<u32>,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pgid}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
 async fn run(mut cmd: Command, what: &str) -> Result<(), DepsError> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true);
     let program = format!("{:?}", cmd.as_std().get_program());
     let child = cmd
         .spawn()
         .map_err(|source| DepsError::Spawn { program, source })?;
+    let mut group = GroupGuard { pgid: child.id() };
     let out = tokio::time::timeout(INSTALL_TIMEOUT, child.wait_with_output())
         .await
         .map_err(|_| DepsError::Timeout {
@@ -234,6 +255,7 @@ async fn run(mut cmd: Command, what: &str) -> Result<(), DepsError> {
             program: what.into(),
             source,
         })?;
+    group.pgid = None;
     if out.status.success() {
         return Ok(());
     }
