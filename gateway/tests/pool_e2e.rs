@@ -232,7 +232,7 @@ fn a_new_function_that_cannot_start_answers_502_promptly() {
 /// PEP 517 backend with no build requirements).
 fn slow_install_tree(dir: &Path, started: &Path, release: &Path) {
     let backend = format!(
-        "import os, time\n\ndef get_requires_for_build_wheel(config_settings=None):\n    open({started:?}, 'w').close()\n    while not os.path.exists({release:?}):\n        time.sleep(0.05)\n    raise RuntimeError('released')\n\ndef build_wheel(wheel_directory, config_settings=None, metadata_directory=None):\n    raise RuntimeError('never built')\n",
+        "import os, time\n\ndef get_requires_for_build_wheel(config_settings=None):\n    open({started:?}, 'w').write(str(os.getpid()))\n    while not os.path.exists({release:?}):\n        time.sleep(0.05)\n    raise RuntimeError('released')\n\ndef build_wheel(wheel_directory, config_settings=None, metadata_directory=None):\n    raise RuntimeError('never built')\n",
         started = path_str(started),
         release = path_str(release),
     );
@@ -297,11 +297,101 @@ fn sigterm_while_a_dependency_install_runs_stops_within_the_grace() {
     gw.signal("TERM");
     let status = gw.wait_exit(Duration::from_secs(20));
     let took = t.elapsed();
-    // Let the orphaned build hook finish (it only waits for this file).
-    std::fs::write(&release, "").unwrap();
     assert!(status.is_some(), "still running: {}", gw.logs());
+    // The install's whole process group went with it: pip's build hook too.
+    let hook = std::fs::read_to_string(&started).unwrap();
+    let gone = wait_until(Duration::from_secs(10), || {
+        !Path::new(&format!("/proc/{hook}")).exists()
+    });
+    std::fs::write(&release, "").unwrap();
+    assert!(gone, "the build hook {hook} outlived the gateway");
     assert!(
         took < Duration::from_millis(2000) + Duration::from_secs(5),
         "stopped in {took:?}"
     );
+}
+
+/// A worker that answers `ready` without a version (protocol 1) is refused, naming both
+/// versions; the init it got is protocol 2 with the function's env and runtime.
+#[test]
+fn a_protocol_1_worker_is_refused_naming_both_versions() {
+    let (dir, rec) = (tempdir(), tempdir());
+    let seen = rec.path().join("init.json");
+    let fake = rec.path().join("fake_v1.py");
+    std::fs::write(
+        &fake,
+        format!(
+            "import json, os, socket, struct, sys\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[2])\ndef exact(n):\n    b = b''\n    while len(b) < n:\n        c = s.recv(n - len(b))\n        if not c:\n            sys.exit(0)\n        b += c\n    return b\ntotal, hlen = struct.unpack('>II', exact(8))\nopen({seen:?}, 'wb').write(exact(total - 4)[:hlen])\nh = json.dumps({{'type': 'ready', 'pid': os.getpid()}}).encode()\ns.sendall(struct.pack('>II', 4 + len(h), len(h)) + h)\ns.recv(1)\n",
+            seen = path_str(&seen),
+        ),
+    )
+    .unwrap();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "old/handler.py",
+                "def handler(event):\n    return {'status': 200}\n",
+            ),
+            ("old/fn.env.json", r#"{"K": "v"}"#),
+        ],
+    );
+    let config = rec.path().join("edgefn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[runtimes.python]\ncommand = [\"python3\", {:?}]\n",
+            path_str(&fake)
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::start_with_config(&config, dir.path());
+    assert_eq!(get(&gw.url("/old")).0, 502);
+    assert!(
+        gw.wait_log("this gateway speaks protocol 2", Duration::from_secs(30)),
+        "{}",
+        gw.logs()
+    );
+    assert!(
+        gw.logs().contains("the worker speaks protocol 1"),
+        "{}",
+        gw.logs()
+    );
+    let init: serde_json::Value = serde_json::from_slice(&std::fs::read(&seen).unwrap()).unwrap();
+    assert_eq!(init["type"], "init");
+    assert_eq!(init["version"], 2);
+    assert_eq!(init["runtime"], "python");
+    assert_eq!(init["function"], "old");
+    assert_eq!(init["env"], serde_json::json!({"K": "v"}));
+    assert!(init["handler_name"].is_null());
+}
+
+/// A client that hangs up cancels its request on the worker: the slot comes back with
+/// the worker's acknowledgement, the worker is not killed, and the next request (which
+/// could not run otherwise: one worker, one slot) is served by the same process.
+#[test]
+fn a_client_that_goes_away_cancels_its_request_on_the_worker() {
+    let (dir, flags) = (tempdir(), tempdir());
+    let arrived = flags.path().join("arrived");
+    let handler = format!(
+        "const fs = require('fs');\nexports.handler = async (event) => {{\n  if (event.query.hang) {{ fs.writeFileSync({arrived:?}, ''); return new Promise(() => {{}}); }}\n  return {{ status: 200, body: String(process.pid) }};\n}};\n",
+        arrived = path_str(&arrived),
+    );
+    write_tree(
+        dir.path(),
+        &[
+            ("gone/handler.js", &handler),
+            (
+                "gone/fn.config.json",
+                r#"{"workers": {"min": 1, "max": 1}, "concurrency": 1, "timeout_ms": 600000}"#,
+            ),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    let (_, pid) = get(&gw.url("/gone"));
+    let s = support::raw_http::send(gw.public, b"GET /gone?hang=1 HTTP/1.1\r\nhost: x\r\n\r\n");
+    assert!(wait_until(Duration::from_secs(30), || arrived.exists()));
+    drop(s);
+    assert_eq!(get(&gw.url("/gone")), (200, pid), "{}", gw.logs());
+    assert!(!gw.metrics().contains("edgefn_worker_restarts_total{"));
 }

@@ -50,6 +50,7 @@ struct Gauges {
 
 struct Inner {
     spec: Arc<PoolSpec>,
+    timing: Timing,
     spawner: Arc<dyn Spawn>,
     shared: Mutex<Shared>,
     /// Re-arms the driver when a transition set a new deadline.
@@ -108,6 +109,7 @@ impl FunctionPool {
                 starting: gauge("starting"),
             },
             spec,
+            timing,
             spawner,
             shared: Mutex::new(Shared {
                 machine,
@@ -188,7 +190,7 @@ impl FunctionPool {
     pub async fn retire(&self) {
         let inner = &self.inner;
         inner.apply(|sh, now| sh.machine.drain(now));
-        let patience = inner.spec.timeout + Duration::from_secs(2);
+        let patience = inner.spec.timeout + inner.timing.cancel_grace + Duration::from_secs(1);
         let deadline = tokio::time::Instant::now() + patience;
         if !self
             .wait_until(Some(deadline), |sh| sh.machine.is_empty())
@@ -494,3 +496,7 @@ async fn drive(weak: Weak<Inner>, wake: Arc<Notify>) {
         inner.apply(|sh, now| sh.machine.tick(now));
     }
 }
+
+#[cfg(test)]
+#[path = "function_pool_tests.rs"]
+mod tests;

@@ -146,8 +146,9 @@ impl PoolRegistry {
             if let Some(t) = e.start {
                 t.abort();
             }
+            // Connections are closed by now: nothing in flight is waited for.
             if let Some(p) = e.pool.live() {
-                all.spawn(async move { p.retire().await });
+                all.spawn(async move { p.stop().await });
             }
         }
         while all.join_next().await.is_some() {}

@@ -3,6 +3,9 @@
 //! its logs, and stops it on drop. Everything waits with deadlines, never fixed sleeps.
 #![allow(dead_code)]
 
+pub mod prometheus;
+pub mod raw_http;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -317,9 +320,11 @@ pub fn client() -> reqwest::blocking::Client {
 
 /// The value of one series in a `/metrics` text (several reads from one scrape agree).
 pub fn metric_in(text: &str, series: &str) -> Option<f64> {
-    let prefix = format!("{series} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix).map(|v| v.parse().unwrap()))
+    let want = prometheus::parse_series(series);
+    prometheus::parse(text)
+        .into_iter()
+        .find(|(n, l, _)| (n, l) == (&want.0, &want.1))
+        .map(|(_, _, v)| v)
 }
 
 /// A fresh functions tree holding `files`, served by a gateway with default settings; the
