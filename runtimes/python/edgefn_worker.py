@@ -411,8 +411,12 @@ class Worker:
             rid, event, raw = self.jobs.get()
             if rid in self.cancelled:
                 self.finish(rid, {"type": "cancelled", "id": rid})
-            else:
+                continue
+            try:
                 self.run(rid, event, raw)
+            except BaseException:
+                # SystemExit and the like end a thread silently: answer instead.
+                self.finish(rid, *failure(rid))
 
     def run(self, rid, event, raw):
         try:
