@@ -2,6 +2,7 @@
 //! collecting every error with its key and fix → an immutable [`Config`]. CLI flags are
 //! applied as overrides before validation so their errors read the same way.
 
+pub mod runtimes;
 pub mod xdp;
 
 use std::net::SocketAddr;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::pool::RuntimeCommands;
+pub use runtimes::RuntimeCommands;
 use xdp::XdpConfig;
 
 /// Largest config file we read: protects start-up from a mistaken path.
@@ -90,12 +91,20 @@ struct RawRuntimes {
     python: Option<RawRuntime>,
     node: Option<RawRuntime>,
     worker_idle_timeout_ms: Option<u64>,
+    cancel_grace_ms: Option<u64>,
+    typescript: Option<RawTypeScript>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRuntime {
     command: Command,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTypeScript {
+    esbuild: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -339,6 +348,23 @@ fn validate(
             );
         } else {
             runtimes.idle_timeout = Duration::from_millis(ms);
+        }
+    }
+    if let Some(ms) = raw.runtimes.cancel_grace_ms {
+        if !(10..=600_000).contains(&ms) {
+            err(
+                "runtimes.cancel_grace_ms",
+                format!("{ms} is out of range; use 10 to 600000 (ten minutes)"),
+            );
+        } else {
+            runtimes.cancel_grace = Duration::from_millis(ms);
+        }
+    }
+
+    if let Some(esbuild) = raw.runtimes.typescript.and_then(|t| t.esbuild) {
+        match runtimes::esbuild_path(&esbuild) {
+            Ok(p) => runtimes.esbuild = Some(p),
+            Err(message) => err("runtimes.typescript.esbuild", message),
         }
     }
 

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use tokio::process::Command;
 
-use super::{Runtime, RuntimeCommands};
+use super::Runtime;
+use crate::config::RuntimeCommands;
 
 const PYTHON_WORKER: &str = include_str!("../../../runtimes/python/edgefn_worker.py");
 const NODE_WORKER: &str = include_str!("../../../runtimes/node/edgefn-worker.js");
@@ -35,6 +36,8 @@ pub struct Launcher {
     /// site-packages of the resolved interpreter, when it runs with `-S`.
     python_site: Option<String>,
     node: Vec<String>,
+    /// esbuild for TypeScript handlers (empty when none was found).
+    esbuild: Vec<String>,
     dir: PathBuf,
 }
 
@@ -66,11 +69,18 @@ impl Launcher {
             [exe] => vec![exe.clone()],
             _ => commands.node.clone(),
         };
+        let esbuild = commands
+            .esbuild
+            .clone()
+            .or_else(super::typescript::find_esbuild)
+            .map(|p| vec![p.display().to_string()])
+            .unwrap_or_default();
         Ok(Launcher {
             python,
             python_plain,
             python_site,
             node,
+            esbuild,
             dir,
         })
     }
@@ -80,19 +90,26 @@ impl Launcher {
     pub fn command(&self, runtime: Runtime) -> Option<Command> {
         let (argv, script) = match runtime {
             Runtime::Python => (&self.python, "edgefn_worker.py"),
-            Runtime::Node => (&self.node, "edgefn-worker.js"),
-            Runtime::TypeScript | Runtime::Php | Runtime::Lua | Runtime::Rust => return None,
+            Runtime::Node | Runtime::TypeScript => (&self.node, "edgefn-worker.js"),
+            Runtime::Php | Runtime::Lua | Runtime::Rust => return None,
         };
         let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..]).arg(self.dir.join(script));
+        cmd.args(&argv[1..]);
+        if runtime == Runtime::TypeScript {
+            // Stack traces of the compiled handler name the .ts source lines.
+            cmd.arg("--enable-source-maps");
+        }
+        cmd.arg(self.dir.join(script));
         Some(cmd)
     }
 
-    /// The interpreter command of a runtime (for dependency installs).
+    /// The command a runtime's load step runs: the interpreter for dependency installs,
+    /// esbuild for TypeScript (its npm install needs none).
     pub fn interpreter(&self, runtime: Runtime) -> &[String] {
         match runtime {
             Runtime::Python => &self.python_plain,
-            Runtime::Node | Runtime::TypeScript => &self.node,
+            Runtime::Node => &self.node,
+            Runtime::TypeScript => &self.esbuild,
             Runtime::Php | Runtime::Lua | Runtime::Rust => &[],
         }
     }
