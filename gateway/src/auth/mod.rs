@@ -9,17 +9,23 @@
 //! `edgefn hash-key` formats). Failures carry a bounded `reason` label and never the
 //! presented value.
 
+pub mod any_of;
 pub mod api_key;
 pub mod authorization;
 pub mod basic;
 pub mod basic_cache;
 pub mod bearer;
+pub mod discovery;
 pub mod hash_key;
 pub mod headers;
 pub mod hmac;
 pub mod hmac_schemes;
+pub mod http_fetch;
 pub mod jwks;
+pub mod jwks_fetch;
 pub mod jwt;
+pub mod jwt_cache;
+pub mod jwt_config;
 pub mod keys_file;
 pub mod replay;
 pub mod secrets;
@@ -35,13 +41,30 @@ use crate::catalog::fn_env::FnEnv;
 /// refused. Deserialized through [`RawAuthConfig`], whose `None` carries an empty struct:
 /// a unit variant would silently accept `{"type": "none", "secret": ...}`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(from = "RawAuthConfig")]
+#[serde(try_from = "serde_json::Value")]
 pub enum AuthConfig {
     None,
     ApiKey(api_key::ApiKeyConfig),
     Hmac(hmac::HmacConfig),
     Bearer(bearer::BearerConfig),
     Basic(basic::BasicConfig),
+    /// `"auth": [ {...}, {...} ]`: admitted when any one admits (see [`any_of`]).
+    AnyOf(Vec<AuthConfig>),
+}
+
+impl TryFrom<serde_json::Value> for AuthConfig {
+    type Error = String;
+
+    /// An object is one policy; an array is any-of (its items objects, not arrays). Going
+    /// through `Value` keeps serde's own messages (`unknown field ...`) for each item.
+    fn try_from(v: serde_json::Value) -> Result<Self, String> {
+        match v {
+            serde_json::Value::Array(items) => any_of::parse(items),
+            other => serde_json::from_value::<RawAuthConfig>(other)
+                .map(AuthConfig::from)
+                .map_err(|e| e.to_string()),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -89,6 +112,47 @@ pub struct AuthRequest<'a> {
     pub now_unix: u64,
 }
 
+/// An admitted request: who, and the verified claims the policy forwards
+/// (`event.context.auth.claims`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admitted {
+    pub identity: Identity,
+    pub claims: Option<Arc<jwt::ClaimMap>>,
+}
+
+impl From<Identity> for Admitted {
+    fn from(identity: Identity) -> Self {
+        Admitted {
+            identity,
+            claims: None,
+        }
+    }
+}
+
+/// Why a request was not admitted, by the answer it gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// 401: no credential, or a wrong one.
+    Unauthorized(AuthFailure),
+    /// 403: a valid credential without the scopes or claims the function asks for.
+    Forbidden(AuthFailure),
+    /// 503: the policy cannot decide yet (no key set was ever fetched).
+    Unavailable(AuthFailure),
+    /// The token names a key not (yet) in the fetched set: fetch, then decide again with
+    /// [`Policy::verify_refreshed`] (the asynchronous path).
+    RefreshKeys,
+}
+
+impl Refusal {
+    /// The failure, or the metric reason `refresh_keys` for a pending fetch.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::Unauthorized(f) | Refusal::Forbidden(f) | Refusal::Unavailable(f) => f.reason,
+            Refusal::RefreshKeys => "refresh_keys",
+        }
+    }
+}
+
 /// Who was let in; handed to the function as `event.context.auth`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -129,6 +193,7 @@ enum Inner {
     Hmac(hmac::HmacPolicy),
     Bearer(bearer::BearerPolicy),
     Basic(basic::BasicPolicy),
+    AnyOf(any_of::AnyOfPolicy),
 }
 
 impl Policy {
@@ -148,6 +213,7 @@ impl Policy {
             AuthConfig::Hmac(c) => Inner::Hmac(hmac::compile(c, env)?),
             AuthConfig::Bearer(c) => Inner::Bearer(bearer::compile(c, env, fn_dir)?),
             AuthConfig::Basic(c) => Inner::Basic(basic::compile(c, env)?),
+            AuthConfig::AnyOf(list) => Inner::AnyOf(any_of::compile(list, env, fn_dir)?),
         };
         Ok(Policy { inner })
     }
@@ -160,32 +226,70 @@ impl Policy {
             Inner::Hmac(_) => "hmac",
             Inner::Bearer(_) => "bearer",
             Inner::Basic(_) => "basic",
+            Inner::AnyOf(_) => "any_of",
         }
     }
 
     /// True when verification needs the raw body (HMAC): the gateway reads it first.
     pub fn needs_body(&self) -> bool {
-        matches!(self.inner, Inner::Hmac(_))
+        match &self.inner {
+            Inner::AnyOf(p) => p.needs_body(),
+            inner => matches!(inner, Inner::Hmac(_)),
+        }
     }
 
     /// True when verification reads `AuthRequest::now_unix` (timestamps, replay windows,
     /// JWT `exp`/`nbf`); for the other policies the gateway skips reading the wall clock.
     /// Deliberately broad: every policy that could look at time says yes.
     pub fn needs_clock(&self) -> bool {
-        matches!(self.inner, Inner::Hmac(_) | Inner::Bearer(_))
+        matches!(
+            self.inner,
+            Inner::Hmac(_) | Inner::Bearer(_) | Inner::AnyOf(_)
+        )
     }
 
-    pub fn verify(&self, req: &AuthRequest<'_>) -> Result<Identity, AuthFailure> {
+    /// Decides the request; may answer [`Refusal::RefreshKeys`].
+    pub fn verify(&self, req: &AuthRequest<'_>) -> Result<Admitted, Refusal> {
+        self.check(req, true)
+    }
+
+    /// Decides again after [`Policy::refresh_keys`]: never [`Refusal::RefreshKeys`].
+    pub fn verify_refreshed(&self, req: &AuthRequest<'_>) -> Result<Admitted, Refusal> {
+        self.check(req, false)
+    }
+
+    /// Fetches the key sets a [`Refusal::RefreshKeys`] asked for (bounded wait).
+    pub async fn refresh_keys(&self) {
+        match &self.inner {
+            Inner::Bearer(p) => {
+                if let Some(r) = p.remote_keys() {
+                    r.refresh().await;
+                }
+            }
+            Inner::AnyOf(p) => p.refresh_keys().await,
+            Inner::None | Inner::ApiKey(_) | Inner::Hmac(_) | Inner::Basic(_) => {}
+        }
+    }
+
+    pub(crate) fn check(&self, req: &AuthRequest<'_>, may_wait: bool) -> Result<Admitted, Refusal> {
+        let plain =
+            |r: Result<Identity, AuthFailure>| r.map(Admitted::from).map_err(Refusal::Unauthorized);
         match &self.inner {
             Inner::None => Ok(Identity {
                 kind: "none",
                 subject: None,
-            }),
-            Inner::ApiKey(p) => p.verify(req),
-            Inner::Hmac(p) => p.verify(req),
-            Inner::Bearer(p) => p.verify(req),
-            Inner::Basic(p) => p.verify(req),
+            }
+            .into()),
+            Inner::ApiKey(p) => plain(p.verify(req)),
+            Inner::Hmac(p) => plain(p.verify(req)),
+            Inner::Bearer(p) => p.verify(req, may_wait),
+            Inner::Basic(p) => plain(p.verify(req)),
+            Inner::AnyOf(p) => p.verify(req, may_wait),
         }
+    }
+
+    pub(crate) fn is_none(&self) -> bool {
+        matches!(self.inner, Inner::None)
     }
 
     /// The OpenAPI security scheme object for this policy (never a secret), if any.
@@ -196,6 +300,16 @@ impl Policy {
             Inner::Hmac(p) => Some(p.openapi_scheme()),
             Inner::Bearer(p) => Some(p.openapi_scheme()),
             Inner::Basic(p) => Some(p.openapi_scheme()),
+            Inner::AnyOf(_) => None,
+        }
+    }
+
+    /// The OpenAPI security schemes of every alternative (any-of), in order; one entry for
+    /// a single policy.
+    pub fn openapi_alternatives(&self) -> Vec<Option<serde_json::Value>> {
+        match &self.inner {
+            Inner::AnyOf(p) => p.openapi_alternatives(),
+            _ => vec![self.openapi_scheme()],
         }
     }
 }
@@ -273,7 +387,7 @@ mod tests {
     fn none_policy() {
         let p = Policy::none();
         let h = http::HeaderMap::new();
-        let id = p.verify(&test_support::req(&h, b"", 0)).unwrap();
+        let id = p.verify(&test_support::req(&h, b"", 0)).unwrap().identity;
         assert_eq!((id.kind, id.subject), ("none", None));
         assert!(p.openapi_scheme().is_none() && !p.needs_body());
     }
