@@ -102,6 +102,14 @@ impl AnyOfPolicy {
         }
     }
 
+    pub fn hidden(&self) -> super::hide::Hidden {
+        let mut out = super::hide::Hidden::default();
+        for p in &self.alternatives {
+            out.merge(p.hidden().clone());
+        }
+        out
+    }
+
     pub async fn refresh_keys(&self) {
         for p in &self.alternatives {
             Box::pin(p.refresh_keys()).await;

@@ -18,6 +18,7 @@ pub mod bearer;
 pub mod discovery;
 pub mod hash_key;
 pub mod headers;
+pub mod hide;
 pub mod hmac;
 pub mod hmac_schemes;
 pub mod http_fetch;
@@ -50,6 +51,9 @@ pub enum AuthConfig {
     Basic(basic::BasicConfig),
     /// `"auth": [ {...}, {...} ]`: admitted when any one admits (see [`any_of`]).
     AnyOf(Vec<AuthConfig>),
+    /// A policy with `"forward_credentials": true`: the verified credential reaches the
+    /// function (see [`hide`]).
+    ForwardCredentials(Box<AuthConfig>),
 }
 
 impl TryFrom<serde_json::Value> for AuthConfig {
@@ -60,6 +64,21 @@ impl TryFrom<serde_json::Value> for AuthConfig {
     fn try_from(v: serde_json::Value) -> Result<Self, String> {
         match v {
             serde_json::Value::Array(items) => any_of::parse(items),
+            serde_json::Value::Object(mut obj) => {
+                let forward = match obj.remove("forward_credentials") {
+                    None | Some(serde_json::Value::Bool(false)) => false,
+                    Some(serde_json::Value::Bool(true)) => true,
+                    Some(_) => return Err("forward_credentials: expected true or false".into()),
+                };
+                let cfg = serde_json::from_value::<RawAuthConfig>(serde_json::Value::Object(obj))
+                    .map(AuthConfig::from)
+                    .map_err(|e| e.to_string())?;
+                Ok(if forward {
+                    AuthConfig::ForwardCredentials(Box::new(cfg))
+                } else {
+                    cfg
+                })
+            }
             other => serde_json::from_value::<RawAuthConfig>(other)
                 .map(AuthConfig::from)
                 .map_err(|e| e.to_string()),
@@ -184,6 +203,8 @@ impl AuthFailure {
 #[derive(Debug)]
 pub struct Policy {
     inner: Inner,
+    /// Removed from the request before the function sees it.
+    hidden: hide::Hidden,
 }
 
 #[derive(Debug)]
@@ -198,7 +219,10 @@ enum Inner {
 
 impl Policy {
     pub fn none() -> Self {
-        Self { inner: Inner::None }
+        Self {
+            inner: Inner::None,
+            hidden: hide::Hidden::default(),
+        }
     }
 
     /// Compiles the raw config against the function's env (secret names are env names).
@@ -214,8 +238,34 @@ impl Policy {
             AuthConfig::Bearer(c) => Inner::Bearer(bearer::compile(c, env, fn_dir)?),
             AuthConfig::Basic(c) => Inner::Basic(basic::compile(c, env)?),
             AuthConfig::AnyOf(list) => Inner::AnyOf(any_of::compile(list, env, fn_dir)?),
+            AuthConfig::ForwardCredentials(cfg) => {
+                let mut p = Policy::compile(cfg, env, fn_dir)?;
+                p.hidden = hide::Hidden::default();
+                return Ok(p);
+            }
         };
-        Ok(Policy { inner })
+        let hidden = match &inner {
+            Inner::None | Inner::Hmac(_) => hide::Hidden::default(),
+            Inner::ApiKey(p) => {
+                let (header, query) = p.credential_location();
+                hide::Hidden {
+                    headers: vec![header.clone()],
+                    query_params: if query {
+                        vec![api_key::QUERY_PARAM]
+                    } else {
+                        vec![]
+                    },
+                }
+            }
+            Inner::Bearer(_) | Inner::Basic(_) => hide::Hidden::authorization(),
+            Inner::AnyOf(p) => p.hidden(),
+        };
+        Ok(Policy { inner, hidden })
+    }
+
+    /// The credential headers and query parameters the function does not see.
+    pub fn hidden(&self) -> &hide::Hidden {
+        &self.hidden
     }
 
     /// The `type` label: `none`, `api_key`, `hmac`, `bearer`, `basic`.

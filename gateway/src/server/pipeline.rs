@@ -304,7 +304,14 @@ async fn finish(
     let subject = identity.identity.subject.clone();
     let answer = f
         .pool
-        .dispatch(worker_request(parts, body, identity, params, rid))
+        .dispatch(worker_request(
+            parts,
+            body,
+            identity,
+            params,
+            rid,
+            f.def.auth.hidden(),
+        ))
         .await?;
     Ok((into_response(answer, rid), subject))
 }
@@ -391,12 +398,18 @@ fn worker_request(
     identity: Admitted,
     params: Vec<(String, String)>,
     rid: &HeaderValue,
+    hidden: &crate::auth::hide::Hidden,
 ) -> WorkerRequest {
+    let mut parts = parts;
+    let mut query = parts.uri.query().map(str::to_owned);
+    if !hidden.is_empty() {
+        hidden.strip(&mut parts.headers, &mut query);
+    }
     WorkerRequest {
         request_id: Arc::from(rid.to_str().unwrap_or_default()),
         method: parts.method,
         path: parts.uri.path().to_owned(),
-        query: parts.uri.query().map(str::to_owned),
+        query,
         params,
         headers: parts.headers,
         body,
