@@ -10,7 +10,9 @@
 
 use std::path::Path;
 
-use super::{Admitted, AuthConfig, AuthConfigError, AuthRequest, Identity, Policy, Refusal};
+use super::{
+    Admitted, AuthConfig, AuthConfigError, AuthRequest, Context, Identity, Policy, Refusal,
+};
 use crate::catalog::fn_env::FnEnv;
 
 /// Most alternatives in one list.
@@ -78,10 +80,10 @@ impl AnyOfPolicy {
         self.alternatives.iter().any(Policy::needs_body)
     }
 
-    pub fn verify(&self, req: &AuthRequest<'_>, may_wait: bool) -> Result<Admitted, Refusal> {
+    pub fn verify(&self, req: &AuthRequest<'_>, ctx: Context<'_>) -> Result<Admitted, Refusal> {
         let mut best: Option<(u8, Refusal)> = None;
         for p in &self.alternatives {
-            match p.check(req, may_wait) {
+            match p.check(req, ctx) {
                 Ok(admitted) => return Ok(admitted),
                 Err(r) => {
                     let rank = rank(&r);

@@ -28,6 +28,7 @@ pub mod jwt;
 pub mod jwt_cache;
 pub mod jwt_config;
 pub mod keys_file;
+pub mod mtls;
 pub mod replay;
 pub mod secrets;
 
@@ -54,6 +55,7 @@ pub enum AuthConfig {
     /// A policy with `"forward_credentials": true`: the verified credential reaches the
     /// function (see [`hide`]).
     ForwardCredentials(Box<AuthConfig>),
+    Mtls(mtls::MtlsConfig),
 }
 
 impl TryFrom<serde_json::Value> for AuthConfig {
@@ -94,6 +96,7 @@ enum RawAuthConfig {
     Hmac(hmac::HmacConfig),
     Bearer(bearer::BearerConfig),
     Basic(basic::BasicConfig),
+    Mtls(mtls::MtlsConfig),
 }
 
 #[derive(Deserialize)]
@@ -108,6 +111,7 @@ impl From<RawAuthConfig> for AuthConfig {
             RawAuthConfig::Hmac(c) => AuthConfig::Hmac(c),
             RawAuthConfig::Bearer(c) => AuthConfig::Bearer(c),
             RawAuthConfig::Basic(c) => AuthConfig::Basic(c),
+            RawAuthConfig::Mtls(c) => AuthConfig::Mtls(c),
         }
     }
 }
@@ -215,6 +219,15 @@ enum Inner {
     Bearer(bearer::BearerPolicy),
     Basic(basic::BasicPolicy),
     AnyOf(any_of::AnyOfPolicy),
+    Mtls(mtls::MtlsPolicy),
+}
+
+/// What a policy reads besides the request: the connection's verified client
+/// certificate, and whether it may ask for a key fetch.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub client: Option<&'a mtls::ClientCert>,
+    pub may_wait: bool,
 }
 
 impl Policy {
@@ -238,6 +251,7 @@ impl Policy {
             AuthConfig::Bearer(c) => Inner::Bearer(bearer::compile(c, env, fn_dir)?),
             AuthConfig::Basic(c) => Inner::Basic(basic::compile(c, env)?),
             AuthConfig::AnyOf(list) => Inner::AnyOf(any_of::compile(list, env, fn_dir)?),
+            AuthConfig::Mtls(c) => Inner::Mtls(mtls::compile(c)?),
             AuthConfig::ForwardCredentials(cfg) => {
                 let mut p = Policy::compile(cfg, env, fn_dir)?;
                 p.hidden = hide::Hidden::default();
@@ -245,7 +259,7 @@ impl Policy {
             }
         };
         let hidden = match &inner {
-            Inner::None | Inner::Hmac(_) => hide::Hidden::default(),
+            Inner::None | Inner::Hmac(_) | Inner::Mtls(_) => hide::Hidden::default(),
             Inner::ApiKey(p) => {
                 let (header, query) = p.credential_location();
                 hide::Hidden {
@@ -277,6 +291,7 @@ impl Policy {
             Inner::Bearer(_) => "bearer",
             Inner::Basic(_) => "basic",
             Inner::AnyOf(_) => "any_of",
+            Inner::Mtls(_) => "mtls",
         }
     }
 
@@ -300,12 +315,24 @@ impl Policy {
 
     /// Decides the request; may answer [`Refusal::RefreshKeys`].
     pub fn verify(&self, req: &AuthRequest<'_>) -> Result<Admitted, Refusal> {
-        self.check(req, true)
+        self.check(
+            req,
+            Context {
+                client: None,
+                may_wait: true,
+            },
+        )
     }
 
     /// Decides again after [`Policy::refresh_keys`]: never [`Refusal::RefreshKeys`].
     pub fn verify_refreshed(&self, req: &AuthRequest<'_>) -> Result<Admitted, Refusal> {
-        self.check(req, false)
+        self.check(
+            req,
+            Context {
+                client: None,
+                may_wait: false,
+            },
+        )
     }
 
     /// Fetches the key sets a [`Refusal::RefreshKeys`] asked for (bounded wait).
@@ -317,11 +344,12 @@ impl Policy {
                 }
             }
             Inner::AnyOf(p) => p.refresh_keys().await,
-            Inner::None | Inner::ApiKey(_) | Inner::Hmac(_) | Inner::Basic(_) => {}
+            Inner::None | Inner::ApiKey(_) | Inner::Hmac(_) | Inner::Basic(_) | Inner::Mtls(_) => {}
         }
     }
 
-    pub(crate) fn check(&self, req: &AuthRequest<'_>, may_wait: bool) -> Result<Admitted, Refusal> {
+    /// Decides the request with its connection's context.
+    pub fn check(&self, req: &AuthRequest<'_>, ctx: Context<'_>) -> Result<Admitted, Refusal> {
         let plain =
             |r: Result<Identity, AuthFailure>| r.map(Admitted::from).map_err(Refusal::Unauthorized);
         match &self.inner {
@@ -332,9 +360,10 @@ impl Policy {
             .into()),
             Inner::ApiKey(p) => plain(p.verify(req)),
             Inner::Hmac(p) => plain(p.verify(req)),
-            Inner::Bearer(p) => p.verify(req, may_wait),
+            Inner::Bearer(p) => p.verify(req, ctx.may_wait),
             Inner::Basic(p) => plain(p.verify(req)),
-            Inner::AnyOf(p) => p.verify(req, may_wait),
+            Inner::AnyOf(p) => p.verify(req, ctx),
+            Inner::Mtls(p) => plain(p.verify(ctx.client)),
         }
     }
 
@@ -351,6 +380,7 @@ impl Policy {
             Inner::Bearer(p) => Some(p.openapi_scheme()),
             Inner::Basic(p) => Some(p.openapi_scheme()),
             Inner::AnyOf(_) => None,
+            Inner::Mtls(p) => Some(p.openapi_scheme()),
         }
     }
 

@@ -18,7 +18,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 use crate::auth::headers::Headers;
-use crate::auth::{Admitted, AuthRequest, Identity, Refusal};
+use crate::auth::mtls::ClientCert;
+use crate::auth::{Admitted, AuthRequest, Context as AuthContextOf, Identity, Refusal};
 use crate::error::GatewayError;
 use crate::logging;
 use crate::metrics::{FrontMetrics, FunctionMetrics};
@@ -65,6 +66,8 @@ pub struct Head<'a> {
     pub path: &'a str,
     pub query: Option<&'a str>,
     pub headers: Headers<'a>,
+    /// The connection's verified client certificate (TLS with `client_ca`).
+    pub client: Option<&'a ClientCert>,
 }
 
 /// What the gateway decided before reading a body or touching a worker. Returned by value
@@ -132,7 +135,15 @@ pub fn decide<'s>(
             now_unix,
         });
     }
-    let identity = match authenticate(f, head.headers, head.query, &[], now_unix, true) {
+    let identity = match authenticate(
+        f,
+        head.headers,
+        head.query,
+        head.client,
+        &[],
+        now_unix,
+        true,
+    ) {
         Ok(Some(identity)) => identity,
         Ok(None) => {
             return Decision::Admitted(Admission {
@@ -168,6 +179,7 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
         path: req.uri().path(),
         query: req.uri().query(),
         headers: Headers::Map(req.headers()),
+        client: client_cert(&req),
     };
     let admission = match decide(&snap, &head, peer, rid.as_bytes(), Final::Yes) {
         Decision::Endpoint(answer) => return Handled::Ready(Some(answer.into_response(&rid))),
@@ -277,11 +289,12 @@ async fn finish(
             let headers = Headers::Map(&parts.headers);
             let raw = signed_body.as_deref().unwrap_or_default();
             let query = parts.uri.query();
-            let identity = match authenticate(f, headers, query, raw, now_unix, true)? {
+            let client = parts.extensions.get::<Arc<ClientCert>>().map(|c| &**c);
+            let identity = match authenticate(f, headers, query, client, raw, now_unix, true)? {
                 Some(identity) => identity,
                 None => {
                     f.def.auth.refresh_keys().await;
-                    authenticate(f, headers, query, raw, now_unix, false)?
+                    authenticate(f, headers, query, client, raw, now_unix, false)?
                         .ok_or(GatewayError::AuthUnavailable)?
                 }
             };
@@ -328,11 +341,17 @@ fn check_limit(f: &Function, peer: IpAddr, identity: &Identity) -> Result<(), Ga
     }
 }
 
+/// The verified client certificate the TLS acceptor attached to the connection's requests.
+fn client_cert<B>(req: &Request<B>) -> Option<&ClientCert> {
+    req.extensions().get::<Arc<ClientCert>>().map(|c| &**c)
+}
+
 /// `Ok(None)`: the policy waits for a key fetch (only when `may_wait`).
 fn authenticate(
     f: &Function,
     headers: Headers<'_>,
     query: Option<&str>,
+    client: Option<&ClientCert>,
     body: &[u8],
     now_unix: u64,
     may_wait: bool,
@@ -343,11 +362,7 @@ fn authenticate(
         body,
         now_unix,
     };
-    let verdict = if may_wait {
-        f.def.auth.verify(&req)
-    } else {
-        f.def.auth.verify_refreshed(&req)
-    };
+    let verdict = f.def.auth.check(&req, AuthContextOf { client, may_wait });
     let refusal = match verdict {
         Ok(admitted) => return Ok(Some(admitted)),
         Err(Refusal::RefreshKeys) => return Ok(None),
