@@ -262,4 +262,60 @@ mod tests {
             "jwt.jwks_file"
         );
     }
+
+    #[test]
+    fn verified_tokens_are_cached_and_failures_are_not() {
+        use base64::Engine;
+        let dir = tempfile::tempdir().unwrap();
+        let key = b"an-hs256-key-of-at-least-32-bytes!!";
+        let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key);
+        std::fs::write(
+            dir.path().join("jwks.json"),
+            json!({"keys": [{"kty": "oct", "k": k}]}).to_string(),
+        )
+        .unwrap();
+        let cfg: BearerConfig = serde_json::from_value(
+            json!({"jwt": {"jwks_file": "jwks.json", "algorithms": ["HS256"], "required_scopes": "read"}}),
+        )
+        .unwrap();
+        let p = compile(&cfg, &env(&[]), dir.path()).unwrap();
+        let sign = |claims: serde_json::Value| {
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let input = format!(
+                "{}.{}",
+                b64.encode(r#"{"alg":"HS256"}"#),
+                b64.encode(claims.to_string())
+            );
+            let sig = ring::hmac::sign(
+                &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
+                input.as_bytes(),
+            );
+            format!("Bearer {input}.{}", b64.encode(sig))
+        };
+        let good = sign(json!({"sub": "u", "exp": 2000, "scope": "read"}));
+        let weak = sign(json!({"sub": "u", "exp": 2000, "scope": "profile"}));
+        let Check::Jwt(_, Some(cache)) = &p.check else {
+            panic!("cache on by default")
+        };
+        for _ in 0..2 {
+            let h = headers(&[("authorization", &good)]);
+            let a = p.verify(&req(&h, b"", 1500), true).unwrap();
+            assert_eq!(a.identity.subject.as_deref(), Some("u"));
+        }
+        assert_eq!(cache.len(), 1);
+        let h = headers(&[("authorization", &weak)]);
+        let Err(Refusal::Forbidden(f)) = p.verify(&req(&h, b"", 1500), true) else {
+            panic!("403")
+        };
+        assert_eq!(
+            f.challenge.unwrap().to_str().unwrap(),
+            r#"Bearer error="insufficient_scope""#
+        );
+        assert_eq!(cache.len(), 1, "refusals are not cached");
+        let h = headers(&[("authorization", &good)]);
+        let Err(Refusal::Unauthorized(f)) = p.verify(&req(&h, b"", 2100), true) else {
+            panic!("expired, even though cached")
+        };
+        assert_eq!(f.reason, "expired");
+    }
 }

@@ -220,3 +220,72 @@ fn malformed_tokens() {
     );
     assert_eq!(parse_compact(&crit), Err(JwtError::Malformed));
 }
+
+#[test]
+fn scopes_claim_rules_and_forwarded_claims() {
+    let mut v = all(&[A1_KEY]);
+    v.required_scopes = vec!["read".into(), "write".into()];
+    v.claims = vec![("role".into(), vec!["admin".into(), "ops".into()])];
+    v.forward_claims = vec!["role".into(), "email".into()];
+    let token = |extra: serde_json::Value| {
+        let mut c = serde_json::json!({"sub": "u1", "exp": 2000});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        hs256(c, None)
+    };
+    let ok = v
+        .verify(
+            &token(serde_json::json!({"scope": "read write x", "role": "ops"})),
+            1500,
+        )
+        .unwrap()
+        .0;
+    assert_eq!(
+        ok.forwarded.map(serde_json::Value::Object),
+        Some(serde_json::json!({"role": "ops", "sub": "u1"})),
+        "email absent, sub added"
+    );
+    // `scp` as an array (Entra, Okta) and an array claim containing an accepted value.
+    assert!(v
+        .verify(
+            &token(serde_json::json!({"scp": ["write", "read"], "role": ["guest", "admin"]})),
+            1500
+        )
+        .is_ok());
+    for (extra, err) in [
+        (
+            serde_json::json!({"scope": "read", "role": "ops"}),
+            JwtError::InsufficientScope,
+        ),
+        (
+            serde_json::json!({"scope": "readwrite", "role": "ops"}),
+            JwtError::InsufficientScope,
+        ),
+        (
+            serde_json::json!({"scope": "read write", "role": "guest"}),
+            JwtError::ClaimMismatch,
+        ),
+        (
+            serde_json::json!({"scope": "read write"}),
+            JwtError::ClaimMismatch,
+        ),
+    ] {
+        assert_eq!(
+            v.verify(&token(extra.clone()), 1500).map(|_| ()),
+            Err(err),
+            "{extra}"
+        );
+    }
+}
+
+#[test]
+fn no_key_set_yet() {
+    let mut v = all(&[A1_KEY]);
+    v.keys = KeySource::Remote(crate::auth::jwks_fetch::RemoteKeys::shared(
+        crate::auth::jwks_fetch::Source::Url("https://never-fetched.invalid/jwks".into()),
+        false,
+    ));
+    let t = hs256(serde_json::json!({"exp": 2000}), None);
+    assert_eq!(v.verify(&t, 1500).map(|_| ()), Err(JwtError::NoKeySet));
+}

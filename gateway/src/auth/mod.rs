@@ -464,6 +464,27 @@ mod tests {
     }
 
     #[test]
+    fn forward_credentials_keeps_the_credential() {
+        let env = test_support::env(&[("K", "key-secret")]);
+        let hidden = |v: &str| {
+            let cfg: AuthConfig = serde_json::from_str(v).unwrap();
+            let p = Policy::compile(&cfg, &env, Path::new("/x")).unwrap();
+            (p.kind(), p.hidden().clone())
+        };
+        let (kind, h) = hidden(r#"{"type":"api_key","secret":"K","query":true}"#);
+        assert_eq!(kind, "api_key");
+        assert_eq!(h.headers, [http::HeaderName::from_static("x-api-key")]);
+        assert_eq!(h.query_params, ["api_key"]);
+        let (kind, h) = hidden(r#"{"type":"api_key","secret":"K","forward_credentials":true}"#);
+        assert_eq!(kind, "api_key");
+        assert!(h.is_empty());
+        let (_, h) = hidden(r#"[{"type":"bearer","secret":"K"},{"type":"api_key","secret":"K"}]"#);
+        assert_eq!(h.headers.len(), 2);
+        let e = serde_json::from_str::<AuthConfig>(r#"{"type":"none","forward_credentials":1}"#);
+        assert!(e.unwrap_err().to_string().contains("forward_credentials"));
+    }
+
+    #[test]
     fn none_policy() {
         let p = Policy::none();
         let h = http::HeaderMap::new();
