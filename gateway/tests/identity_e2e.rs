@@ -151,7 +151,7 @@ fn provider_tokens_scopes_rotation_and_outage() {
 }
 
 /// A gateway whose issuer is not reachable answers 503 (not 401), the same on both HTTP/1
-/// paths, until the provider comes up.
+/// paths, until the provider comes up; then a token lacking a scope is 403 on both.
 #[test]
 fn no_key_set_is_503_until_the_provider_is_up() {
     for fast_path in [true, false] {
@@ -160,7 +160,17 @@ fn no_key_set_is_503_until_the_provider_is_up() {
         let issuer = format!("http://127.0.0.1:{port}");
         let dir = tempdir();
         let root = dir.path().join("functions");
-        tree(&root, &[("api", discovery(&issuer, json!({})))], &[]);
+        tree(
+            &root,
+            &[
+                ("api", discovery(&issuer, json!({}))),
+                (
+                    "write",
+                    discovery(&issuer, json!({"required_scopes": "write"})),
+                ),
+            ],
+            &[],
+        );
         let gw = start(&root, fast_path);
         let (_, tokens) = pyjwt(&[(
             "RS256",
@@ -183,6 +193,13 @@ fn no_key_set_is_503_until_the_provider_is_up() {
         assert!(
             up,
             "still {last} after the provider came up (fast_path={fast_path})"
+        );
+        // The 403 comes out the same on both paths too.
+        let r = get(&gw, "/write", Some(&token));
+        assert_eq!(r.status(), 403, "fast_path={fast_path}");
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            r#"Bearer error="insufficient_scope""#
         );
     }
 }
