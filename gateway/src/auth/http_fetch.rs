@@ -196,4 +196,25 @@ mod tests {
             "{err}"
         );
     }
+
+    /// Redirects are not followed: a JWKS URL that moved is a configuration to fix.
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:1/elsewhere\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        });
+        let err = get(&format!("http://{addr}/jwks"), 4096).await.unwrap_err();
+        assert!(
+            matches!(err, FetchError::Status { status: 302, .. }),
+            "{err}"
+        );
+    }
 }

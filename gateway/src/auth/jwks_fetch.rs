@@ -187,11 +187,15 @@ impl RemoteKeys {
         tracing::info!(source = ?self.source, keys = keys.len(), "JWKS fetched");
         self.current
             .store(Some(Arc::new(KeySet { keys, generation })));
-        Ok(got
-            .max_age
-            .unwrap_or(DEFAULT_REFRESH)
-            .clamp(MIN_REFRESH, MAX_REFRESH))
+        Ok(refresh_after(got.max_age))
     }
+}
+
+/// When to fetch again after a good answer: its `max-age`, within bounds.
+pub fn refresh_after(max_age: Option<Duration>) -> Duration {
+    max_age
+        .unwrap_or(DEFAULT_REFRESH)
+        .clamp(MIN_REFRESH, MAX_REFRESH)
 }
 
 /// The background task: fetch, sleep until the next refresh or a demand, again; ends
@@ -236,21 +240,64 @@ mod tests {
         assert!(Arc::ptr_eq(&k, &again), "one fetcher per source");
     }
 
-    /// A loopback server that is not there: the demand waits for the failed attempt, then
-    /// the next demand within the interval returns at once.
-    #[tokio::test]
-    async fn demands_are_rate_limited() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    #[test]
+    fn cache_control_is_bounded() {
+        assert_eq!(refresh_after(None), DEFAULT_REFRESH);
+        assert_eq!(refresh_after(Some(Duration::ZERO)), MIN_REFRESH);
+        assert_eq!(
+            refresh_after(Some(Duration::from_secs(7200))),
+            Duration::from_secs(7200)
+        );
+        assert_eq!(
+            refresh_after(Some(Duration::from_secs(u64::MAX / 4))),
+            MAX_REFRESH
+        );
+    }
+
+    /// A loopback JWKS server counting its requests.
+    async fn jwks_server() -> (String, Arc<AtomicU64>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/jwks", listener.local_addr().unwrap());
-        drop(listener);
+        let hits = Arc::new(AtomicU64::new(0));
+        let counter = hits.clone();
+        tokio::spawn(async move {
+            let body = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: max-age=3600\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body.as_bytes()).await;
+            }
+        });
+        (url, hits)
+    }
+
+    /// Demands (unknown kid) fetch at once, but at most once per interval per source.
+    #[tokio::test]
+    async fn demands_fetch_at_once_and_are_rate_limited() {
+        let (url, hits) = jwks_server().await;
         let k = RemoteKeys::shared(Source::Url(url), false);
-        // The start-up fetch fails; the first demand joins or follows it.
-        k.refresh().await;
-        assert!(k.current().is_none());
-        let mut rx = k.attempts.subscribe();
-        let before = *rx.borrow_and_update();
-        assert!(before >= 1);
-        k.refresh().await;
-        assert!(!k.may_refresh() || *k.attempts.borrow() > before);
+        k.refresh().await; // joins (or follows) the start-up fetch
+        assert!(k.current().is_some(), "the set arrived");
+        let first = k.current().unwrap().generation;
+        let after_start = hits.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&after_start), "{after_start}");
+        // Within the interval: no new fetch, whatever the number of demands.
+        let settled = hits.load(Ordering::SeqCst);
+        for _ in 0..5 {
+            k.refresh().await;
+        }
+        assert!(!k.may_refresh());
+        assert!(hits.load(Ordering::SeqCst) <= settled + 1);
+        assert!(k.current().unwrap().generation >= first);
     }
 }
