@@ -61,3 +61,15 @@ if [ "$want_test" = 1 ]; then
 elif ! scripts/install-ebpf-toolchain.sh; then
   echo "setup: eBPF toolchain not installed; edgefn will use the user-space connection limiter" >&2
 fi
+
+# Identity tests (gateway/tests/identity_e2e.rs): a real OpenID provider (npm oidc-provider,
+# run by Node from gateway/tests/oidc) and tokens minted by a third-party library (PyJWT).
+if [ "$want_test" = 1 ]; then
+  if [ ! -d gateway/tests/oidc/node_modules/oidc-provider ]; then
+    npm ci --prefix gateway/tests/oidc --no-audit --no-fund --loglevel=error >/dev/null
+  fi
+  if ! python3 -c "import jwt, cryptography" >/dev/null 2>&1; then
+    python3 -m pip install -q pyjwt cryptography 2>/dev/null ||
+      python3 -m pip install -q --break-system-packages pyjwt cryptography
+  fi
+fi

@@ -24,6 +24,12 @@ pub enum GatewayError {
     BodyRead,
     #[error(transparent)]
     Pool(#[from] PoolError),
+    #[error("forbidden: the credential lacks a required scope or claim")]
+    Forbidden { failure: AuthFailure },
+    #[error(
+        "authentication is unavailable: no key set could be fetched from the issuer; retry later"
+    )]
+    AuthUnavailable,
 }
 
 impl GatewayError {
@@ -34,6 +40,10 @@ impl GatewayError {
             GatewayError::Unauthorized { .. } => Some("unauthorized"),
             GatewayError::RateLimited { .. } => Some("rate limit exceeded; retry later"),
             GatewayError::BodyRead => Some("the request body could not be read"),
+            GatewayError::Forbidden { .. } => {
+                Some("forbidden: the credential lacks a required scope or claim")
+            }
+            GatewayError::AuthUnavailable => Some("authentication is unavailable: no key set could be fetched from the issuer; retry later"),
             _ => None,
         }
     }
@@ -46,6 +56,8 @@ impl GatewayError {
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::BodyRead => StatusCode::BAD_REQUEST,
+            GatewayError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            GatewayError::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Pool(p) => match p {
                 PoolError::Crashed | PoolError::HandlerError | PoolError::BadResponse { .. } => {
                     StatusCode::BAD_GATEWAY
@@ -92,6 +104,13 @@ mod tests {
             ),
             (GatewayError::PayloadTooLarge { limit: 1 }, 413),
             (GatewayError::BodyRead, 400),
+            (
+                GatewayError::Forbidden {
+                    failure: AuthFailure::new("insufficient_scope"),
+                },
+                403,
+            ),
+            (GatewayError::AuthUnavailable, 503),
             (PoolError::Crashed.into(), 502),
             (PoolError::HandlerError.into(), 502),
             (PoolError::BadResponse { detail: "x" }.into(), 502),

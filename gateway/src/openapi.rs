@@ -27,10 +27,29 @@ pub fn document(functions: &[FunctionDef]) -> Value {
     );
     for f in functions {
         let scheme_name = scheme_name(&f.name);
-        let security = f.auth.openapi_scheme().map(|scheme| {
-            schemes.insert(scheme_name.clone(), scheme);
-            json!([{ scheme_name.clone(): [] }])
-        });
+        // Any-of policies list each alternative (OpenAPI: one requirement object each,
+        // `{}` for anonymous); a single policy keeps its one scheme under the plain name.
+        let alternatives = f.auth.openapi_alternatives();
+        let security = if alternatives.len() > 1 {
+            let reqs: Vec<Value> = alternatives
+                .into_iter()
+                .enumerate()
+                .map(|(i, scheme)| match scheme {
+                    Some(scheme) => {
+                        let name = format!("{scheme_name}_{i}");
+                        schemes.insert(name.clone(), scheme);
+                        json!({ name: [] })
+                    }
+                    None => json!({}),
+                })
+                .collect();
+            Some(Value::Array(reqs))
+        } else {
+            f.auth.openapi_scheme().map(|scheme| {
+                schemes.insert(scheme_name.clone(), scheme);
+                json!([{ scheme_name.clone(): [] }])
+            })
+        };
         let params: Vec<Value> = f
             .param_names()
             .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))

@@ -87,9 +87,13 @@ fn error_body(err: &GatewayError, rid: &[u8]) -> Vec<u8> {
 pub fn error_answer(err: &GatewayError, rid: &[u8]) -> Answer {
     let extra = match err {
         GatewayError::MethodNotAllowed { allow } => Some((ALLOW, allow.clone())),
-        GatewayError::Unauthorized { failure } => {
+        GatewayError::Unauthorized { failure } | GatewayError::Forbidden { failure } => {
             failure.challenge.clone().map(|c| (WWW_AUTHENTICATE, c))
         }
+        GatewayError::AuthUnavailable => Some((
+            RETRY_AFTER,
+            HeaderValue::from(crate::auth::jwks_fetch::DEMAND_INTERVAL.as_secs()),
+        )),
         GatewayError::RateLimited { retry_after } => {
             let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             Some((RETRY_AFTER, HeaderValue::from(secs)))

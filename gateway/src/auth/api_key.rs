@@ -110,6 +110,11 @@ pub fn compile(
 }
 
 impl ApiKeyPolicy {
+    /// Where the key travels: its header, and whether `?api_key=` is read too.
+    pub fn credential_location(&self) -> (&HeaderName, bool) {
+        (&self.header, self.query)
+    }
+
     pub fn verify(&self, req: &AuthRequest<'_>) -> Result<Identity, AuthFailure> {
         let key = extract(req.headers, &self.header, req.query, self.query)
             .map_err(|e| AuthFailure::new(e.reason()))?;

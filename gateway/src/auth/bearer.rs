@@ -11,14 +11,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::authorization::{self, AuthorizationError};
-use super::jwks::{self, JwsAlg};
-use super::jwt::JwtVerifier;
+use super::jwt::{JwtError, JwtVerifier, KeySource};
+use super::jwt_cache::{JwtCache, Verified};
 use super::secrets::{self, OneOrMany, SecretSet};
-use super::{keys_file, AuthConfigError, AuthFailure, AuthRequest, Identity};
+use super::{Admitted, AuthConfigError, AuthFailure, AuthRequest, Identity, Refusal};
 use crate::catalog::fn_env::FnEnv;
 
-pub const MAX_LEEWAY_S: u64 = 600;
-const DEFAULT_LEEWAY_S: u64 = 30;
+pub use super::jwt_config::MAX_LEEWAY_S;
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -28,23 +27,12 @@ pub struct BearerConfig {
     pub jwt: Option<JwtConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct JwtConfig {
-    /// JWKS file, relative to the function folder.
-    pub jwks_file: String,
-    pub issuer: Option<String>,
-    pub audience: Option<OneOrMany>,
-    /// Allowed `alg` values: any of RS256, ES256, EdDSA, HS256.
-    pub algorithms: Vec<String>,
-    /// Clock skew allowed on `exp` / `nbf`, default 30 s.
-    pub leeway_s: Option<u64>,
-}
+pub use super::jwt_config::JwtConfig;
 
 #[derive(Debug)]
 enum Check {
     Static(SecretSet),
-    Jwt(JwtVerifier),
+    Jwt(JwtVerifier, Option<JwtCache>),
 }
 
 #[derive(Debug)]
@@ -55,6 +43,8 @@ pub struct BearerPolicy {
 static CHALLENGE: HeaderValue = HeaderValue::from_static("Bearer");
 static INVALID_TOKEN: HeaderValue = HeaderValue::from_static(r#"Bearer error="invalid_token""#);
 static INVALID_REQUEST: HeaderValue = HeaderValue::from_static(r#"Bearer error="invalid_request""#);
+static INSUFFICIENT_SCOPE: HeaderValue =
+    HeaderValue::from_static(r#"Bearer error="insufficient_scope""#);
 
 pub fn compile(
     cfg: &BearerConfig,
@@ -69,7 +59,10 @@ pub fn compile(
             "secret",
             &mut errors,
         ))),
-        (None, Some(j)) => Check::Jwt(compile_jwt(j, fn_dir, &mut errors)),
+        (None, Some(j)) => {
+            let (verifier, cache) = super::jwt_config::compile(j, fn_dir, &mut errors);
+            Check::Jwt(verifier, cache)
+        }
         _ => {
             errors.push(secrets::err(
                 "secret",
@@ -85,112 +78,108 @@ pub fn compile(
     }
 }
 
-fn compile_jwt(j: &JwtConfig, fn_dir: &Path, errors: &mut Vec<AuthConfigError>) -> JwtVerifier {
-    let mut algorithms = Vec::new();
-    if j.algorithms.is_empty() {
-        errors.push(secrets::err(
-            "jwt.algorithms",
-            "is empty; list the algorithms your issuer signs with, e.g. [\"RS256\"]",
-        ));
-    }
-    for a in &j.algorithms {
-        match JwsAlg::parse(a) {
-            Some(alg) => algorithms.push(alg),
-            None => errors.push(secrets::err(
-                "jwt.algorithms",
-                &format!("{a:?} is not supported; use RS256, ES256, EdDSA or HS256 (\"none\" is never accepted)"),
-            )),
-        }
-    }
-    let keys = match keys_file::resolve_path(fn_dir, &j.jwks_file) {
-        Err(e) => {
-            errors.push(secrets::err("jwt.jwks_file", &e.to_string()));
-            Vec::new()
-        }
-        Ok(path) => jwks::load(&path).unwrap_or_else(|e| {
-            errors.push(secrets::err("jwt.jwks_file", &e.to_string()));
-            Vec::new()
-        }),
-    };
-    for alg in &algorithms {
-        if !keys.is_empty() && !keys.iter().any(|k| k.alg == *alg) {
-            errors.push(secrets::err(
-                "jwt.algorithms",
-                &format!("{} has no key of that type in the JWKS", alg.as_str()),
-            ));
-        }
-    }
-    let leeway_s = j.leeway_s.unwrap_or(DEFAULT_LEEWAY_S);
-    if leeway_s > MAX_LEEWAY_S {
-        errors.push(secrets::err(
-            "jwt.leeway_s",
-            &format!("{leeway_s} is over the {MAX_LEEWAY_S} s ceiling"),
-        ));
-    }
-    if j.issuer.as_deref() == Some("") {
-        errors.push(secrets::err(
-            "jwt.issuer",
-            "is empty; omit it or name the issuer",
-        ));
-    }
-    JwtVerifier {
-        keys,
-        algorithms,
-        issuer: j.issuer.clone(),
-        audience: j
-            .audience
-            .as_ref()
-            .map(|a| a.names().to_vec())
-            .unwrap_or_default(),
-        leeway_s,
-    }
-}
-
 impl BearerPolicy {
-    pub fn verify(&self, req: &AuthRequest<'_>) -> Result<Identity, AuthFailure> {
-        let token = authorization::credentials(req.headers, "bearer").map_err(|e| AuthFailure {
-            reason: e.reason(),
-            challenge: Some(match e {
-                AuthorizationError::Missing | AuthorizationError::WrongScheme => CHALLENGE.clone(),
-                AuthorizationError::Malformed => INVALID_REQUEST.clone(),
-            }),
-        })?;
-        let invalid = |reason| AuthFailure {
-            reason,
-            challenge: Some(INVALID_TOKEN.clone()),
-        };
-        let subject = match &self.check {
-            Check::Static(set) => set
-                .find(token.as_bytes())
-                .cloned()
-                .ok_or_else(|| invalid("unknown_token"))?,
-            Check::Jwt(v) => {
-                let claims = v
-                    .verify(token, req.now_unix)
-                    .map_err(|e| invalid(e.reason()))?;
-                match claims.sub {
-                    Some(sub) => Arc::from(sub),
-                    None => {
-                        return Ok(Identity {
-                            kind: "bearer",
-                            subject: None,
-                        })
+    /// `may_wait`: an unknown `kid` (or no key set yet) may answer
+    /// [`Refusal::RefreshKeys`] so the caller fetches and asks again with `false`.
+    pub fn verify(&self, req: &AuthRequest<'_>, may_wait: bool) -> Result<Admitted, Refusal> {
+        let token = authorization::credentials(req.headers, "bearer").map_err(|e| {
+            Refusal::Unauthorized(AuthFailure {
+                reason: e.reason(),
+                challenge: Some(match e {
+                    AuthorizationError::Missing | AuthorizationError::WrongScheme => {
+                        CHALLENGE.clone()
                     }
-                }
+                    AuthorizationError::Malformed => INVALID_REQUEST.clone(),
+                }),
+            })
+        })?;
+        match &self.check {
+            Check::Static(set) => {
+                let subject = set.find(token.as_bytes()).cloned().ok_or_else(|| {
+                    Refusal::Unauthorized(AuthFailure {
+                        reason: "unknown_token",
+                        challenge: Some(INVALID_TOKEN.clone()),
+                    })
+                })?;
+                Ok(bearer(Some(subject), None))
             }
-        };
-        Ok(Identity {
-            kind: "bearer",
-            subject: Some(subject),
-        })
+            Check::Jwt(v, cache) => verify_jwt(v, cache.as_ref(), token, req.now_unix, may_wait),
+        }
+    }
+
+    /// The key source to refresh before asking again, when it is fetched.
+    pub fn remote_keys(&self) -> Option<&Arc<super::jwks_fetch::RemoteKeys>> {
+        match &self.check {
+            Check::Jwt(v, _) => match &v.keys {
+                KeySource::Remote(r) => Some(r),
+                KeySource::Static(_) => None,
+            },
+            Check::Static(_) => None,
+        }
     }
 
     pub fn openapi_scheme(&self) -> serde_json::Value {
         match &self.check {
             Check::Static(_) => json!({"type": "http", "scheme": "bearer"}),
-            Check::Jwt(v) => json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+            Check::Jwt(v, _) => json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                 "description": format!("JWT signed with {}", v.algorithms.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", "))}),
         }
+    }
+}
+
+fn bearer(subject: Option<Arc<str>>, claims: Option<Arc<super::jwt::ClaimMap>>) -> Admitted {
+    Admitted {
+        identity: Identity {
+            kind: "bearer",
+            subject,
+        },
+        claims,
+    }
+}
+
+fn verify_jwt(
+    v: &JwtVerifier,
+    cache: Option<&JwtCache>,
+    token: &str,
+    now: u64,
+    may_wait: bool,
+) -> Result<Admitted, Refusal> {
+    let hit = cache.and_then(|c| {
+        let generation = v.keys.current()?.generation;
+        c.get(token, now, generation)
+    });
+    let verified = match hit {
+        Some(hit) => hit,
+        None => {
+            let (claims, generation) = v.verify(token, now).map_err(|e| refusal(v, e, may_wait))?;
+            let verified = Arc::new(Verified {
+                subject: claims.sub.map(Arc::from),
+                forwarded: claims.forwarded.map(Arc::new),
+                valid_until: claims.exp + v.leeway_s as f64,
+                generation,
+            });
+            if let Some(c) = cache {
+                c.insert(token, now, verified.clone());
+            }
+            verified
+        }
+    };
+    Ok(bearer(verified.subject.clone(), verified.forwarded.clone()))
+}
+
+fn refusal(v: &JwtVerifier, e: JwtError, may_wait: bool) -> Refusal {
+    let failure = |challenge: Option<&HeaderValue>| AuthFailure {
+        reason: e.reason(),
+        challenge: challenge.cloned(),
+    };
+    let can_fetch = may_wait && matches!(&v.keys, KeySource::Remote(r) if r.may_refresh());
+    match e {
+        JwtError::UnknownKey | JwtError::NoKeySet if can_fetch => Refusal::RefreshKeys,
+        JwtError::NoKeySet => Refusal::Unavailable(failure(None)),
+        JwtError::InsufficientScope | JwtError::ClaimMismatch => {
+            Refusal::Forbidden(failure(Some(&INSUFFICIENT_SCOPE)))
+        }
+        _ => Refusal::Unauthorized(failure(Some(&INVALID_TOKEN))),
     }
 }
 
@@ -211,7 +200,9 @@ mod tests {
 
     fn fail(p: &BearerPolicy, auth: Option<&str>) -> (&'static str, String) {
         let h = headers(&auth.map(|a| vec![("authorization", a)]).unwrap_or_default());
-        let f = p.verify(&req(&h, b"", 0)).unwrap_err();
+        let Err(Refusal::Unauthorized(f)) = p.verify(&req(&h, b"", 0), true) else {
+            panic!("not a 401")
+        };
         (f.reason, f.challenge.unwrap().to_str().unwrap().to_owned())
     }
 
@@ -221,7 +212,11 @@ mod tests {
         for (tok, id) in [("tok-one", "T1"), ("tok-two", "T2")] {
             let h = headers(&[("authorization", &format!("Bearer {tok}"))]);
             assert_eq!(
-                p.verify(&req(&h, b"", 0)).unwrap().subject.as_deref(),
+                p.verify(&req(&h, b"", 0), true)
+                    .unwrap()
+                    .identity
+                    .subject
+                    .as_deref(),
                 Some(id)
             );
         }
@@ -266,5 +261,61 @@ mod tests {
             compile(&escape, &env(&[]), dir.path()).unwrap_err()[0].field,
             "jwt.jwks_file"
         );
+    }
+
+    #[test]
+    fn verified_tokens_are_cached_and_failures_are_not() {
+        use base64::Engine;
+        let dir = tempfile::tempdir().unwrap();
+        let key = b"an-hs256-key-of-at-least-32-bytes!!";
+        let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key);
+        std::fs::write(
+            dir.path().join("jwks.json"),
+            json!({"keys": [{"kty": "oct", "k": k}]}).to_string(),
+        )
+        .unwrap();
+        let cfg: BearerConfig = serde_json::from_value(
+            json!({"jwt": {"jwks_file": "jwks.json", "algorithms": ["HS256"], "required_scopes": "read"}}),
+        )
+        .unwrap();
+        let p = compile(&cfg, &env(&[]), dir.path()).unwrap();
+        let sign = |claims: serde_json::Value| {
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let input = format!(
+                "{}.{}",
+                b64.encode(r#"{"alg":"HS256"}"#),
+                b64.encode(claims.to_string())
+            );
+            let sig = ring::hmac::sign(
+                &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
+                input.as_bytes(),
+            );
+            format!("Bearer {input}.{}", b64.encode(sig))
+        };
+        let good = sign(json!({"sub": "u", "exp": 2000, "scope": "read"}));
+        let weak = sign(json!({"sub": "u", "exp": 2000, "scope": "profile"}));
+        let Check::Jwt(_, Some(cache)) = &p.check else {
+            panic!("cache on by default")
+        };
+        for _ in 0..2 {
+            let h = headers(&[("authorization", &good)]);
+            let a = p.verify(&req(&h, b"", 1500), true).unwrap();
+            assert_eq!(a.identity.subject.as_deref(), Some("u"));
+        }
+        assert_eq!(cache.len(), 1);
+        let h = headers(&[("authorization", &weak)]);
+        let Err(Refusal::Forbidden(f)) = p.verify(&req(&h, b"", 1500), true) else {
+            panic!("403")
+        };
+        assert_eq!(
+            f.challenge.unwrap().to_str().unwrap(),
+            r#"Bearer error="insufficient_scope""#
+        );
+        assert_eq!(cache.len(), 1, "refusals are not cached");
+        let h = headers(&[("authorization", &good)]);
+        let Err(Refusal::Unauthorized(f)) = p.verify(&req(&h, b"", 2100), true) else {
+            panic!("expired, even though cached")
+        };
+        assert_eq!(f.reason, "expired");
     }
 }

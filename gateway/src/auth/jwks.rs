@@ -150,6 +150,31 @@ pub fn parse(text: &str) -> Result<Vec<Jwk>, JwksError> {
     Ok(keys)
 }
 
+/// A JWKS fetched from an issuer: keys the gateway cannot use (other curves, encryption
+/// keys, unsupported types) are skipped rather than failing the whole set, since issuers
+/// publish keys for other consumers too. Still refused: bad JSON, too many keys, none usable.
+pub fn parse_published(body: &[u8]) -> Result<Vec<Jwk>, JwksError> {
+    if body.len() as u64 > MAX_FILE_BYTES {
+        return Err(JwksError::TooMany);
+    }
+    let raw: RawJwks = serde_json::from_slice(body).map_err(|e| JwksError::Syntax {
+        message: e.to_string(),
+    })?;
+    if raw.keys.len() > MAX_KEYS {
+        return Err(JwksError::TooMany);
+    }
+    let keys: Vec<Jwk> = raw
+        .keys
+        .into_iter()
+        .filter(|k| k.use_.as_deref() != Some("enc"))
+        .filter_map(|k| key(k).ok())
+        .collect();
+    if keys.is_empty() {
+        return Err(JwksError::Empty);
+    }
+    Ok(keys)
+}
+
 fn key(k: RawJwk) -> Result<Jwk, String> {
     let b64 = |name: &str, v: &Option<String>| -> Result<Vec<u8>, String> {
         let v = v

@@ -29,11 +29,14 @@ const RFC8037_TOKEN: &str = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ2
 fn verifier(keys: &[&str], algs: &[JwsAlg]) -> JwtVerifier {
     let doc = format!(r#"{{"keys":[{}]}}"#, keys.join(","));
     JwtVerifier {
-        keys: jwks::parse(&doc).unwrap(),
+        keys: KeySource::fixed(jwks::parse(&doc).unwrap()),
         algorithms: algs.to_vec(),
         issuer: None,
         audience: vec![],
         leeway_s: 0,
+        required_scopes: vec![],
+        claims: vec![],
+        forward_claims: vec![],
     }
 }
 
@@ -45,7 +48,7 @@ fn all(keys: &[&str]) -> JwtVerifier {
 fn rfc7515_a1_hs256() {
     let token = format!("{A1_TOKEN_HEAD}.{RFC7515_PAYLOAD}.{A1_SIG}");
     let v = all(&[A1_KEY]);
-    assert_eq!(v.verify(&token, BEFORE_EXP), Ok(Claims { sub: None }));
+    assert_eq!(v.verify(&token, BEFORE_EXP).map(|(c, _)| c.sub), Ok(None));
     assert_eq!(v.verify(&token, 1_300_819_380), Err(JwtError::Expired));
     let tampered = format!(
         "{A1_TOKEN_HEAD}.{}.{A1_SIG}",
@@ -156,6 +159,7 @@ fn claims_checked() {
     assert_eq!(
         v.verify(&hs256(good.clone(), None), 1500)
             .unwrap()
+            .0
             .sub
             .as_deref(),
         Some("user-42")
@@ -215,4 +219,73 @@ fn malformed_tokens() {
         URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","crit":["exp"]}"#)
     );
     assert_eq!(parse_compact(&crit), Err(JwtError::Malformed));
+}
+
+#[test]
+fn scopes_claim_rules_and_forwarded_claims() {
+    let mut v = all(&[A1_KEY]);
+    v.required_scopes = vec!["read".into(), "write".into()];
+    v.claims = vec![("role".into(), vec!["admin".into(), "ops".into()])];
+    v.forward_claims = vec!["role".into(), "email".into()];
+    let token = |extra: serde_json::Value| {
+        let mut c = serde_json::json!({"sub": "u1", "exp": 2000});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        hs256(c, None)
+    };
+    let ok = v
+        .verify(
+            &token(serde_json::json!({"scope": "read write x", "role": "ops"})),
+            1500,
+        )
+        .unwrap()
+        .0;
+    assert_eq!(
+        ok.forwarded.map(serde_json::Value::Object),
+        Some(serde_json::json!({"role": "ops", "sub": "u1"})),
+        "email absent, sub added"
+    );
+    // `scp` as an array (Entra, Okta) and an array claim containing an accepted value.
+    assert!(v
+        .verify(
+            &token(serde_json::json!({"scp": ["write", "read"], "role": ["guest", "admin"]})),
+            1500
+        )
+        .is_ok());
+    for (extra, err) in [
+        (
+            serde_json::json!({"scope": "read", "role": "ops"}),
+            JwtError::InsufficientScope,
+        ),
+        (
+            serde_json::json!({"scope": "readwrite", "role": "ops"}),
+            JwtError::InsufficientScope,
+        ),
+        (
+            serde_json::json!({"scope": "read write", "role": "guest"}),
+            JwtError::ClaimMismatch,
+        ),
+        (
+            serde_json::json!({"scope": "read write"}),
+            JwtError::ClaimMismatch,
+        ),
+    ] {
+        assert_eq!(
+            v.verify(&token(extra.clone()), 1500).map(|_| ()),
+            Err(err),
+            "{extra}"
+        );
+    }
+}
+
+#[test]
+fn no_key_set_yet() {
+    let mut v = all(&[A1_KEY]);
+    v.keys = KeySource::Remote(crate::auth::jwks_fetch::RemoteKeys::shared(
+        crate::auth::jwks_fetch::Source::Url("https://never-fetched.invalid/jwks".into()),
+        false,
+    ));
+    let t = hs256(serde_json::json!({"exp": 2000}), None);
+    assert_eq!(v.verify(&t, 1500).map(|_| ()), Err(JwtError::NoKeySet));
 }

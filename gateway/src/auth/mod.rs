@@ -9,18 +9,26 @@
 //! `edgefn hash-key` formats). Failures carry a bounded `reason` label and never the
 //! presented value.
 
+pub mod any_of;
 pub mod api_key;
 pub mod authorization;
 pub mod basic;
 pub mod basic_cache;
 pub mod bearer;
+pub mod discovery;
 pub mod hash_key;
 pub mod headers;
+pub mod hide;
 pub mod hmac;
 pub mod hmac_schemes;
+pub mod http_fetch;
 pub mod jwks;
+pub mod jwks_fetch;
 pub mod jwt;
+pub mod jwt_cache;
+pub mod jwt_config;
 pub mod keys_file;
+pub mod mtls;
 pub mod replay;
 pub mod secrets;
 
@@ -35,13 +43,49 @@ use crate::catalog::fn_env::FnEnv;
 /// refused. Deserialized through [`RawAuthConfig`], whose `None` carries an empty struct:
 /// a unit variant would silently accept `{"type": "none", "secret": ...}`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(from = "RawAuthConfig")]
+#[serde(try_from = "serde_json::Value")]
 pub enum AuthConfig {
     None,
     ApiKey(api_key::ApiKeyConfig),
     Hmac(hmac::HmacConfig),
     Bearer(bearer::BearerConfig),
     Basic(basic::BasicConfig),
+    /// `"auth": [ {...}, {...} ]`: admitted when any one admits (see [`any_of`]).
+    AnyOf(Vec<AuthConfig>),
+    /// A policy with `"forward_credentials": true`: the verified credential reaches the
+    /// function (see [`hide`]).
+    ForwardCredentials(Box<AuthConfig>),
+    Mtls(mtls::MtlsConfig),
+}
+
+impl TryFrom<serde_json::Value> for AuthConfig {
+    type Error = String;
+
+    /// An object is one policy; an array is any-of (its items objects, not arrays). Going
+    /// through `Value` keeps serde's own messages (`unknown field ...`) for each item.
+    fn try_from(v: serde_json::Value) -> Result<Self, String> {
+        match v {
+            serde_json::Value::Array(items) => any_of::parse(items),
+            serde_json::Value::Object(mut obj) => {
+                let forward = match obj.remove("forward_credentials") {
+                    None | Some(serde_json::Value::Bool(false)) => false,
+                    Some(serde_json::Value::Bool(true)) => true,
+                    Some(_) => return Err("forward_credentials: expected true or false".into()),
+                };
+                let cfg = serde_json::from_value::<RawAuthConfig>(serde_json::Value::Object(obj))
+                    .map(AuthConfig::from)
+                    .map_err(|e| e.to_string())?;
+                Ok(if forward {
+                    AuthConfig::ForwardCredentials(Box::new(cfg))
+                } else {
+                    cfg
+                })
+            }
+            other => serde_json::from_value::<RawAuthConfig>(other)
+                .map(AuthConfig::from)
+                .map_err(|e| e.to_string()),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -52,6 +96,7 @@ enum RawAuthConfig {
     Hmac(hmac::HmacConfig),
     Bearer(bearer::BearerConfig),
     Basic(basic::BasicConfig),
+    Mtls(mtls::MtlsConfig),
 }
 
 #[derive(Deserialize)]
@@ -66,6 +111,7 @@ impl From<RawAuthConfig> for AuthConfig {
             RawAuthConfig::Hmac(c) => AuthConfig::Hmac(c),
             RawAuthConfig::Bearer(c) => AuthConfig::Bearer(c),
             RawAuthConfig::Basic(c) => AuthConfig::Basic(c),
+            RawAuthConfig::Mtls(c) => AuthConfig::Mtls(c),
         }
     }
 }
@@ -87,6 +133,47 @@ pub struct AuthRequest<'a> {
     pub body: &'a [u8],
     /// Seconds since the Unix epoch, read once per request.
     pub now_unix: u64,
+}
+
+/// An admitted request: who, and the verified claims the policy forwards
+/// (`event.context.auth.claims`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admitted {
+    pub identity: Identity,
+    pub claims: Option<Arc<jwt::ClaimMap>>,
+}
+
+impl From<Identity> for Admitted {
+    fn from(identity: Identity) -> Self {
+        Admitted {
+            identity,
+            claims: None,
+        }
+    }
+}
+
+/// Why a request was not admitted, by the answer it gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// 401: no credential, or a wrong one.
+    Unauthorized(AuthFailure),
+    /// 403: a valid credential without the scopes or claims the function asks for.
+    Forbidden(AuthFailure),
+    /// 503: the policy cannot decide yet (no key set was ever fetched).
+    Unavailable(AuthFailure),
+    /// The token names a key not (yet) in the fetched set: fetch, then decide again with
+    /// [`Policy::verify_refreshed`] (the asynchronous path).
+    RefreshKeys,
+}
+
+impl Refusal {
+    /// The failure, or the metric reason `refresh_keys` for a pending fetch.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::Unauthorized(f) | Refusal::Forbidden(f) | Refusal::Unavailable(f) => f.reason,
+            Refusal::RefreshKeys => "refresh_keys",
+        }
+    }
 }
 
 /// Who was let in; handed to the function as `event.context.auth`.
@@ -120,6 +207,8 @@ impl AuthFailure {
 #[derive(Debug)]
 pub struct Policy {
     inner: Inner,
+    /// Removed from the request before the function sees it.
+    hidden: hide::Hidden,
 }
 
 #[derive(Debug)]
@@ -129,11 +218,24 @@ enum Inner {
     Hmac(hmac::HmacPolicy),
     Bearer(bearer::BearerPolicy),
     Basic(basic::BasicPolicy),
+    AnyOf(any_of::AnyOfPolicy),
+    Mtls(mtls::MtlsPolicy),
+}
+
+/// What a policy reads besides the request: the connection's verified client
+/// certificate, and whether it may ask for a key fetch.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub client: Option<&'a mtls::ClientCert>,
+    pub may_wait: bool,
 }
 
 impl Policy {
     pub fn none() -> Self {
-        Self { inner: Inner::None }
+        Self {
+            inner: Inner::None,
+            hidden: hide::Hidden::default(),
+        }
     }
 
     /// Compiles the raw config against the function's env (secret names are env names).
@@ -148,8 +250,36 @@ impl Policy {
             AuthConfig::Hmac(c) => Inner::Hmac(hmac::compile(c, env)?),
             AuthConfig::Bearer(c) => Inner::Bearer(bearer::compile(c, env, fn_dir)?),
             AuthConfig::Basic(c) => Inner::Basic(basic::compile(c, env)?),
+            AuthConfig::AnyOf(list) => Inner::AnyOf(any_of::compile(list, env, fn_dir)?),
+            AuthConfig::Mtls(c) => Inner::Mtls(mtls::compile(c)?),
+            AuthConfig::ForwardCredentials(cfg) => {
+                let mut p = Policy::compile(cfg, env, fn_dir)?;
+                p.hidden = hide::Hidden::default();
+                return Ok(p);
+            }
         };
-        Ok(Policy { inner })
+        let hidden = match &inner {
+            Inner::None | Inner::Hmac(_) | Inner::Mtls(_) => hide::Hidden::default(),
+            Inner::ApiKey(p) => {
+                let (header, query) = p.credential_location();
+                hide::Hidden {
+                    headers: vec![header.clone()],
+                    query_params: if query {
+                        vec![api_key::QUERY_PARAM]
+                    } else {
+                        vec![]
+                    },
+                }
+            }
+            Inner::Bearer(_) | Inner::Basic(_) => hide::Hidden::authorization(),
+            Inner::AnyOf(p) => p.hidden(),
+        };
+        Ok(Policy { inner, hidden })
+    }
+
+    /// The credential headers and query parameters the function does not see.
+    pub fn hidden(&self) -> &hide::Hidden {
+        &self.hidden
     }
 
     /// The `type` label: `none`, `api_key`, `hmac`, `bearer`, `basic`.
@@ -160,32 +290,85 @@ impl Policy {
             Inner::Hmac(_) => "hmac",
             Inner::Bearer(_) => "bearer",
             Inner::Basic(_) => "basic",
+            Inner::AnyOf(_) => "any_of",
+            Inner::Mtls(_) => "mtls",
         }
     }
 
     /// True when verification needs the raw body (HMAC): the gateway reads it first.
     pub fn needs_body(&self) -> bool {
-        matches!(self.inner, Inner::Hmac(_))
+        match &self.inner {
+            Inner::AnyOf(p) => p.needs_body(),
+            inner => matches!(inner, Inner::Hmac(_)),
+        }
     }
 
     /// True when verification reads `AuthRequest::now_unix` (timestamps, replay windows,
     /// JWT `exp`/`nbf`); for the other policies the gateway skips reading the wall clock.
     /// Deliberately broad: every policy that could look at time says yes.
     pub fn needs_clock(&self) -> bool {
-        matches!(self.inner, Inner::Hmac(_) | Inner::Bearer(_))
+        matches!(
+            self.inner,
+            Inner::Hmac(_) | Inner::Bearer(_) | Inner::AnyOf(_)
+        )
     }
 
-    pub fn verify(&self, req: &AuthRequest<'_>) -> Result<Identity, AuthFailure> {
+    /// Decides the request; may answer [`Refusal::RefreshKeys`].
+    pub fn verify(&self, req: &AuthRequest<'_>) -> Result<Admitted, Refusal> {
+        self.check(
+            req,
+            Context {
+                client: None,
+                may_wait: true,
+            },
+        )
+    }
+
+    /// Decides again after [`Policy::refresh_keys`]: never [`Refusal::RefreshKeys`].
+    pub fn verify_refreshed(&self, req: &AuthRequest<'_>) -> Result<Admitted, Refusal> {
+        self.check(
+            req,
+            Context {
+                client: None,
+                may_wait: false,
+            },
+        )
+    }
+
+    /// Fetches the key sets a [`Refusal::RefreshKeys`] asked for (bounded wait).
+    pub async fn refresh_keys(&self) {
+        match &self.inner {
+            Inner::Bearer(p) => {
+                if let Some(r) = p.remote_keys() {
+                    r.refresh().await;
+                }
+            }
+            Inner::AnyOf(p) => p.refresh_keys().await,
+            Inner::None | Inner::ApiKey(_) | Inner::Hmac(_) | Inner::Basic(_) | Inner::Mtls(_) => {}
+        }
+    }
+
+    /// Decides the request with its connection's context.
+    pub fn check(&self, req: &AuthRequest<'_>, ctx: Context<'_>) -> Result<Admitted, Refusal> {
+        let plain =
+            |r: Result<Identity, AuthFailure>| r.map(Admitted::from).map_err(Refusal::Unauthorized);
         match &self.inner {
             Inner::None => Ok(Identity {
                 kind: "none",
                 subject: None,
-            }),
-            Inner::ApiKey(p) => p.verify(req),
-            Inner::Hmac(p) => p.verify(req),
-            Inner::Bearer(p) => p.verify(req),
-            Inner::Basic(p) => p.verify(req),
+            }
+            .into()),
+            Inner::ApiKey(p) => plain(p.verify(req)),
+            Inner::Hmac(p) => plain(p.verify(req)),
+            Inner::Bearer(p) => p.verify(req, ctx.may_wait),
+            Inner::Basic(p) => plain(p.verify(req)),
+            Inner::AnyOf(p) => p.verify(req, ctx),
+            Inner::Mtls(p) => plain(p.verify(ctx.client)),
         }
+    }
+
+    pub(crate) fn is_none(&self) -> bool {
+        matches!(self.inner, Inner::None)
     }
 
     /// The OpenAPI security scheme object for this policy (never a secret), if any.
@@ -196,6 +379,17 @@ impl Policy {
             Inner::Hmac(p) => Some(p.openapi_scheme()),
             Inner::Bearer(p) => Some(p.openapi_scheme()),
             Inner::Basic(p) => Some(p.openapi_scheme()),
+            Inner::AnyOf(_) => None,
+            Inner::Mtls(p) => Some(p.openapi_scheme()),
+        }
+    }
+
+    /// The OpenAPI security schemes of every alternative (any-of), in order; one entry for
+    /// a single policy.
+    pub fn openapi_alternatives(&self) -> Vec<Option<serde_json::Value>> {
+        match &self.inner {
+            Inner::AnyOf(p) => p.openapi_alternatives(),
+            _ => vec![self.openapi_scheme()],
         }
     }
 }
@@ -270,10 +464,31 @@ mod tests {
     }
 
     #[test]
+    fn forward_credentials_keeps_the_credential() {
+        let env = test_support::env(&[("K", "key-secret")]);
+        let hidden = |v: &str| {
+            let cfg: AuthConfig = serde_json::from_str(v).unwrap();
+            let p = Policy::compile(&cfg, &env, Path::new("/x")).unwrap();
+            (p.kind(), p.hidden().clone())
+        };
+        let (kind, h) = hidden(r#"{"type":"api_key","secret":"K","query":true}"#);
+        assert_eq!(kind, "api_key");
+        assert_eq!(h.headers, [http::HeaderName::from_static("x-api-key")]);
+        assert_eq!(h.query_params, ["api_key"]);
+        let (kind, h) = hidden(r#"{"type":"api_key","secret":"K","forward_credentials":true}"#);
+        assert_eq!(kind, "api_key");
+        assert!(h.is_empty());
+        let (_, h) = hidden(r#"[{"type":"bearer","secret":"K"},{"type":"api_key","secret":"K"}]"#);
+        assert_eq!(h.headers.len(), 2);
+        let e = serde_json::from_str::<AuthConfig>(r#"{"type":"none","forward_credentials":1}"#);
+        assert!(e.unwrap_err().to_string().contains("forward_credentials"));
+    }
+
+    #[test]
     fn none_policy() {
         let p = Policy::none();
         let h = http::HeaderMap::new();
-        let id = p.verify(&test_support::req(&h, b"", 0)).unwrap();
+        let id = p.verify(&test_support::req(&h, b"", 0)).unwrap().identity;
         assert_eq!((id.kind, id.subject), ("none", None));
         assert!(p.openapi_scheme().is_none() && !p.needs_body());
     }

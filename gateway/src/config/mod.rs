@@ -69,6 +69,19 @@ impl Default for RawServer {
 struct RawTls {
     cert: PathBuf,
     key: PathBuf,
+    /// PEM CA bundle client certificates are verified against (mTLS).
+    client_ca: Option<PathBuf>,
+    client_auth: Option<ClientAuth>,
+}
+
+/// `server.tls.client_auth`: whether a client certificate is required at the handshake
+/// (`required`) or verified when presented (`optional`, the default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    #[default]
+    Optional,
+    Required,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,6 +157,8 @@ pub enum LogFormat {
 pub struct TlsPaths {
     pub cert: PathBuf,
     pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    pub client_auth: ClientAuth,
 }
 
 /// The validated configuration.
@@ -263,12 +278,26 @@ fn validate(
         );
     }
 
+    if let Some(t) = &raw.server.tls {
+        if t.client_auth.is_some() && t.client_ca.is_none() {
+            err(
+                "server.tls.client_auth",
+                "needs server.tls.client_ca, the PEM CA bundle client certificates are checked against".into(),
+            );
+        }
+    }
     let tls = raw.server.tls.map(|t| TlsPaths {
         cert: resolve(base, &t.cert),
         key: resolve(base, &t.key),
+        client_ca: t.client_ca.as_deref().map(|p| resolve(base, p)),
+        client_auth: t.client_auth.unwrap_or_default(),
     });
     if let Some(t) = &tls {
-        for (key, p) in [("server.tls.cert", &t.cert), ("server.tls.key", &t.key)] {
+        let ca = t.client_ca.as_ref().map(|p| ("server.tls.client_ca", p));
+        for (key, p) in [("server.tls.cert", &t.cert), ("server.tls.key", &t.key)]
+            .into_iter()
+            .chain(ca)
+        {
             if !p.is_file() {
                 err(
                     key,
@@ -437,6 +466,21 @@ mod tests {
         assert_eq!(c.admin_listen.port(), 9464);
         assert!(c.functions_dir.ends_with("fns"));
         assert!(!c.xdp.enabled);
+    }
+
+    #[test]
+    fn client_auth_needs_a_client_ca() {
+        let e = load_text(
+            "[server]\nfunctions_dir = \"fns\"\ntls = { cert = \"c.pem\", key = \"k.pem\", client_auth = \"required\" }\n",
+        )
+        .unwrap_err();
+        let keys: Vec<_> = e.iter().map(|e| e.key.as_str()).collect();
+        assert!(keys.contains(&"server.tls.client_auth"), "{keys:?}");
+        let e = load_text(
+            "[server]\nfunctions_dir = \"fns\"\ntls = { cert = \"c.pem\", key = \"k.pem\", client_ca = \"ca.pem\", client_auth = \"sometimes\" }\n",
+        )
+        .unwrap_err();
+        assert!(e[0].message.contains("sometimes"), "{e:?}");
     }
 
     #[test]

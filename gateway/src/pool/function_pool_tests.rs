@@ -161,6 +161,7 @@ fn request() -> WorkerRequest {
         auth: AuthContext {
             kind: "none",
             subject: None,
+            claims: None,
         },
     }
 }

@@ -202,9 +202,12 @@ struct AuthRef<'a>(&'a AuthContext);
 
 impl Serialize for AuthRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(2))?;
+        let mut m = s.serialize_map(Some(2 + usize::from(self.0.claims.is_some())))?;
         m.serialize_entry("type", self.0.kind)?;
         m.serialize_entry("subject", &self.0.subject.as_deref())?;
+        if let Some(claims) = &self.0.claims {
+            m.serialize_entry("claims", &**claims)?;
+        }
         m.end()
     }
 }
@@ -340,6 +343,7 @@ mod tests {
             auth: AuthContext {
                 kind: "api_key",
                 subject: Some(Arc::from("k1")),
+                claims: None,
             },
         }
     }

@@ -42,6 +42,8 @@ pub struct PoolSpec {
 pub struct AuthContext {
     pub kind: &'static str,
     pub subject: Option<Arc<str>>,
+    /// Verified claims the policy forwards (`forward_claims` plus `sub`), when any.
+    pub claims: Option<Arc<crate::auth::jwt::ClaimMap>>,
 }
 
 /// One request handed to a worker.

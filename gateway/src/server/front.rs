@@ -243,6 +243,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
             path: plain.path,
             query: plain.query,
             headers,
+            // Connections with a client certificate are served by hyper alone.
+            client: None,
         };
         // Not final: an admitted request is decided again by hyper's service, which also
         // spends its rate-limit token.

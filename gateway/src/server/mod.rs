@@ -275,10 +275,26 @@ async fn serve_stream<H, Fut>(
                 match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
                     .await
                 {
-                    Ok(Ok(tls_stream)) => {
-                        conn::serve(tls_stream, builder, handler, limits, front, shutdown, drain)
+                    Ok(Ok(tls_stream)) => match tls::client_cert(tls_stream.get_ref().1) {
+                        None => {
+                            conn::serve(
+                                tls_stream, builder, handler, limits, front, shutdown, drain,
+                            )
                             .await
-                    }
+                        }
+                        // mTLS: every request of the connection carries the verified
+                        // certificate's names; hyper serves it all (the front never sees it).
+                        Some(cert) => {
+                            let with_cert = move |mut req: http::Request<hyper::body::Incoming>| {
+                                req.extensions_mut().insert(cert.clone());
+                                handler(req)
+                            };
+                            conn::serve(
+                                tls_stream, builder, with_cert, limits, None, shutdown, drain,
+                            )
+                            .await
+                        }
+                    },
                     Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!("TLS handshake timed out"),
                 }

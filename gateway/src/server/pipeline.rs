@@ -18,7 +18,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 use crate::auth::headers::Headers;
-use crate::auth::{AuthRequest, Identity};
+use crate::auth::mtls::ClientCert;
+use crate::auth::{Admitted, AuthRequest, Context as AuthContextOf, Identity, Refusal};
 use crate::error::GatewayError;
 use crate::logging;
 use crate::metrics::{FrontMetrics, FunctionMetrics};
@@ -65,6 +66,8 @@ pub struct Head<'a> {
     pub path: &'a str,
     pub query: Option<&'a str>,
     pub headers: Headers<'a>,
+    /// The connection's verified client certificate (TLS with `client_ca`).
+    pub client: Option<&'a ClientCert>,
 }
 
 /// What the gateway decided before reading a body or touching a worker. Returned by value
@@ -81,8 +84,9 @@ pub enum Decision<'s> {
 
 pub struct Admission {
     route: Match,
-    /// `None`: the policy signs the body (HMAC) and is verified after reading it.
-    identity: Option<Identity>,
+    /// `None`: the policy signs the body (HMAC) and is verified after reading it, or it
+    /// waits for a key fetch (a JWT naming an unknown `kid`).
+    identity: Option<Admitted>,
     now_unix: u64,
 }
 
@@ -131,12 +135,27 @@ pub fn decide<'s>(
             now_unix,
         });
     }
-    let identity = match authenticate(f, head.headers, head.query, &[], now_unix) {
-        Ok(identity) => identity,
+    let identity = match authenticate(
+        f,
+        head.headers,
+        head.query,
+        head.client,
+        &[],
+        now_unix,
+        true,
+    ) {
+        Ok(Some(identity)) => identity,
+        Ok(None) => {
+            return Decision::Admitted(Admission {
+                route,
+                identity: None,
+                now_unix,
+            })
+        }
         Err(e) => return refuse(&e),
     };
     if stage == Final::Yes {
-        if let Err(e) = check_limit(f, peer, &identity) {
+        if let Err(e) = check_limit(f, peer, &identity.identity) {
             return refuse(&e);
         }
     }
@@ -160,6 +179,7 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
         path: req.uri().path(),
         query: req.uri().query(),
         headers: Headers::Map(req.headers()),
+        client: client_cert(&req),
     };
     let admission = match decide(&snap, &head, peer, rid.as_bytes(), Final::Yes) {
         Decision::Endpoint(answer) => return Handled::Ready(Some(answer.into_response(&rid))),
@@ -255,16 +275,37 @@ async fn finish(
         identity,
         now_unix,
     } = admission;
-    let (parts, body) = req.into_parts();
-    let body = read_body(f, &parts, body).await?;
+    let (parts, incoming) = req.into_parts();
+    let mut incoming = Some(incoming);
+    let mut signed_body = None;
+    if identity.is_none() && f.def.auth.needs_body() {
+        if let Some(i) = incoming.take() {
+            signed_body = Some(read_body(f, &parts, i).await?);
+        }
+    }
     let identity = match identity {
         Some(identity) => identity,
         None => {
             let headers = Headers::Map(&parts.headers);
-            let identity = authenticate(f, headers, parts.uri.query(), &body, now_unix)?;
-            check_limit(f, peer, &identity)?;
+            let raw = signed_body.as_deref().unwrap_or_default();
+            let query = parts.uri.query();
+            let client = parts.extensions.get::<Arc<ClientCert>>().map(|c| &**c);
+            let identity = match authenticate(f, headers, query, client, raw, now_unix, true)? {
+                Some(identity) => identity,
+                None => {
+                    f.def.auth.refresh_keys().await;
+                    authenticate(f, headers, query, client, raw, now_unix, false)?
+                        .ok_or(GatewayError::AuthUnavailable)?
+                }
+            };
+            check_limit(f, peer, &identity.identity)?;
             identity
         }
+    };
+    let body = match (signed_body, incoming) {
+        (Some(b), _) => b,
+        (None, Some(i)) => read_body(f, &parts, i).await?,
+        (None, None) => Bytes::new(),
     };
     // Only now, with the request admitted, are the parameters copied out of the path.
     let params = f
@@ -273,10 +314,17 @@ async fn finish(
         .zip(route.params(parts.uri.path()))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-    let subject = identity.subject.clone();
+    let subject = identity.identity.subject.clone();
     let answer = f
         .pool
-        .dispatch(worker_request(parts, body, identity, params, rid))
+        .dispatch(worker_request(
+            parts,
+            body,
+            identity,
+            params,
+            rid,
+            f.def.auth.hidden(),
+        ))
         .await?;
     Ok((into_response(answer, rid), subject))
 }
@@ -293,23 +341,39 @@ fn check_limit(f: &Function, peer: IpAddr, identity: &Identity) -> Result<(), Ga
     }
 }
 
+/// The verified client certificate the TLS acceptor attached to the connection's requests.
+fn client_cert<B>(req: &Request<B>) -> Option<&ClientCert> {
+    req.extensions().get::<Arc<ClientCert>>().map(|c| &**c)
+}
+
+/// `Ok(None)`: the policy waits for a key fetch (only when `may_wait`).
 fn authenticate(
     f: &Function,
     headers: Headers<'_>,
     query: Option<&str>,
+    client: Option<&ClientCert>,
     body: &[u8],
     now_unix: u64,
-) -> Result<Identity, GatewayError> {
+    may_wait: bool,
+) -> Result<Option<Admitted>, GatewayError> {
     let req = AuthRequest {
         headers,
         query,
         body,
         now_unix,
     };
-    f.def.auth.verify(&req).map_err(|failure| {
-        f.metrics.auth_failure(f.def.auth.kind(), failure.reason);
-        tracing::debug!(function = %f.def.name, reason = failure.reason, "auth refused");
-        GatewayError::Unauthorized { failure }
+    let verdict = f.def.auth.check(&req, AuthContextOf { client, may_wait });
+    let refusal = match verdict {
+        Ok(admitted) => return Ok(Some(admitted)),
+        Err(Refusal::RefreshKeys) => return Ok(None),
+        Err(r) => r,
+    };
+    f.metrics.auth_failure(f.def.auth.kind(), refusal.reason());
+    tracing::debug!(function = %f.def.name, reason = refusal.reason(), "auth refused");
+    Err(match refusal {
+        Refusal::Unauthorized(failure) => GatewayError::Unauthorized { failure },
+        Refusal::Forbidden(failure) => GatewayError::Forbidden { failure },
+        Refusal::Unavailable(_) | Refusal::RefreshKeys => GatewayError::AuthUnavailable,
     })
 }
 
@@ -346,21 +410,28 @@ fn into_response(w: crate::pool::WorkerResponse, rid: &HeaderValue) -> Response<
 fn worker_request(
     parts: Parts,
     body: Bytes,
-    identity: Identity,
+    identity: Admitted,
     params: Vec<(String, String)>,
     rid: &HeaderValue,
+    hidden: &crate::auth::hide::Hidden,
 ) -> WorkerRequest {
+    let mut parts = parts;
+    let mut query = parts.uri.query().map(str::to_owned);
+    if !hidden.is_empty() {
+        hidden.strip(&mut parts.headers, &mut query);
+    }
     WorkerRequest {
         request_id: Arc::from(rid.to_str().unwrap_or_default()),
         method: parts.method,
         path: parts.uri.path().to_owned(),
-        query: parts.uri.query().map(str::to_owned),
+        query,
         params,
         headers: parts.headers,
         body,
         auth: AuthContext {
-            kind: identity.kind,
-            subject: identity.subject,
+            kind: identity.identity.kind,
+            subject: identity.identity.subject,
+            claims: identity.claims,
         },
     }
 }

@@ -1,4 +1,6 @@
-//! rustls server config from PEM files (ring provider), ALPN h2 then http/1.1.
+//! rustls server config from PEM files (ring provider), ALPN h2 then http/1.1; with
+//! `client_ca`, client certificates are verified by rustls's WebPKI verifier during the
+//! handshake and the verified leaf's names are handed to the connection's requests.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -6,7 +8,8 @@ use std::sync::Arc;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::TlsPaths;
+use crate::auth::mtls::ClientCert;
+use crate::config::{ClientAuth, TlsPaths};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -21,18 +24,58 @@ pub enum TlsError {
     NoKey { path: String },
     #[error("server.tls: certificate and key do not form a usable pair: {source}")]
     Rustls { source: rustls::Error },
+    #[error("server.tls.client_ca: {path}: not a usable CA bundle: {message}")]
+    ClientCa { path: String, message: String },
 }
 
 pub fn acceptor(paths: &TlsPaths) -> Result<TlsAcceptor, TlsError> {
     let certs = load_certs(&paths.cert)?;
     let key = load_key(&paths.key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|source| TlsError::Rustls { source })?;
+    let builder = match &paths.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            builder.with_client_cert_verifier(client_verifier(ca, paths.client_auth, provider)?)
+        }
+    };
+    let mut cfg = builder
+        .with_single_cert(certs, key)
         .map_err(|source| TlsError::Rustls { source })?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// Client certificates chaining to the CA bundle; with `optional`, clients without one
+/// complete the handshake too (their requests carry no client identity).
+fn client_verifier(
+    ca: &Path,
+    mode: ClientAuth,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let ca_err = |message: String| TlsError::ClientCa {
+        path: ca.display().to_string(),
+        message,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in load_certs(ca)? {
+        roots.add(cert).map_err(|e| ca_err(e.to_string()))?;
+    }
+    let builder =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    let builder = match mode {
+        ClientAuth::Optional => builder.allow_unauthenticated(),
+        ClientAuth::Required => builder,
+    };
+    builder.build().map_err(|e| ca_err(e.to_string()))
+}
+
+/// The verified client certificate of a finished handshake, as names policies match.
+pub fn client_cert(conn: &rustls::ServerConnection) -> Option<Arc<ClientCert>> {
+    let der = conn.peer_certificates()?.first()?;
+    ClientCert::from_der(der.as_ref()).map(Arc::new)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {

@@ -46,6 +46,7 @@ fn request(i: u64) -> WorkerRequest {
         auth: AuthContext {
             kind: "none",
             subject: None,
+            claims: None,
         },
     }
 }
