@@ -124,7 +124,9 @@ impl PoolRegistry {
             if let Some(t) = e.start {
                 t.abort();
             }
-            if let Some(p) = e.pool.swap(Serving::Unavailable(Arc::from("removed"))) {
+            // A request that loaded the previous snapshot may still arrive: the draining
+            // version serves it if it can.
+            if let Some(p) = e.pool.live() {
                 tokio::spawn(async move { p.retire().await });
             }
         }
