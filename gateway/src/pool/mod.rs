@@ -23,6 +23,8 @@ mod seam;
 mod types;
 mod worker;
 
+/// Re-exported for callers of the pool API (the settings type itself lives in `config`).
+pub use crate::config::RuntimeCommands;
 pub use handle::Pool;
 pub use types::{AuthContext, PoolError, PoolSpec, WorkerRequest, WorkerResponse};
 
@@ -33,7 +35,6 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
-use crate::config::RuntimeCommands;
 use function_pool::{FunctionPool, Timing};
 use handle::Serving;
 use launch::Launcher;
