@@ -128,15 +128,18 @@ impl FunctionPool {
         FunctionPool { inner }
     }
 
-    /// Waits until `want` workers are ready (`Ok`), or a start failed with none ready
-    /// (`Err` with the start error).
+    /// Waits until `want` workers are ready (or some are and the others failed: `Ok`),
+    /// or a start failed with none ready (`Err` with the start error).
     pub async fn wait_ready(&self, want: usize) -> Result<(), Arc<str>> {
         let mut outcome = None;
         self.wait_until(None, |sh| {
             let ready = sh.machine.ready_count();
-            if ready >= want {
+            let failing = sh.machine.is_failing();
+            // Some workers up and the rest failing: serve with those (the pool keeps
+            // trying to reach `min` with backoff) rather than never.
+            if ready >= want || (ready > 0 && failing && sh.machine.starting_count() == 0) {
                 outcome = Some(Ok(()));
-            } else if ready == 0 && sh.machine.is_failing() {
+            } else if ready == 0 && failing {
                 let e = sh.last_error.clone();
                 outcome = Some(Err(
                     e.unwrap_or_else(|| Arc::from("the worker failed to start"))

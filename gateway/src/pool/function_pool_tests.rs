@@ -79,6 +79,9 @@ impl Channel for FakeWorker {
 #[derive(Default)]
 struct FakeSpawner {
     fail: bool,
+    /// Starts after this many fail.
+    fail_after: Option<u64>,
+    attempts: AtomicU64,
     acks_cancels: bool,
     /// While set, starts wait (a start in progress).
     hold: AtomicBool,
@@ -103,7 +106,8 @@ impl Spawn for Arc<FakeSpawner> {
                 }
                 n.await;
             }
-            if me.fail {
+            let n = me.attempts.fetch_add(1, Ordering::Relaxed);
+            if me.fail || me.fail_after.is_some_and(|k| n >= k) {
                 return Err(StartError::Fatal {
                     error: "SyntaxError: fake".into(),
                 });
@@ -311,4 +315,18 @@ async fn retire_lets_the_request_in_flight_finish_then_stops() {
     assert!(call.await.unwrap().is_ok());
     retire.await.unwrap();
     assert_eq!(*w.killed.lock().unwrap(), Some(ExitCause::Retired));
+}
+
+#[tokio::test]
+async fn a_version_with_some_workers_up_and_the_rest_failing_is_ready() {
+    let spawner = Arc::new(FakeSpawner {
+        fail_after: Some(2),
+        ..FakeSpawner::default()
+    });
+    let p = pool(&spawner, spec(4, 4, 60_000), 1000);
+    tokio::time::timeout(PATIENCE, p.wait_ready(4))
+        .await
+        .expect("does not wait for workers that cannot start")
+        .unwrap();
+    assert_eq!(spawner.count(), 2);
 }

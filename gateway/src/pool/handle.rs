@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use tokio::sync::Notify;
 
 use super::function_pool::FunctionPool;
 use super::{PoolError, WorkerRequest, WorkerResponse};
@@ -23,6 +24,7 @@ pub(super) enum Serving {
 pub struct Pool {
     function: Arc<str>,
     serving: ArcSwap<Serving>,
+    swapped: Notify,
 }
 
 impl std::fmt::Debug for Pool {
@@ -39,6 +41,7 @@ impl Pool {
         Pool {
             function,
             serving: ArcSwap::from_pointee(Serving::Starting),
+            swapped: Notify::new(),
         }
     }
 
@@ -49,6 +52,19 @@ impl Pool {
     /// No version serves yet (listed by `/readyz`).
     pub fn is_pending(&self) -> bool {
         matches!(**self.serving.load(), Serving::Starting)
+    }
+
+    /// Waits until a first version serves (or the function is known not to run).
+    pub async fn wait_started(&self) {
+        loop {
+            let swapped = self.swapped.notified();
+            tokio::pin!(swapped);
+            swapped.as_mut().enable();
+            if !self.is_pending() {
+                return;
+            }
+            swapped.await;
+        }
     }
 
     pub async fn dispatch(&self, req: WorkerRequest) -> Result<WorkerResponse, PoolError> {
@@ -72,7 +88,9 @@ impl Pool {
 
     /// Serves `next` from now on; returns the version it replaced.
     pub(super) fn swap(&self, next: Serving) -> Option<Arc<FunctionPool>> {
-        match &*self.serving.swap(Arc::new(next)) {
+        let old = self.serving.swap(Arc::new(next));
+        self.swapped.notify_waiters();
+        match &*old {
             Serving::Live(p) => Some(p.clone()),
             Serving::Starting | Serving::Unavailable(_) => None,
         }

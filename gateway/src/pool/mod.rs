@@ -24,6 +24,8 @@ mod types;
 mod typescript;
 mod worker;
 
+/// Re-exported for callers of the pool API (the settings type itself lives in `config`).
+pub use crate::config::RuntimeCommands;
 pub use handle::Pool;
 pub use types::{AuthContext, PoolError, PoolSpec, WorkerRequest, WorkerResponse};
 
@@ -34,7 +36,6 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
-use crate::config::RuntimeCommands;
 use function_pool::{FunctionPool, Timing};
 use handle::Serving;
 use launch::Launcher;
@@ -125,7 +126,9 @@ impl PoolRegistry {
             if let Some(t) = e.start {
                 t.abort();
             }
-            if let Some(p) = e.pool.swap(Serving::Unavailable(Arc::from("removed"))) {
+            // A request that loaded the previous snapshot may still arrive: the draining
+            // version serves it if it can.
+            if let Some(p) = e.pool.live() {
                 tokio::spawn(async move { p.retire().await });
             }
         }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use gateway::pool::{AuthContext, PoolRegistry, PoolSpec, Runtime, RuntimeCommands, WorkerRequest};
 
-fn spec(handler: &std::path::Path, salt: u8) -> PoolSpec {
+fn spec(handler: &std::path::Path, name: &str, salt: u8) -> PoolSpec {
     let runtime = if handler.extension().is_some_and(|e| e == "py") {
         Runtime::Python
     } else {
@@ -20,7 +20,7 @@ fn spec(handler: &std::path::Path, salt: u8) -> PoolSpec {
     let mut code_hash = [0u8; 32];
     code_hash[0] = salt;
     PoolSpec {
-        function: Arc::from("direct"),
+        function: Arc::from(name),
         runtime,
         handler: handler.to_path_buf(),
         dir: handler.parent().expect("handler in a folder").to_path_buf(),
@@ -31,6 +31,7 @@ fn spec(handler: &std::path::Path, salt: u8) -> PoolSpec {
         concurrency: if runtime == Runtime::Node { 16 } else { 1 },
         timeout: Duration::from_secs(30),
         code_hash,
+        handler_name: None,
     }
 }
 
@@ -68,13 +69,16 @@ async fn main() {
     let cold: u8 = args.next().map_or(10, |s| s.parse().expect("cold"));
     let registry = PoolRegistry::new(RuntimeCommands::default());
     // The first start also resolves the interpreter; it is not counted as a cold start.
-    let pool = registry.ensure(spec(&handler, 0)).await;
+    let pool = registry.ensure(spec(&handler, "direct", 0));
+    pool.wait_started().await;
     let mut ready_ms = Vec::new();
     for salt in 1..=cold {
+        // A new function each time: it serves once its first worker is ready.
         let t = Instant::now();
-        let p = registry.ensure(spec(&handler, salt)).await;
+        let p = registry.ensure(spec(&handler, &format!("cold-{salt}"), salt));
+        p.wait_started().await;
         ready_ms.push(t.elapsed().as_secs_f64() * 1e3);
-        registry.retire_except(&[pool.clone(), p]).await;
+        registry.retire_except(std::slice::from_ref(&pool)).await;
     }
     for i in 0..1000 {
         pool.dispatch(request(i)).await.expect("warm-up request");
