@@ -205,7 +205,7 @@ fn cancel_of_a_queued_request_drops_it_unrun() {
         }
         all.extend(Driver::frame(&json!({"type": "cancel", "id": 2}), b""));
         d.write_raw(&all);
-        let mut seen = vec![d.recv().0, d.recv().0];
+        let mut seen = [d.recv().0, d.recv().0];
         seen.sort_by_key(|h| h["type"].as_str().unwrap().to_owned());
         assert_eq!(
             seen[0],

@@ -74,7 +74,9 @@ pub async fn ensure(
     match runtime {
         Runtime::Python => python(dir, interpreter).await,
         Runtime::Node | Runtime::TypeScript => node(dir).await,
-        Runtime::Php | Runtime::Lua | Runtime::Rust => Ok(DepsEnv::default()),
+        Runtime::Php => super::php::composer(dir, interpreter).await,
+        Runtime::Rust => super::rust_build::ensure(dir, interpreter).await,
+        Runtime::Lua => Ok(DepsEnv::default()),
     }
 }
 
@@ -149,7 +151,7 @@ async fn node(dir: &Path) -> Result<DepsEnv, DepsError> {
     })
 }
 
-fn digest_of(files: &[&Path], salt: &[String]) -> Result<String, DepsError> {
+pub(super) fn digest_of(files: &[&Path], salt: &[String]) -> Result<String, DepsError> {
     let mut ctx = digest::Context::new(&digest::SHA256);
     for s in salt {
         ctx.update(s.as_bytes());
@@ -166,7 +168,7 @@ fn digest_of(files: &[&Path], salt: &[String]) -> Result<String, DepsError> {
     Ok(hex::encode(&ctx.finish().as_ref()[..12]))
 }
 
-fn fresh_tmp(target: &Path) -> Result<PathBuf, DepsError> {
+pub(super) fn fresh_tmp(target: &Path) -> Result<PathBuf, DepsError> {
     let tmp = target.with_extension(format!("tmp{}", std::process::id()));
     let err = |source| DepsError::Dir {
         dir: tmp.clone(),
@@ -180,7 +182,7 @@ fn fresh_tmp(target: &Path) -> Result<PathBuf, DepsError> {
 }
 
 /// Publishes a finished install atomically (rename), marking it complete.
-fn finish(tmp: &Path, target: &Path) -> Result<(), DepsError> {
+pub(super) fn finish(tmp: &Path, target: &Path) -> Result<(), DepsError> {
     let err = |source| DepsError::Dir {
         dir: target.to_path_buf(),
         source,
@@ -192,7 +194,7 @@ fn finish(tmp: &Path, target: &Path) -> Result<(), DepsError> {
     std::fs::rename(tmp, target).map_err(err)
 }
 
-async fn run(mut cmd: Command, what: &str) -> Result<(), DepsError> {
+pub(super) async fn run(mut cmd: Command, what: &str) -> Result<(), DepsError> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -13,7 +13,9 @@ mod deps;
 mod function_pool;
 mod launch;
 mod output;
+mod php;
 pub mod protocol;
+mod rust_build;
 mod worker;
 
 pub use function_pool::Pool;
@@ -37,6 +39,10 @@ pub use crate::catalog::runtime::Runtime;
 pub struct RuntimeCommands {
     pub python: Vec<String>,
     pub node: Vec<String>,
+    /// `[runtimes.php] command`, `[runtimes.lua] command`, `[runtimes.rust] command` (cargo).
+    pub php: Vec<String>,
+    pub lua: Vec<String>,
+    pub cargo: Vec<String>,
     /// Workers above `workers.min` idle this long are stopped
     /// (`[runtimes] worker_idle_timeout_ms`).
     pub idle_timeout: Duration,
@@ -47,6 +53,9 @@ impl Default for RuntimeCommands {
         Self {
             python: vec!["python3".into()],
             node: vec!["node".into()],
+            php: vec!["php".into()],
+            lua: vec!["lua5.4".into()],
+            cargo: vec!["cargo".into()],
             idle_timeout: function_pool::DEFAULT_IDLE_TIMEOUT,
         }
     }

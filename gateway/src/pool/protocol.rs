@@ -77,6 +77,11 @@ pub fn encode(header: &impl Serialize, body: &Bytes) -> (Vec<u8>, Option<Bytes>)
 pub struct Init<'a> {
     #[serde(rename = "type")]
     pub kind: &'static str,
+    /// Protocol v2 fields (until the pool rewrite sends them itself): workers that speak
+    /// v2 refuse an init without `version: 2`; v1 workers ignore them.
+    pub version: u32,
+    pub runtime: &'static str,
+    pub handler_name: Option<&'a str>,
     pub function: &'a str,
     pub env: EnvRef<'a>,
 }

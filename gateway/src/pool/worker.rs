@@ -354,6 +354,9 @@ async fn handshake(
     let mut reader = BufReader::with_capacity(64 << 10, reader);
     let init = Init {
         kind: "init",
+        version: 2,
+        runtime: ctx.spec.runtime.as_str(),
+        handler_name: None,
         function: &ctx.spec.function,
         env: protocol::EnvRef(&ctx.spec.env),
     };
