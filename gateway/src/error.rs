@@ -51,9 +51,9 @@ impl GatewayError {
                     StatusCode::BAD_GATEWAY
                 }
                 PoolError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-                PoolError::Overloaded { .. } | PoolError::Unavailable { .. } => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
+                PoolError::Overloaded { .. }
+                | PoolError::Unavailable { .. }
+                | PoolError::Starting { .. } => StatusCode::SERVICE_UNAVAILABLE,
             },
         }
     }

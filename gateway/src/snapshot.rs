@@ -52,7 +52,7 @@ impl Snapshot {
         let openapi = Bytes::from(openapi::render(&catalog.functions));
         let mut functions = Vec::with_capacity(catalog.functions.len());
         for def in catalog.functions {
-            let pool = registry.ensure(pool_spec(&def)).await;
+            let pool = registry.ensure(pool_spec(&def));
             let allow = def
                 .policy
                 .methods
@@ -97,5 +97,6 @@ fn pool_spec(def: &FunctionDef) -> PoolSpec {
         concurrency: def.policy.concurrency,
         timeout: def.policy.timeout,
         code_hash: def.code_hash,
+        handler_name: None,
     }
 }

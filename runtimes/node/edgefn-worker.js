@@ -1,97 +1,139 @@
 'use strict';
-// edgefn Node worker: loads one FastFN-style handler once and serves framed requests,
-// several at once (the gateway caps in-flight requests at the function's `concurrency`).
-// Started as `node edgefn-worker.js <socket> <handler.js> <concurrency>`; the protocol is
-// in runtimes/PROTOCOL.md. stdout/stderr belong to the handler: the gateway captures them.
+// edgefn Node worker (protocol v2): loads one handler once and serves framed requests, several
+// at once (the gateway caps in-flight requests at the function's `concurrency`).
+// Started as `node edgefn-worker.js <socket> <handler.js> <concurrency>`; the protocol is in
+// runtimes/PROTOCOL.md. Data flow: socket chunks → one Buffer per frame → event (body decoded
+// once, env the init object itself) → handler → response frame (header, then the body as its
+// own write: no copy). A cancelled request is forgotten at once (`cancelled` sent) and its
+// later result discarded. stdout/stderr belong to the handler: the gateway captures them.
 
 const net = require('net');
 const path = require('path');
-const { pathToFileURL } = require('url');
 
+const PROTOCOL = 2;
 const MAX_REQUEST_FRAME = (64 << 20) + (1 << 20);
+// Keys that make a returned object a response envelope rather than a JSON body (FastFN's).
+const ENVELOPE_KEYS = ['status', 'statusCode', 'headers', 'body', 'is_base64', 'isBase64Encoded', 'body_base64'];
 const [sockPath, handlerPath] = process.argv.slice(2);
 
 class BadResponse extends Error {}
+class Fatal extends Error {}
 
 function send(sock, header, body) {
   const h = Buffer.from(JSON.stringify(header));
-  const b = body || Buffer.alloc(0);
-  const head = Buffer.allocUnsafe(8);
-  head.writeUInt32BE(4 + h.length + b.length, 0);
+  const len = body ? body.length : 0;
+  const head = Buffer.allocUnsafe(8 + h.length);
+  head.writeUInt32BE(4 + h.length + len, 0);
   head.writeUInt32BE(h.length, 4);
-  sock.write(b.length > 0 ? Buffer.concat([head, h, b]) : Buffer.concat([head, h]));
+  h.copy(head, 8);
+  sock.write(head);
+  if (len > 0) sock.write(body);
 }
 
-async function loadHandler(file) {
-  let mod;
+// --- loading ---------------------------------------------------------------------------------
+
+async function loadModule(file) {
   try {
-    mod = require(file);
+    return require(file);
   } catch (e) {
     if (e && e.code === 'ERR_REQUIRE_ESM') {
-      mod = await import(pathToFileURL(file).href);
-    } else {
-      throw e;
+      const { pathToFileURL } = require('url');
+      return import(pathToFileURL(file).href);
     }
+    throw e;
   }
-  const candidates = [mod && mod.handler, mod && mod.default && mod.default.handler, mod && mod.default, mod];
-  const fn = candidates.find((c) => typeof c === 'function');
-  if (!fn) throw new Error(`${file} exports no handler function (exports.handler = async (event) => ...)`);
-  return fn;
 }
+
+// FastFN's lookup: `invoke.handler` when set, else `handler`, else `main` (on the module or
+// its default export), else the default export or the module itself when it is a function.
+function findCallable(mod, file, handlerName) {
+  const scopes = [mod, mod && mod.default].filter((s) => s !== null && s !== undefined);
+  if (handlerName) {
+    for (const s of scopes) if (typeof s[handlerName] === 'function') return s[handlerName];
+    throw new Fatal(`${file} exports no function \`${handlerName}\` (invoke.handler)`);
+  }
+  for (const name of ['handler', 'main']) {
+    for (const s of scopes) if (typeof s[name] === 'function') return s[name];
+  }
+  for (const s of scopes) if (typeof s === 'function') return s;
+  throw new Fatal(`${file} exports no handler function (exports.handler = async (event) => ...)`);
+}
+
+// --- responses -------------------------------------------------------------------------------
 
 function hasHeader(headers, name) {
   return Object.keys(headers).some((k) => k.toLowerCase() === name);
 }
 
-// Body forms of the FastFN contract: text, Buffer, JSON value, or a base64 object.
-function encodeBody(body, headers) {
-  if (body === undefined || body === null) return Buffer.alloc(0);
+function defaultType(headers, value) {
+  if (!hasHeader(headers, 'content-type')) headers['content-type'] = value;
+}
+
+function looksLikeHtml(text) {
+  const t = text.trimStart().slice(0, 15).toLowerCase();
+  return t.startsWith('<!doctype html') || t.startsWith('<html');
+}
+
+function decodeBase64(data) {
+  if (typeof data !== 'string') throw new BadResponse('base64 body is not a string');
+  if (data.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(data)) {
+    throw new BadResponse('base64 body is not valid base64');
+  }
+  return Buffer.from(data, 'base64');
+}
+
+// Body forms: text, Buffer, JSON value, `{is_base64: true, body: ...}`.
+function encodeBody(body, headers, bare) {
+  if (body === undefined || body === null) return null;
   if (typeof body === 'string') {
-    if (!hasHeader(headers, 'content-type')) headers['content-type'] = 'text/plain; charset=utf-8';
+    defaultType(headers, bare && looksLikeHtml(body) ? 'text/html; charset=utf-8' : 'text/plain; charset=utf-8');
     return Buffer.from(body, 'utf8');
   }
   if (Buffer.isBuffer(body) || body instanceof Uint8Array) {
-    if (!hasHeader(headers, 'content-type')) headers['content-type'] = 'application/octet-stream';
-    return Buffer.from(body);
+    defaultType(headers, 'application/octet-stream');
+    return body;
   }
-  if (typeof body === 'object' && body.is_base64 === true) {
-    if (typeof body.body !== 'string') throw new BadResponse('is_base64 body is not a string');
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body.body)) throw new BadResponse('is_base64 body is not valid base64');
-    if (!hasHeader(headers, 'content-type')) headers['content-type'] = 'application/octet-stream';
-    return Buffer.from(body.body, 'base64');
+  if (typeof body === 'object' && !Array.isArray(body) && body.is_base64 === true) {
+    defaultType(headers, 'application/octet-stream');
+    return decodeBase64(body.body === undefined ? '' : body.body);
+  }
+  if (bare && (typeof body === 'number' || typeof body === 'boolean')) {
+    defaultType(headers, 'text/plain; charset=utf-8');
+    return Buffer.from(String(body));
   }
   if (typeof body === 'object' || typeof body === 'number' || typeof body === 'boolean') {
-    if (!hasHeader(headers, 'content-type')) headers['content-type'] = 'application/json';
+    defaultType(headers, 'application/json');
     return Buffer.from(JSON.stringify(body));
   }
   throw new BadResponse(`body of type ${typeof body} cannot be sent`);
 }
 
-function toResponse(result) {
-  let status;
-  let rawHeaders;
-  let body;
-  const isObj = result !== null && typeof result === 'object' && !Array.isArray(result) && !Buffer.isBuffer(result);
-  if (isObj && ('status' in result || 'statusCode' in result || 'body' in result || 'headers' in result)) {
-    status = 'status' in result ? result.status : 'statusCode' in result ? result.statusCode : 200;
-    rawHeaders = result.headers || {};
-    body = result.body;
-    if (result.is_base64 === true || result.isBase64Encoded === true) {
-      body = { is_base64: true, body: body === undefined || body === null ? '' : body };
-    }
-  } else if (result === undefined || result === null) {
-    status = 204;
-    rawHeaders = {};
-    body = null;
-  } else {
-    status = 200;
-    rawHeaders = {};
-    body = result;
+// The {status, headers, body, bare} a handler's return value stands for.
+function envelope(result) {
+  const isObj = result !== null && typeof result === 'object' && !Array.isArray(result) && !(result instanceof Uint8Array);
+  if (!isObj || !ENVELOPE_KEYS.some((k) => k in result)) {
+    return { status: 200, headers: undefined, body: result, bare: true };
   }
-  if (!Number.isInteger(status)) throw new BadResponse('status is not an integer');
-  if (typeof rawHeaders !== 'object' || Array.isArray(rawHeaders)) throw new BadResponse('headers is not an object');
-  const headers = Object.assign({}, rawHeaders);
-  const payload = encodeBody(body, headers);
+  const status = 'status' in result ? result.status : 'statusCode' in result ? result.statusCode : 200;
+  let body = result.body;
+  if (result.is_base64 === true) {
+    const raw = 'body_base64' in result ? result.body_base64 : body;
+    body = { is_base64: true, body: raw === undefined || raw === null ? '' : raw };
+  } else if (result.isBase64Encoded === true && !('is_base64' in result)) {
+    body = { is_base64: true, body: body === undefined || body === null ? '' : body };
+  }
+  return { status, headers: result.headers, body, bare: false };
+}
+
+function toResponse(result) {
+  const { status, headers: rawHeaders, body, bare } = envelope(result);
+  if (!Number.isInteger(status) || status < 100 || status > 599) {
+    throw new BadResponse('status is not an HTTP status code');
+  }
+  const raw = rawHeaders === undefined || rawHeaders === null ? {} : rawHeaders;
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new BadResponse('headers is not an object');
+  const headers = Object.assign({}, raw);
+  const payload = encodeBody(body, headers, bare);
   const pairs = [];
   for (const [k, v] of Object.entries(headers)) {
     for (const item of Array.isArray(v) ? v : [v]) {
@@ -104,7 +146,9 @@ function toResponse(result) {
   return { status, pairs, payload };
 }
 
-async function serve(sock, handler, header, body, env) {
+// --- serving ---------------------------------------------------------------------------------
+
+function buildEvent(header, body, env) {
   const event = header.event;
   if (header.binary) {
     event.body = null;
@@ -112,52 +156,97 @@ async function serve(sock, handler, header, body, env) {
   } else {
     event.body = body.toString('utf8');
   }
-  event.env = Object.assign({}, env);
-  let res;
-  try {
-    res = toResponse(await handler(event));
-  } catch (e) {
-    if (e instanceof BadResponse) {
-      console.error(`edgefn: handler returned an invalid response: ${e.message}`);
-      send(sock, { type: 'err', id: header.id, kind: 'bad_response', detail: e.message });
-    } else {
-      console.error(e && e.stack ? e.stack : String(e));
-      send(sock, { type: 'err', id: header.id, kind: 'handler_error' });
-    }
-    return;
+  event.env = env;
+  return event;
+}
+
+class Worker {
+  constructor(sock, call) {
+    this.sock = sock;
+    this.call = call;
+    // Ids in flight; an id leaves when answered or cancelled, so a late result is dropped.
+    this.inflight = new Set();
   }
-  send(sock, { type: 'res', id: header.id, status: res.status, headers: res.pairs }, res.payload);
+
+  async request(id, event) {
+    this.inflight.add(id);
+    let header;
+    let payload = null;
+    try {
+      const res = toResponse(await this.call(event));
+      header = { type: 'res', id, status: res.status, headers: res.pairs };
+      payload = res.payload;
+    } catch (e) {
+      if (!this.inflight.has(id)) return;
+      if (e instanceof BadResponse) {
+        console.error(`edgefn: handler returned an invalid response: ${e.message}`);
+        header = { type: 'err', id, kind: 'bad_response', detail: e.message };
+      } else {
+        console.error(e && e.stack ? e.stack : String(e));
+        header = { type: 'err', id, kind: 'handler_error', detail: 'the handler raised' };
+      }
+    }
+    if (!this.inflight.delete(id)) return;
+    send(this.sock, header, payload);
+  }
+
+  cancel(id) {
+    this.inflight.delete(id);
+    send(this.sock, { type: 'cancelled', id });
+  }
+}
+
+function fatal(sock, text) {
+  send(sock, { type: 'fatal', error: text });
+  sock.end(() => process.exit(1));
 }
 
 function main() {
   const sock = net.createConnection(sockPath);
   let chunks = [];
   let buffered = 0;
-  let handler = null;
-  let env = {};
-  let loading = null;
+  let worker = null;
+  let env = null;
   const queued = [];
+
+  async function start(init) {
+    if (init.version !== PROTOCOL) {
+      const text = `edgefn worker speaks protocol ${PROTOCOL}; the gateway sent version ${JSON.stringify(init.version === undefined ? null : init.version)}`;
+      console.error(text);
+      fatal(sock, text);
+      return;
+    }
+    env = init.env || {};
+    let fn;
+    try {
+      const file = path.resolve(handlerPath);
+      fn = findCallable(await loadModule(file), file, init.handler_name);
+    } catch (e) {
+      if (e instanceof Fatal) {
+        console.error(`edgefn: ${e.message}`);
+        fatal(sock, e.message);
+      } else {
+        console.error(e && e.stack ? e.stack : String(e));
+        fatal(sock, `${(e && e.name) || 'Error'} while loading the handler`);
+      }
+      return;
+    }
+    worker = new Worker(sock, (event) => fn(event, event.params || {}));
+    send(sock, { type: 'ready', version: PROTOCOL, pid: process.pid });
+    for (const [h, b] of queued.splice(0)) onFrame(h, b);
+  }
 
   function onFrame(header, body) {
     if (header.type === 'init') {
-      env = header.env || {};
-      loading = loadHandler(path.resolve(handlerPath)).then(
-        (fn) => {
-          handler = fn;
-          send(sock, { type: 'ready', pid: process.pid });
-          for (const [h, b] of queued.splice(0)) serve(sock, handler, h, b, env);
-        },
-        (e) => {
-          console.error(e && e.stack ? e.stack : String(e));
-          send(sock, { type: 'fatal', error: `${(e && e.name) || 'Error'} while loading the handler` });
-          sock.end(() => process.exit(1));
-        },
-      );
+      start(header);
       return;
     }
-    if (header.type !== 'req') return;
-    if (handler === null) queued.push([header, body]);
-    else serve(sock, handler, header, body, env);
+    if (worker === null) {
+      queued.push([header, body]);
+      return;
+    }
+    if (header.type === 'req') worker.request(header.id, buildEvent(header, body, env));
+    else if (header.type === 'cancel') worker.cancel(header.id);
   }
 
   sock.on('data', (chunk) => {
@@ -185,7 +274,6 @@ function main() {
   });
   sock.on('close', () => process.exit(0));
   sock.on('error', () => process.exit(1));
-  void loading;
 }
 
 process.on('unhandledRejection', (e) => {

@@ -1,66 +1,88 @@
-"""edgefn Python worker: imports one FastFN-style handler once and serves framed requests.
+"""edgefn Python worker (protocol v2): loads one handler once and serves framed requests.
 
 Started by the gateway as `python3 edgefn_worker.py <socket> <handler.py> <concurrency>`;
-the protocol is in runtimes/PROTOCOL.md. Kept to the standard library and to cheap imports
-(`_socket` rather than `socket`, `binascii` rather than `base64`, no importlib; asyncio,
-threads and traceback load only when needed) so a fresh worker is ready fast.
-stdout/stderr belong to the handler: the gateway captures them and masks secrets.
+the protocol is in runtimes/PROTOCOL.md. Data flow: the main thread reads each frame once
+into one `bytes` object and hands the handler a decoded view of it; sync handlers run
+inline (concurrency 1) or on up to `concurrency` threads, coroutines on one asyncio loop
+thread; every answer goes through `Worker.finish`, which turns the answer of a request the
+gateway cancelled into its `cancelled` acknowledgement.
+
+Kept to the standard library and to cheap imports (`_socket`, `_thread`, `_queue`,
+`binascii`; asyncio loads only when a handler first returns a coroutine) so a fresh worker
+is ready fast. stdout/stderr belong to the handler: the gateway captures them and masks
+secrets.
 """
 
 import _socket
+import _thread
 import binascii
 import json
 import os
 import struct
 import sys
 
+PROTOCOL = 2
 MAX_REQUEST_FRAME = (64 << 20) + (1 << 20)
 HEAD = struct.Struct(">II")
+# Bodies up to this size are joined to their header for one send; larger ones are sent
+# after it, never copied.
+JOIN_LIMIT = 64 << 10
+CO_COROUTINE = 0x80
+CO_VARARGS = 0x04
+CO_VARKEYWORDS = 0x08
+# Keys that make a returned dict a response envelope rather than a JSON body (FastFN's).
+ENVELOPE_KEYS = ("status", "statusCode", "headers", "body", "is_base64", "isBase64Encoded", "body_base64")
 
 
 class BadResponse(Exception):
     """The handler returned something that is not a response."""
 
 
-def read_exact(rfile, n):
-    data = rfile.read(n)
-    if data is None or len(data) < n:
-        return None
-    return data
+class Fatal(Exception):
+    """The worker cannot serve this function; the text goes to the gateway."""
 
 
 def read_frame(rfile):
-    head = read_exact(rfile, 8)
-    if head is None:
+    """One frame as (header dict, memoryview of the body) from one read of the payload."""
+    head = rfile.read(8)
+    if not head or len(head) < 8:
         return None, None
     total, hlen = HEAD.unpack(head)
     if total > MAX_REQUEST_FRAME or total < 4 or hlen > total - 4:
         raise SystemExit("edgefn worker: oversized or malformed frame from the gateway")
-    data = read_exact(rfile, total - 4)
-    if data is None:
+    data = rfile.read(total - 4)
+    if data is None or len(data) < total - 4:
         return None, None
-    return json.loads(data[:hlen]), data[hlen:]
+    view = memoryview(data)
+    return json.loads(data[:hlen]), view[hlen:]
 
 
 class Channel:
-    """The socket to the gateway; writes are whole frames, serialised by a lock when
-    several requests run at once."""
+    """The socket to the gateway. `lock` serialises whole frames and also guards the
+    worker's table of requests in flight (see Worker.finish)."""
 
     def __init__(self, sock):
         self.sock = sock
-        self.lock = None
+        self.lock = _thread.allocate_lock()
+
+    def send_locked(self, header, body=b""):
+        h = json.dumps(header, separators=(",", ":")).encode()
+        head = HEAD.pack(4 + len(h) + len(body), len(h))
+        if len(body) <= JOIN_LIMIT:
+            self.sock.sendall(head + h + body)
+        else:
+            self.sock.sendall(head + h)
+            self.sock.sendall(body)
 
     def send(self, header, body=b""):
-        h = json.dumps(header, separators=(",", ":")).encode()
-        frame = HEAD.pack(4 + len(h) + len(body), len(h)) + h + body
-        if self.lock is None:
-            self.sock.sendall(frame)
-        else:
-            with self.lock:
-                self.sock.sendall(frame)
+        with self.lock:
+            self.send_locked(header, body)
 
 
-def load_handler(path):
+# --- loading -----------------------------------------------------------------------------
+
+
+def load_module(path):
     folder = os.path.dirname(path)
     if folder not in sys.path:
         sys.path.insert(0, folder)
@@ -70,61 +92,131 @@ def load_handler(path):
     with open(path, "rb") as f:
         source = f.read()
     exec(compile(source, path, "exec"), module.__dict__)
-    fn = getattr(module, "handler", None)
-    if not callable(fn):
-        raise RuntimeError(f"{path} defines no callable `handler(event)`")
-    return fn
+    return module
+
+
+def find_callable(module, path, handler_name):
+    """FastFN's lookup: `invoke.handler` when set, else `handler`, else `main`."""
+    if handler_name:
+        fn = getattr(module, handler_name, None)
+        if not callable(fn):
+            raise Fatal(f"{path} defines no callable `{handler_name}` (invoke.handler)")
+        return fn
+    for name in ("handler", "main"):
+        fn = getattr(module, name, None)
+        if callable(fn):
+            return fn
+    raise Fatal(f"{path} defines no callable `handler(event)` or `main(event)`")
+
+
+def make_caller(fn):
+    """How to call `fn` with an event: route parameters become keyword arguments when the
+    callable declares them by name (`def handler(event, id)`) or takes `**kwargs`."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return lambda event: fn(event)
+    argc = code.co_argcount
+    names = code.co_varnames[: argc + code.co_kwonlyargcount]
+    if code.co_flags & CO_VARARGS:
+        return lambda event: fn(event)
+    if argc == 0 and not code.co_kwonlyargcount and not code.co_flags & CO_VARKEYWORDS:
+        return lambda event: fn()
+    wanted = frozenset(names[1:])
+    every = bool(code.co_flags & CO_VARKEYWORDS)
+
+    def call(event):
+        params = event.get("params")
+        if params and isinstance(params, dict):
+            if every:
+                return fn(event, **params)
+            kwargs = {k: v for k, v in params.items() if k in wanted}
+            if kwargs:
+                return fn(event, **kwargs)
+        return fn(event)
+
+    return call
+
+
+# --- responses ---------------------------------------------------------------------------
 
 
 def has_header(headers, name):
     return any(k.lower() == name for k in headers)
 
 
-def encode_body(body, headers):
-    """Body forms of the FastFN contract: text, bytes, JSON value, or base64 object."""
+def default_type(headers, value):
+    if not has_header(headers, "content-type"):
+        headers["content-type"] = value
+
+
+def looks_like_html(text):
+    t = text.lstrip()[:15].lower()
+    return t.startswith("<!doctype html") or t.startswith("<html")
+
+
+def decode_base64(data):
+    if not isinstance(data, str):
+        raise BadResponse("base64 body is not a string")
+    try:
+        return binascii.a2b_base64(data, strict_mode=True)
+    except (ValueError, binascii.Error):
+        raise BadResponse("base64 body is not valid base64") from None
+
+
+def encode_body(body, headers, bare):
+    """Body forms: text, bytes, JSON value, `{"is_base64": true, "body": ...}`."""
     if body is None:
         return b""
     if isinstance(body, str):
-        if not has_header(headers, "content-type"):
-            headers["content-type"] = "text/plain; charset=utf-8"
+        if bare and looks_like_html(body):
+            default_type(headers, "text/html; charset=utf-8")
+        else:
+            default_type(headers, "text/plain; charset=utf-8")
         return body.encode("utf-8")
     if isinstance(body, (bytes, bytearray, memoryview)):
-        if not has_header(headers, "content-type"):
-            headers["content-type"] = "application/octet-stream"
-        return bytes(body)
+        default_type(headers, "application/octet-stream")
+        return body
     if isinstance(body, dict) and body.get("is_base64") is True:
-        data = body.get("body", "")
-        if not isinstance(data, str):
-            raise BadResponse("is_base64 body is not a string")
-        if not has_header(headers, "content-type"):
-            headers["content-type"] = "application/octet-stream"
-        try:
-            return binascii.a2b_base64(data, strict_mode=True)
-        except (ValueError, binascii.Error):
-            raise BadResponse("is_base64 body is not valid base64") from None
-    if isinstance(body, (dict, list, int, float, bool)):
-        if not has_header(headers, "content-type"):
-            headers["content-type"] = "application/json"
-        return json.dumps(body, separators=(",", ":")).encode()
+        default_type(headers, "application/octet-stream")
+        return decode_base64(body.get("body", ""))
+    if bare and isinstance(body, (bool, int, float)):
+        default_type(headers, "text/plain; charset=utf-8")
+        return json.dumps(body).encode()
+    if isinstance(body, (dict, list, int, float)):
+        default_type(headers, "application/json")
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     raise BadResponse(f"body of type {type(body).__name__} cannot be sent")
+
+
+def envelope(result):
+    """The (status, headers, body, bare) a handler's return value stands for."""
+    if isinstance(result, tuple):
+        n = len(result)
+        return (
+            result[1] if n > 1 else 200,
+            result[2] if n > 2 else None,
+            result[0] if n > 0 else None,
+            False,
+        )
+    if isinstance(result, dict) and any(k in result for k in ENVELOPE_KEYS):
+        status = result["status"] if "status" in result else result.get("statusCode", 200)
+        body = result.get("body")
+        if result.get("is_base64") is True:
+            raw = result["body_base64"] if "body_base64" in result else body
+            body = {"is_base64": True, "body": "" if raw is None else raw}
+        elif result.get("isBase64Encoded") is True and "is_base64" not in result:
+            body = {"is_base64": True, "body": "" if body is None else body}
+        return status, result.get("headers"), body, False
+    return 200, None, result, True
 
 
 def to_response(result):
     """Returns (status, header pairs, body bytes) or raises BadResponse."""
-    if isinstance(result, dict) and (
-        "status" in result or "statusCode" in result or "body" in result or "headers" in result
-    ):
-        status = result.get("status", result.get("statusCode", 200))
-        raw_headers = result.get("headers") or {}
-        body = result.get("body")
-        if result.get("is_base64") is True or result.get("isBase64Encoded") is True:
-            body = {"is_base64": True, "body": body if body is not None else ""}
-    elif result is None:
-        status, raw_headers, body = 204, {}, None
-    else:
-        status, raw_headers, body = 200, {}, result
-    if isinstance(status, bool) or not isinstance(status, int):
-        raise BadResponse("status is not an integer")
+    status, raw_headers, body, bare = envelope(result)
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise BadResponse("status is not an HTTP status code")
+    if raw_headers is None:
+        raw_headers = {}
     if not isinstance(raw_headers, dict):
         raise BadResponse("headers is not an object")
     headers = {}
@@ -132,15 +224,38 @@ def to_response(result):
         if not isinstance(k, str):
             raise BadResponse("a header name is not a string")
         headers[k] = v
-    payload = encode_body(body, headers)
+    payload = encode_body(body, headers, bare)
     pairs = []
     for k, v in headers.items():
-        values = v if isinstance(v, list) else [v]
-        for item in values:
+        for item in v if isinstance(v, list) else (v,):
             if isinstance(item, bool) or not isinstance(item, (str, int, float)):
                 raise BadResponse("a header value is not a string or number")
             pairs.append([k, str(item)])
     return status, pairs, payload
+
+
+def answer(rid, result):
+    """The frame (header, body) that answers request `rid` with `result`."""
+    try:
+        status, pairs, payload = to_response(result)
+    except BadResponse as e:
+        print(f"edgefn: handler returned an invalid response: {e}", file=sys.stderr, flush=True)
+        return {"type": "err", "id": rid, "kind": "bad_response", "detail": str(e)}, b""
+    return {"type": "res", "id": rid, "status": status, "headers": pairs}, payload
+
+
+def failure(rid, error=None):
+    import traceback
+
+    if error is None:
+        traceback.print_exc()
+    else:
+        traceback.print_exception(error)
+    sys.stderr.flush()
+    return {"type": "err", "id": rid, "kind": "handler_error", "detail": "the handler raised"}, b""
+
+
+# --- serving -----------------------------------------------------------------------------
 
 
 def build_event(header, body, env):
@@ -149,68 +264,116 @@ def build_event(header, body, env):
         event["body"] = None
         event["body_base64"] = binascii.b2a_base64(body, newline=False).decode("ascii")
     else:
-        event["body"] = body.decode("utf-8")
-    event["env"] = dict(env)
+        event["body"] = str(body, "utf-8")
+    event["env"] = env
     return event
 
 
-class Runner:
-    def __init__(self, handler, channel, concurrency):
-        self.handler = handler
-        self.channel = channel
-        self.loop = None
-        self.pool = None
-        if concurrency > 1:
-            import threading
-            from concurrent.futures import ThreadPoolExecutor
+class Worker:
+    """Requests in flight and their cancellation. `inflight` maps an id to how it runs
+    ("inline", "thread" or "task"); `cancelled` holds ids the gateway gave up on whose
+    handler has not finished yet. Both change only under the channel lock."""
 
-            channel.lock = threading.Lock()
-            self.pool = ThreadPoolExecutor(max_workers=concurrency)
+    def __init__(self, call, channel, concurrency):
+        self.call = call
+        self.channel = channel
+        self.concurrency = concurrency
+        self.inflight = {}
+        self.cancelled = set()
+        self.jobs = None
+        self.threads = 0
+        self.loop = None
+        self.tasks = {}
+
+    def finish(self, rid, header, body=b""):
+        with self.channel.lock:
+            self.inflight.pop(rid, None)
+            if rid in self.cancelled:
+                self.cancelled.discard(rid)
+                header, body = {"type": "cancelled", "id": rid}, b""
+            self.channel.send_locked(header, body)
+
+    def request(self, rid, event):
+        with self.channel.lock:
+            self.inflight[rid] = "inline" if self.concurrency == 1 else "thread"
+        if self.concurrency == 1:
+            self.run(rid, event)
+            return
+        if self.jobs is None:
+            from _queue import SimpleQueue
+
+            self.jobs = SimpleQueue()
+        if self.threads < self.concurrency:
+            self.threads += 1
+            _thread.start_new_thread(self.thread_main, ())
+        self.jobs.put((rid, event))
+
+    def thread_main(self):
+        while True:
+            rid, event = self.jobs.get()
+            if rid in self.cancelled:
+                self.finish(rid, {"type": "cancelled", "id": rid})
+            else:
+                self.run(rid, event)
+
+    def run(self, rid, event):
+        try:
+            result = self.call(event)
+        except Exception:
+            self.finish(rid, *failure(rid))
+            return
+        if hasattr(result, "__await__"):
+            self.start_task(rid, result)
+        else:
+            self.finish(rid, *answer(rid, result))
+
+    def start_task(self, rid, awaitable):
+        with self.channel.lock:
+            self.inflight[rid] = "task"
+        loop = self.event_loop()
+        loop.call_soon_threadsafe(self.on_loop_start, rid, awaitable)
 
     def event_loop(self):
         if self.loop is None:
             import asyncio
 
+            self.asyncio = asyncio
             self.loop = asyncio.new_event_loop()
-            if self.pool is not None:
-                import threading
-
-                threading.Thread(target=self.loop.run_forever, daemon=True).start()
+            _thread.start_new_thread(self.loop.run_forever, ())
         return self.loop
 
-    def call(self, event):
-        result = self.handler(event)
-        if hasattr(result, "__await__"):
-            loop = self.event_loop()
-            if self.pool is None:
-                result = loop.run_until_complete(result)
-            else:
-                import asyncio
+    def on_loop_start(self, rid, awaitable):
+        task = self.asyncio.ensure_future(awaitable, loop=self.loop)
+        self.tasks[rid] = task
+        task.add_done_callback(lambda t: self.on_task_done(rid, t))
+        if rid in self.cancelled:
+            task.cancel()
 
-                result = asyncio.run_coroutine_threadsafe(result, loop).result()
-        return result
-
-    def serve(self, rid, event):
-        try:
-            status, pairs, payload = to_response(self.call(event))
-        except BadResponse as e:
-            print(f"edgefn: handler returned an invalid response: {e}", file=sys.stderr, flush=True)
-            self.channel.send({"type": "err", "id": rid, "kind": "bad_response", "detail": str(e)})
+    def on_task_done(self, rid, task):
+        self.tasks.pop(rid, None)
+        if task.cancelled():
+            self.finish(rid, {"type": "cancelled", "id": rid})
             return
-        except Exception:
-            import traceback
-
-            traceback.print_exc()
-            sys.stderr.flush()
-            self.channel.send({"type": "err", "id": rid, "kind": "handler_error"})
+        error = task.exception()
+        if error is not None:
+            self.finish(rid, *failure(rid, error))
             return
-        self.channel.send({"type": "res", "id": rid, "status": status, "headers": pairs}, payload)
+        self.finish(rid, *answer(rid, task.result()))
 
-    def submit(self, rid, event):
-        if self.pool is None:
-            self.serve(rid, event)
-        else:
-            self.pool.submit(self.serve, rid, event)
+    def cancel(self, rid):
+        with self.channel.lock:
+            how = self.inflight.get(rid)
+            if how is None:
+                self.channel.send_locked({"type": "cancelled", "id": rid})
+                return
+            self.cancelled.add(rid)
+        if how == "task":
+            self.loop.call_soon_threadsafe(self.on_loop_cancel, rid)
+
+    def on_loop_cancel(self, rid):
+        task = self.tasks.get(rid)
+        if task is not None:
+            task.cancel()
 
 
 def main():
@@ -223,9 +386,20 @@ def main():
     init, _ = read_frame(rfile)
     if init is None or init.get("type") != "init":
         raise SystemExit("edgefn worker: no init frame from the gateway")
+    if init.get("version") != PROTOCOL:
+        sent = json.dumps(init.get("version"))
+        text = f"edgefn worker speaks protocol {PROTOCOL}; the gateway sent version {sent}"
+        print(text, file=sys.stderr, flush=True)
+        channel.send({"type": "fatal", "error": text})
+        sys.exit(1)
     env = init.get("env") or {}
     try:
-        handler = load_handler(handler_path)
+        module = load_module(handler_path)
+        call = make_caller(find_callable(module, handler_path, init.get("handler_name")))
+    except Fatal as e:
+        print(f"edgefn: {e}", file=sys.stderr, flush=True)
+        channel.send({"type": "fatal", "error": str(e)})
+        sys.exit(1)
     except BaseException as e:
         import traceback
 
@@ -233,14 +407,17 @@ def main():
         sys.stderr.flush()
         channel.send({"type": "fatal", "error": f"{type(e).__name__} while importing the handler"})
         sys.exit(1)
-    channel.send({"type": "ready", "pid": os.getpid()})
-    runner = Runner(handler, channel, max(1, concurrency))
+    channel.send({"type": "ready", "version": PROTOCOL, "pid": os.getpid()})
+    worker = Worker(call, channel, max(1, concurrency))
     while True:
         header, body = read_frame(rfile)
         if header is None:
             return
-        if header.get("type") == "req":
-            runner.submit(header["id"], build_event(header, body, env))
+        kind = header.get("type")
+        if kind == "req":
+            worker.request(header["id"], build_event(header, body, env))
+        elif kind == "cancel":
+            worker.cancel(header["id"])
 
 
 if __name__ == "__main__":

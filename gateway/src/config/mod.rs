@@ -2,6 +2,7 @@
 //! collecting every error with its key and fix → an immutable [`Config`]. CLI flags are
 //! applied as overrides before validation so their errors read the same way.
 
+pub mod runtimes;
 pub mod xdp;
 
 use std::net::SocketAddr;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::pool::RuntimeCommands;
+pub use runtimes::RuntimeCommands;
 use xdp::XdpConfig;
 
 /// Largest config file we read: protects start-up from a mistaken path.
@@ -93,6 +94,7 @@ struct RawRuntimes {
     lua: Option<RawRuntime>,
     rust: Option<RawRuntime>,
     worker_idle_timeout_ms: Option<u64>,
+    cancel_grace_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -349,6 +351,16 @@ fn validate(
             );
         } else {
             runtimes.idle_timeout = Duration::from_millis(ms);
+        }
+    }
+    if let Some(ms) = raw.runtimes.cancel_grace_ms {
+        if !(10..=600_000).contains(&ms) {
+            err(
+                "runtimes.cancel_grace_ms",
+                format!("{ms} is out of range; use 10 to 600000 (ten minutes)"),
+            );
+        } else {
+            runtimes.cancel_grace = Duration::from_millis(ms);
         }
     }
 

@@ -1,14 +1,11 @@
-//! The pool of one function version: `min` workers warm from load, growth to `max` on
-//! demand, a bounded FIFO of waiting requests, idle reaping, and replacement of workers
-//! that crash (with exponential backoff, so a crash loop cannot spin a core) or that
-//! are killed at a request's timeout.
-//!
-//! Scheduling state sits behind one short `std::sync::Mutex` (never held across an
-//! await): a request takes a slot on the first worker with spare concurrency, so
-//! sequential requests keep landing on the same warm worker and the others can be reaped.
+//! The pool of one function version: the IO around [`Machine`]. Every event (a request,
+//! a worker ready / failed / exited / done with a cancelled request, a timer) is turned
+//! into one machine transition under one short `std::sync::Mutex` (never held across an
+//! await), and the effects it returns are carried out after the lock is released:
+//! workers are started through the [`Spawn`] seam, handed to waiting requests, killed or
+//! sent a cancel. A driver task sleeps until the machine's next deadline and ticks it.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -16,33 +13,30 @@ use metrics::{Counter, Gauge};
 use tokio::sync::{oneshot, Notify};
 use tokio::time::timeout_at;
 
-use super::worker::{self, ExitCause, SpawnCtx, Worker};
+use super::machine::{Effect, ExitCause, Limits, Machine, Phase, Refusal, WaiterId, WorkerId};
+use super::seam::{Channel, Events, Spawn, WorkerEvent};
 use super::{PoolError, PoolSpec, WorkerRequest, WorkerResponse};
 use crate::metrics::names::{
     LABEL_CAUSE, LABEL_FUNCTION, LABEL_STATE, WORKERS, WORKER_RESTARTS_TOTAL,
 };
 
-/// Workers above `min` idle this long are stopped (unless configured otherwise).
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest pause between restarts of a crash-looping function.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+type Grant = (WorkerId, Arc<dyn Channel>);
+type Waiter = oneshot::Sender<Result<Grant, PoolError>>;
 
-type Waiter = oneshot::Sender<Result<Arc<Worker>, PoolError>>;
-
-struct Slot {
-    worker: Arc<Worker>,
-    in_flight: usize,
-    idle_since: Instant,
+/// Timing settings shared by every pool (`[runtimes]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub idle_timeout: Duration,
+    pub cancel_grace: Duration,
 }
 
-struct State {
-    slots: Vec<Slot>,
-    starting: usize,
-    waiters: VecDeque<Waiter>,
-    /// The last start failed and no worker has been ready since.
-    failing: bool,
-    next_attempt: Instant,
-    retired: bool,
+struct Shared {
+    machine: Machine,
+    waiters: HashMap<WaiterId, Waiter>,
+    workers: HashMap<WorkerId, Arc<dyn Channel>>,
+    next_waiter: WaiterId,
+    /// The last start failure, for the log when a new version is refused.
+    last_error: Option<Arc<str>>,
     published: [i64; 3],
 }
 
@@ -52,461 +46,444 @@ struct Gauges {
     starting: Gauge,
 }
 
-pub(super) struct Inner {
+struct Inner {
     spec: Arc<PoolSpec>,
-    ctx: Option<SpawnCtx>,
-    unavailable: Option<Arc<str>>,
-    state: Mutex<State>,
-    crash_streak: AtomicU32,
-    queue_cap: usize,
+    spawner: Arc<dyn Spawn>,
+    shared: Mutex<Shared>,
+    /// Re-arms the driver when a transition set a new deadline.
+    wake: Arc<Notify>,
+    /// Any transition: readiness and emptiness waits re-check.
+    changed: Notify,
     gauges: Gauges,
-    drained: Notify,
 }
 
 /// The pool of one function version.
-pub struct Pool {
+pub struct FunctionPool {
     inner: Arc<Inner>,
 }
 
-impl std::fmt::Debug for Pool {
+impl std::fmt::Debug for FunctionPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool")
+        f.debug_struct("FunctionPool")
             .field("function", &self.inner.spec.function)
             .finish_non_exhaustive()
     }
 }
 
-impl Pool {
-    /// A pool that answers every request with `Unavailable` (e.g. its dependencies
-    /// failed to install); the reason is safe to show to clients.
-    pub(super) fn unavailable(spec: PoolSpec, reason: Arc<str>) -> Pool {
-        Pool {
-            inner: Inner::new(Arc::new(spec), None, Some(reason)),
-        }
-    }
-
-    /// Starts `min` workers and waits until they are ready (or failed).
-    pub(super) async fn start(ctx: SpawnCtx) -> Pool {
-        let inner = Inner::new(ctx.spec.clone(), Some(ctx), None);
-        let min = inner.spec.min_workers;
-        if min > 0 {
-            inner.state.lock().expect("pool lock").starting += min;
-            let mut starts = tokio::task::JoinSet::new();
-            for _ in 0..min {
-                let inner = inner.clone();
-                starts.spawn(async move { inner.start_one().await });
-            }
-            while starts.join_next().await.is_some() {}
-        }
-        let idle = inner
-            .ctx
-            .as_ref()
-            .map_or(DEFAULT_IDLE_TIMEOUT, |c| c.idle_timeout);
-        tokio::spawn(reap(Arc::downgrade(&inner), idle));
-        Pool { inner }
-    }
-
-    pub fn spec(&self) -> &PoolSpec {
-        &self.inner.spec
-    }
-
-    pub(super) fn is_retired(&self) -> bool {
-        self.inner.state.lock().expect("pool lock").retired
-    }
-
-    pub async fn dispatch(&self, req: WorkerRequest) -> Result<WorkerResponse, PoolError> {
-        let inner = &self.inner;
-        if let Some(reason) = &inner.unavailable {
-            return Err(PoolError::Unavailable {
-                reason: reason.clone(),
-            });
-        }
-        // Waiting for a slot is bounded by the timeout (then 503)...
-        let queued_until = tokio::time::Instant::now() + inner.spec.timeout;
-        let worker = inner.acquire(queued_until).await?;
-        let _slot = SlotGuard {
-            inner,
-            worker: &worker,
-        };
-        // ...and the worker's own time starts once it has the request: time spent queued
-        // is not charged to it, so a healthy worker is never killed for the queue's wait.
-        let deadline = tokio::time::Instant::now() + inner.spec.timeout;
-        let exchange = async {
-            let rx = worker.call(&req).await?;
-            rx.await.map_err(|_| PoolError::Crashed)?
-        };
-        match timeout_at(deadline, exchange).await {
-            Ok(reply) => {
-                if reply.is_ok() && inner.crash_streak.load(Ordering::Relaxed) != 0 {
-                    inner.crash_streak.store(0, Ordering::Relaxed);
-                }
-                reply
-            }
-            Err(_) => {
-                inner.kill_for_timeout(&worker);
-                Err(PoolError::Timeout {
-                    timeout_ms: inner.spec.timeout.as_millis() as u64,
-                })
-            }
-        }
-    }
-
-    /// Stops taking new work once drained: waits for in-flight requests (bounded by the
-    /// function's timeout), then stops every worker.
-    pub(super) async fn retire(&self) {
-        let inner = &self.inner;
-        inner.state.lock().expect("pool lock").retired = true;
-        let deadline = Instant::now() + inner.spec.timeout + Duration::from_secs(1);
-        loop {
-            let notified = inner.drained.notified();
-            if inner.is_idle() || Instant::now() >= deadline {
-                break;
-            }
-            let _ = tokio::time::timeout_at(deadline.into(), notified).await;
-        }
-        let workers: Vec<Arc<Worker>> = {
-            let mut st = inner.state.lock().expect("pool lock");
-            for w in st.waiters.drain(..) {
-                let _ = w.send(Err(PoolError::Crashed));
-            }
-            st.slots.iter().map(|s| s.worker.clone()).collect()
-        };
-        for w in &workers {
-            w.kill(ExitCause::Retired);
-        }
-        // Wait for the supervisors to report every exit, so shutdown leaves no process.
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            let notified = inner.drained.notified();
-            if inner.state.lock().expect("pool lock").slots.is_empty() || Instant::now() >= deadline
-            {
-                break;
-            }
-            let _ = tokio::time::timeout_at(deadline.into(), notified).await;
-        }
-    }
+/// Carried out after the lock is released.
+enum Action {
+    Spawn(WorkerId),
+    Kill(Arc<dyn Channel>, ExitCause),
+    Grant(Option<Waiter>, WorkerId, Option<Arc<dyn Channel>>),
+    Refuse(Option<Waiter>, Refusal),
+    Cancel(Arc<dyn Channel>, u64),
 }
 
-/// Gives the slot back when the request ends, however it ends (also when the client
-/// went away and the request future was dropped).
-struct SlotGuard<'a> {
-    inner: &'a Arc<Inner>,
-    worker: &'a Arc<Worker>,
-}
-
-impl Drop for SlotGuard<'_> {
-    fn drop(&mut self) {
-        self.inner.release(self.worker);
-    }
-}
-
-/// A queued request; if it is dropped after a worker was handed to it, the slot goes back.
-struct Waiting<'a> {
-    inner: &'a Arc<Inner>,
-    rx: oneshot::Receiver<Result<Arc<Worker>, PoolError>>,
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        if let Ok(Ok(w)) = self.rx.try_recv() {
-            self.inner.release(&w);
-        }
-    }
-}
-
-impl Inner {
-    fn new(
+impl FunctionPool {
+    /// Starts `warm` workers (not waiting for them: see [`FunctionPool::wait_ready`]).
+    pub fn start(
         spec: Arc<PoolSpec>,
-        ctx: Option<SpawnCtx>,
-        unavailable: Option<Arc<str>>,
-    ) -> Arc<Inner> {
+        spawner: Arc<dyn Spawn>,
+        timing: Timing,
+        warm: usize,
+    ) -> FunctionPool {
+        let limits = Limits {
+            min: spec.min_workers,
+            max: spec.max_workers.max(1),
+            concurrency: spec.concurrency.max(1),
+            queue_cap: (spec.max_workers * spec.concurrency * 8).max(32),
+            queue_timeout: spec.timeout,
+            idle_timeout: timing.idle_timeout,
+            cancel_grace: timing.cancel_grace,
+        };
+        let (machine, effects) = Machine::new(limits, warm);
         let f = spec.function.clone();
         let gauge = |state: &'static str| metrics::gauge!(WORKERS, LABEL_FUNCTION => f.to_string(), LABEL_STATE => state);
-        let queue_cap = (spec.max_workers * spec.concurrency * 8).max(32);
-        Arc::new(Inner {
+        let inner = Arc::new(Inner {
             gauges: Gauges {
                 idle: gauge("idle"),
                 busy: gauge("busy"),
                 starting: gauge("starting"),
             },
             spec,
-            ctx,
-            unavailable,
-            state: Mutex::new(State {
-                slots: Vec::new(),
-                starting: 0,
-                waiters: VecDeque::new(),
-                failing: false,
-                next_attempt: Instant::now(),
-                retired: false,
+            spawner,
+            shared: Mutex::new(Shared {
+                machine,
+                waiters: HashMap::new(),
+                workers: HashMap::new(),
+                next_waiter: 1,
+                last_error: None,
                 published: [0; 3],
             }),
-            crash_streak: AtomicU32::new(0),
-            queue_cap,
-            drained: Notify::new(),
-        })
+            wake: Arc::new(Notify::new()),
+            changed: Notify::new(),
+        });
+        inner.apply(move |_, _| effects);
+        tokio::spawn(drive(Arc::downgrade(&inner), inner.wake.clone()));
+        FunctionPool { inner }
     }
 
+    /// Waits until `want` workers are ready (`Ok`), or a start failed with none ready
+    /// (`Err` with the start error).
+    pub async fn wait_ready(&self, want: usize) -> Result<(), Arc<str>> {
+        let mut outcome = None;
+        self.wait_until(None, |sh| {
+            let ready = sh.machine.ready_count();
+            if ready >= want {
+                outcome = Some(Ok(()));
+            } else if ready == 0 && sh.machine.is_failing() {
+                let e = sh.last_error.clone();
+                outcome = Some(Err(
+                    e.unwrap_or_else(|| Arc::from("the worker failed to start"))
+                ));
+            } else if sh.machine.phase() == Phase::Stopped {
+                outcome = Some(Err(Arc::from("the pool stopped")));
+            }
+            outcome.is_some()
+        })
+        .await;
+        outcome.unwrap_or(Ok(()))
+    }
+
+    pub async fn dispatch(&self, req: WorkerRequest) -> Result<WorkerResponse, PoolError> {
+        let inner = &self.inner;
+        let (wid, chan) = inner.acquire().await?;
+        let mut slot = InFlight {
+            inner,
+            worker: wid,
+            req: None,
+            answered: false,
+        };
+        // The worker's time starts once it has the request: time spent queued is not
+        // charged to it, so a healthy worker is never cancelled for the queue's wait.
+        let deadline = tokio::time::Instant::now() + inner.spec.timeout;
+        let timed_out = || PoolError::Timeout {
+            timeout_ms: inner.spec.timeout.as_millis() as u64,
+        };
+        let (id, rx) = match timeout_at(deadline, chan.send(&req)).await {
+            Ok(Ok(sent)) => sent,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(timed_out()),
+        };
+        slot.req = Some(id);
+        match timeout_at(deadline, rx).await {
+            Ok(Ok(reply)) => {
+                slot.answered = true;
+                reply
+            }
+            Ok(Err(_)) => {
+                slot.answered = true;
+                Err(PoolError::Crashed)
+            }
+            // Dropping the slot cancels the request on its worker.
+            Err(_) => Err(timed_out()),
+        }
+    }
+
+    /// A reload replaced this version: in-flight requests finish (bounded by the
+    /// function's timeout and the cancel grace), then every worker stops.
+    pub async fn retire(&self) {
+        let inner = &self.inner;
+        inner.apply(|sh, now| sh.machine.drain(now));
+        let patience = inner.spec.timeout + Duration::from_secs(2);
+        let deadline = tokio::time::Instant::now() + patience;
+        if !self
+            .wait_until(Some(deadline), |sh| sh.machine.is_empty())
+            .await
+        {
+            self.stop().await;
+        }
+        inner.apply(|sh, _| sh.machine.stop());
+    }
+
+    /// Shutdown: every waiter refused, every worker killed; waits (briefly) for the
+    /// exits so no process outlives the gateway.
+    pub async fn stop(&self) {
+        self.inner.apply(|sh, _| sh.machine.stop());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        self.wait_until(Some(deadline), |sh| sh.machine.is_empty())
+            .await;
+    }
+
+    async fn wait_until(
+        &self,
+        deadline: Option<tokio::time::Instant>,
+        mut done: impl FnMut(&Shared) -> bool,
+    ) -> bool {
+        loop {
+            let notified = self.inner.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if done(&self.inner.shared.lock().expect("pool lock")) {
+                return true;
+            }
+            match deadline {
+                Some(d) => {
+                    if timeout_at(d, notified).await.is_err() {
+                        return done(&self.inner.shared.lock().expect("pool lock"));
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+}
+
+impl Drop for FunctionPool {
+    /// A version dropped without `stop` (a superseded start) leaves no process behind.
+    fn drop(&mut self) {
+        self.inner.apply(|sh, _| sh.machine.stop());
+        self.inner.wake.notify_one();
+    }
+}
+
+/// Gives the slot back when the request ends, however it ends; a request given up
+/// (timeout, or the client went away and the future was dropped) is cancelled instead.
+struct InFlight<'a> {
+    inner: &'a Arc<Inner>,
+    worker: WorkerId,
+    req: Option<u64>,
+    answered: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let (w, answered) = (self.worker, self.answered);
+        match self.req {
+            Some(id) if !answered => self.inner.apply(|sh, now| sh.machine.abandoned(w, id, now)),
+            _ => self
+                .inner
+                .apply(|sh, now| sh.machine.released(w, answered, now)),
+        }
+    }
+}
+
+/// A queued request; if it goes away, it leaves the queue (or gives back the slot it was
+/// just handed).
+struct Waiting<'a> {
+    inner: &'a Arc<Inner>,
+    id: WaiterId,
+    rx: oneshot::Receiver<Result<Grant, PoolError>>,
+    done: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        match self.rx.try_recv() {
+            Ok(Ok((w, _))) => self
+                .inner
+                .apply(|sh, now| sh.machine.released(w, false, now)),
+            Ok(Err(_)) => {}
+            Err(_) => {
+                let mut sh = self.inner.shared.lock().expect("pool lock");
+                sh.waiters.remove(&self.id);
+                sh.machine.left_queue(self.id);
+            }
+        }
+    }
+}
+
+impl Inner {
     fn restarts(&self, cause: &'static str) -> Counter {
         metrics::counter!(WORKER_RESTARTS_TOTAL,
             LABEL_FUNCTION => self.spec.function.to_string(), LABEL_CAUSE => cause)
     }
 
-    async fn acquire(
-        self: &Arc<Self>,
-        deadline: tokio::time::Instant,
-    ) -> Result<Arc<Worker>, PoolError> {
-        let rx = {
-            let mut st = self.state.lock().expect("pool lock");
-            let conc = self.spec.concurrency;
-            if let Some(slot) = st.slots.iter_mut().find(|s| s.in_flight < conc) {
-                slot.in_flight += 1;
-                let w = slot.worker.clone();
-                self.publish(&mut st);
-                return Ok(w);
-            }
-            let now = Instant::now();
-            let may_start = !st.failing || now >= st.next_attempt;
-            if st.slots.len() + st.starting < self.spec.max_workers && may_start && !st.retired {
-                st.starting += 1;
-                self.publish(&mut st);
-                let me = self.clone();
-                tokio::spawn(async move { me.start_one().await });
-            } else if st.failing && st.slots.is_empty() && st.starting == 0 {
-                // The function cannot start (see the log); answer now, retry later.
-                return Err(PoolError::Crashed);
-            }
-            if st.waiters.len() >= self.queue_cap {
-                // Waiters that gave up (timed out, client gone) hold no real place.
-                st.waiters.retain(|w| !w.is_closed());
-            }
-            if st.waiters.len() >= self.queue_cap {
-                return Err(PoolError::Overloaded { retry_after_s: 1 });
-            }
-            let (tx, rx) = oneshot::channel();
-            st.waiters.push_back(tx);
-            rx
+    async fn acquire(self: &Arc<Self>) -> Result<Grant, PoolError> {
+        let (tx, rx) = oneshot::channel();
+        let mut id = 0;
+        self.apply(|sh, now| {
+            id = sh.next_waiter;
+            sh.next_waiter += 1;
+            sh.waiters.insert(id, tx);
+            sh.machine.submit(id, now)
+        });
+        let mut waiting = Waiting {
+            inner: self,
+            id,
+            rx,
+            done: false,
         };
-        let mut waiting = Waiting { inner: self, rx };
-        match timeout_at(deadline, &mut waiting.rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(PoolError::Crashed),
-            Err(_) => Err(PoolError::Overloaded { retry_after_s: 1 }),
+        let got = (&mut waiting.rx).await;
+        waiting.done = true;
+        got.unwrap_or(Err(PoolError::Crashed))
+    }
+
+    /// One transition: run `f` on the state under the lock, then carry out its effects.
+    fn apply(self: &Arc<Self>, f: impl FnOnce(&mut Shared, Instant) -> Vec<Effect>) {
+        let now = Instant::now();
+        let (actions, wake) = {
+            let mut sh = self.shared.lock().expect("pool lock");
+            let effects = f(&mut sh, now);
+            self.resolve(&mut sh, effects)
+        };
+        self.perform(actions, wake);
+    }
+
+    /// Turns effects into actions on the workers and waiters they name (under the lock).
+    fn resolve(&self, sh: &mut Shared, effects: Vec<Effect>) -> (Vec<Action>, bool) {
+        let mut actions = Vec::new();
+        let mut wake = false;
+        {
+            for effect in effects {
+                match effect {
+                    Effect::Spawn(id) => actions.push(Action::Spawn(id)),
+                    Effect::Kill(id, cause) => {
+                        if let Some(w) = sh.workers.get(&id) {
+                            actions.push(Action::Kill(w.clone(), cause));
+                        }
+                    }
+                    Effect::Grant(waiter, id) => {
+                        let tx = sh.waiters.remove(&waiter);
+                        let w = sh.workers.get(&id).cloned();
+                        actions.push(Action::Grant(tx, id, w));
+                    }
+                    Effect::Refuse(waiter, why) => {
+                        actions.push(Action::Refuse(sh.waiters.remove(&waiter), why));
+                    }
+                    Effect::Cancel(id, req) => {
+                        if let Some(w) = sh.workers.get(&id) {
+                            actions.push(Action::Cancel(w.clone(), req));
+                        }
+                    }
+                    Effect::Wake(_) => wake = true,
+                }
+            }
+            self.publish(sh);
         }
+        (actions, wake)
     }
 
-    fn release(&self, worker: &Arc<Worker>) {
-        let mut st = self.state.lock().expect("pool lock");
-        if let Some(i) = st.slots.iter().position(|s| Arc::ptr_eq(&s.worker, worker)) {
-            st.slots[i].in_flight -= 1;
-            if st.slots[i].in_flight == 0 {
-                st.slots[i].idle_since = Instant::now();
-            }
-            self.hand_out(&mut st, i);
-        }
-        self.publish(&mut st);
-        if self.state_idle(&st) {
-            self.drained.notify_waiters();
-        }
-    }
-
-    /// Gives slot `i`'s spare concurrency to queued requests, oldest first.
-    fn hand_out(&self, st: &mut State, i: usize) {
-        while st.slots[i].in_flight < self.spec.concurrency {
-            let Some(tx) = st.waiters.pop_front() else {
-                return;
-            };
-            if tx.is_closed() {
-                continue;
-            }
-            st.slots[i].in_flight += 1;
-            if tx.send(Ok(st.slots[i].worker.clone())).is_err() {
-                st.slots[i].in_flight -= 1;
-            }
-        }
-    }
-
-    fn is_idle(&self) -> bool {
-        self.state_idle(&self.state.lock().expect("pool lock"))
-    }
-
-    fn state_idle(&self, st: &State) -> bool {
-        st.waiters.is_empty() && st.slots.iter().all(|s| s.in_flight == 0)
-    }
-
-    /// Starts one worker (already counted in `starting`).
-    async fn start_one(self: Arc<Self>) {
-        let Some(ctx) = &self.ctx else { return };
-        let weak = Arc::downgrade(&self);
-        let result = worker::spawn(ctx, move |w, cause| {
-            if let Some(inner) = weak.upgrade() {
-                inner.on_exit(&w, cause);
-            }
-        })
-        .await;
-        let mut st = self.state.lock().expect("pool lock");
-        st.starting -= 1;
-        match result {
-            Ok(w) if st.retired => {
-                w.kill(ExitCause::Retired);
-            }
-            Ok(w) if w.is_closed() => {
-                // It died between its ready line and now; `on_exit` already ran and found
-                // no slot. Never add a dead worker: replace it as `on_exit` would.
-                let streak = self.crash_streak.load(Ordering::Relaxed);
-                self.schedule_replacement(&mut st, backoff(streak));
-            }
-            Ok(w) => {
-                st.failing = false;
-                st.slots.push(Slot {
-                    worker: w,
-                    in_flight: 0,
-                    idle_since: Instant::now(),
-                });
-                let i = st.slots.len() - 1;
-                self.hand_out(&mut st, i);
-            }
-            Err(e) => {
-                tracing::error!(function = %self.spec.function, error = %e, "worker failed to start");
-                self.restarts("start_failed").increment(1);
-                let streak = self.crash_streak.fetch_add(1, Ordering::Relaxed) + 1;
-                st.failing = true;
-                st.next_attempt = Instant::now() + backoff(streak);
-                if st.slots.is_empty() && st.starting == 0 {
-                    for w in st.waiters.drain(..) {
-                        let _ = w.send(Err(PoolError::Crashed));
+    fn perform(self: &Arc<Self>, actions: Vec<Action>, wake: bool) {
+        for action in actions {
+            match action {
+                Action::Spawn(id) => self.spawn(id),
+                Action::Kill(w, cause) => w.kill(cause),
+                Action::Grant(tx, id, w) => {
+                    let delivered = match (tx, w) {
+                        (Some(tx), Some(w)) => tx.send(Ok((id, w))).is_ok(),
+                        _ => false,
+                    };
+                    if !delivered {
+                        self.apply(|sh, now| sh.machine.released(id, false, now));
                     }
                 }
-                self.schedule_replacement(&mut st, backoff(streak));
+                Action::Refuse(tx, why) => {
+                    if let Some(tx) = tx {
+                        let _ = tx.send(Err(match why {
+                            Refusal::Crashed => PoolError::Crashed,
+                            Refusal::Overloaded => PoolError::Overloaded { retry_after_s: 1 },
+                        }));
+                    }
+                }
+                Action::Cancel(w, req) => w.cancel(req),
             }
         }
-        self.publish(&mut st);
-    }
-
-    fn kill_for_timeout(self: &Arc<Self>, worker: &Arc<Worker>) {
-        let mut st = self.state.lock().expect("pool lock");
-        self.evict(&mut st, worker, ExitCause::Timeout);
-    }
-
-    /// Every deliberate stop (timeout, idle reaping): the worker leaves the slot table at
-    /// once, then is killed. Between the kill and its exit being noticed (`on_exit`, which
-    /// counts it and replaces it when `min` needs it), no request may be handed to it: it
-    /// would come back as a crash.
-    fn evict(self: &Arc<Self>, st: &mut State, worker: &Arc<Worker>, cause: ExitCause) {
-        st.slots.retain(|s| !Arc::ptr_eq(&s.worker, worker));
-        worker.kill(cause);
-        if !st.retired {
-            self.schedule_replacement(st, Duration::ZERO);
+        if wake {
+            self.wake.notify_one();
         }
-        self.publish(st);
+        self.changed.notify_waiters();
     }
 
-    fn on_exit(self: &Arc<Self>, worker: &Arc<Worker>, cause: ExitCause) {
-        let mut st = self.state.lock().expect("pool lock");
-        st.slots.retain(|s| !Arc::ptr_eq(&s.worker, worker));
-        let delay = match cause {
-            ExitCause::Retired => Duration::ZERO,
-            ExitCause::Timeout => {
-                self.restarts("timeout").increment(1);
-                Duration::ZERO
+    fn spawn(self: &Arc<Self>, id: WorkerId) {
+        let weak = Arc::downgrade(self);
+        let events: Events = Arc::new(move |ev| {
+            if let Some(inner) = weak.upgrade() {
+                inner.on_event(id, ev);
             }
-            ExitCause::Crash | ExitCause::Protocol => {
-                self.restarts(cause.label()).increment(1);
-                let streak = self.crash_streak.fetch_add(1, Ordering::Relaxed) + 1;
-                backoff(streak)
-            }
-        };
-        if !st.retired {
-            self.schedule_replacement(&mut st, delay);
-        }
-        self.publish(&mut st);
-        self.drained.notify_waiters();
-    }
-
-    /// Keeps `min` workers alive and serves queued requests: starts one after `delay`.
-    fn schedule_replacement(self: &Arc<Self>, st: &mut State, delay: Duration) {
-        let live = st.slots.len() + st.starting;
-        let wanted = live < self.spec.min_workers || (!st.waiters.is_empty() && live == 0);
-        if st.retired || !wanted || live >= self.spec.max_workers {
-            return;
-        }
-        st.starting += 1;
+        });
+        let start = self.spawner.spawn(id, events);
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let Some(inner) = weak.upgrade() else { return };
-            {
-                let mut st = inner.state.lock().expect("pool lock");
-                if st.retired {
-                    st.starting -= 1;
-                    inner.publish(&mut st);
-                    return;
+            let result = start.await;
+            let Some(inner) = weak.upgrade() else {
+                if let Ok(w) = result {
+                    w.kill(ExitCause::Retired);
+                }
+                return;
+            };
+            match result {
+                Ok(w) => inner.apply(|sh, now| {
+                    sh.workers.insert(id, w);
+                    sh.machine.started(id, now)
+                }),
+                Err(e) => {
+                    tracing::error!(
+                        function = %inner.spec.function,
+                        file = %inner.spec.handler.display(),
+                        error = %e,
+                        "worker failed to start"
+                    );
+                    inner.restarts("start_failed").increment(1);
+                    let e: Arc<str> = Arc::from(e.to_string());
+                    inner.apply(|sh, now| {
+                        sh.last_error = Some(e);
+                        sh.machine.start_failed(id, now)
+                    });
                 }
             }
-            inner.start_one().await;
         });
+    }
+
+    fn on_event(self: &Arc<Self>, id: WorkerId, ev: WorkerEvent) {
+        match ev {
+            WorkerEvent::CancelAcked(req) => {
+                self.apply(|sh, now| sh.machine.cancel_acked(id, req, now))
+            }
+            WorkerEvent::Exited(cause) => {
+                if cause != ExitCause::Retired {
+                    self.restarts(cause.label()).increment(1);
+                }
+                self.apply(|sh, now| {
+                    sh.workers.remove(&id);
+                    sh.machine.exited(id, cause, now)
+                });
+            }
+        }
     }
 
     /// `edgefn_workers{state}` as deltas, so an old and a new pool of one function can
     /// both report while the old one drains.
-    fn publish(&self, st: &mut State) {
-        let busy = st.slots.iter().filter(|s| s.in_flight > 0).count() as i64;
-        let now = [st.slots.len() as i64 - busy, busy, st.starting as i64];
+    fn publish(&self, sh: &mut Shared) {
+        let busy = sh.machine.busy_count() as i64;
+        let ready = sh.machine.ready_count() as i64;
+        let now = [ready - busy, busy, sh.machine.starting_count() as i64];
         let gauges = [&self.gauges.idle, &self.gauges.busy, &self.gauges.starting];
         for (i, g) in gauges.iter().enumerate() {
-            let d = now[i] - st.published[i];
+            let d = now[i] - sh.published[i];
             if d != 0 {
                 g.increment(d as f64);
             }
         }
-        st.published = now;
+        sh.published = now;
     }
 }
 
-/// 0 for the first crash, then 100 ms doubling up to [`MAX_BACKOFF`].
-fn backoff(streak: u32) -> Duration {
-    if streak <= 1 {
-        return Duration::ZERO;
-    }
-    let ms = 100u64.saturating_mul(1 << (streak - 2).min(16));
-    Duration::from_millis(ms).min(MAX_BACKOFF)
-}
-
-/// Stops workers above `min` that have been idle for `idle`.
-async fn reap(weak: Weak<Inner>, idle: Duration) {
-    let mut tick = tokio::time::interval(idle / 4);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Sleeps until the machine's next deadline (or a transition re-arms it), then ticks.
+async fn drive(weak: Weak<Inner>, wake: Arc<Notify>) {
     loop {
-        tick.tick().await;
+        let next = {
+            let Some(inner) = weak.upgrade() else { return };
+            let sh = inner.shared.lock().expect("pool lock");
+            if sh.machine.phase() == Phase::Stopped && sh.machine.is_empty() {
+                return;
+            }
+            sh.machine.next_wake()
+        };
+        match next {
+            Some(t) => {
+                let at = tokio::time::Instant::from_std(t);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at) => {}
+                    _ = wake.notified() => {}
+                }
+            }
+            None => wake.notified().await,
+        }
         let Some(inner) = weak.upgrade() else { return };
-        let mut st = inner.state.lock().expect("pool lock");
-        if st.retired {
-            return;
-        }
-        let spare = st.slots.len().saturating_sub(inner.spec.min_workers);
-        let idle_workers: Vec<Arc<Worker>> = st
-            .slots
-            .iter()
-            .rev()
-            .filter(|s| s.in_flight == 0 && s.idle_since.elapsed() >= idle)
-            .take(spare)
-            .map(|s| s.worker.clone())
-            .collect();
-        for w in &idle_workers {
-            inner.evict(&mut st, w, ExitCause::Retired);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(1), Duration::ZERO);
-        assert_eq!(backoff(2), Duration::from_millis(100));
-        assert_eq!(backoff(3), Duration::from_millis(200));
-        assert_eq!(backoff(40), MAX_BACKOFF);
+        inner.apply(|sh, now| sh.machine.tick(now));
     }
 }

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use tokio::process::Command;
 
-use super::{Runtime, RuntimeCommands};
+use super::Runtime;
+use crate::config::RuntimeCommands;
 
 const PYTHON_WORKER: &str = include_str!("../../../runtimes/python/edgefn_worker.py");
 const NODE_WORKER: &str = include_str!("../../../runtimes/node/edgefn-worker.js");

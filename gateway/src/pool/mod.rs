@@ -1,155 +1,66 @@
 //! Warm runtime worker pools. Flow: reload asks the [`PoolRegistry`] for a pool per
-//! function ([`PoolRegistry::ensure`] reuses the running pool when the spec is unchanged,
-//! else installs dependencies and starts `min` workers); the request path calls
-//! [`Pool::dispatch`], which takes a worker slot, sends one frame and waits for the reply
-//! within the function's timeout; after the new snapshot is stored, pools no longer in it
-//! drain and stop.
+//! function ([`PoolRegistry::ensure`] returns at once: the function's [`Pool`] handle,
+//! unchanged when the spec is, else with a new version starting in the background —
+//! dependencies installed, first workers started — that replaces the serving version
+//! only once it is ready); the request path calls [`Pool::dispatch`], which takes a worker
+//! slot, sends one frame and waits for the reply within the function's timeout; after
+//! the new snapshot is stored, functions no longer in it drain and stop.
 //!
-//! Modules: `launch` (embedded runtime scripts, interpreter), `deps` (pip / npm installs),
-//! `worker` (one process and its channel), `function_pool` (slots, queue, healing),
-//! `protocol` (frames), `output` (captured stdout/stderr with secrets masked).
+//! Modules: `types` (spec, request, response, errors), `handle` (one function across
+//! versions), `function_pool` (one version's IO) around `machine` (its pure state),
+//! `seam` (the spawn / channel traits), `worker` (one process and its channel), `launch`
+//! (embedded runtime scripts, interpreter), `deps` (pip / npm installs), `protocol`
+//! (frames), `output` (captured stdout/stderr with secrets masked).
 
 mod deps;
 mod function_pool;
+mod handle;
 mod launch;
+mod machine;
 mod output;
 mod php;
 pub mod protocol;
 mod rust_build;
+mod seam;
+mod types;
 mod worker;
 
-pub use function_pool::Pool;
+pub use handle::Pool;
+pub use types::{AuthContext, PoolError, PoolSpec, WorkerRequest, WorkerResponse};
 
-use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
+use tokio::task::JoinHandle;
 
+use crate::config::RuntimeCommands;
+use function_pool::{FunctionPool, Timing};
+use handle::Serving;
 use launch::Launcher;
-
-use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
 
 pub use crate::catalog::runtime::Runtime;
 
-/// Commands that start each runtime (`[runtimes.*] command` in edgefn.toml).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuntimeCommands {
-    pub python: Vec<String>,
-    pub node: Vec<String>,
-    /// `[runtimes.php] command`, `[runtimes.lua] command`, `[runtimes.rust] command` (cargo).
-    pub php: Vec<String>,
-    pub lua: Vec<String>,
-    pub cargo: Vec<String>,
-    /// Workers above `workers.min` idle this long are stopped
-    /// (`[runtimes] worker_idle_timeout_ms`).
-    pub idle_timeout: Duration,
+/// One function's entry: its handle, the spec last asked for (serving, starting, or
+/// refused: the same spec is not retried until its files change), and the start task.
+struct Entry {
+    pool: Arc<Pool>,
+    spec: PoolSpec,
+    start: Option<JoinHandle<()>>,
 }
 
-impl Default for RuntimeCommands {
-    fn default() -> Self {
-        Self {
-            python: vec!["python3".into()],
-            node: vec!["node".into()],
-            php: vec!["php".into()],
-            lua: vec!["lua5.4".into()],
-            cargo: vec!["cargo".into()],
-            idle_timeout: function_pool::DEFAULT_IDLE_TIMEOUT,
-        }
-    }
-}
-
-/// Everything a pool needs about its function, computed at load. `Debug` never prints
-/// env values (they may be secrets).
-#[derive(Clone, PartialEq)]
-pub struct PoolSpec {
-    pub function: Arc<str>,
-    pub runtime: Runtime,
-    /// Absolute path of the handler file.
-    pub handler: PathBuf,
-    /// Absolute path of the function folder.
-    pub dir: PathBuf,
-    /// `event.env`: (name, value), secrets included (the function may read them).
-    pub env: Vec<(String, String)>,
-    /// Values to replace with `***` in captured stdout/stderr.
-    pub secrets: Vec<String>,
-    pub min_workers: usize,
-    pub max_workers: usize,
-    /// In-flight requests per worker.
-    pub concurrency: usize,
-    pub timeout: Duration,
-    /// Digest of the function folder's code files: a change restarts the pool.
-    pub code_hash: [u8; 32],
-}
-
-/// Who the gateway let in, for `event.context.auth`.
-#[derive(Debug, Clone)]
-pub struct AuthContext {
-    pub kind: &'static str,
-    pub subject: Option<Arc<str>>,
-}
-
-/// One request handed to a worker.
-#[derive(Debug)]
-pub struct WorkerRequest {
-    pub request_id: Arc<str>,
-    pub method: http::Method,
-    pub path: String,
-    /// Raw query string without `?` (the worker decodes it into `event.query`).
-    pub query: Option<String>,
-    pub params: Vec<(String, String)>,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-    pub auth: AuthContext,
-}
-
-/// What the handler answered, validated.
-#[derive(Debug)]
-pub struct WorkerResponse {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PoolError {
-    #[error("the function's worker crashed")]
-    Crashed,
-    #[error("the function did not answer within {timeout_ms} ms")]
-    Timeout { timeout_ms: u64 },
-    #[error("the function is at capacity, retry later")]
-    Overloaded { retry_after_s: u32 },
-    #[error("the function raised an error")]
-    HandlerError,
-    #[error("the function returned an invalid response: {detail}")]
-    BadResponse { detail: &'static str },
-    #[error("the function is unavailable: {reason}")]
-    Unavailable { reason: Arc<str> },
-}
-
-impl std::fmt::Debug for PoolSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PoolSpec")
-            .field("function", &self.function)
-            .field("runtime", &self.runtime)
-            .field("handler", &self.handler)
-            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
-            .field("min_workers", &self.min_workers)
-            .field("max_workers", &self.max_workers)
-            .field("concurrency", &self.concurrency)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
+struct Shared {
+    commands: RuntimeCommands,
+    launcher: OnceCell<Result<Arc<Launcher>, Arc<str>>>,
+    serial: Arc<AtomicU64>,
 }
 
 /// All pools; reload asks it for a pool per function and it reuses unchanged ones.
 pub struct PoolRegistry {
-    commands: RuntimeCommands,
-    launcher: OnceCell<Result<Arc<Launcher>, Arc<str>>>,
-    pools: tokio::sync::Mutex<Vec<Arc<Pool>>>,
-    serial: Arc<AtomicU64>,
+    shared: Arc<Shared>,
+    entries: Mutex<HashMap<Arc<str>, Entry>>,
+    stopping: AtomicBool,
 }
 
 impl std::fmt::Debug for PoolRegistry {
@@ -161,93 +72,183 @@ impl std::fmt::Debug for PoolRegistry {
 impl PoolRegistry {
     pub fn new(commands: RuntimeCommands) -> Self {
         Self {
-            commands,
-            launcher: OnceCell::new(),
-            pools: tokio::sync::Mutex::new(Vec::new()),
-            serial: Arc::new(AtomicU64::new(0)),
+            shared: Arc::new(Shared {
+                commands,
+                launcher: OnceCell::new(),
+                serial: Arc::new(AtomicU64::new(0)),
+            }),
+            entries: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
         }
     }
 
-    /// Returns the running pool for an identical spec, or starts a new one (warm to `min`,
-    /// dependencies installed). A failure is represented by a pool answering `Unavailable`.
-    pub async fn ensure(&self, spec: PoolSpec) -> Arc<Pool> {
-        let mut pools = self.pools.lock().await;
-        if let Some(p) = pools.iter().find(|p| p.spec() == &spec && !p.is_retired()) {
-            return p.clone();
-        }
-        let pool = Arc::new(self.start(spec).await);
-        pools.push(pool.clone());
-        pool
-    }
-
-    async fn start(&self, spec: PoolSpec) -> Pool {
-        let launcher = self
-            .launcher
-            .get_or_init(|| async {
-                Launcher::new(&self.commands)
-                    .await
-                    .map(Arc::new)
-                    .map_err(|e| {
-                        tracing::error!(error = %e, "cannot prepare worker processes");
-                        Arc::from("the gateway cannot start workers; see its log")
-                    })
-            })
-            .await;
-        let launcher = match launcher {
-            Ok(l) => l.clone(),
-            Err(reason) => return Pool::unavailable(spec, reason.clone()),
-        };
-        let interpreter = launcher.interpreter(spec.runtime).to_vec();
-        let deps = match deps::ensure(spec.runtime, &spec.dir, &interpreter).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(
-                    function = %spec.function,
-                    dir = %spec.dir.display(),
-                    error = %e,
-                    "dependency install failed; this function answers 503 until it is fixed"
-                );
-                return Pool::unavailable(
-                    spec,
-                    Arc::from("its dependencies failed to install; see the gateway log"),
-                );
+    /// The function's pool handle. A spec not seen before starts a new version in the
+    /// background (never under this lock, so installs and starts run concurrently and
+    /// never hold up reload or shutdown).
+    pub fn ensure(&self, spec: PoolSpec) -> Arc<Pool> {
+        let mut entries = self.entries.lock().expect("registry lock");
+        if let Some(e) = entries.get(&spec.function) {
+            if e.spec == spec {
+                return e.pool.clone();
             }
-        };
-        let masker = output::Masker::new(&spec.secrets);
-        Pool::start(worker::SpawnCtx {
-            spec: Arc::new(spec),
-            launcher,
-            deps,
-            masker,
-            serial: self.serial.clone(),
-            idle_timeout: self.commands.idle_timeout,
-        })
-        .await
+        }
+        let entry = entries
+            .entry(spec.function.clone())
+            .or_insert_with(|| Entry {
+                pool: Arc::new(Pool::new(spec.function.clone())),
+                spec: spec.clone(),
+                start: None,
+            });
+        if let Some(previous) = entry.start.take() {
+            previous.abort();
+        }
+        entry.spec = spec.clone();
+        if !self.stopping.load(Ordering::Acquire) {
+            let (shared, pool) = (self.shared.clone(), entry.pool.clone());
+            entry.start = Some(tokio::spawn(start_version(shared, pool, spec)));
+        }
+        entry.pool.clone()
     }
 
-    /// After a new snapshot is stored: drain and stop the pools not in `live`. In-flight
-    /// requests finish on the old workers; the drain runs in the background.
+    /// After a new snapshot is stored: drain and stop the functions not in `live`.
+    /// In-flight requests finish on the old workers; the drain runs in the background.
     pub async fn retire_except(&self, live: &[Arc<Pool>]) {
-        let mut pools = self.pools.lock().await;
-        let (keep, old): (Vec<_>, Vec<_>) = pools
-            .drain(..)
-            .partition(|p| live.iter().any(|l| Arc::ptr_eq(l, p)));
-        *pools = keep;
-        for p in old {
-            tokio::spawn(async move { p.retire().await });
+        let gone: Vec<Entry> = {
+            let mut entries = self.entries.lock().expect("registry lock");
+            let names: Vec<Arc<str>> = entries
+                .iter()
+                .filter(|(_, e)| !live.iter().any(|l| Arc::ptr_eq(l, &e.pool)))
+                .map(|(k, _)| k.clone())
+                .collect();
+            names.iter().filter_map(|n| entries.remove(n)).collect()
+        };
+        for e in gone {
+            if let Some(t) = e.start {
+                t.abort();
+            }
+            if let Some(p) = e.pool.swap(Serving::Unavailable(Arc::from("removed"))) {
+                tokio::spawn(async move { p.retire().await });
+            }
         }
     }
 
-    /// Graceful shutdown: stop every worker.
+    /// Graceful shutdown: abandon pending installs and starts, stop every worker.
     pub async fn shutdown(&self) {
-        let pools: Vec<_> = self.pools.lock().await.drain(..).collect();
+        self.stopping.store(true, Ordering::Release);
+        let entries: Vec<Entry> = self
+            .entries
+            .lock()
+            .expect("registry lock")
+            .drain()
+            .map(|(_, e)| e)
+            .collect();
         let mut all = tokio::task::JoinSet::new();
-        for p in pools {
-            all.spawn(async move { p.retire().await });
+        for e in entries {
+            if let Some(t) = e.start {
+                t.abort();
+            }
+            if let Some(p) = e.pool.live() {
+                all.spawn(async move { p.retire().await });
+            }
         }
         while all.join_next().await.is_some() {}
-        if let Some(Ok(l)) = self.launcher.get() {
+        if let Some(Ok(l)) = self.shared.launcher.get() {
             l.cleanup();
         }
+    }
+}
+
+async fn launcher(shared: &Shared) -> Result<Arc<Launcher>, Arc<str>> {
+    shared
+        .launcher
+        .get_or_init(|| async {
+            Launcher::new(&shared.commands)
+                .await
+                .map(Arc::new)
+                .map_err(|e| {
+                    tracing::error!(error = %e, "cannot prepare worker processes");
+                    Arc::from("the gateway cannot start workers; see its log")
+                })
+        })
+        .await
+        .clone()
+}
+
+/// Installs a version's dependencies, starts its first workers and, once they are
+/// ready, makes it the one that serves. A version that cannot start leaves the previous
+/// one serving (and is counted as a failed reload); a brand-new function that cannot
+/// start serves its failing pool, which answers 502 at once and keeps retrying.
+async fn start_version(shared: Arc<Shared>, pool: Arc<Pool>, spec: PoolSpec) {
+    let previous = pool.live();
+    let spec = Arc::new(spec);
+    let refuse = |what: &str, error: &str| {
+        tracing::error!(
+            function = %spec.function,
+            file = %spec.handler.display(),
+            error,
+            "{what}; still serving the previous version until the files change again"
+        );
+        crate::metrics::reload("error");
+    };
+    let launcher = match launcher(&shared).await {
+        Ok(l) => l,
+        Err(reason) => {
+            pool.swap(Serving::Unavailable(reason));
+            return;
+        }
+    };
+    let interpreter = launcher.interpreter(spec.runtime).to_vec();
+    let deps = match deps::ensure(spec.runtime, &spec.dir, &interpreter).await {
+        Ok(d) => d,
+        Err(e) => {
+            if previous.is_some() {
+                refuse(
+                    "the new version's dependencies failed to install",
+                    &e.to_string(),
+                );
+                return;
+            }
+            tracing::error!(
+                function = %spec.function,
+                dir = %spec.dir.display(),
+                error = %e,
+                "dependency install failed; this function answers 503 until it is fixed"
+            );
+            pool.swap(Serving::Unavailable(Arc::from(
+                "its dependencies failed to install; see the gateway log",
+            )));
+            return;
+        }
+    };
+    let timing = Timing {
+        idle_timeout: shared.commands.idle_timeout,
+        cancel_grace: shared.commands.cancel_grace,
+    };
+    // A version that replaces another proves itself with at least one worker.
+    let warm = if previous.is_some() {
+        spec.min_workers.max(1)
+    } else {
+        spec.min_workers
+    };
+    let spawner = Arc::new(worker::ProcessSpawner(worker::SpawnCtx {
+        masker: output::Masker::new(&spec.secrets),
+        spec: spec.clone(),
+        launcher,
+        deps,
+        serial: shared.serial.clone(),
+    }));
+    let next = Arc::new(FunctionPool::start(spec.clone(), spawner, timing, warm));
+    match next.wait_ready(warm).await {
+        Ok(()) => {}
+        Err(e) if previous.is_some() => {
+            refuse("the new version cannot start its first worker", &e);
+            next.stop().await;
+            return;
+        }
+        // A brand-new function: its pool answers 502 promptly and retries with backoff.
+        Err(_) => {}
+    }
+    if let Some(old) = pool.swap(Serving::Live(next)) {
+        tokio::spawn(async move { old.retire().await });
     }
 }

@@ -54,36 +54,41 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Bytes, Bytes
     Ok((buf, body))
 }
 
-/// Builds one frame: prefix, header JSON and (when small) the body in one buffer so a
-/// request is a single write; large bodies are returned separately to avoid the copy.
+/// Builds one frame's prefix and header JSON; the body is returned beside it (not copied)
+/// for one vectored write, or `None` when empty.
 pub fn encode(header: &impl Serialize, body: &Bytes) -> (Vec<u8>, Option<Bytes>) {
-    const INLINE_BODY: usize = 16 << 10;
-    let mut out = Vec::with_capacity(512 + body.len().min(INLINE_BODY));
+    let mut out = Vec::with_capacity(512);
     out.extend_from_slice(&[0u8; 8]);
     serde_json::to_writer(&mut out, header).expect("serialising to a Vec cannot fail");
     let hlen = (out.len() - 8) as u32;
     let total = 4 + hlen + body.len() as u32;
     out[0..4].copy_from_slice(&total.to_be_bytes());
     out[4..8].copy_from_slice(&hlen.to_be_bytes());
-    if body.len() <= INLINE_BODY {
-        out.extend_from_slice(body);
-        (out, None)
-    } else {
-        (out, Some(body.clone()))
-    }
+    (out, (!body.is_empty()).then(|| body.clone()))
 }
+
+/// The protocol this gateway speaks; `init` carries it and `ready` must echo it.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 pub struct Init<'a> {
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// Protocol v2 fields (until the pool rewrite sends them itself): workers that speak
-    /// v2 refuse an init without `version: 2`; v1 workers ignore them.
     pub version: u32,
-    pub runtime: &'static str,
-    pub handler_name: Option<&'a str>,
     pub function: &'a str,
+    pub runtime: &'static str,
+    /// The whole `fn.env.json`, sent once per worker.
     pub env: EnvRef<'a>,
+    /// The callable to call instead of the runtime's default lookup.
+    pub handler_name: Option<&'a str>,
+}
+
+/// `{"type":"cancel","id":N}`: the gateway gave up on request N.
+#[derive(Serialize)]
+pub struct Cancel {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: u64,
 }
 
 pub struct EnvRef<'a>(pub &'a [(String, String)]);
@@ -209,6 +214,8 @@ impl Serialize for AuthRef<'_> {
 pub enum FromWorker<'a> {
     Ready {
         pid: u32,
+        /// Absent from a protocol-1 worker.
+        version: Option<u64>,
     },
     Fatal {
         error: String,
@@ -221,6 +228,9 @@ pub enum FromWorker<'a> {
     Err {
         id: u64,
         kind: Cow<'a, str>,
+    },
+    Cancelled {
+        id: u64,
     },
 }
 
@@ -238,6 +248,7 @@ struct RawFromWorker<'a> {
     #[serde(borrow)]
     kind: Option<Cow<'a, str>>,
     error: Option<String>,
+    version: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -264,6 +275,10 @@ impl<'a> FromWorker<'a> {
             },
             "ready" => FromWorker::Ready {
                 pid: raw.pid.ok_or_else(missing)?,
+                version: raw.version,
+            },
+            "cancelled" => FromWorker::Cancelled {
+                id: raw.id.ok_or_else(missing)?,
             },
             "fatal" => FromWorker::Fatal {
                 error: raw.error.unwrap_or_default(),
@@ -340,7 +355,7 @@ mod tests {
             },
             &req.body,
         );
-        assert!(rest.is_none());
+        frame.extend_from_slice(&rest.expect("the body travels beside the header"));
         let (header, body) = read_frame(&mut frame.as_slice()).await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&header).unwrap();
         assert_eq!(v["id"], 9);

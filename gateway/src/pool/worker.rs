@@ -1,17 +1,20 @@
 //! One worker process: spawned with its own Unix socket, handed the function's env in an
 //! init frame, and supervised by a task that owns the child. Replies are matched to
 //! requests by id, so a worker may serve several requests at once; when the worker dies
-//! every request still waiting on it is answered with an error at once.
+//! every request still waiting on it is answered with an error at once. A request the
+//! gateway gives up on is `cancel`led (protocol 2): its id stays held until the worker
+//! answers `cancelled` (or replies late), then the pool is told it is free.
 
 use std::collections::HashMap;
+use std::io::IoSlice;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixListener;
 use tokio::process::Child;
@@ -19,52 +22,16 @@ use tokio::sync::{oneshot, Notify};
 
 use super::deps::DepsEnv;
 use super::launch::Launcher;
+pub use super::machine::ExitCause;
+use super::machine::{RequestId, WorkerId};
 use super::output::{self, Masker};
-use super::protocol::{self, FromWorker, Init, RequestHeader};
-use super::{PoolError, PoolSpec, WorkerRequest, WorkerResponse};
+use super::protocol::{self, Cancel, FromWorker, Init, RequestHeader, PROTOCOL_VERSION};
+use super::seam::{BoxFuture, Channel, Events, Reply, Spawn, WorkerEvent};
+use super::{PoolError, PoolSpec, WorkerRequest};
 use crate::logging::Stream;
 
 /// How long a worker may take from spawn to `ready` (imports included).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-pub type Reply = Result<WorkerResponse, PoolError>;
-
-/// Why a worker stopped; chooses the restart metric and the answer to its pending requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitCause {
-    /// It exited or closed its channel on its own.
-    Crash,
-    /// It sent a frame the gateway could not read.
-    Protocol,
-    /// The gateway killed it because a request ran past its timeout.
-    Timeout,
-    /// Idle reaping, a reload or shutdown.
-    Retired,
-}
-
-impl ExitCause {
-    pub fn label(self) -> &'static str {
-        match self {
-            ExitCause::Crash => "crash",
-            ExitCause::Protocol => "bad_response",
-            ExitCause::Timeout => "timeout",
-            ExitCause::Retired => "retired",
-        }
-    }
-
-    fn code(self) -> u8 {
-        self as u8
-    }
-
-    fn from_code(c: u8) -> ExitCause {
-        match c {
-            1 => ExitCause::Protocol,
-            2 => ExitCause::Timeout,
-            3 => ExitCause::Retired,
-            _ => ExitCause::Crash,
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -85,6 +52,8 @@ pub enum StartError {
     Fatal { error: String },
     #[error("the worker's channel failed during start-up: {0}")]
     Channel(String),
+    #[error("the worker speaks protocol {got}; this gateway speaks protocol {PROTOCOL_VERSION}")]
+    Version { got: String },
 }
 
 /// What a pool passes to start its workers.
@@ -95,21 +64,46 @@ pub struct SpawnCtx {
     pub deps: DepsEnv,
     pub masker: Masker,
     pub serial: Arc<AtomicU64>,
-    pub idle_timeout: Duration,
 }
 
-struct Pending {
-    closed: bool,
-    waiting: HashMap<u64, oneshot::Sender<Reply>>,
+/// The real [`Spawn`]: a process per worker.
+#[derive(Debug, Clone)]
+pub struct ProcessSpawner(pub SpawnCtx);
+
+impl Spawn for ProcessSpawner {
+    fn spawn(
+        &self,
+        _id: WorkerId,
+        events: Events,
+    ) -> BoxFuture<'static, Result<Arc<dyn Channel>, StartError>> {
+        let ctx = self.0.clone();
+        Box::pin(async move {
+            let w = spawn(&ctx, events).await?;
+            Ok(w as Arc<dyn Channel>)
+        })
+    }
+}
+
+/// A request the worker holds: someone waits for its reply, or the gateway gave up on it
+/// and waits only for the worker to let it go.
+enum Pending {
+    Waiting(oneshot::Sender<Reply>),
+    Cancelled,
+}
+
+enum Conn {
+    Open(HashMap<RequestId, Pending>),
+    Closed,
 }
 
 pub struct Worker {
     pub pid: u32,
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
-    pending: Mutex<Pending>,
+    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    conn: Mutex<Conn>,
     next_id: AtomicU64,
     kill: Notify,
-    kill_cause: AtomicU8,
+    kill_cause: Mutex<Option<ExitCause>>,
+    events: Events,
     function: Arc<str>,
 }
 
@@ -119,17 +113,77 @@ impl std::fmt::Debug for Worker {
     }
 }
 
+impl Channel for Worker {
+    fn send<'a>(
+        &'a self,
+        req: &'a WorkerRequest,
+    ) -> BoxFuture<'a, Result<(RequestId, oneshot::Receiver<Reply>), PoolError>> {
+        Box::pin(self.call(req))
+    }
+
+    fn cancel(&self, id: RequestId) {
+        let known = {
+            let mut conn = self.conn.lock().expect("conn lock");
+            match &mut *conn {
+                Conn::Open(pending) => match pending.get_mut(&id) {
+                    Some(p) => {
+                        *p = Pending::Cancelled;
+                        true
+                    }
+                    None => false,
+                },
+                Conn::Closed => false,
+            }
+        };
+        if !known {
+            // Already answered (or the worker is gone): nothing occupies its slot.
+            (self.events)(WorkerEvent::CancelAcked(id));
+            return;
+        }
+        let (frame, _) = protocol::encode(&Cancel { kind: "cancel", id }, &Bytes::new());
+        let writer = self.writer.clone();
+        tokio::spawn(async move {
+            let _ = writer.lock().await.write_all(&frame).await;
+        });
+    }
+
+    fn kill(&self, cause: ExitCause) {
+        self.kill_cause
+            .lock()
+            .expect("kill lock")
+            .get_or_insert(cause);
+        self.kill.notify_one();
+    }
+}
+
+/// Kills the worker if a request frame was only partly written (its future was dropped
+/// mid-write): the channel is out of step and cannot carry another frame.
+struct WriteGuard<'a> {
+    worker: &'a Worker,
+    done: bool,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.worker.kill(ExitCause::Timeout);
+        }
+    }
+}
+
 impl Worker {
-    /// Sends one request and waits for its reply (the caller bounds the wait).
-    pub async fn call(&self, req: &WorkerRequest) -> Result<oneshot::Receiver<Reply>, PoolError> {
+    async fn call(
+        &self,
+        req: &WorkerRequest,
+    ) -> Result<(RequestId, oneshot::Receiver<Reply>), PoolError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
-            let mut p = self.pending.lock().expect("pending lock");
-            if p.closed {
-                return Err(PoolError::Crashed);
-            }
-            p.waiting.insert(id, tx);
+            let mut conn = self.conn.lock().expect("conn lock");
+            match &mut *conn {
+                Conn::Open(pending) => pending.insert(id, Pending::Waiting(tx)),
+                Conn::Closed => return Err(PoolError::Crashed),
+            };
         }
         let header = RequestHeader {
             id,
@@ -137,77 +191,90 @@ impl Worker {
             req,
         };
         let (frame, rest) = protocol::encode(&header, &req.body);
-        if self.write(&frame, rest.as_ref()).await.is_err() {
-            self.pending
-                .lock()
-                .expect("pending lock")
-                .waiting
-                .remove(&id);
+        let mut guard = WriteGuard {
+            worker: self,
+            done: false,
+        };
+        let written = {
+            let mut w = self.writer.lock().await;
+            write_frame(&mut *w, &frame, rest.as_deref().unwrap_or(&[])).await
+        };
+        guard.done = true;
+        if written.is_err() {
+            if let Conn::Open(pending) = &mut *self.conn.lock().expect("conn lock") {
+                pending.remove(&id);
+            }
             return Err(PoolError::Crashed);
         }
-        Ok(rx)
+        Ok((id, rx))
     }
 
-    async fn write(&self, frame: &[u8], rest: Option<&Bytes>) -> std::io::Result<()> {
-        let mut w = self.writer.lock().await;
-        w.write_all(frame).await?;
-        if let Some(body) = rest {
-            w.write_all(body).await?;
-        }
-        Ok(())
-    }
-
-    /// True once the process is gone (or its channel closed): nothing more can be sent.
-    pub fn is_closed(&self) -> bool {
-        self.pending.lock().expect("pending lock").closed
-    }
-
-    /// Asks the supervisor to stop the process; the first cause given wins.
-    pub fn kill(&self, cause: ExitCause) {
-        let _ = self.kill_cause.compare_exchange(
-            u8::MAX,
-            cause.code(),
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
-        self.kill.notify_one();
+    fn kill_cause(&self) -> ExitCause {
+        self.kill_cause
+            .lock()
+            .expect("kill lock")
+            .unwrap_or(ExitCause::Crash)
     }
 
     fn fail_pending(&self, cause: ExitCause) {
-        let waiting = {
-            let mut p = self.pending.lock().expect("pending lock");
-            p.closed = true;
-            std::mem::take(&mut p.waiting)
-        };
-        for (_, tx) in waiting {
-            let _ = tx.send(Err(match cause {
-                ExitCause::Protocol => PoolError::BadResponse {
-                    detail: "the worker sent a malformed frame",
-                },
-                _ => PoolError::Crashed,
-            }));
+        let pending =
+            match std::mem::replace(&mut *self.conn.lock().expect("conn lock"), Conn::Closed) {
+                Conn::Open(p) => p,
+                Conn::Closed => return,
+            };
+        for (_, p) in pending {
+            if let Pending::Waiting(tx) = p {
+                let _ = tx.send(Err(match cause {
+                    ExitCause::Protocol => PoolError::BadResponse {
+                        detail: "the worker sent a malformed frame",
+                    },
+                    _ => PoolError::Crashed,
+                }));
+            }
         }
     }
 
-    fn deliver(&self, id: u64, reply: Reply) {
-        let tx = self
-            .pending
-            .lock()
-            .expect("pending lock")
-            .waiting
-            .remove(&id);
-        if let Some(tx) = tx {
-            let _ = tx.send(reply);
+    /// A reply, or the acknowledgement of a cancel (a late reply counts as one).
+    fn deliver(&self, id: RequestId, reply: Option<Reply>) {
+        let taken = match &mut *self.conn.lock().expect("conn lock") {
+            Conn::Open(pending) => match pending.get(&id) {
+                Some(Pending::Waiting(_)) if reply.is_none() => None,
+                Some(_) => pending.remove(&id),
+                None => None,
+            },
+            Conn::Closed => None,
+        };
+        match (taken, reply) {
+            (Some(Pending::Waiting(tx)), Some(reply)) => {
+                let _ = tx.send(reply);
+            }
+            (Some(Pending::Cancelled), _) => (self.events)(WorkerEvent::CancelAcked(id)),
+            _ => {}
         }
     }
 }
 
-/// Starts a worker and waits until its handler is loaded. `on_exit` runs once, after the
-/// process is gone and its pending requests were answered.
-pub async fn spawn(
-    ctx: &SpawnCtx,
-    on_exit: impl FnOnce(Arc<Worker>, ExitCause) + Send + 'static,
-) -> Result<Arc<Worker>, StartError> {
+/// Header and body in one vectored write: the body is never copied into the frame.
+async fn write_frame<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    head: &[u8],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut bufs = [IoSlice::new(head), IoSlice::new(body)];
+    let mut bufs = &mut bufs[..];
+    while !bufs.is_empty() {
+        let n = w.write_vectored(bufs).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut bufs, n);
+    }
+    Ok(())
+}
+
+/// Starts a worker and waits until its handler is loaded. `Exited` is reported once,
+/// after the process is gone and its pending requests were answered.
+pub async fn spawn(ctx: &SpawnCtx, events: Events) -> Result<Arc<Worker>, StartError> {
     let started = Instant::now();
     let spec = &ctx.spec;
     let n = ctx.serial.fetch_add(1, Ordering::Relaxed);
@@ -274,14 +341,12 @@ pub async fn spawn(
     };
     let worker = Arc::new(Worker {
         pid,
-        writer: tokio::sync::Mutex::new(writer),
-        pending: Mutex::new(Pending {
-            closed: false,
-            waiting: HashMap::new(),
-        }),
+        writer: Arc::new(tokio::sync::Mutex::new(writer)),
+        conn: Mutex::new(Conn::Open(HashMap::new())),
         next_id: AtomicU64::new(1),
         kill: Notify::new(),
-        kill_cause: AtomicU8::new(u8::MAX),
+        kill_cause: Mutex::new(None),
+        events,
         function: spec.function.clone(),
     });
     tracing::info!(
@@ -290,7 +355,7 @@ pub async fn spawn(
         ready_ms = started.elapsed().as_secs_f64() * 1000.0,
         "worker ready"
     );
-    tokio::spawn(supervise(worker.clone(), child, reader, on_exit));
+    tokio::spawn(supervise(worker.clone(), child, reader));
     Ok(worker)
 }
 
@@ -354,11 +419,11 @@ async fn handshake(
     let mut reader = BufReader::with_capacity(64 << 10, reader);
     let init = Init {
         kind: "init",
-        version: 2,
-        runtime: ctx.spec.runtime.as_str(),
-        handler_name: None,
+        version: PROTOCOL_VERSION,
         function: &ctx.spec.function,
+        runtime: ctx.spec.runtime.as_str(),
         env: protocol::EnvRef(&ctx.spec.env),
+        handler_name: ctx.spec.handler_name.as_deref(),
     };
     let (frame, _) = protocol::encode(&init, &Bytes::new());
     writer
@@ -375,22 +440,23 @@ async fn handshake(
     };
     let (header, _) = first.map_err(|e| StartError::Channel(e.to_string()))?;
     match FromWorker::parse(&header) {
-        Ok(FromWorker::Ready { pid }) => Ok((pid, reader, writer)),
+        Ok(FromWorker::Ready {
+            pid,
+            version: Some(v),
+        }) if v == u64::from(PROTOCOL_VERSION) => Ok((pid, reader, writer)),
+        Ok(FromWorker::Ready { version, .. }) => Err(StartError::Version {
+            got: version.map_or_else(|| "1 (no version in ready)".into(), |v| v.to_string()),
+        }),
         Ok(FromWorker::Fatal { error }) => Err(StartError::Fatal { error }),
         Ok(_) => Err(StartError::Channel("unexpected first frame".into())),
         Err(e) => Err(StartError::Channel(e.to_string())),
     }
 }
 
-async fn supervise(
-    worker: Arc<Worker>,
-    mut child: Child,
-    mut reader: BufReader<OwnedReadHalf>,
-    on_exit: impl FnOnce(Arc<Worker>, ExitCause),
-) {
+async fn supervise(worker: Arc<Worker>, mut child: Child, mut reader: BufReader<OwnedReadHalf>) {
     let cause = tokio::select! {
         cause = read_loop(&worker, &mut reader) => cause,
-        _ = worker.kill.notified() => ExitCause::from_code(worker.kill_cause.load(Ordering::Acquire)),
+        _ = worker.kill.notified() => worker.kill_cause(),
         _ = child.wait() => ExitCause::Crash,
     };
     if cause == ExitCause::Retired {
@@ -410,7 +476,7 @@ async fn supervise(
             "worker stopped"
         );
     }
-    on_exit(worker, cause);
+    (worker.events)(WorkerEvent::Exited(cause));
 }
 
 async fn read_loop(worker: &Worker, reader: &mut BufReader<OwnedReadHalf>) -> ExitCause {
@@ -432,19 +498,22 @@ async fn read_loop(worker: &Worker, reader: &mut BufReader<OwnedReadHalf>) -> Ex
                 headers,
             }) => worker.deliver(
                 id,
-                protocol::response(status, headers, body)
-                    .map_err(|detail| PoolError::BadResponse { detail }),
+                Some(
+                    protocol::response(status, headers, body)
+                        .map_err(|detail| PoolError::BadResponse { detail }),
+                ),
             ),
             Ok(FromWorker::Err { id, kind }) => worker.deliver(
                 id,
-                Err(if kind == "bad_response" {
+                Some(Err(if kind == "bad_response" {
                     PoolError::BadResponse {
                         detail: "the handler's return value is not a response",
                     }
                 } else {
                     PoolError::HandlerError
-                }),
+                })),
             ),
+            Ok(FromWorker::Cancelled { id }) => worker.deliver(id, None),
             Ok(FromWorker::Ready { .. }) | Ok(FromWorker::Fatal { .. }) => {}
             Err(e) => {
                 tracing::warn!(function = %worker.function, error = %e, "worker sent garbage");

@@ -1,0 +1,356 @@
+//! Every transition of the pool, driven with fake worker ids and synthetic instants.
+
+use super::*;
+
+fn limits(min: usize, max: usize, concurrency: usize) -> Limits {
+    Limits {
+        min,
+        max,
+        concurrency,
+        queue_cap: 4,
+        queue_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+        cancel_grace: Duration::from_secs(1),
+    }
+}
+
+fn at(t0: Instant, ms: u64) -> Instant {
+    t0 + Duration::from_millis(ms)
+}
+
+fn spawned(effects: &[Effect]) -> Vec<WorkerId> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Spawn(w) => Some(*w),
+            _ => None,
+        })
+        .collect()
+}
+
+fn has(effects: &[Effect], e: &Effect) -> bool {
+    effects.contains(e)
+}
+
+/// A pool with `n` ready workers (ids 1..=n).
+fn ready_pool(l: Limits, n: usize, t0: Instant) -> Machine {
+    let (mut m, fx) = Machine::new(l, n);
+    for w in spawned(&fx) {
+        m.started(w, t0);
+    }
+    assert_eq!(m.ready_count(), n);
+    m
+}
+
+#[test]
+fn backoff_grows_and_is_capped() {
+    assert_eq!(backoff(1), Duration::ZERO);
+    assert_eq!(backoff(2), Duration::from_millis(100));
+    assert_eq!(backoff(3), Duration::from_millis(200));
+    assert_eq!(backoff(40), MAX_BACKOFF);
+}
+
+#[test]
+fn warm_start_spawns_min_and_first_request_is_granted() {
+    let t0 = Instant::now();
+    let (mut m, fx) = Machine::new(limits(2, 4, 1), 2);
+    assert_eq!(spawned(&fx), vec![1, 2]);
+    // A request before any worker is ready queues (and starts a third, below max).
+    let fx = m.submit(10, t0);
+    assert_eq!(spawned(&fx), vec![3]);
+    assert!(has(&fx, &Effect::Wake(at(t0, 10_000))));
+    let fx = m.started(1, t0);
+    assert_eq!(fx, vec![Effect::Grant(10, 1)]);
+    // Sequential requests land on the same warm worker.
+    m.released(1, true, t0);
+    assert_eq!(m.submit(11, t0), vec![Effect::Grant(11, 1)]);
+}
+
+#[test]
+fn concurrency_fills_a_worker_before_the_next() {
+    let t0 = Instant::now();
+    let mut m = ready_pool(limits(2, 2, 2), 2, t0);
+    let grants: Vec<_> = (0..4).map(|i| m.submit(i, t0)).collect();
+    assert_eq!(grants[0], vec![Effect::Grant(0, 1)]);
+    assert_eq!(grants[1], vec![Effect::Grant(1, 1)]);
+    assert_eq!(grants[2], vec![Effect::Grant(2, 2)]);
+    assert_eq!(grants[3], vec![Effect::Grant(3, 2)]);
+    // Full and at max: the fifth queues without a spawn, and gets the first freed slot.
+    let fx = m.submit(4, t0);
+    assert!(spawned(&fx).is_empty());
+    assert_eq!(m.released(2, true, t0), vec![Effect::Grant(4, 2)]);
+}
+
+#[test]
+fn crash_while_starting_retries_at_once_then_backs_off() {
+    let t0 = Instant::now();
+    let (mut m, _) = Machine::new(limits(1, 2, 1), 1);
+    // First failure: streak 1, no backoff, a replacement starts at once.
+    let fx = m.start_failed(1, t0);
+    assert_eq!(spawned(&fx), vec![2]);
+    // Second: 100 ms backoff, armed as a wake-up, not spawned.
+    let fx = m.start_failed(2, t0);
+    assert!(spawned(&fx).is_empty());
+    assert!(has(&fx, &Effect::Wake(at(t0, 100))));
+    assert!(spawned(&m.tick(at(t0, 50))).is_empty());
+    let fx = m.tick(at(t0, 100));
+    assert_eq!(spawned(&fx), vec![3]);
+    m.started(3, at(t0, 150));
+    assert!(!m.is_failing());
+}
+
+#[test]
+fn crash_mid_request_replaces_the_worker_and_backs_off_when_it_repeats() {
+    let t0 = Instant::now();
+    let mut m = ready_pool(limits(1, 1, 4), 1, t0);
+    assert_eq!(m.submit(1, t0), vec![Effect::Grant(1, 1)]);
+    let fx = m.exited(1, ExitCause::Crash, t0);
+    assert_eq!(spawned(&fx), vec![2]);
+    // The request's guard releases on a worker that is gone: nothing happens.
+    assert!(m.released(1, false, t0).is_empty());
+    m.started(2, t0);
+    let fx = m.exited(2, ExitCause::Crash, t0);
+    assert!(spawned(&fx).is_empty(), "second crash in a row waits");
+    assert!(has(&fx, &Effect::Wake(at(t0, 100))));
+    assert_eq!(spawned(&m.tick(at(t0, 100))), vec![3]);
+    // A good reply ends the streak: the next crash restarts at once.
+    m.started(3, at(t0, 100));
+    m.submit(2, at(t0, 100));
+    m.released(3, true, at(t0, 101));
+    assert_eq!(
+        spawned(&m.exited(3, ExitCause::Crash, at(t0, 102))),
+        vec![4]
+    );
+}
+
+#[test]
+fn timeout_cancel_acknowledged_frees_the_slot_without_a_kill() {
+    let t0 = Instant::now();
+    let mut m = ready_pool(limits(1, 1, 1), 1, t0);
+    assert_eq!(m.submit(1, t0), vec![Effect::Grant(1, 1)]);
+    m.submit(2, t0); // queued behind the slow one
+    let fx = m.abandoned(1, 77, t0);
+    assert_eq!(fx, vec![Effect::Cancel(1, 77), Effect::Wake(at(t0, 1000))]);
+    // Until the ack, the slot stays taken.
+    assert!(m.tick(at(t0, 500)).is_empty());
+    let fx = m.cancel_acked(1, 77, at(t0, 600));
+    assert_eq!(fx, vec![Effect::Grant(2, 1)]);
+    // The grace deadline passing later kills nothing.
+    assert!(m.tick(at(t0, 2000)).is_empty());
+}
+
+#[test]
+fn timeout_without_ack_within_grace_kills_only_then() {
+    let t0 = Instant::now();
+    let mut m = ready_pool(limits(1, 1, 16), 1, t0);
+    for i in 0..16 {
+        assert_eq!(m.submit(i, t0), vec![Effect::Grant(i, 1)]);
+    }
+    m.abandoned(1, 5, t0);
+    // The other 15 finish normally before the grace runs out.
+    for _ in 0..15 {
+        m.released(1, true, at(t0, 10));
+    }
+    assert!(m.tick(at(t0, 999)).is_empty());
+    let fx = m.tick(at(t0, 1000));
+    assert!(has(&fx, &Effect::Kill(1, ExitCause::Timeout)));
+    // Replaced at once (killed workers count for nothing), before its exit is seen.
+    assert_eq!(spawned(&fx), vec![2]);
+    // A late ack from the killed worker changes nothing.
+    assert!(m.cancel_acked(1, 5, at(t0, 1001)).is_empty());
+    assert!(spawned(&m.exited(1, ExitCause::Timeout, at(t0, 1002))).is_empty());
+}
+
+#[test]
+fn broken_handler_with_min_two_refuses_promptly_and_respects_backoff() {
+    let t0 = Instant::now();
+    let (mut m, fx) = Machine::new(limits(2, 4, 1), 2);
+    assert_eq!(spawned(&fx), vec![1, 2]);
+    // Queued while both start.
+    m.submit(10, t0);
+    m.submit(11, t0);
+    let fx = m.start_failed(1, t0);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Refuse(..))));
+    // The two waiters each started a worker too (below max): 1..=4 are out.
+    for w in [2, 3] {
+        let fx = m.start_failed(w, t0);
+        assert!(!fx.iter().any(|e| matches!(e, Effect::Refuse(..))));
+        assert!(spawned(&fx).is_empty(), "no start inside the backoff");
+    }
+    // The last start fails with nothing ready: both waiters get 502 now, not at timeout.
+    let fx = m.start_failed(4, t0);
+    assert!(has(&fx, &Effect::Refuse(10, Refusal::Crashed)));
+    assert!(has(&fx, &Effect::Refuse(11, Refusal::Crashed)));
+    assert!(spawned(&fx).is_empty());
+    assert!(m.is_failing());
+    assert_eq!(m.ready_count(), 0);
+    assert_eq!(m.starting_count(), 0);
+    // A new request inside the backoff: refused at once, and no start.
+    let fx = m.submit(12, at(t0, 1));
+    assert_eq!(fx, vec![Effect::Refuse(12, Refusal::Crashed)]);
+    // Earlier wake-ups (armed by earlier failures) start nothing: the first start
+    // comes at the latest backoff's end (streak 4: 400 ms), one at a time.
+    let mut first = None;
+    while let Some(wake) = m.next_wake() {
+        let fx = m.tick(wake);
+        if !spawned(&fx).is_empty() {
+            first = Some((wake, spawned(&fx)));
+            break;
+        }
+    }
+    let (when, ids) = first.expect("a restart is armed");
+    assert!(when >= at(t0, 400), "{:?}", when - t0);
+    assert_eq!(ids.len(), 1);
+}
+
+#[test]
+fn waiters_are_refused_when_the_last_start_fails() {
+    let t0 = Instant::now();
+    let (mut m, _) = Machine::new(limits(1, 1, 1), 1);
+    m.submit(10, t0);
+    m.submit(11, t0);
+    // Streak 1 retries at once: no refusal while a start is pending.
+    let fx = m.start_failed(1, t0);
+    assert_eq!(spawned(&fx), vec![2]);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Refuse(..))));
+    let fx = m.start_failed(2, t0);
+    assert!(has(&fx, &Effect::Refuse(10, Refusal::Crashed)));
+    assert!(has(&fx, &Effect::Refuse(11, Refusal::Crashed)));
+    assert!(spawned(&fx).is_empty());
+}
+
+#[test]
+fn drain_on_code_change_finishes_in_flight_then_stops() {
+    let t0 = Instant::now();
+    let mut m = ready_pool(limits(2, 2, 1), 2, t0);
+    assert_eq!(m.submit(1, t0), vec![Effect::Grant(1, 1)]);
+    let fx = m.drain(t0);
+    // The idle worker could go now, but the pool stops as a whole once nothing is held.
+    assert!(!has(&fx, &Effect::Kill(1, ExitCause::Retired)));
+    // Draining starts nothing, even for a crash.
+    assert!(spawned(&m.exited(2, ExitCause::Crash, t0)).is_empty());
+    let fx = m.released(1, true, at(t0, 5));
+    assert_eq!(fx, vec![Effect::Kill(1, ExitCause::Retired)]);
+    assert!(!m.is_empty());
+    m.exited(1, ExitCause::Retired, at(t0, 6));
+    assert!(m.is_empty());
+}
+
+#[test]
+fn draining_pool_with_nothing_running_refuses_new_requests() {
+    let t0 = Instant::now();
+    let (mut m, _) = Machine::new(limits(0, 2, 1), 0);
+    m.drain(t0);
+    assert_eq!(m.submit(1, t0), vec![Effect::Refuse(1, Refusal::Crashed)]);
+}
+
+#[test]
+fn idle_workers_above_min_are_reaped_and_min_stays() {
+    let t0 = Instant::now();
+    let mut m = ready_pool(limits(1, 3, 1), 3, t0);
+    assert_eq!(m.next_wake(), Some(at(t0, 60_000)));
+    assert!(m.tick(at(t0, 59_999)).is_empty());
+    let fx = m.tick(at(t0, 60_000));
+    // The last two go (the first stays warm for sequential traffic).
+    assert_eq!(
+        fx,
+        vec![
+            Effect::Kill(3, ExitCause::Retired),
+            Effect::Kill(2, ExitCause::Retired)
+        ]
+    );
+    m.exited(3, ExitCause::Retired, at(t0, 60_001));
+    m.exited(2, ExitCause::Retired, at(t0, 60_001));
+    assert!(m.tick(at(t0, 200_000)).is_empty());
+    assert_eq!(m.ready_count(), 1);
+}
+
+#[test]
+fn a_busy_worker_is_not_reaped() {
+    let t0 = Instant::now();
+    let mut m = ready_pool(limits(0, 1, 1), 1, t0);
+    m.submit(1, t0);
+    assert!(m.tick(at(t0, 120_000)).is_empty());
+    m.released(1, true, at(t0, 120_000));
+    assert!(m.tick(at(t0, 179_999)).is_empty());
+    assert_eq!(
+        m.tick(at(t0, 180_000)),
+        vec![Effect::Kill(1, ExitCause::Retired)]
+    );
+}
+
+#[test]
+fn shutdown_during_a_start_kills_the_worker_when_it_is_ready() {
+    let t0 = Instant::now();
+    let (mut m, fx) = Machine::new(limits(1, 1, 1), 1);
+    assert_eq!(spawned(&fx), vec![1]);
+    m.submit(5, t0);
+    let fx = m.stop();
+    assert_eq!(fx, vec![Effect::Refuse(5, Refusal::Crashed)]);
+    assert!(!m.is_empty(), "the start is still out");
+    assert_eq!(m.started(1, t0), vec![Effect::Kill(1, ExitCause::Retired)]);
+    m.exited(1, ExitCause::Retired, t0);
+    assert!(m.is_empty());
+    assert_eq!(m.submit(6, t0), vec![Effect::Refuse(6, Refusal::Crashed)]);
+}
+
+#[test]
+fn shutdown_during_a_failing_start_leaves_nothing() {
+    let t0 = Instant::now();
+    let (mut m, _) = Machine::new(limits(1, 1, 1), 1);
+    m.stop();
+    assert!(spawned(&m.start_failed(1, t0)).is_empty());
+    assert!(m.is_empty());
+    assert_eq!(m.next_wake(), None);
+}
+
+#[test]
+fn queue_cap_refuses_the_overflow_with_overloaded() {
+    let t0 = Instant::now();
+    let mut m = ready_pool(limits(1, 1, 1), 1, t0);
+    m.submit(0, t0);
+    for w in 1..=4 {
+        let fx = m.submit(w, t0);
+        assert!(!fx.iter().any(|e| matches!(e, Effect::Refuse(..))));
+    }
+    assert_eq!(
+        m.submit(5, t0),
+        vec![Effect::Refuse(5, Refusal::Overloaded)]
+    );
+    // A waiter that left frees its place.
+    m.left_queue(2);
+    assert!(!m
+        .submit(6, t0)
+        .iter()
+        .any(|e| matches!(e, Effect::Refuse(..))));
+}
+
+#[test]
+fn queue_timeout_refuses_with_overloaded_in_order() {
+    let t0 = Instant::now();
+    let mut m = ready_pool(limits(1, 1, 1), 1, t0);
+    m.submit(0, t0);
+    m.submit(1, t0);
+    m.submit(2, at(t0, 5000));
+    assert_eq!(m.next_wake(), Some(at(t0, 10_000)));
+    assert_eq!(
+        m.tick(at(t0, 10_000)),
+        vec![Effect::Refuse(1, Refusal::Overloaded)]
+    );
+    assert_eq!(m.next_wake(), Some(at(t0, 15_000)));
+    // The remaining waiter still gets the slot when it frees.
+    assert_eq!(
+        m.released(1, true, at(t0, 12_000)),
+        vec![Effect::Grant(2, 1)]
+    );
+}
+
+#[test]
+fn min_zero_starts_on_demand() {
+    let t0 = Instant::now();
+    let (mut m, fx) = Machine::new(limits(0, 2, 1), 0);
+    assert!(fx.is_empty());
+    let fx = m.submit(1, t0);
+    assert_eq!(spawned(&fx), vec![1]);
+    assert_eq!(m.started(1, t0), vec![Effect::Grant(1, 1)]);
+}

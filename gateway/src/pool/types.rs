@@ -1,0 +1,101 @@
+//! The values that cross the pool's boundary: what a pool is started from ([`PoolSpec`]),
+//! what a request hands a worker ([`WorkerRequest`]) and gets back ([`WorkerResponse`]),
+//! and how it fails ([`PoolError`], mapped to statuses in `error.rs`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+
+use crate::catalog::runtime::Runtime;
+
+/// Everything a pool needs about its function, computed at load. `Debug` never prints
+/// env values (they may be secrets).
+#[derive(Clone, PartialEq)]
+pub struct PoolSpec {
+    pub function: Arc<str>,
+    pub runtime: Runtime,
+    /// Absolute path of the handler file.
+    pub handler: PathBuf,
+    /// Absolute path of the function folder.
+    pub dir: PathBuf,
+    /// `event.env`: (name, value), secrets included (the function may read them).
+    pub env: Vec<(String, String)>,
+    /// Values to replace with `***` in captured stdout/stderr.
+    pub secrets: Vec<String>,
+    pub min_workers: usize,
+    pub max_workers: usize,
+    /// In-flight requests per worker.
+    pub concurrency: usize,
+    pub timeout: Duration,
+    /// Digest of the function folder's code files: a change restarts the pool.
+    pub code_hash: [u8; 32],
+    /// FastFN's `invoke.handler`: the callable the worker calls instead of its default
+    /// lookup (sent in `init`).
+    pub handler_name: Option<String>,
+}
+
+/// Who the gateway let in, for `event.context.auth`.
+#[derive(Debug, Clone)]
+pub struct AuthContext {
+    pub kind: &'static str,
+    pub subject: Option<Arc<str>>,
+}
+
+/// One request handed to a worker.
+#[derive(Debug)]
+pub struct WorkerRequest {
+    pub request_id: Arc<str>,
+    pub method: http::Method,
+    pub path: String,
+    /// Raw query string without `?` (the worker decodes it into `event.query`).
+    pub query: Option<String>,
+    pub params: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub auth: AuthContext,
+}
+
+/// What the handler answered, validated.
+#[derive(Debug)]
+pub struct WorkerResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("the function's worker crashed")]
+    Crashed,
+    #[error("the function did not answer within {timeout_ms} ms")]
+    Timeout { timeout_ms: u64 },
+    #[error("the function is at capacity, retry later")]
+    Overloaded { retry_after_s: u32 },
+    #[error("the function raised an error")]
+    HandlerError,
+    #[error("the function returned an invalid response: {detail}")]
+    BadResponse { detail: &'static str },
+    #[error("the function is unavailable: {reason}")]
+    Unavailable { reason: Arc<str> },
+    #[error("the function is starting, retry shortly")]
+    Starting { retry_after_s: u32 },
+}
+
+impl std::fmt::Debug for PoolSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolSpec")
+            .field("function", &self.function)
+            .field("runtime", &self.runtime)
+            .field("handler", &self.handler)
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("min_workers", &self.min_workers)
+            .field("max_workers", &self.max_workers)
+            .field("concurrency", &self.concurrency)
+            .field("timeout", &self.timeout)
+            .field("handler_name", &self.handler_name)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,266 @@
+//! Protocol v2 spoken directly to the real Python and Node workers (no gateway): this file
+//! plays the gateway's side of `runtimes/PROTOCOL.md` over a Unix socket. Version check,
+//! `ready`, env sent once and present on every event, body bytes intact, `cancel` →
+//! `cancelled` for async, sync and unknown requests, late results discarded, oversized frames.
+
+mod worker_driver;
+
+use serde_json::{json, Value};
+use worker_driver::{Lang, Worker};
+
+const ECHO_PY: &str = r#"
+import binascii
+
+def handler(event):
+    if event.get("body_base64") is not None:
+        return {"status": 200, "body": binascii.a2b_base64(event["body_base64"])}
+    if event["query"].get("raw") == "1":
+        return {"status": 200, "body": event["body"]}
+    return {"status": 200, "body": {"env": event["env"], "body": event["body"], "same_env": True}}
+"#;
+
+const ECHO_JS: &str = r#"
+exports.handler = async (event) => {
+  if (event.body_base64 != null) return { status: 200, body: Buffer.from(event.body_base64, 'base64') };
+  if (event.query.raw === '1') return { status: 200, body: event.body };
+  return { status: 200, body: { env: event.env, body: event.body, same_env: true } };
+};
+"#;
+
+/// A request whose coroutine waits for a second request (`?op=release`); cancellation is
+/// recorded in the handler's stderr.
+const WAIT_PY: &str = r#"
+import asyncio, sys
+gate = None
+
+async def handler(event):
+    global gate
+    if gate is None:
+        gate = asyncio.Event()
+    if event["query"].get("op") == "release":
+        gate.set()
+        return "released"
+    print("waiting", file=sys.stderr, flush=True)
+    try:
+        await gate.wait()
+    except asyncio.CancelledError:
+        print("task was cancelled", file=sys.stderr, flush=True)
+        raise
+    return "waited"
+"#;
+
+const WAIT_JS: &str = r#"
+let release;
+const gate = new Promise((r) => { release = r; });
+exports.handler = async (event) => {
+  if (event.query.op === 'release') { release(); return 'released'; }
+  await gate;
+  return 'waited';
+};
+"#;
+
+/// A synchronous handler that blocks until a file appears.
+const BLOCK_PY: &str = r#"
+import os, time
+
+def handler(event):
+    flag = event["env"]["FLAG"]
+    while not os.path.exists(flag):
+        time.sleep(0.01)
+    return "done"
+"#;
+
+fn req(id: u64, query: Value, body: &[u8], binary: bool) -> (Value, Vec<u8>) {
+    let header = json!({"type": "req", "id": id, "binary": binary, "event": {
+        "method": "POST", "path": "/t", "query": query, "params": {}, "headers": {},
+        "context": {"request_id": format!("r{id}"), "function": "t"}}});
+    (header, body.to_vec())
+}
+
+fn both() -> [(Lang, &'static str, &'static str); 2] {
+    [
+        (Lang::Python, ECHO_PY, "handler.py"),
+        (Lang::Node, ECHO_JS, "handler.js"),
+    ]
+}
+
+#[test]
+fn a_version_mismatch_is_fatal_naming_both_versions() {
+    for (lang, src, file) in both() {
+        for sent in [json!(1), json!(3), Value::Null] {
+            let mut w = Worker::spawn(lang, file, src, 1);
+            let mut init = json!({"type": "init", "function": "t", "env": {}});
+            if !sent.is_null() {
+                init["version"] = sent.clone();
+            }
+            w.send(&init, b"");
+            let (h, _) = w.recv();
+            assert_eq!(h["type"], "fatal", "{lang:?}: {h}");
+            assert_eq!(
+                h["error"],
+                format!("edgefn worker speaks protocol 2; the gateway sent version {sent}"),
+                "{lang:?}"
+            );
+            let status = w.wait_exit();
+            assert_eq!(status.code(), Some(1), "{lang:?}");
+        }
+    }
+}
+
+#[test]
+fn ready_names_the_version_and_env_is_the_init_env_on_every_event() {
+    for (lang, src, file) in both() {
+        let mut w = Worker::spawn(lang, file, src, 1);
+        let pid = w.init(json!({"A": "one", "B": "two"}));
+        assert_eq!(pid, w.pid(), "{lang:?}");
+        for id in 1..=3 {
+            let (h, b) = req(id, json!({}), b"hi", false);
+            w.send(&h, &b);
+            let (h, body) = w.recv();
+            assert_eq!(h["type"], "res", "{lang:?}: {h}");
+            assert_eq!(h["id"], id);
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["env"], json!({"A": "one", "B": "two"}), "{lang:?}");
+            assert_eq!(v["body"], "hi");
+        }
+    }
+}
+
+#[test]
+fn bodies_arrive_intact_text_binary_and_large() {
+    let binary: Vec<u8> = (0..=255u8).cycle().take(256 * 1024 + 7).collect();
+    let text = "héllo wörld ✓ ".repeat(600_000); // ~9 MiB of UTF-8
+    for (lang, src, file) in both() {
+        let mut w = Worker::spawn(lang, file, src, 1);
+        w.init(json!({}));
+        let (h, b) = req(1, json!({}), &binary, true);
+        w.send(&h, &b);
+        let (h, body) = w.recv();
+        assert_eq!(h["status"], 200, "{lang:?}: {h}");
+        assert!(body == binary, "{lang:?}: binary body changed");
+        let (h, b) = req(2, json!({"raw": "1"}), text.as_bytes(), false);
+        w.send(&h, &b);
+        let (h, body) = w.recv();
+        assert_eq!(h["status"], 200, "{lang:?}: {h}");
+        assert_eq!(body.len(), text.len(), "{lang:?}");
+        assert!(body == text.as_bytes(), "{lang:?}: text body changed");
+    }
+}
+
+#[test]
+fn cancel_of_an_unknown_id_is_acknowledged_at_once() {
+    for (lang, src, file) in both() {
+        let mut w = Worker::spawn(lang, file, src, 1);
+        w.init(json!({}));
+        w.send(&json!({"type": "cancel", "id": 77}), b"");
+        let (h, _) = w.recv();
+        assert_eq!(h, json!({"type": "cancelled", "id": 77}), "{lang:?}");
+        // Still serving.
+        let (h, b) = req(1, json!({}), b"x", false);
+        w.send(&h, &b);
+        assert_eq!(w.recv().0["type"], "res", "{lang:?}");
+    }
+}
+
+#[test]
+fn cancel_of_a_running_async_request_answers_cancelled_and_drops_its_result() {
+    for (lang, src, file) in [
+        (Lang::Python, WAIT_PY, "handler.py"),
+        (Lang::Node, WAIT_JS, "handler.js"),
+    ] {
+        for concurrency in [1, 2] {
+            let mut w = Worker::spawn(lang, file, src, concurrency);
+            w.init(json!({}));
+            let (h, b) = req(1, json!({"op": "wait"}), b"", false);
+            w.send(&h, &b);
+            if lang == Lang::Python {
+                // Cancel a coroutine that is running (awaiting), not one not yet started.
+                assert!(w.wait_stderr("waiting"), "{}", w.stderr());
+            }
+            w.send(&json!({"type": "cancel", "id": 1}), b"");
+            let (h, _) = w.recv();
+            assert_eq!(
+                h,
+                json!({"type": "cancelled", "id": 1}),
+                "{lang:?} c={concurrency}"
+            );
+            if lang == Lang::Python {
+                assert!(
+                    w.wait_stderr("task was cancelled"),
+                    "the asyncio task was not cancelled: {}",
+                    w.stderr()
+                );
+            }
+            // Release the waiter: request 1 must not answer (its result is discarded); the
+            // next frame after request 2's answer is the reply to a probe cancel.
+            let (h, b) = req(2, json!({"op": "release"}), b"", false);
+            w.send(&h, &b);
+            let (h, body) = w.recv();
+            assert_eq!(h["id"], 2, "{lang:?}: {h}");
+            assert_eq!(body, b"released");
+            w.send(&json!({"type": "cancel", "id": 99}), b"");
+            assert_eq!(
+                w.recv().0,
+                json!({"type": "cancelled", "id": 99}),
+                "{lang:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn cancel_of_a_running_sync_python_request_is_acknowledged_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("release");
+    let mut w = Worker::spawn(Lang::Python, "handler.py", BLOCK_PY, 2);
+    w.init(json!({"FLAG": flag.to_str().unwrap()}));
+    let (h, b) = req(1, json!({}), b"", false);
+    w.send(&h, &b);
+    w.send(&json!({"type": "cancel", "id": 1}), b"");
+    // While the handler runs, the worker still reads: an unknown id is answered at once,
+    // and nothing is said about request 1 yet.
+    w.send(&json!({"type": "cancel", "id": 50}), b"");
+    assert_eq!(w.recv().0, json!({"type": "cancelled", "id": 50}));
+    std::fs::write(&flag, b"").unwrap();
+    assert_eq!(w.recv().0, json!({"type": "cancelled", "id": 1}));
+    let (h, b) = req(2, json!({}), b"", false);
+    w.send(&h, &b);
+    let (h, body) = w.recv();
+    assert_eq!((h["id"].clone(), body), (json!(2), b"done".to_vec()));
+}
+
+#[test]
+fn an_oversized_request_frame_stops_the_worker_before_it_allocates() {
+    for (lang, src, file) in both() {
+        let mut w = Worker::spawn(lang, file, src, 1);
+        w.init(json!({}));
+        // Claims 65 MiB + 1 of payload; nothing follows.
+        w.send_raw(&((65u32 << 20) + 5).to_be_bytes());
+        w.send_raw(&2u32.to_be_bytes());
+        let status = w.wait_exit();
+        assert!(!status.success(), "{lang:?}");
+        assert!(
+            w.wait_stderr("oversized or malformed frame"),
+            "{lang:?}: {}",
+            w.stderr()
+        );
+    }
+}
+
+#[test]
+fn a_handler_that_cannot_load_is_fatal_with_the_reason() {
+    for (lang, file, src) in [
+        (Lang::Python, "handler.py", "x = 1\n"),
+        (Lang::Node, "handler.js", "exports.nothing = 1;\n"),
+        (Lang::Python, "handler.py", "raise ValueError('boom')\n"),
+    ] {
+        let mut w = Worker::spawn(lang, file, src, 1);
+        w.send(
+            &json!({"type": "init", "version": 2, "function": "t", "env": {}}),
+            b"",
+        );
+        let (h, _) = w.recv();
+        assert_eq!(h["type"], "fatal", "{lang:?}: {h}");
+        assert_eq!(w.wait_exit().code(), Some(1));
+    }
+}
