@@ -45,18 +45,130 @@ async function loadModule(file) {
 }
 
 // FastFN's lookup: `invoke.handler` when set, else `handler`, else `main` (on the module or
-// its default export), else the default export or the module itself when it is a function.
+// its default export), else the default export or the module itself when it is a function:
+// with two or more parameters that is the OpenFaaS node template's
+// `module.exports = async (event, context) => ...`. Returns `(event, raw body) => result`.
 function findCallable(mod, file, handlerName) {
   const scopes = [mod, mod && mod.default].filter((s) => s !== null && s !== undefined);
+  const fastfn = (fn) => (event) => fn(event, event.params || {});
   if (handlerName) {
-    for (const s of scopes) if (typeof s[handlerName] === 'function') return s[handlerName];
+    for (const s of scopes) if (typeof s[handlerName] === 'function') return fastfn(s[handlerName]);
     throw new Fatal(`${file} exports no function \`${handlerName}\` (invoke.handler)`);
   }
   for (const name of ['handler', 'main']) {
-    for (const s of scopes) if (typeof s[name] === 'function') return s[name];
+    for (const s of scopes) if (typeof s[name] === 'function') return fastfn(s[name]);
   }
-  for (const s of scopes) if (typeof s === 'function') return s;
+  for (const s of scopes) {
+    if (typeof s === 'function') return s.length >= 2 ? openfaas(s) : fastfn(s);
+  }
   throw new Fatal(`${file} exports no handler function (exports.handler = async (event) => ...)`);
+}
+
+// --- the OpenFaaS node template's shape ------------------------------------------------------
+
+// event.body as the template's body-parser leaves it: JSON parsed, form fields as an object,
+// text (also when there is no content type) as a string, anything else the raw Buffer.
+function openfaasBody(headers, raw) {
+  const type = String(headers['content-type'] || 'text/plain').split(';')[0].trim().toLowerCase();
+  if (type === 'application/json') {
+    try {
+      return JSON.parse(raw.toString('utf8'));
+    } catch (e) {
+      return raw.toString('utf8');
+    }
+  }
+  if (type === 'application/x-www-form-urlencoded') {
+    return Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
+  }
+  if (type.startsWith('text/')) return raw.toString('utf8');
+  return raw;
+}
+
+class OpenFaaSContext {
+  constructor(event, done) {
+    const ctx = event.context || {};
+    this.statusCode = 200;
+    this.headerValues = {};
+    this.cbCalled = 0;
+    this.done = done;
+    // What the gateway verified, beside the template's own methods.
+    this.auth = ctx.auth;
+    this.request_id = ctx.request_id;
+    this.env = event.env;
+  }
+
+  status(code) {
+    if (!code) return this.statusCode;
+    this.statusCode = code;
+    return this;
+  }
+
+  headers(value) {
+    if (!value) return this.headerValues;
+    this.headerValues = value;
+    return this;
+  }
+
+  succeed(value) {
+    this.cbCalled++;
+    this.done(undefined, value);
+  }
+
+  fail(error) {
+    if (this.statusCode === 200) this.statusCode = 500;
+    this.cbCalled++;
+    this.done(error === undefined ? 'error' : error);
+  }
+}
+
+// An answer as the template's express app sends it: text as HTML, objects and arrays as
+// JSON, Buffers as bytes; a failure is its text with the context's status (500 by default).
+function fromOpenFaaS(ctx, error, value) {
+  const headers = Object.assign({}, ctx.headerValues);
+  if (error !== undefined) {
+    if (!hasHeader(headers, 'content-type')) headers['content-type'] = 'text/html; charset=utf-8';
+    return { status: ctx.statusCode, headers, body: error && error.toString ? error.toString() : String(error) };
+  }
+  let body = value;
+  if (body !== null && typeof body === 'object' && !(body instanceof Uint8Array)) {
+    if (!hasHeader(headers, 'content-type')) headers['content-type'] = 'application/json; charset=utf-8';
+    body = JSON.stringify(body);
+  } else if (typeof body === 'string' || typeof body === 'number' || typeof body === 'boolean') {
+    if (!hasHeader(headers, 'content-type')) headers['content-type'] = 'text/html; charset=utf-8';
+    body = String(body);
+  }
+  return { status: ctx.statusCode, headers, body: body === undefined || body === null ? '' : body };
+}
+
+function openfaas(fn) {
+  return (event, raw) =>
+    new Promise((resolve) => {
+      let settled = false;
+      const done = (error, value) => {
+        if (settled) return;
+        settled = true;
+        resolve(fromOpenFaaS(ctx, error, value));
+      };
+      const ctx = new OpenFaaSContext(event, done);
+      const fevent = {
+        body: openfaasBody(event.headers || {}, raw),
+        headers: event.headers,
+        method: event.method,
+        query: event.query,
+        path: event.path,
+      };
+      Promise.resolve()
+        .then(() => fn(fevent, ctx, done))
+        .then(
+          (res) => {
+            if (!ctx.cbCalled) ctx.succeed(res);
+          },
+          (e) => {
+            console.error(e && e.stack ? e.stack : String(e));
+            done(e);
+          },
+        );
+    });
 }
 
 // --- responses -------------------------------------------------------------------------------
@@ -168,12 +280,12 @@ class Worker {
     this.inflight = new Set();
   }
 
-  async request(id, event) {
+  async request(id, event, raw) {
     this.inflight.add(id);
     let header;
     let payload = null;
     try {
-      const res = toResponse(await this.call(event));
+      const res = toResponse(await this.call(event, raw));
       header = { type: 'res', id, status: res.status, headers: res.pairs };
       payload = res.payload;
     } catch (e) {
@@ -231,7 +343,7 @@ function main() {
       }
       return;
     }
-    worker = new Worker(sock, (event) => fn(event, event.params || {}));
+    worker = new Worker(sock, fn);
     send(sock, { type: 'ready', version: PROTOCOL, pid: process.pid });
     for (const [h, b] of queued.splice(0)) onFrame(h, b);
   }
@@ -245,7 +357,7 @@ function main() {
       queued.push([header, body]);
       return;
     }
-    if (header.type === 'req') worker.request(header.id, buildEvent(header, body, env));
+    if (header.type === 'req') worker.request(header.id, buildEvent(header, body, env), body);
     else if (header.type === 'cancel') worker.cancel(header.id);
   }
 

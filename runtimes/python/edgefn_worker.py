@@ -96,35 +96,40 @@ def load_module(path):
 
 
 def find_callable(module, path, handler_name):
-    """FastFN's lookup: `invoke.handler` when set, else `handler`, else `main`."""
+    """FastFN's lookup: `invoke.handler` when set, else `handler`, else `main`; else an
+    OpenFaaS `handle`. Returns the callable and how to call it."""
     if handler_name:
         fn = getattr(module, handler_name, None)
         if not callable(fn):
             raise Fatal(f"{path} defines no callable `{handler_name}` (invoke.handler)")
-        return fn
+        return make_caller(fn)
     for name in ("handler", "main"):
         fn = getattr(module, name, None)
         if callable(fn):
-            return fn
-    raise Fatal(f"{path} defines no callable `handler(event)` or `main(event)`")
+            return make_caller(fn)
+    fn = getattr(module, "handle", None)
+    if callable(fn):
+        code = getattr(fn, "__code__", None)
+        if code is not None and code.co_argcount >= 2:
+            return openfaas_http(fn)
+        return openfaas_classic(fn)
+    raise Fatal(f"{path} defines no callable `handler(event)`, `main(event)` or `handle`")
 
 
 def make_caller(fn):
-    """How to call `fn` with an event: route parameters become keyword arguments when the
-    callable declares them by name (`def handler(event, id)`) or takes `**kwargs`."""
+    """How to call a FastFN-style `fn` with (event, raw body): route parameters become
+    keyword arguments when the callable declares them by name (`def handler(event, id)`)
+    or takes `**kwargs`."""
     code = getattr(fn, "__code__", None)
-    if code is None:
-        return lambda event: fn(event)
+    if code is None or code.co_flags & CO_VARARGS:
+        return lambda event, raw: fn(event)
     argc = code.co_argcount
-    names = code.co_varnames[: argc + code.co_kwonlyargcount]
-    if code.co_flags & CO_VARARGS:
-        return lambda event: fn(event)
     if argc == 0 and not code.co_kwonlyargcount and not code.co_flags & CO_VARKEYWORDS:
-        return lambda event: fn()
-    wanted = frozenset(names[1:])
+        return lambda event, raw: fn()
+    wanted = frozenset(code.co_varnames[1 : argc + code.co_kwonlyargcount])
     every = bool(code.co_flags & CO_VARKEYWORDS)
 
-    def call(event):
+    def call(event, raw):
         params = event.get("params")
         if params and isinstance(params, dict):
             if every:
@@ -135,6 +140,97 @@ def make_caller(fn):
         return fn(event)
 
     return call
+
+
+# --- OpenFaaS handler shapes -------------------------------------------------------------
+
+
+class CaseInsensitive(dict):
+    """Header names looked up in any case, as the python3-http template's werkzeug
+    Headers are (the event's names are already lower-case)."""
+
+    def __getitem__(self, key):
+        return dict.__getitem__(self, key.lower())
+
+    def get(self, key, default=None):
+        return dict.get(self, key.lower(), default)
+
+    def __contains__(self, key):
+        return dict.__contains__(self, key.lower())
+
+
+class Query(dict):
+    """request.args of the python3-http template: `get`, `[name]` and `getlist`."""
+
+    def getlist(self, key):
+        return [self[key]] if key in self else []
+
+
+class OpenFaaSEvent:
+    def __init__(self, event, raw):
+        self.body = bytes(raw)
+        self.headers = CaseInsensitive(event.get("headers") or {})
+        self.method = event.get("method")
+        self.query = Query(event.get("query") or {})
+        self.path = event.get("path")
+
+
+class OpenFaaSContext:
+    """The template's context (`hostname`) plus what the gateway verified (`auth`)."""
+
+    def __init__(self, event):
+        ctx = event.get("context") or {}
+        self.hostname = os.uname().nodename
+        self.auth = ctx.get("auth")
+        self.request_id = ctx.get("request_id")
+        self.env = event.get("env")
+
+
+def after(result, convert):
+    """`convert(result)`, after awaiting it when the handler is a coroutine."""
+    if hasattr(result, "__await__"):
+
+        async def later():
+            return convert(await result)
+
+        return later()
+    return convert(result)
+
+
+HTML = "text/html; charset=utf-8"
+
+
+def from_openfaas_http(resp):
+    """python3-http's answer: a dict with statusCode, body (a dict is JSON, anything else
+    its text) and headers; None is an empty 200; other values are Flask's (text is HTML)."""
+    if resp is None:
+        return {"status": 200, "body": ""}
+    if isinstance(resp, dict):
+        headers = dict(resp.get("headers") or {})
+        body = resp.get("body", "")
+        if not isinstance(body, (dict, list, bytes, bytearray, str)) and body is not None:
+            body = str(body)
+        if isinstance(body, str):
+            default_type(headers, HTML)
+        return {"status": resp.get("statusCode", 200), "headers": headers, "body": body}
+    if isinstance(resp, str):
+        return {"status": 200, "headers": {"content-type": HTML}, "body": resp}
+    return resp
+
+
+def openfaas_http(fn):
+    return lambda event, raw: after(fn(OpenFaaSEvent(event, raw), OpenFaaSContext(event)), from_openfaas_http)
+
+
+def from_openfaas_classic(ret):
+    """The classic template prints what `handle` returns: its text and a newline."""
+    if ret is None:
+        return {"status": 200, "body": ""}
+    return {"status": 200, "headers": {"content-type": "text/plain; charset=utf-8"}, "body": f"{ret}\n"}
+
+
+def openfaas_classic(fn):
+    return lambda event, raw: after(fn(str(raw, "utf-8", "replace")), from_openfaas_classic)
 
 
 # --- responses ---------------------------------------------------------------------------
@@ -293,11 +389,11 @@ class Worker:
                 header, body = {"type": "cancelled", "id": rid}, b""
             self.channel.send_locked(header, body)
 
-    def request(self, rid, event):
+    def request(self, rid, event, raw):
         with self.channel.lock:
             self.inflight[rid] = "inline" if self.concurrency == 1 else "thread"
         if self.concurrency == 1:
-            self.run(rid, event)
+            self.run(rid, event, raw)
             return
         if self.jobs is None:
             from _queue import SimpleQueue
@@ -306,19 +402,19 @@ class Worker:
         if self.threads < self.concurrency:
             self.threads += 1
             _thread.start_new_thread(self.thread_main, ())
-        self.jobs.put((rid, event))
+        self.jobs.put((rid, event, raw))
 
     def thread_main(self):
         while True:
-            rid, event = self.jobs.get()
+            rid, event, raw = self.jobs.get()
             if rid in self.cancelled:
                 self.finish(rid, {"type": "cancelled", "id": rid})
             else:
-                self.run(rid, event)
+                self.run(rid, event, raw)
 
-    def run(self, rid, event):
+    def run(self, rid, event, raw):
         try:
-            result = self.call(event)
+            result = self.call(event, raw)
         except Exception:
             self.finish(rid, *failure(rid))
             return
@@ -395,7 +491,7 @@ def main():
     env = init.get("env") or {}
     try:
         module = load_module(handler_path)
-        call = make_caller(find_callable(module, handler_path, init.get("handler_name")))
+        call = find_callable(module, handler_path, init.get("handler_name"))
     except Fatal as e:
         print(f"edgefn: {e}", file=sys.stderr, flush=True)
         channel.send({"type": "fatal", "error": str(e)})
@@ -415,7 +511,7 @@ def main():
             return
         kind = header.get("type")
         if kind == "req":
-            worker.request(header["id"], build_event(header, body, env))
+            worker.request(header["id"], build_event(header, body, env), body)
         elif kind == "cancel":
             worker.cancel(header["id"])
 

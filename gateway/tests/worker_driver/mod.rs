@@ -1,6 +1,7 @@
 //! The gateway's side of the worker protocol, for tests that talk to a real worker process
 //! directly: bind a Unix socket, start the worker script from `runtimes/` on it, exchange
 //! frames. Every wait has a generous deadline and fails with the worker's stderr.
+#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
