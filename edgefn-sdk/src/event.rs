@@ -20,6 +20,8 @@ pub struct Event {
     pub headers: BTreeMap<String, String>,
     /// The raw request body.
     pub body: Vec<u8>,
+    /// The body is not UTF-8 (other runtimes see it as `body_base64`).
+    pub binary: bool,
     /// `fn.env.json` values, secrets included.
     pub env: Arc<BTreeMap<String, String>>,
     /// `request_id`, `function`, `auth` and whatever else the gateway adds.
@@ -32,6 +34,7 @@ impl Event {
     pub(crate) fn from_frame(
         event: Value,
         body: Vec<u8>,
+        binary: bool,
         env: Arc<BTreeMap<String, String>>,
     ) -> Event {
         let mut raw = match event {
@@ -48,6 +51,7 @@ impl Event {
             params: strings(raw.get("params")),
             headers: strings(raw.get("headers")),
             body,
+            binary,
             env,
             context: raw.remove("context").unwrap_or(Value::Null),
             raw,
@@ -111,6 +115,7 @@ mod tests {
             json!({"method": "POST", "path": "/x", "query": {"a": "1"}, "params": {"id": "7"},
                    "headers": {"x-h": "v"}, "context": {"request_id": "r"}, "extra": 1}),
             b"hi".to_vec(),
+            false,
             env,
         );
         assert_eq!((e.method.as_str(), e.path.as_str()), ("POST", "/x"));

@@ -134,7 +134,12 @@ where
         };
         match header["type"].as_str() {
             Some("req") => {
-                let event = Event::from_frame(header["event"].clone(), body, env.clone());
+                let event = Event::from_frame(
+                    header["event"].clone(),
+                    body,
+                    header["binary"] == true,
+                    env.clone(),
+                );
                 lock(&tracker).queue(id);
                 if tx.send(Job { id, event }).is_err() {
                     return Err(std::io::Error::other("every handler thread is gone"));

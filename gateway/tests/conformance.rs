@@ -18,6 +18,9 @@ use support::{client, repo_root, tempdir, Gateway};
 const RUNTIMES: &[(&str, &str)] = &[
     ("python", "runtimes/conformance/python"),
     ("node", "runtimes/conformance/node"),
+    ("php", "runtimes/conformance/php"),
+    ("lua", "runtimes/conformance/lua"),
+    ("rust", "runtimes/conformance/rust"),
 ];
 
 const TABLE: &str = "runtimes/conformance/cases.json";
@@ -139,7 +142,20 @@ fn every_runtime_answers_every_case_of_the_table() {
     for (runtime, fixture) in RUNTIMES {
         copy_dir(&root.join(fixture), &tree.path().join(runtime).join("[id]"));
     }
+    // A Rust fixture is compiled on the first start of a machine: the start may take minutes,
+    // and until a runtime's first worker is up its route answers 503 with Retry-After.
+    support::START_DEADLINE_S.store(600, std::sync::atomic::Ordering::Relaxed);
     let gw = Gateway::start(tree.path());
+    for (runtime, _) in RUNTIMES {
+        let url = gw.url(&format!("/{runtime}/x?case=text_body"));
+        let up = support::wait_until(std::time::Duration::from_secs(600), || {
+            client()
+                .get(&url)
+                .send()
+                .is_ok_and(|r| r.status() != 503 || !r.headers().contains_key("retry-after"))
+        });
+        assert!(up, "{runtime} never started: {}", gw.logs());
+    }
     let mut failures = Vec::new();
     let mut checked = 0;
     for (runtime, _) in RUNTIMES {

@@ -50,6 +50,19 @@ fn env() -> String {
     format!(r#"{{"TOKEN": {{"value": "{SECRET}", "is_secret": true}}}}"#)
 }
 
+/// Waits until the function's first worker is up (until then it answers 503 + Retry-After;
+/// a Rust function compiles first).
+fn wait_started(gw: &Gateway, path: &str) {
+    let url = gw.url(path);
+    let up = support::wait_until(std::time::Duration::from_secs(600), || {
+        client()
+            .get(&url)
+            .send()
+            .is_ok_and(|r| r.status() != 503 || !r.headers().contains_key("retry-after"))
+    });
+    assert!(up, "{path} never started: {}", gw.logs());
+}
+
 fn pid_of(gw: &Gateway, path: &str) -> String {
     let r = client().get(gw.url(path)).send().unwrap();
     assert_eq!(r.status(), 200, "{path}: {}", gw.logs());
@@ -93,6 +106,7 @@ fn php_and_lua_serve_crash_heal_time_out_and_mask_secrets() {
     );
     let gw = Gateway::start(dir.path());
     for path in ["/php", "/lua"] {
+        wait_started(&gw, path);
         crash_and_timeout(&gw, path);
     }
     assert!(
@@ -136,6 +150,14 @@ fn fastfn_handler_shapes_load_and_answer() {
         ],
     );
     let gw = Gateway::start(dir.path());
+    for path in [
+        "/shop/items/1",
+        "/shop/echoed",
+        "/luashop/items/1",
+        "/luashop/plain",
+    ] {
+        wait_started(&gw, path);
+    }
     let r = client().post(gw.url("/shop/items/42")).send().unwrap();
     assert_eq!(r.status(), 200, "{}", gw.logs());
     assert_eq!(r.text().unwrap(), r#"{"id":"42","m":"POST"}"#);
@@ -190,6 +212,7 @@ fn composer_dependencies_install_into_the_cache_and_autoload() {
         &["--functions", dir.path().to_str().unwrap()],
         &[("EDGEFN_CACHE_DIR", cache.path().to_str().unwrap())],
     );
+    wait_started(&gw, "/greet");
     let r = client().get(gw.url("/greet?n=ann")).send().unwrap();
     assert_eq!(r.status(), 200, "{}", gw.logs());
     assert_eq!(r.text().unwrap(), "hi ann");
@@ -268,6 +291,9 @@ fn rust_functions_are_built_once_and_served() {
         ],
     );
     let gw = rust_gateway(&dir);
+    for path in ["/rs", "/rsproj", "/rsbad"] {
+        wait_started(&gw, path);
+    }
     let r = client().post(gw.url("/rs")).body("in").send().unwrap();
     assert_eq!(r.status(), 200, "{}", gw.logs());
     let v: Value = r.json().unwrap();

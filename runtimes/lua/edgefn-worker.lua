@@ -77,8 +77,11 @@ function Channel:read()
 end
 
 function Channel:send(header, body)
+  self:send_json(cjson.encode(header), body)
+end
+
+function Channel:send_json(h, body)
   body = body or ""
-  local h = cjson.encode(header)
   local frame = be32(4 + #h + #body) .. be32(#h) .. h .. body
   local sent, err, last = 0, nil, nil
   while sent < #frame do
@@ -150,12 +153,52 @@ local function default_type(headers, value)
   end
 end
 
-local function json(value)
-  local ok, s = pcall(cjson.encode, value)
-  if not ok then
-    bad("body cannot be encoded as JSON: " .. tostring(s))
+-- JSON text of a Lua value. Objects are written with their keys sorted: a Lua table keeps
+-- no key order, and the same answer should be the same bytes every time. A table whose keys
+-- are exactly 1..n is an array; an empty table is an object (as cjson decodes `{}`).
+local function json(value, depth)
+  depth = depth or 0
+  if depth > 100 then
+    bad("body nests deeper than 100 levels")
   end
-  return s
+  local t = type(value)
+  if value == nil or value == cjson.null then
+    return "null"
+  elseif t == "string" or t == "boolean" then
+    return cjson.encode(value)
+  elseif t == "number" then
+    if value ~= value or value == math.huge or value == -math.huge then
+      bad("body holds a number JSON cannot represent")
+    end
+    if value == math.floor(value) and math.abs(value) < 2 ^ 53 then
+      return string.format("%d", value)
+    end
+    return string.format("%.17g", value)
+  elseif t ~= "table" then
+    bad("body holds a value of type " .. t .. " that cannot be sent")
+  end
+  local n, keys = #value, {}
+  for k in pairs(value) do
+    keys[#keys + 1] = k
+  end
+  if n > 0 and #keys == n then
+    local out = {}
+    for i = 1, n do
+      out[i] = json(value[i], depth + 1)
+    end
+    return "[" .. table.concat(out, ",") .. "]"
+  end
+  for _, k in ipairs(keys) do
+    if type(k) ~= "string" then
+      bad("an object key is not a string")
+    end
+  end
+  table.sort(keys)
+  local out = {}
+  for i, k in ipairs(keys) do
+    out[i] = cjson.encode(k) .. ":" .. json(value[k], depth + 1)
+  end
+  return "{" .. table.concat(out, ",") .. "}"
 end
 
 local function unbase64(s)
@@ -172,17 +215,57 @@ local function is_integer(n)
   return type(n) == "number" and n == math.floor(n)
 end
 
--- Body forms of the contract: text, JSON value, or { is_base64 = true, body = "..." }.
-local function encode_body(body, headers)
+-- Lua 5.4's utf8.len, else a byte-pattern check (LuaJIT has no utf8 library).
+local function is_utf8(s)
+  if utf8 and utf8.len then
+    return utf8.len(s) ~= nil
+  end
+  local i, n = 1, #s
+  while i <= n do
+    local c = s:byte(i)
+    local len = c < 0x80 and 1 or (c >= 0xC2 and c <= 0xDF) and 2 or (c >= 0xE0 and c <= 0xEF) and 3
+      or (c >= 0xF0 and c <= 0xF4) and 4 or nil
+    if not len or i + len - 1 > n then
+      return false
+    end
+    for j = i + 1, i + len - 1 do
+      local b = s:byte(j)
+      if b < 0x80 or b > 0xBF then
+        return false
+      end
+    end
+    i = i + len
+  end
+  return true
+end
+
+local function looks_html(s)
+  local t = s:match("^%s*(.*)"):sub(1, 15):lower()
+  return t:sub(1, 14) == "<!doctype html" or t:sub(1, 5) == "<html"
+end
+
+-- Body forms of the contract: text (bytes that are not UTF-8 default to octet-stream), a
+-- JSON value, or { is_base64 = true, body = "..." }; `bare` is a value returned without an
+-- envelope, whose scalars are sent as text.
+local function encode_body(body, headers, bare)
   local t = type(body)
   if body == nil or body == cjson.null then
     return ""
   elseif t == "string" then
-    default_type(headers, "text/plain; charset=utf-8")
+    if not is_utf8(body) then
+      default_type(headers, "application/octet-stream")
+    elseif bare and looks_html(body) then
+      default_type(headers, "text/html; charset=utf-8")
+    else
+      default_type(headers, "text/plain; charset=utf-8")
+    end
     return body
   elseif t == "table" and body.is_base64 == true then
     default_type(headers, "application/octet-stream")
     return unbase64(body.body or "")
+  elseif bare and (t == "number" or t == "boolean") then
+    default_type(headers, "text/plain; charset=utf-8")
+    return json(body)
   elseif t == "table" or t == "number" or t == "boolean" then
     default_type(headers, "application/json")
     return json(body)
@@ -192,9 +275,17 @@ end
 
 local CONTRACT = { "status", "statusCode", "headers", "body", "is_base64", "isBase64Encoded", "body_base64" }
 
+local function is_list(t)
+  local n, count = #t, 0
+  for _ in pairs(t) do
+    count = count + 1
+  end
+  return n > 0 and count == n
+end
+
 local function to_response(result)
   local status, headers, body
-  local explicit = false
+  local explicit, bare = false, false
   if type(result) == "table" then
     for _, k in ipairs(CONTRACT) do
       if result[k] ~= nil then
@@ -209,10 +300,8 @@ local function to_response(result)
     if result.is_base64 == true or result.isBase64Encoded == true then
       body = { is_base64 = true, body = result.body_base64 or body or "" }
     end
-  elseif result == nil then
-    status, headers, body = 204, {}, nil
   else
-    status, headers, body = 200, {}, result
+    status, headers, body, bare = 200, {}, result, true
   end
   if not is_integer(status) or status < 100 or status > 599 then
     bad("status is not an integer from 100 to 599")
@@ -224,11 +313,14 @@ local function to_response(result)
   for k, v in pairs(headers) do
     copy[k] = v
   end
-  local payload = encode_body(body, copy)
+  local payload = encode_body(body, copy, bare)
   local pairs_out = {}
   for name, value in pairs(copy) do
     if type(name) ~= "string" or name == "" then
       bad("a header name is not a string")
+    end
+    if type(value) == "table" and not is_list(value) then
+      bad("header " .. name .. " is an object, not a value or a list")
     end
     local values = type(value) == "table" and value or { value }
     for _, item in ipairs(values) do
@@ -292,7 +384,9 @@ local function serve(ch, id, event, handler)
     ch:send({ type = "err", id = id, kind = "bad_response", detail = msg })
     return
   end
-  ch:send({ type = "res", id = id, status = status, headers = headers }, payload)
+  -- cjson writes an empty table as an object; the header list must be an array.
+  local list = #headers == 0 and "[]" or cjson.encode(headers)
+  ch:send_json(string.format('{"type":"res","id":%s,"status":%d,"headers":%s}', cjson.encode(id), status, list), payload)
 end
 
 local function main(sock_path, handler_path)

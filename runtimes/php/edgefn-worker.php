@@ -201,21 +201,34 @@ function edgefn_base64(mixed $data): string
     return $bytes;
 }
 
-/** Body forms of the contract: text, JSON value, or `['is_base64' => true, 'body' => …]`. */
-function edgefn_body(mixed $body, array &$headers): string
+/** Body forms of the contract: text (bytes that are not UTF-8 default to octet-stream), a
+ * JSON value, or `['is_base64' => true, 'body' => …]`; `$bare` is a value returned without
+ * an envelope, whose scalars are sent as text. */
+function edgefn_body(mixed $body, array &$headers, bool $bare): string
 {
     if ($body === null) {
         return '';
     }
     if (is_string($body)) {
-        edgefn_default_type($headers, 'text/plain; charset=utf-8');
+        $utf8 = preg_match('//u', $body) === 1;
+        edgefn_default_type($headers, match (true) {
+            !$utf8 => 'application/octet-stream',
+            $bare && edgefn_looks_html($body) => 'text/html; charset=utf-8',
+            default => 'text/plain; charset=utf-8',
+        });
         return $body;
     }
     if (is_array($body) && ($body['is_base64'] ?? null) === true) {
         edgefn_default_type($headers, 'application/octet-stream');
         return edgefn_base64($body['body'] ?? '');
     }
-    if (is_array($body) || is_object($body) || is_int($body) || is_float($body) || is_bool($body)) {
+    if ($bare && (is_int($body) || is_float($body) || is_bool($body))) {
+        edgefn_default_type($headers, 'text/plain; charset=utf-8');
+        return edgefn_json($body);
+    }
+    $sendable = is_array($body) || is_int($body) || is_float($body) || is_bool($body)
+        || $body instanceof stdClass || $body instanceof JsonSerializable;
+    if ($sendable) {
         edgefn_default_type($headers, 'application/json');
         return edgefn_json($body);
     }
@@ -224,15 +237,17 @@ function edgefn_body(mixed $body, array &$headers): string
 
 function edgefn_looks_html(string $s): bool
 {
-    $t = strtolower(ltrim(substr($s, 0, 512)));
+    $t = strtolower(substr(ltrim(substr($s, 0, 4096)), 0, 15));
     return str_starts_with($t, '<!doctype html') || str_starts_with($t, '<html');
 }
 
-/** [status, [[name, value], …], body bytes]; `$printed` is what the handler echoed. */
+/** [status, [[name, value], …], body bytes]; `$printed` is what the handler echoed, the body
+ * when it returned none (FastFN's convention). */
 function edgefn_response(mixed $result, string $printed): array
 {
     $contract = ['status', 'statusCode', 'headers', 'body', 'is_base64', 'isBase64Encoded', 'body_base64'];
-    $explicit = is_array($result) && array_intersect($contract, array_keys($result)) !== [];
+    $explicit = is_array($result) && !array_is_list($result) && array_intersect($contract, array_keys($result)) !== [];
+    $bare = false;
     if ($explicit) {
         $status = $result['status'] ?? $result['statusCode'] ?? 200;
         $headers = $result['headers'] ?? [];
@@ -242,14 +257,13 @@ function edgefn_response(mixed $result, string $printed): array
         } elseif (($body === null || $body === '') && $printed !== '') {
             $body = $printed;
         }
-    } elseif ($result === null && $printed === '') {
-        [$status, $headers, $body] = [204, [], null];
-    } elseif ($result === null || is_string($result)) {
-        $body = $printed . ($result ?? '');
-        $headers = ['content-type' => edgefn_looks_html($body) ? 'text/html; charset=utf-8' : 'text/plain; charset=utf-8'];
-        $status = 200;
     } else {
-        [$status, $headers, $body] = [200, [], $result];
+        [$status, $headers, $bare] = [200, [], true];
+        $body = match (true) {
+            $result === null => $printed === '' ? null : $printed,
+            is_string($result) => $printed . $result,
+            default => $result,
+        };
     }
     if (!is_int($status) || $status < 100 || $status > 599) {
         throw new EdgefnBadResponse('status is not an integer from 100 to 599');
@@ -257,11 +271,14 @@ function edgefn_response(mixed $result, string $printed): array
     if (!is_array($headers)) {
         throw new EdgefnBadResponse('headers is not an object');
     }
-    $payload = edgefn_body($body, $headers);
+    $payload = edgefn_body($body, $headers, $bare);
     $pairs = [];
     foreach ($headers as $name => $value) {
         if (!is_string($name) || $name === '') {
             throw new EdgefnBadResponse('a header name is not a string');
+        }
+        if (is_array($value) && !array_is_list($value)) {
+            throw new EdgefnBadResponse("header {$name} is an object, not a value or a list");
         }
         foreach (is_array($value) ? $value : [$value] as $item) {
             if (!is_string($item) && !is_int($item) && !is_float($item)) {
