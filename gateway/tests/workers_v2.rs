@@ -1,4 +1,4 @@
-//! The PHP and Lua workers (and the Rust SDK's worker) driven directly over their Unix
+//! The PHP and Lua workers and the Rust SDK (its echo example) driven directly over their Unix
 //! socket with protocol v2 frames, no gateway in between: version check, ready, events,
 //! binary bodies, env sent once, handler errors, bad responses, `invoke.handler`, cancel of
 //! unknown and queued requests, oversized frames, and load failures.
@@ -268,4 +268,92 @@ fn an_oversized_frame_is_refused_before_reading_it() {
         );
         assert!(d.stderr_has("oversized"), "{}", rt.name);
     });
+}
+
+fn req(id: u64, query: Value) -> Value {
+    json!({"type": "req", "id": id, "binary": false,
+        "event": {"method": "POST", "query": query, "params": {"id": "9"}, "context": {"request_id": "r9"}}})
+}
+
+#[test]
+fn rust_sdk_worker_checks_the_version_and_serves_events() {
+    let mut d = Driver::spawn_sdk(1);
+    d.send(&json!({"type": "init", "version": 3, "env": {}}), b"");
+    let (h, _) = d.recv();
+    assert_eq!(
+        h["error"],
+        "edgefn worker speaks protocol 2; the gateway sent version 3"
+    );
+    assert_eq!(d.wait_exit(), Some(1));
+
+    let mut d = Driver::spawn_sdk(1);
+    d.handshake("rust", json!({"GREETING": "hi"}), None);
+    d.send(&req(1, json!({})), "héllo".as_bytes());
+    let (h, body) = d.recv();
+    assert_eq!(
+        (h["type"].as_str(), h["id"].as_u64(), h["status"].as_u64()),
+        (Some("res"), Some(1), Some(200))
+    );
+    let got: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        got,
+        json!({"method": "POST", "body": "héllo", "binary": false, "env": "hi", "param": "9", "request_id": "r9"})
+    );
+    let mut binary = req(2, json!({}));
+    binary["binary"] = json!(true);
+    d.send(&binary, &[0, 255]);
+    let got: Value = serde_json::from_slice(&d.recv().1).unwrap();
+    assert_eq!(
+        (got["binary"].as_bool(), got["body"].is_null()),
+        (Some(true), true)
+    );
+    d.send(&req(3, json!({"panic": "1"})), b"");
+    assert_eq!(
+        d.recv().0,
+        json!({"type": "err", "id": 3, "kind": "handler_error", "detail": "handler panicked"})
+    );
+    assert!(d.stderr_has("boom-from-handler"));
+    d.send(&req(4, json!({"bad": "1"})), b"");
+    let (h, _) = d.recv();
+    assert_eq!(
+        (h["kind"].as_str(), h["id"].as_u64()),
+        (Some("bad_response"), Some(4))
+    );
+    d.send(&json!({"type": "cancel", "id": 99}), b"");
+    assert_eq!(d.recv().0, json!({"type": "cancelled", "id": 99}));
+}
+
+/// A running handler cannot be interrupted: its cancel is acknowledged when it returns, its
+/// result is dropped, and the worker's other request is answered meanwhile.
+#[test]
+fn rust_sdk_worker_acknowledges_a_running_cancel_when_the_handler_returns() {
+    let mut d = Driver::spawn_sdk(2);
+    d.handshake("rust", json!({}), None);
+    d.send(&req(1, json!({"sleep": "5000"})), b"");
+    d.send(&json!({"type": "cancel", "id": 1}), b"");
+    d.send(&req(2, json!({})), b"");
+    let (first, _) = d.recv();
+    assert_eq!(
+        (first["type"].as_str(), first["id"].as_u64()),
+        (Some("res"), Some(2)),
+        "{first}"
+    );
+    assert_eq!(d.recv().0, json!({"type": "cancelled", "id": 1}));
+    d.send(&req(3, json!({})), b"");
+    let (next, _) = d.recv();
+    assert_eq!(
+        next["id"], 3,
+        "nothing more was sent for the cancelled request: {next}"
+    );
+}
+
+#[test]
+fn rust_sdk_worker_refuses_an_oversized_frame() {
+    let mut d = Driver::spawn_sdk(1);
+    d.handshake("rust", json!({}), None);
+    let mut head = ((66u32 << 20) + 10).to_be_bytes().to_vec();
+    head.extend(2u32.to_be_bytes());
+    d.write_raw(&head);
+    assert_eq!(d.wait_exit(), Some(1));
+    assert!(d.stderr_has("oversized"), "{}", d.stderr_text());
 }

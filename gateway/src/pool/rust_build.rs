@@ -280,6 +280,17 @@ mod tests {
     }
 
     #[test]
+    fn a_project_with_too_many_files_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        for i in 0..=MAX_PROJECT_FILES {
+            std::fs::write(dir.path().join(format!("src/f{i}.rs")), "").unwrap();
+        }
+        let err = project_files(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("limited to 2000 files"), "{err}");
+    }
+
+    #[test]
     fn digest_changes_with_code_and_command() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("handler.rs"), "a").unwrap();

@@ -111,6 +111,45 @@ impl Driver {
         out
     }
 
+    /// Builds the SDK's echo example (once per test binary) and returns its path.
+    pub fn sdk_echo_binary() -> PathBuf {
+        static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        BUILT
+            .get_or_init(|| {
+                let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sdk-example");
+                let out = Command::new(env!("CARGO"))
+                    .args([
+                        "build",
+                        "--quiet",
+                        "-p",
+                        "edgefn-sdk",
+                        "--example",
+                        "echo",
+                        "--target-dir",
+                    ])
+                    .arg(&target)
+                    .current_dir(repo_root())
+                    .output()
+                    .expect("cargo runs");
+                assert!(
+                    out.status.success(),
+                    "building the SDK example failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                target.join("debug/examples/echo")
+            })
+            .clone()
+    }
+
+    /// A worker of the SDK's echo example with `concurrency` threads.
+    pub fn spawn_sdk(concurrency: usize) -> Driver {
+        let dir = tempdir();
+        let handler = dir.path().join("handler.rs");
+        std::fs::write(&handler, "// built ahead of time\n").unwrap();
+        let argv = [Self::sdk_echo_binary().display().to_string()];
+        Self::spawn_argv(&argv, &handler, dir, concurrency)
+    }
+
     pub fn init(rt: &Rt, env: Value, handler_name: Option<&str>) -> Value {
         json!({"type": "init", "version": 2, "function": "f", "runtime": rt.name, "env": env,
             "handler_name": handler_name, "a_future_field": true})
@@ -125,13 +164,14 @@ impl Driver {
         if !rt.script.is_empty() {
             argv.push(repo_root().join(rt.script).display().to_string());
         }
-        Self::spawn_argv(&argv, &handler, dir)
+        Self::spawn_argv(&argv, &handler, dir, 1)
     }
 
     pub fn spawn_argv(
         argv: &[String],
         handler: &std::path::Path,
         dir: tempfile::TempDir,
+        concurrency: usize,
     ) -> Driver {
         let sock = dir.path().join("w.sock");
         let listener = UnixListener::bind(&sock).unwrap();
@@ -141,7 +181,7 @@ impl Driver {
             .args(&argv[1..])
             .arg(&sock)
             .arg(handler)
-            .arg("1")
+            .arg(concurrency.to_string())
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
