@@ -205,6 +205,12 @@ fn composer_dependencies_install_into_the_cache_and_autoload() {
                 "greet/handler.php",
                 "<?php\nuse Acme\\Greeter;\nfunction handler($event) { return Greeter::hi($event['query']['n'] ?? 'x'); }\n",
             ),
+            // FastFN's shape: the handler requires the autoloader beside it.
+            ("fastfn/composer.json", &composer),
+            (
+                "fastfn/handler.php",
+                "<?php\ndeclare(strict_types=1);\nrequire_once __DIR__ . '/vendor/autoload.php';\nuse Acme\\Greeter;\nfunction handler(array $event): array { return ['status' => 200, 'body' => Greeter::hi('fastfn') . (is_file(__DIR__ . '/vendor/autoload.php') ? ' found' : ' missing')]; }\n",
+            ),
         ],
     );
     let cache = tempdir();
@@ -216,9 +222,21 @@ fn composer_dependencies_install_into_the_cache_and_autoload() {
     let r = client().get(gw.url("/greet?n=ann")).send().unwrap();
     assert_eq!(r.status(), 200, "{}", gw.logs());
     assert_eq!(r.text().unwrap(), "hi ann");
+    wait_started(&gw, "/fastfn");
+    let r = client().get(gw.url("/fastfn")).send().unwrap();
+    assert_eq!(r.status(), 200, "{}", gw.logs());
+    assert_eq!(
+        r.text().unwrap(),
+        "hi fastfn missing",
+        "the autoloader is served, not created"
+    );
     assert!(!dir.path().join("greet/vendor").exists());
+    assert!(!dir.path().join("fastfn/vendor").exists());
     let installs = std::fs::read_dir(cache.path().join("php")).unwrap().count();
-    assert_eq!(installs, 1);
+    assert_eq!(
+        installs, 1,
+        "one install for two functions with the same composer.json"
+    );
 }
 
 const RUST_HANDLER: &str = r#"

@@ -125,6 +125,111 @@ final class EdgefnChannel
     }
 }
 
+/**
+ * Lets a FastFN-style handler `require __DIR__ . '/vendor/autoload.php'` although its
+ * composer install lives in the cache (nothing is written into the functions tree): while
+ * the handler file loads, the `file` wrapper is replaced by this one, which answers that one
+ * path with a stub returning the loader already required from the cache, and passes every
+ * other file operation to the real filesystem. The real wrapper is back once loading ends.
+ */
+final class EdgefnVendorShim
+{
+    public static string $path = '';
+    /** @var resource|null */
+    public $context;
+    /** @var resource|false */
+    private $h = false;
+    /** @var resource|false */
+    private $d = false;
+
+    public static function around(string $fnDir, callable $load): mixed
+    {
+        $real = realpath($fnDir);
+        self::$path = ($real === false ? $fnDir : $real) . '/vendor/autoload.php';
+        stream_wrapper_unregister('file');
+        stream_wrapper_register('file', self::class);
+        try {
+            return $load();
+        } finally {
+            stream_wrapper_restore('file');
+        }
+    }
+
+    private static function real(callable $op): mixed
+    {
+        stream_wrapper_restore('file');
+        try {
+            return $op();
+        } finally {
+            stream_wrapper_unregister('file');
+            stream_wrapper_register('file', self::class);
+        }
+    }
+
+    private static function isShim(string $path): bool
+    {
+        return (str_starts_with($path, 'file://') ? substr($path, 7) : $path) === self::$path;
+    }
+
+    public function stream_open(string $path, string $mode, int $options, ?string &$opened): bool
+    {
+        if (self::isShim($path)) {
+            $this->h = fopen('php://memory', 'r+');
+            fwrite($this->h, "<?php\nreturn \$GLOBALS['__edgefn_composer_loader'];\n");
+            rewind($this->h);
+            return true;
+        }
+        $this->h = self::real(static fn () => @fopen($path, $mode));
+        return $this->h !== false;
+    }
+
+    public function url_stat(string $path, int $flags): array|false
+    {
+        if (self::isShim($path)) {
+            $path = getenv('EDGEFN_PHP_VENDOR') . '/autoload.php';
+        }
+        $link = ($flags & STREAM_URL_STAT_LINK) !== 0;
+        return self::real(static fn () => $link ? @lstat($path) : @stat($path));
+    }
+
+    public function stream_read(int $n): string|false { return fread($this->h, $n); }
+    public function stream_write(string $data): int|false { return fwrite($this->h, $data); }
+    public function stream_eof(): bool { return feof($this->h); }
+    public function stream_close(): void { fclose($this->h); }
+    public function stream_stat(): array|false { return fstat($this->h); }
+    public function stream_seek(int $o, int $w): bool { return fseek($this->h, $o, $w) === 0; }
+    public function stream_tell(): int|false { return ftell($this->h); }
+    public function stream_flush(): bool { return fflush($this->h); }
+    public function stream_lock(int $op): bool { return flock($this->h, $op); }
+    public function stream_truncate(int $n): bool { return ftruncate($this->h, $n); }
+    public function stream_set_option(int $o, int $a, ?int $b): bool { return false; }
+    public function stream_metadata(string $p, int $o, mixed $v): bool
+    {
+        return self::real(static fn () => match ($o) {
+            STREAM_META_TOUCH => touch($p, ...(array) $v),
+            STREAM_META_ACCESS => chmod($p, $v),
+            STREAM_META_OWNER, STREAM_META_OWNER_NAME => chown($p, $v),
+            STREAM_META_GROUP, STREAM_META_GROUP_NAME => chgrp($p, $v),
+            default => false,
+        });
+    }
+    public function dir_opendir(string $p, int $o): bool
+    {
+        $this->d = self::real(static fn () => @opendir($p));
+        return $this->d !== false;
+    }
+    public function dir_readdir(): string|false { return readdir($this->d); }
+    public function dir_rewinddir(): bool { rewinddir($this->d); return true; }
+    public function dir_closedir(): bool { closedir($this->d); return true; }
+    public function unlink(string $p): bool { return self::real(static fn () => @unlink($p)); }
+    public function rename(string $a, string $b): bool { return self::real(static fn () => @rename($a, $b)); }
+    public function mkdir(string $p, int $m, int $o): bool
+    {
+        return self::real(static fn () => @mkdir($p, $m, ($o & STREAM_MKDIR_RECURSIVE) !== 0));
+    }
+    public function rmdir(string $p, int $o): bool { return self::real(static fn () => @rmdir($p)); }
+}
+
 function edgefn_fatal(EdgefnChannel $ch, string $error): never
 {
     $ch->send(['type' => 'fatal', 'error' => $error]);
@@ -357,11 +462,13 @@ function edgefn_main(array $argv): void
     });
     $vendor = getenv('EDGEFN_PHP_VENDOR');
     try {
-        if (is_string($vendor) && $vendor !== '') {
-            require_once $vendor . '/autoload.php';
-        }
         $wanted = is_string($init['handler_name'] ?? null) ? $init['handler_name'] : null;
-        $fn = edgefn_load($handlerPath, $wanted);
+        if (is_string($vendor) && $vendor !== '') {
+            $GLOBALS['__edgefn_composer_loader'] = require $vendor . '/autoload.php';
+            $fn = EdgefnVendorShim::around(dirname($handlerPath), static fn () => edgefn_load($handlerPath, $wanted));
+        } else {
+            $fn = edgefn_load($handlerPath, $wanted);
+        }
     } catch (Throwable $e) {
         fwrite(STDERR, $e . "\n");
         edgefn_fatal($ch, get_class($e) . ' while loading the handler: ' . $e->getMessage());

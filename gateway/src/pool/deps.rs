@@ -169,7 +169,12 @@ pub(super) fn digest_of(files: &[&Path], salt: &[String]) -> Result<String, Deps
 }
 
 pub(super) fn fresh_tmp(target: &Path) -> Result<PathBuf, DepsError> {
-    let tmp = target.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per call: pools start concurrently, and two functions may share a digest.
+    let tmp = target.with_extension(format!(
+        "tmp{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     let err = |source| DepsError::Dir {
         dir: tmp.clone(),
         source,
@@ -187,6 +192,12 @@ pub(super) fn finish(tmp: &Path, target: &Path) -> Result<(), DepsError> {
         dir: target.to_path_buf(),
         source,
     };
+    // Another start of the same digest finished first: keep its install (a worker may
+    // already be using it) and drop this copy.
+    if target.join(".complete").is_file() {
+        let _ = std::fs::remove_dir_all(tmp);
+        return Ok(());
+    }
     std::fs::write(tmp.join(".complete"), b"").map_err(err)?;
     if target.exists() {
         std::fs::remove_dir_all(target).map_err(err)?;

@@ -5,7 +5,7 @@
 //! `rust/bin/<digest>` exists it is used as is; else the SDK is written to `rust/sdk-<digest>`
 //! (from the sources embedded in this binary, so a deployed edgefn needs no checkout), the
 //! function is copied (or, for `handler.rs`, wrapped in a generated project) under
-//! `rust/src/<digest>`, and `cargo build --release` runs with one target directory shared by
+//! `rust/src/<digest>.tmp…` (removed after the build), and `cargo build --release` runs with one target directory shared by
 //! every Rust function (dependencies compile once), `--offline` first so a machine with a
 //! warm registry cache needs no network. The binary is then copied to `rust/bin/<digest>` and
 //! handed to the launcher through `EDGEFN_RUST_WORKER`. A failed build is a `DepsError` whose
@@ -62,9 +62,10 @@ pub async fn ensure(dir: &Path, cargo: &[String]) -> Result<DepsEnv, DepsError> 
         } else {
             generate(dir, &src, &key)?
         };
-        build(cargo, &src, &root.join("target"), &sdk).await?;
-        let built = root.join("target/release").join(&name);
-        publish(&built, &bin)?;
+        let built = build(cargo, &src, &root.join("target"), &sdk).await;
+        let _ = std::fs::remove_dir_all(&src);
+        built?;
+        publish(&root.join("target/release").join(&name), &bin)?;
     }
     Ok(DepsEnv {
         vars: vec![(WORKER_VAR, bin)],
@@ -249,7 +250,11 @@ fn publish(built: &Path, bin: &Path) -> Result<(), DepsError> {
     let parent = bin.parent().expect("bin has a parent");
     let err = dir_err(parent);
     std::fs::create_dir_all(parent).map_err(&err)?;
-    let tmp = bin.with_extension(format!("tmp{}", std::process::id()));
+    let tmp = bin.with_extension(format!(
+        "tmp{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     std::fs::copy(built, &tmp).map_err(|source| DepsError::Read {
         file: built.to_path_buf(),
         source,
