@@ -1,11 +1,13 @@
 //! A worker built on the SDK for the protocol tests (gateway/tests/workers_v2.rs): echoes
-//! the event, sleeps on `?sleep=MS`, panics on `?panic`, answers status 700 on `?bad`.
+//! the event, sleeps on `?sleep=MS` (saying so on stderr first), panics on `?panic`,
+//! answers status 700 on `?bad`.
 
 use edgefn_sdk::{Event, Response};
 use serde_json::json;
 
 fn handler(event: Event) -> Response {
     if let Some(ms) = event.query("sleep").and_then(|v| v.parse().ok()) {
+        eprintln!("sleeping {ms} ms");
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
     if event.query("panic").is_some() {

@@ -21,11 +21,14 @@
 //! acknowledged when it returns, and its result is dropped.
 #![forbid(unsafe_code)]
 
+mod adapt;
+mod base64;
 mod channel;
 mod event;
 mod response;
 mod serve;
 
+pub use adapt::{FromEvent, IntoResponse};
 pub use event::Event;
 pub use response::Response;
 
@@ -35,10 +38,16 @@ pub const PROTOCOL_VERSION: u64 = 2;
 /// Serves `handler` until the gateway closes the socket. Takes the process arguments
 /// `<socket> <handler path> <concurrency>`; exits the process with status 1 when the gateway
 /// speaks another protocol version or the arguments are wrong.
-pub fn run<F>(handler: F) -> !
+///
+/// The handler is `fn(Event) -> Response`, or FastFN's
+/// `fn(serde_json::Value) -> serde_json::Value` (see [`FromEvent`] and [`IntoResponse`]).
+pub fn run<I, O, F>(handler: F) -> !
 where
-    F: Fn(Event) -> Response + Send + Sync + 'static,
+    I: FromEvent,
+    O: IntoResponse,
+    F: Fn(I) -> O + Send + Sync + 'static,
 {
+    let handler = move |event: Event| handler(I::from_event(event)).into_response();
     let args: Vec<String> = std::env::args().collect();
     let (socket, concurrency) = match &args[..] {
         [_, socket, _handler, concurrency, ..] => {

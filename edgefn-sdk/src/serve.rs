@@ -84,7 +84,7 @@ type Shared<F> = (Arc<F>, Arc<Writer>, Arc<Mutex<Tracker>>);
 
 pub fn serve<F>(socket: &str, concurrency: usize, handler: F) -> std::io::Result<()>
 where
-    F: Fn(Event) -> Response + Send + Sync + 'static,
+    F: Fn(Event) -> Result<Response, String> + Send + Sync + 'static,
 {
     let stream = UnixStream::connect(socket)?;
     let mut reader = Reader::new(stream.try_clone()?);
@@ -163,7 +163,7 @@ fn lock(t: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
 
 fn run_jobs<F>(rx: &Mutex<mpsc::Receiver<Job>>, (handler, writer, tracker): &Shared<F>)
 where
-    F: Fn(Event) -> Response + Send + Sync + 'static,
+    F: Fn(Event) -> Result<Response, String> + Send + Sync + 'static,
 {
     loop {
         let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
@@ -180,7 +180,13 @@ where
                 json!({"type": "err", "id": job.id, "kind": "handler_error", "detail": "handler panicked"}),
                 Vec::new(),
             ),
-            (Done::Answer, Ok(r)) => match check(&r) {
+            (Done::Answer, Ok(Err(detail))) => {
+                eprintln!("edgefn: handler returned an invalid response: {detail}");
+                let h =
+                    json!({"type": "err", "id": job.id, "kind": "bad_response", "detail": detail});
+                (h, Vec::new())
+            }
+            (Done::Answer, Ok(Ok(r))) => match check(&r) {
                 Some(detail) => {
                     eprintln!("edgefn: handler returned an invalid response: {detail}");
                     let h = json!({"type": "err", "id": job.id, "kind": "bad_response", "detail": detail});

@@ -3,7 +3,8 @@
 //! served, secrets printed by a handler are masked in the log, FastFN's handler shapes
 //! (`index.php` with `($event, $params)`, `main.lua` returning a function, `index.lua` with
 //! a global `main`), composer dependencies installed into the cache, and Rust functions
-//! built by cargo (a bare `handler.rs`, a cargo project, and a build failure → 503).
+//! built by cargo (a bare `handler.rs`, FastFN's `fn(Value) -> Value` shape with a sibling
+//! module, a cargo project, and a build failure → 503).
 
 mod support;
 
@@ -302,6 +303,14 @@ fn rust_functions_are_built_once_and_served() {
                 "rsproj/src/reply.rs",
                 "pub fn reply(e: &edgefn_sdk::Event) -> edgefn_sdk::Response {\n    edgefn_sdk::Response::text(format!(\"project {}\", e.path)).status(201)\n}\n",
             ),
+            // FastFN's Rust shape: serde_json values in and out, the route parameter in the
+            // event, a module beside the handler.
+            (
+                "rsff/[id]/handler.rs",
+                "use serde_json::{json, Value};\n\nmod shared;\n\npub fn handler(event: Value) -> Value {\n    let id = event[\"id\"].as_str().unwrap_or(\"0\");\n    json!({\"status\": 200, \"headers\": {\"Content-Type\": \"application/json\"}, \"body\": serde_json::to_string(&json!({\"id\": id, \"name\": shared::NAME, \"env\": event[\"env\"][\"TOKEN\"].is_string()})).unwrap()})\n}\n",
+            ),
+            ("rsff/[id]/shared.rs", "pub const NAME: &str = \"Widget\";\n"),
+            ("rsff/[id]/fn.env.json", &env),
             (
                 "rsbad/handler.rs",
                 "fn handler(event: edgefn_sdk::Event) -> edgefn_sdk::Response {\n    let n: u32 = \"not a number\";\n    edgefn_sdk::Response::text(n.to_string())\n}\n",
@@ -309,7 +318,7 @@ fn rust_functions_are_built_once_and_served() {
         ],
     );
     let gw = rust_gateway(&dir);
-    for path in ["/rs", "/rsproj", "/rsbad"] {
+    for path in ["/rs", "/rsproj", "/rsbad", "/rsff/1"] {
         wait_started(&gw, path);
     }
     let r = client().post(gw.url("/rs")).body("in").send().unwrap();
@@ -323,6 +332,13 @@ fn rust_functions_are_built_once_and_served() {
     let r = client().get(gw.url("/rsproj")).send().unwrap();
     assert_eq!(r.status(), 201, "{}", gw.logs());
     assert_eq!(r.text().unwrap(), "project /rsproj");
+    let r = client().get(gw.url("/rsff/42")).send().unwrap();
+    assert_eq!(r.status(), 200, "{}", gw.logs());
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(
+        r.text().unwrap(),
+        r#"{"env":true,"id":"42","name":"Widget"}"#
+    );
     let r = client().get(gw.url("/rsbad")).send().unwrap();
     assert_eq!(r.status(), 503, "a failed build answers 503");
     assert!(

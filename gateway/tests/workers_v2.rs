@@ -330,6 +330,8 @@ fn rust_sdk_worker_acknowledges_a_running_cancel_when_the_handler_returns() {
     let mut d = Driver::spawn_sdk(2);
     d.handshake("rust", json!({}), None);
     d.send(&req(1, json!({"sleep": "5000"})), b"");
+    // Cancelled only once it runs (a queued request would be dropped and acknowledged at once).
+    assert!(d.stderr_has("sleeping 5000 ms"), "{}", d.stderr_text());
     d.send(&json!({"type": "cancel", "id": 1}), b"");
     d.send(&req(2, json!({})), b"");
     let (first, _) = d.recv();

@@ -69,13 +69,14 @@ pub fn cache_root() -> PathBuf {
 pub async fn ensure(
     runtime: Runtime,
     dir: &Path,
+    handler: &Path,
     interpreter: &[String],
 ) -> Result<DepsEnv, DepsError> {
     match runtime {
         Runtime::Python => python(dir, interpreter).await,
         Runtime::Node | Runtime::TypeScript => node(dir).await,
         Runtime::Php => super::php::composer(dir, interpreter).await,
-        Runtime::Rust => super::rust_build::ensure(dir, interpreter).await,
+        Runtime::Rust => super::rust_build::ensure(dir, handler, interpreter).await,
         Runtime::Lua => Ok(DepsEnv::default()),
     }
 }
@@ -192,17 +193,26 @@ pub(super) fn finish(tmp: &Path, target: &Path) -> Result<(), DepsError> {
         dir: target.to_path_buf(),
         source,
     };
-    // Another start of the same digest finished first: keep its install (a worker may
-    // already be using it) and drop this copy.
-    if target.join(".complete").is_file() {
-        let _ = std::fs::remove_dir_all(tmp);
+    // Another start of the same digest finished first (before this check, or between it
+    // and the rename): keep its install (a worker may already be using it), drop this copy.
+    let theirs = || {
+        let done = target.join(".complete").is_file();
+        if done {
+            let _ = std::fs::remove_dir_all(tmp);
+        }
+        done
+    };
+    if theirs() {
         return Ok(());
     }
     std::fs::write(tmp.join(".complete"), b"").map_err(err)?;
     if target.exists() {
         std::fs::remove_dir_all(target).map_err(err)?;
     }
-    std::fs::rename(tmp, target).map_err(err)
+    match std::fs::rename(tmp, target) {
+        Err(_) if theirs() => Ok(()),
+        other => other.map_err(err),
+    }
 }
 
 pub(super) async fn run(mut cmd: Command, what: &str) -> Result<(), DepsError> {

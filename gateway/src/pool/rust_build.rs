@@ -19,8 +19,13 @@ use tokio::process::Command;
 use super::deps::{self, cache_root, DepsEnv, DepsError};
 
 /// The SDK crate's source files, embedded so the gateway can build functions anywhere.
-const SDK_FILES: [(&str, &str); 5] = [
+const SDK_FILES: [(&str, &str); 7] = [
     ("lib.rs", include_str!("../../../edgefn-sdk/src/lib.rs")),
+    ("adapt.rs", include_str!("../../../edgefn-sdk/src/adapt.rs")),
+    (
+        "base64.rs",
+        include_str!("../../../edgefn-sdk/src/base64.rs"),
+    ),
     (
         "channel.rs",
         include_str!("../../../edgefn-sdk/src/channel.rs"),
@@ -43,13 +48,15 @@ const MAX_PROJECT_BYTES: u64 = 64 << 20;
 /// Folders of a cargo project that are never part of its source.
 const SKIPPED: [&str; 3] = ["target", ".git", "node_modules"];
 
-/// Builds (or finds) the function's worker binary.
-pub async fn ensure(dir: &Path, cargo: &[String]) -> Result<DepsEnv, DepsError> {
-    let project = dir.join("Cargo.toml").is_file();
+/// Builds (or finds) the function's worker binary. `handler` is the function's entry: its
+/// `Cargo.toml`, or a `.rs` file (`handler.rs`, or a FastFN file route such as `get.rs`)
+/// whose sibling `.rs` files are copied beside it for its `mod` declarations.
+pub async fn ensure(dir: &Path, handler: &Path, cargo: &[String]) -> Result<DepsEnv, DepsError> {
+    let project = handler.file_name().is_some_and(|n| n == "Cargo.toml");
     let files = if project {
         project_files(dir)?
     } else {
-        vec![PathBuf::from("handler.rs")]
+        source_files(dir, handler)?
     };
     let key = digest_of(dir, &files, cargo)?;
     let root = cache_root().join("rust");
@@ -60,7 +67,7 @@ pub async fn ensure(dir: &Path, cargo: &[String]) -> Result<DepsEnv, DepsError> 
         let name = if project {
             copy_project(dir, &files, &src)?
         } else {
-            generate(dir, &src, &key)?
+            generate(dir, &files, &src, &key)?
         };
         let built = build(cargo, &src, &root.join("target"), &sdk).await;
         let _ = std::fs::remove_dir_all(&src);
@@ -70,6 +77,28 @@ pub async fn ensure(dir: &Path, cargo: &[String]) -> Result<DepsEnv, DepsError> 
     Ok(DepsEnv {
         vars: vec![(WORKER_VAR, bin)],
     })
+}
+
+/// The handler file first (it becomes `src/handler.rs`), then its sibling `.rs` files.
+fn source_files(dir: &Path, handler: &Path) -> Result<Vec<PathBuf>, DepsError> {
+    let name = handler.file_name().map(PathBuf::from).unwrap_or_default();
+    let mut siblings: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(dir_err(dir))?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| PathBuf::from(e.file_name()))
+        .filter(|f| f.extension().is_some_and(|x| x == "rs") && *f != name)
+        .filter(|f| !matches!(f.to_str(), Some("main.rs" | "handler.rs")))
+        .collect();
+    if siblings.len() > MAX_PROJECT_FILES {
+        return Err(DepsError::Dir {
+            dir: dir.to_path_buf(),
+            source: std::io::Error::other("too many .rs files beside a Rust handler"),
+        });
+    }
+    siblings.sort();
+    siblings.insert(0, name);
+    Ok(siblings)
 }
 
 fn dir_err(dir: &Path) -> impl Fn(std::io::Error) -> DepsError + '_ {
@@ -120,10 +149,12 @@ fn write_sdk(root: &Path) -> Result<PathBuf, DepsError> {
     Ok(sdk)
 }
 
-/// A project around a bare `handler.rs`: its `fn handler(event: Event) -> Response` is
-/// included at the crate root and served by the SDK's `run`. Like a user's own project it
-/// names `edgefn-sdk = "0.1"`, which the build patches to the written SDK.
-fn generate(dir: &Path, src: &Path, key: &str) -> Result<String, DepsError> {
+/// A project around a bare handler file: it is included at the crate root as
+/// `src/handler.rs` (its siblings beside it, so `mod x;` finds `x.rs`) and its `handler`
+/// is served by the SDK's `run`, which takes `fn(Event) -> Response` or FastFN's
+/// `fn(serde_json::Value) -> serde_json::Value`. Like a user's own project it names
+/// `edgefn-sdk = "0.1"`, which the build patches to the written SDK.
+fn generate(dir: &Path, files: &[PathBuf], src: &Path, key: &str) -> Result<String, DepsError> {
     let err = dir_err(src);
     let name = format!("edgefn-fn-{key}");
     let manifest = format!(
@@ -132,7 +163,14 @@ fn generate(dir: &Path, src: &Path, key: &str) -> Result<String, DepsError> {
     );
     std::fs::create_dir_all(src.join("src")).map_err(&err)?;
     std::fs::write(src.join("Cargo.toml"), manifest).map_err(&err)?;
-    std::fs::copy(dir.join("handler.rs"), src.join("src/handler.rs")).map_err(&err)?;
+    for (i, rel) in files.iter().enumerate() {
+        let to = if i == 0 {
+            PathBuf::from("handler.rs")
+        } else {
+            rel.clone()
+        };
+        std::fs::copy(dir.join(rel), src.join("src").join(to)).map_err(&err)?;
+    }
     std::fs::write(
         src.join("src/main.rs"),
         "include!(\"handler.rs\");\n\nfn main() {\n    edgefn_sdk::run(handler)\n}\n",
