@@ -136,6 +136,12 @@ fn fastfn_handler_shapes_load_and_answer() {
                 "shop/echoed/handler.php",
                 "<?php\nfunction handler($event) {\n    echo '<html><body>printed</body></html>';\n}\n",
             ),
+            // No handler function: FastFN runs the script per request, what it prints is
+            // the answer.
+            (
+                "shop/script/index.php",
+                "<?php\necho 'script ' . ($event['method'] ?? '-') . ' ' . count($params);\n",
+            ),
             (
                 "luashop/items/[id]/main.lua",
                 "local function handler(event, params)\n  return { status = 201, body = cjson.encode({ id = params.id }) }\nend\nreturn handler\n",
@@ -166,6 +172,9 @@ fn fastfn_handler_shapes_load_and_answer() {
     assert_eq!(r.status(), 200, "{}", gw.logs());
     assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
     assert_eq!(r.text().unwrap(), "<html><body>printed</body></html>");
+    let r = client().post(gw.url("/shop/script")).send().unwrap();
+    assert_eq!(r.status(), 200, "{}", gw.logs());
+    assert_eq!(r.text().unwrap(), "script POST 0");
     let r = client().get(gw.url("/luashop/items/7")).send().unwrap();
     assert_eq!(r.status(), 201, "{}", gw.logs());
     assert_eq!(r.text().unwrap(), r#"{"id":"7"}"#);

@@ -244,6 +244,9 @@ function edgefn_load(string $path, ?string $wanted): ?string
     ob_start();
     try {
         (static function () use ($path): void {
+            // A script without a handler function reads these; at load they are empty.
+            $event = [];
+            $params = [];
             require $path;
         })();
     } finally {
@@ -403,6 +406,7 @@ function edgefn_serve(EdgefnChannel $ch, int $id, array $event, ?string $fn, str
     try {
         if ($fn === null) {
             $result = (static function () use ($path, $event) {
+                $params = is_array($event['params'] ?? null) ? $event['params'] : [];
                 return include $path;
             })();
             $result = $result === 1 ? null : $result;
