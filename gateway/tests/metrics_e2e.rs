@@ -4,55 +4,16 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use support::prometheus::{get, parse, Labels};
 use support::{client, tempdir, wait_until, write_tree, Gateway};
 
 const HELLO: &str = "def handler(event):\n    return {\"status\": 200, \"body\": \"hello\"}\n";
 const SECRET: &str = "s3cr3t-value-never-in-metrics";
-
-type Labels = BTreeMap<String, String>;
-
-/// Every sample line of an exposition page as `(name, labels, value)`.
-fn parse(text: &str) -> Vec<(String, Labels, f64)> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|line| {
-            let (series, value) = line.rsplit_once(' ').expect("a sample has a value");
-            let (name, labels) = match series.split_once('{') {
-                Some((n, rest)) => (n, rest.strip_suffix('}').expect("closing brace")),
-                None => (series, ""),
-            };
-            let labels = labels
-                .split(',')
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    let (k, v) = p.split_once('=').expect("label has =");
-                    (k.to_owned(), v.trim_matches('"').to_owned())
-                })
-                .collect();
-            (
-                name.to_owned(),
-                labels,
-                value.parse().expect("numeric value"),
-            )
-        })
-        .collect()
-}
-
-/// Value of the series with exactly these labels; 0 when absent (never seen yet).
-fn get(page: &[(String, Labels, f64)], name: &str, labels: &[(&str, &str)]) -> f64 {
-    let want: Labels = labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    page.iter()
-        .find(|(n, l, _)| n == name && *l == want)
-        .map_or(0.0, |(_, _, v)| *v)
-}
 
 fn scrape(gw: &Gateway) -> String {
     let resp = client().get(gw.admin_url("/metrics")).send().unwrap();

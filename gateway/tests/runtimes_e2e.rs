@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -190,6 +189,15 @@ fn timeout_is_504_and_the_next_request_is_served() {
     assert!(started.elapsed() < Duration::from_secs(10));
     let v: Value = resp.json().unwrap();
     assert!(v["error"].as_str().unwrap().contains("400 ms"));
+    // A synchronous Python handler cannot be interrupted: the worker does not acknowledge
+    // the cancel, so it is killed once the grace runs out, and replaced.
+    assert!(
+        wait_until(Duration::from_secs(20), || gw.metric(
+            r#"edgefn_worker_restarts_total{function="slow",cause="timeout"}"#
+        ) == Some(1.0)),
+        "{}",
+        gw.logs()
+    );
     let next = client().get(gw.url("/slow")).send().unwrap();
     assert_eq!(next.status(), 200);
     assert_eq!(next.text().unwrap(), "fast");
@@ -226,72 +234,6 @@ fn exiting_handler_is_502_then_the_pool_heals() {
             "{path}: a new worker process"
         );
     }
-}
-
-#[test]
-fn thirty_two_concurrent_requests_spread_over_four_workers() {
-    let (_dir, gw) = serve_tree(&[
-            (
-                "work/handler.py",
-                "import os, time\n\ndef handler(event):\n    time.sleep(0.25)\n    return {'status': 200, 'body': str(os.getpid())}\n",
-            ),
-            (
-                "work/fn.config.json",
-                r#"{"workers": {"min": 1, "max": 4}, "timeout_ms": 20000}"#,
-            ),
-    ]);
-    let url = gw.url("/work");
-    let serial = Duration::from_millis(250 * 32);
-    let started = Instant::now();
-    let pids = concurrent(32, |_| get_ok(&url));
-    let elapsed = started.elapsed();
-    let distinct: HashSet<_> = pids.iter().collect();
-    assert_eq!(
-        distinct.len(),
-        4,
-        "grew to exactly max=4 workers: {distinct:?}"
-    );
-    // Four workers: about a quarter of the serial time (never less), plus worker starts.
-    assert!(elapsed >= serial / 4, "{elapsed:?}");
-    assert!(elapsed < serial / 2, "{elapsed:?} vs serial {serial:?}");
-}
-
-#[test]
-fn sequential_requests_reuse_one_warm_worker_and_node_serves_concurrently() {
-    let (_dir, gw) = serve_tree(&[
-            (
-                "warm/handler.py",
-                "import os\n\ndef handler(event):\n    return {'status': 200, 'body': str(os.getpid())}\n",
-            ),
-            (
-                "conc/handler.js",
-                "exports.handler = async () => { await new Promise(r => setTimeout(r, 300)); return {status: 200, body: String(process.pid)}; };\n",
-            ),
-            (
-                "conc/fn.config.json",
-                r#"{"workers": {"min": 1, "max": 1}, "concurrency": 16}"#,
-            ),
-    ]);
-    let pids: HashSet<String> = (0..10)
-        .map(|_| {
-            client()
-                .get(gw.url("/warm"))
-                .send()
-                .unwrap()
-                .text()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(pids.len(), 1, "one warm worker served all: {pids:?}");
-    let url = gw.url("/conc");
-    let started = Instant::now();
-    let pids: HashSet<String> = concurrent(8, |_| get_ok(&url)).into_iter().collect();
-    assert_eq!(pids.len(), 1);
-    assert!(
-        started.elapsed() < Duration::from_millis(300 * 8 / 2),
-        "8 requests ran at once on one Node worker: {:?}",
-        started.elapsed()
-    );
 }
 
 #[test]
@@ -499,39 +441,6 @@ fn dependencies_install_once_and_a_failure_only_affects_its_function() {
             .count()
             >= 1
     );
-}
-
-#[test]
-fn async_python_handlers_and_python_concurrency() {
-    let (_dir, gw) = serve_tree(&[
-            (
-                "asy/handler.py",
-                "import asyncio, os\n\nasync def handler(event):\n    await asyncio.sleep(0.3)\n    return {'status': 200, 'body': str(os.getpid())}\n",
-            ),
-            (
-                "asy/fn.config.json",
-                r#"{"workers": {"min": 1, "max": 1}, "concurrency": 4}"#,
-            ),
-            (
-                "thr/handler.py",
-                "import os, time\n\ndef handler(event):\n    time.sleep(0.3)\n    return {'status': 200, 'body': str(os.getpid())}\n",
-            ),
-            (
-                "thr/fn.config.json",
-                r#"{"workers": {"min": 1, "max": 1}, "concurrency": 4}"#,
-            ),
-    ]);
-    for path in ["/asy", "/thr"] {
-        let url = gw.url(path);
-        let started = Instant::now();
-        let pids: HashSet<String> = concurrent(4, |_| get_ok(&url)).into_iter().collect();
-        assert_eq!(pids.len(), 1, "{path}: one worker");
-        assert!(
-            started.elapsed() < Duration::from_millis(1100),
-            "{path}: 4 requests overlapped on one worker with concurrency 4: {:?}",
-            started.elapsed()
-        );
-    }
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ring::digest;
@@ -88,6 +89,7 @@ async fn python(dir: &Path, interpreter: &[String]) -> Result<DepsEnv, DepsError
     }
     let key = digest_of(&[&manifest], interpreter)?;
     let target = cache_root().join("python").join(&key);
+    let _one = install_lock(&target).await;
     if !target.join(".complete").is_file() {
         let tmp = fresh_tmp(&target)?;
         let mut cmd = Command::new(&interpreter[0]);
@@ -126,6 +128,7 @@ async fn node(dir: &Path) -> Result<DepsEnv, DepsError> {
     };
     let key = digest_of(&files, &[])?;
     let target = cache_root().join("node").join(&key);
+    let _one = install_lock(&target).await;
     if !target.join(".complete").is_file() {
         let tmp = fresh_tmp(&target)?;
         for f in &files {
@@ -167,6 +170,27 @@ pub(super) fn digest_of(files: &[&Path], salt: &[String]) -> Result<String, Deps
         ctx.update(&bytes);
     }
     Ok(hex::encode(&ctx.finish().as_ref()[..12]))
+}
+
+/// Versions start concurrently: two functions with the same manifest must not install
+/// into the same directory at once. The second waits, then finds the install complete.
+pub(super) async fn install_lock(target: &Path) -> tokio::sync::OwnedMutexGuard<()> {
+    static LOCKS: std::sync::Mutex<Vec<(PathBuf, Arc<tokio::sync::Mutex<()>>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let lock = {
+        let mut locks = LOCKS.lock().expect("install locks");
+        // Forget the locks nobody holds or waits for.
+        locks.retain(|(_, l)| Arc::strong_count(l) > 1);
+        match locks.iter().find(|(p, _)| p == target) {
+            Some((_, l)) => l.clone(),
+            None => {
+                let l = Arc::new(tokio::sync::Mutex::new(()));
+                locks.push((target.to_path_buf(), l.clone()));
+                l
+            }
+        }
+    };
+    lock.lock_owned().await
 }
 
 pub(super) fn fresh_tmp(target: &Path) -> Result<PathBuf, DepsError> {
@@ -215,15 +239,36 @@ pub(super) fn finish(tmp: &Path, target: &Path) -> Result<(), DepsError> {
     }
 }
 
+/// An installer runs in its own process group; an install abandoned (shutdown, a newer
+/// version, its timeout) takes the whole group down, build helpers pip or npm started
+/// included, so none outlives it.
+struct GroupGuard {
+    pgid: Option<u32>,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pgid}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
 pub(super) async fn run(mut cmd: Command, what: &str) -> Result<(), DepsError> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true);
     let program = format!("{:?}", cmd.as_std().get_program());
     let child = cmd
         .spawn()
         .map_err(|source| DepsError::Spawn { program, source })?;
+    let mut group = GroupGuard { pgid: child.id() };
     let out = tokio::time::timeout(INSTALL_TIMEOUT, child.wait_with_output())
         .await
         .map_err(|_| DepsError::Timeout {
@@ -233,6 +278,7 @@ pub(super) async fn run(mut cmd: Command, what: &str) -> Result<(), DepsError> {
             program: what.into(),
             source,
         })?;
+    group.pgid = None;
     if out.status.success() {
         return Ok(());
     }

@@ -37,6 +37,8 @@ struct Shared {
     next_waiter: WaiterId,
     /// The last start failure, for the log when a new version is refused.
     last_error: Option<Arc<str>>,
+    /// The deadline the driver sleeps until.
+    armed: Option<Instant>,
     published: [i64; 3],
 }
 
@@ -48,6 +50,7 @@ struct Gauges {
 
 struct Inner {
     spec: Arc<PoolSpec>,
+    timing: Timing,
     spawner: Arc<dyn Spawn>,
     shared: Mutex<Shared>,
     /// Re-arms the driver when a transition set a new deadline.
@@ -106,6 +109,7 @@ impl FunctionPool {
                 starting: gauge("starting"),
             },
             spec,
+            timing,
             spawner,
             shared: Mutex::new(Shared {
                 machine,
@@ -113,6 +117,7 @@ impl FunctionPool {
                 workers: HashMap::new(),
                 next_waiter: 1,
                 last_error: None,
+                armed: None,
                 published: [0; 3],
             }),
             wake: Arc::new(Notify::new()),
@@ -185,7 +190,7 @@ impl FunctionPool {
     pub async fn retire(&self) {
         let inner = &self.inner;
         inner.apply(|sh, now| sh.machine.drain(now));
-        let patience = inner.spec.timeout + Duration::from_secs(2);
+        let patience = inner.spec.timeout + inner.timing.cancel_grace + Duration::from_secs(1);
         let deadline = tokio::time::Instant::now() + patience;
         if !self
             .wait_until(Some(deadline), |sh| sh.machine.is_empty())
@@ -354,6 +359,9 @@ impl Inner {
             }
             self.publish(sh);
         }
+        // Any transition may bring a deadline forward (a worker fell idle, a cancel).
+        let next = sh.machine.next_wake();
+        wake |= next.is_some_and(|n| sh.armed.is_none_or(|a| n < a));
         (actions, wake)
     }
 
@@ -467,11 +475,12 @@ async fn drive(weak: Weak<Inner>, wake: Arc<Notify>) {
     loop {
         let next = {
             let Some(inner) = weak.upgrade() else { return };
-            let sh = inner.shared.lock().expect("pool lock");
+            let mut sh = inner.shared.lock().expect("pool lock");
             if sh.machine.phase() == Phase::Stopped && sh.machine.is_empty() {
                 return;
             }
-            sh.machine.next_wake()
+            sh.armed = sh.machine.next_wake();
+            sh.armed
         };
         match next {
             Some(t) => {
@@ -487,3 +496,7 @@ async fn drive(weak: Weak<Inner>, wake: Arc<Notify>) {
         inner.apply(|sh, now| sh.machine.tick(now));
     }
 }
+
+#[cfg(test)]
+#[path = "function_pool_tests.rs"]
+mod tests;

@@ -126,7 +126,9 @@ impl PoolRegistry {
             if let Some(t) = e.start {
                 t.abort();
             }
-            if let Some(p) = e.pool.swap(Serving::Unavailable(Arc::from("removed"))) {
+            // A request that loaded the previous snapshot may still arrive: the draining
+            // version serves it if it can.
+            if let Some(p) = e.pool.live() {
                 tokio::spawn(async move { p.retire().await });
             }
         }
@@ -147,8 +149,9 @@ impl PoolRegistry {
             if let Some(t) = e.start {
                 t.abort();
             }
+            // Connections are closed by now: nothing in flight is waited for.
             if let Some(p) = e.pool.live() {
-                all.spawn(async move { p.retire().await });
+                all.spawn(async move { p.stop().await });
             }
         }
         while all.join_next().await.is_some() {}

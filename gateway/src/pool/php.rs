@@ -25,6 +25,7 @@ pub async fn composer(dir: &Path, composer: &[String]) -> Result<DepsEnv, DepsEr
     }
     let key = deps::digest_of(&files, composer)?;
     let target = cache_root().join("php").join(&key);
+    let _one = deps::install_lock(&target).await;
     if !target.join(".complete").is_file() {
         let tmp = deps::fresh_tmp(&target)?;
         for f in &files {

@@ -434,4 +434,57 @@ mod tests {
         assert_eq!(ok.headers.get_all("set-cookie").iter().count(), 2);
         assert!(ok.headers.get("content-length").is_none());
     }
+
+    #[tokio::test]
+    async fn v2_init_and_cancel_frames() {
+        let env = vec![("A".to_owned(), "1".to_owned())];
+        let init = Init {
+            kind: "init",
+            version: PROTOCOL_VERSION,
+            function: "f",
+            runtime: "node",
+            env: EnvRef(&env),
+            handler_name: Some("main"),
+        };
+        let (frame, rest) = encode(&init, &Bytes::new());
+        assert!(rest.is_none());
+        let (header, body) = read_frame(&mut frame.as_slice()).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&header).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type": "init", "version": 2, "function": "f",
+                "runtime": "node", "env": {"A": "1"}, "handler_name": "main"})
+        );
+        assert!(body.is_empty());
+        let (frame, _) = encode(
+            &Cancel {
+                kind: "cancel",
+                id: 7,
+            },
+            &Bytes::new(),
+        );
+        let (header, _) = read_frame(&mut frame.as_slice()).await.unwrap();
+        assert_eq!(&header[..], br#"{"type":"cancel","id":7}"#);
+    }
+
+    #[test]
+    fn v2_worker_frames_parse() {
+        assert!(matches!(
+            FromWorker::parse(br#"{"type":"ready","version":2,"pid":9}"#),
+            Ok(FromWorker::Ready {
+                pid: 9,
+                version: Some(2)
+            })
+        ));
+        // A protocol-1 worker's ready has no version: the handshake refuses it.
+        assert!(matches!(
+            FromWorker::parse(br#"{"type":"ready","pid":9}"#),
+            Ok(FromWorker::Ready { version: None, .. })
+        ));
+        assert!(matches!(
+            FromWorker::parse(br#"{"type":"cancelled","id":4}"#),
+            Ok(FromWorker::Cancelled { id: 4 })
+        ));
+        assert!(FromWorker::parse(br#"{"type":"cancelled"}"#).is_err());
+    }
 }

@@ -61,6 +61,7 @@ pub async fn ensure(dir: &Path, handler: &Path, cargo: &[String]) -> Result<Deps
     let key = digest_of(dir, &files, cargo)?;
     let root = cache_root().join("rust");
     let bin = root.join("bin").join(&key);
+    let _one = deps::install_lock(&bin).await;
     if !bin.is_file() {
         let sdk = write_sdk(&root)?;
         let src = deps::fresh_tmp(&root.join("src").join(&key))?;

@@ -156,17 +156,27 @@ impl Channel for Worker {
     }
 }
 
-/// Kills the worker if a request frame was only partly written (its future was dropped
-/// mid-write): the channel is out of step and cannot carry another frame.
-struct WriteGuard<'a> {
+/// Cleans up after a `send` whose future was dropped: before the first byte, the request
+/// is simply forgotten; mid-frame, the channel is out of step and the worker is killed.
+struct SendGuard<'a> {
     worker: &'a Worker,
-    done: bool,
+    id: RequestId,
+    stage: SendStage,
 }
 
-impl Drop for WriteGuard<'_> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SendStage {
+    Queued,
+    Writing,
+    Done,
+}
+
+impl Drop for SendGuard<'_> {
     fn drop(&mut self) {
-        if !self.done {
-            self.worker.kill(ExitCause::Timeout);
+        match self.stage {
+            SendStage::Queued => self.worker.forget(self.id),
+            SendStage::Writing => self.worker.kill(ExitCause::Timeout),
+            SendStage::Done => {}
         }
     }
 }
@@ -185,28 +195,33 @@ impl Worker {
                 Conn::Closed => return Err(PoolError::Crashed),
             };
         }
+        let mut guard = SendGuard {
+            worker: self,
+            id,
+            stage: SendStage::Queued,
+        };
         let header = RequestHeader {
             id,
             function: &self.function,
             req,
         };
         let (frame, rest) = protocol::encode(&header, &req.body);
-        let mut guard = WriteGuard {
-            worker: self,
-            done: false,
-        };
-        let written = {
-            let mut w = self.writer.lock().await;
-            write_frame(&mut *w, &frame, rest.as_deref().unwrap_or(&[])).await
-        };
-        guard.done = true;
+        let mut w = self.writer.lock().await;
+        guard.stage = SendStage::Writing;
+        let written = write_frame(&mut *w, &frame, rest.as_deref().unwrap_or(&[])).await;
+        drop(w);
+        guard.stage = SendStage::Done;
         if written.is_err() {
-            if let Conn::Open(pending) = &mut *self.conn.lock().expect("conn lock") {
-                pending.remove(&id);
-            }
+            self.forget(id);
             return Err(PoolError::Crashed);
         }
         Ok((id, rx))
+    }
+
+    fn forget(&self, id: RequestId) {
+        if let Conn::Open(pending) = &mut *self.conn.lock().expect("conn lock") {
+            pending.remove(&id);
+        }
     }
 
     fn kill_cause(&self) -> ExitCause {

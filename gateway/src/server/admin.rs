@@ -41,10 +41,19 @@ pub fn handle<B>(state: &AdminState, req: &Request<B>) -> Response<Body> {
         "/readyz" => {
             let snap = state.store.load();
             let ready = state.ready.load(Ordering::Acquire);
+            // Functions whose dependencies install or first workers start: they answer
+            // 503 with Retry-After meanwhile; the others already serve.
+            let pending: Vec<&str> = snap
+                .functions
+                .iter()
+                .filter(|f| f.pool.is_pending())
+                .map(|f| &*f.def.name)
+                .collect();
             let body = serde_json::json!({
                 "status": if ready { "ready" } else { "starting" },
                 "generation": snap.generation,
                 "functions": snap.functions.len(),
+                "pending": pending,
                 "connection_limit": state.connection_limit.get().map(String::as_str).unwrap_or("starting"),
             });
             let status = if ready {

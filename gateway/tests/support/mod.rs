@@ -3,6 +3,9 @@
 //! its logs, and stops it on drop. Everything waits with deadlines, never fixed sleeps.
 #![allow(dead_code)]
 
+pub mod prometheus;
+pub mod raw_http;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -71,6 +74,43 @@ impl Gateway {
 
     /// Like [`Gateway::try_start_on`], run through `wrapper` (e.g. `setpriv ... --`).
     pub fn try_start_wrapped(
+        wrapper: &[&str],
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Gateway, String> {
+        let gw = Self::launch(wrapper, listen, extra, env)?;
+        gw.wait_settled()?;
+        Ok(gw)
+    }
+
+    /// Started, but not waiting for pending functions (installs, first workers): the
+    /// gateway serves the others and answers 503 for those meanwhile.
+    pub fn start_unsettled(extra: &[&str], env: &[(&str, &str)]) -> Gateway {
+        Self::launch(&[], "127.0.0.1:0", extra, env).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Waits until `/readyz` lists no pending function (dependency installs and first
+    /// workers done), so a test's first request meets a warm pool.
+    pub fn wait_settled(&self) -> Result<(), String> {
+        let settled = wait_until(Duration::from_secs(180), || {
+            let r = client().get(self.admin_url("/readyz")).send();
+            let Ok(v) = r.and_then(|r| r.json::<serde_json::Value>()) else {
+                return false;
+            };
+            v["pending"].as_array().is_none_or(|p| p.is_empty())
+        });
+        if settled {
+            Ok(())
+        } else {
+            Err(format!(
+                "functions still pending after 180 s; logs:\n{}",
+                self.logs()
+            ))
+        }
+    }
+
+    fn launch(
         wrapper: &[&str],
         listen: &str,
         extra: &[&str],
@@ -284,9 +324,11 @@ pub fn client() -> reqwest::blocking::Client {
 
 /// The value of one series in a `/metrics` text (several reads from one scrape agree).
 pub fn metric_in(text: &str, series: &str) -> Option<f64> {
-    let prefix = format!("{series} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix).map(|v| v.parse().unwrap()))
+    let want = prometheus::parse_series(series);
+    prometheus::parse(text)
+        .into_iter()
+        .find(|(n, l, _)| (n, l) == (&want.0, &want.1))
+        .map(|(_, _, v)| v)
 }
 
 /// A fresh functions tree holding `files`, served by a gateway with default settings; the
