@@ -53,6 +53,14 @@ if [ "$want_test" = 1 ] && command -v rustup >/dev/null 2>&1; then
   rustup component add rustfmt clippy >/dev/null 2>&1 || true
 fi
 
+# esbuild compiles TypeScript handlers (pinned in runtimes/node/tools/package-lock.json;
+# the gateway looks for runtimes/node/tools/node_modules/.bin/esbuild).
+esbuild_want=$(sed -n 's/.*"esbuild": "\([^"]*\)".*/\1/p' runtimes/node/tools/package.json)
+if [ "$(runtimes/node/tools/node_modules/.bin/esbuild --version 2>/dev/null)" != "$esbuild_want" ]; then
+  echo "setup: installing esbuild $esbuild_want (npm ci in runtimes/node/tools)"
+  npm ci --prefix runtimes/node/tools --no-audit --no-fund --loglevel=error >/dev/null
+fi
+
 # The XDP program's toolchain. Tests need it (the XDP tests fail without it); for serving it
 # is optional: without it edgefn still builds and reports XDP unavailable, using the
 # user-space connection limiter instead.

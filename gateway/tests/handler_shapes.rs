@@ -58,6 +58,13 @@ module.exports = async (event, context) => {
 };
 "#;
 
+/// The template's third argument: a Node-style callback.
+const JS_OPENFAAS_CALLBACK: &str = r#"
+module.exports = (event, context, callback) => {
+  callback(undefined, { via: 'callback', query: event.query.x });
+};
+"#;
+
 fn auth_files(dir: &str) -> [(String, &'static str); 2] {
     [
         (format!("{dir}/fn.config.json"), KEY_CONFIG),
@@ -170,7 +177,10 @@ fn openfaas_python_shapes_run_unchanged() {
 
 #[test]
 fn openfaas_node_template_shape_runs_unchanged() {
-    let mut files: Vec<(String, &str)> = vec![("ofn/handler.js".into(), JS_OPENFAAS)];
+    let mut files: Vec<(String, &str)> = vec![
+        ("ofn/handler.js".into(), JS_OPENFAAS),
+        ("ofcb/handler.js".into(), JS_OPENFAAS_CALLBACK),
+    ];
     files.extend(auth_files("ofn"));
     let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
     let (_dir, gw) = serve_tree(&refs);
@@ -207,4 +217,8 @@ fn openfaas_node_template_shape_runs_unchanged() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
     assert_eq!(r.text().unwrap(), "returned GET");
+
+    let r = client().get(gw.url("/ofcb?x=1")).send().unwrap();
+    assert_eq!(r.status(), 200, "{}", gw.logs());
+    assert_eq!(r.text().unwrap(), r#"{"via":"callback","query":"1"}"#);
 }

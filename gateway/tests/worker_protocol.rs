@@ -229,6 +229,28 @@ fn cancel_of_a_running_sync_python_request_is_acknowledged_when_it_returns() {
     assert_eq!((h["id"].clone(), body), (json!(2), b"done".to_vec()));
 }
 
+/// With `concurrency` 1 a sync handler runs on the thread that reads the socket: its answer
+/// goes out first (the gateway counts it as the acknowledgement), then the cancel is read
+/// and answered as an unknown id.
+#[test]
+fn with_concurrency_one_a_sync_python_handler_answers_before_its_cancel_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("release");
+    let mut w = Worker::spawn(Lang::Python, "handler.py", BLOCK_PY, 1);
+    w.init(json!({"FLAG": flag.to_str().unwrap()}));
+    let (h, b) = req(1, json!({}), b"", false);
+    w.send(&h, &b);
+    w.send(&json!({"type": "cancel", "id": 1}), b"");
+    std::fs::write(&flag, b"").unwrap();
+    let (h, body) = w.recv();
+    assert_eq!(
+        (h["type"].clone(), h["id"].clone()),
+        (json!("res"), json!(1))
+    );
+    assert_eq!(body, b"done");
+    assert_eq!(w.recv().0, json!({"type": "cancelled", "id": 1}));
+}
+
 #[test]
 fn an_oversized_request_frame_stops_the_worker_before_it_allocates() {
     for (lang, src, file) in both() {

@@ -44,6 +44,15 @@ async function loadModule(file) {
   }
 }
 
+// A TypeScript handler runs as the file the gateway compiled it to (with a source map, so
+// traces name the .ts lines).
+function handlerFile(file) {
+  if (!/\.[mc]?tsx?$/.test(file)) return file;
+  const compiled = process.env.EDGEFN_TS_OUTPUT;
+  if (!compiled) throw new Fatal(`${file} is TypeScript and the gateway gave no compiled file (EDGEFN_TS_OUTPUT)`);
+  return compiled;
+}
+
 // FastFN's lookup: `invoke.handler` when set, else `handler`, else `main` (on the module or
 // its default export), else the default export or the module itself when it is a function:
 // with two or more parameters that is the OpenFaaS node template's
@@ -331,7 +340,7 @@ function main() {
     env = init.env || {};
     let fn;
     try {
-      const file = path.resolve(handlerPath);
+      const file = handlerFile(path.resolve(handlerPath));
       fn = findCallable(await loadModule(file), file, init.handler_name);
     } catch (e) {
       if (e instanceof Fatal) {

@@ -139,6 +139,7 @@ def make_caller(fn):
                 return fn(event, **kwargs)
         return fn(event)
 
+    call.is_async = bool(code.co_flags & CO_COROUTINE)
     return call
 
 
@@ -379,6 +380,7 @@ class Worker:
         self.jobs = None
         self.threads = 0
         self.loop = None
+        self.loop_lock = _thread.allocate_lock()
         self.tasks = {}
 
     def finish(self, rid, header, body=b""):
@@ -409,8 +411,12 @@ class Worker:
             rid, event, raw = self.jobs.get()
             if rid in self.cancelled:
                 self.finish(rid, {"type": "cancelled", "id": rid})
-            else:
+                continue
+            try:
                 self.run(rid, event, raw)
+            except BaseException:
+                # SystemExit and the like end a thread silently: answer instead.
+                self.finish(rid, *failure(rid))
 
     def run(self, rid, event, raw):
         try:
@@ -430,12 +436,13 @@ class Worker:
         loop.call_soon_threadsafe(self.on_loop_start, rid, awaitable)
 
     def event_loop(self):
-        if self.loop is None:
-            import asyncio
+        with self.loop_lock:
+            if self.loop is None:
+                import asyncio
 
-            self.asyncio = asyncio
-            self.loop = asyncio.new_event_loop()
-            _thread.start_new_thread(self.loop.run_forever, ())
+                self.asyncio = asyncio
+                self.loop = asyncio.new_event_loop()
+                _thread.start_new_thread(self.loop.run_forever, ())
         return self.loop
 
     def on_loop_start(self, rid, awaitable):
@@ -505,6 +512,10 @@ def main():
         sys.exit(1)
     channel.send({"type": "ready", "version": PROTOCOL, "pid": os.getpid()})
     worker = Worker(call, channel, max(1, concurrency))
+    if getattr(call, "is_async", False):
+        # asyncio costs tens of milliseconds to import: after `ready`, not before the first
+        # request would need it.
+        _thread.start_new_thread(worker.event_loop, ())
     while True:
         header, body = read_frame(rfile)
         if header is None:

@@ -9,10 +9,12 @@ use super::CatalogError;
 /// Deep trees are a mistake, and unbounded recursion over outside input is not allowed.
 pub const MAX_DEPTH: usize = 16;
 pub const MAX_FUNCTIONS: usize = 10_000;
-pub(crate) const HANDLER_FILES: [(&str, Runtime); 10] = [
+pub(crate) const HANDLER_FILES: [(&str, Runtime); 12] = [
     ("handler.py", Runtime::Python),
     ("handler.js", Runtime::Node),
     ("index.js", Runtime::Node),
+    ("handler.ts", Runtime::TypeScript),
+    ("index.ts", Runtime::TypeScript),
     ("handler.php", Runtime::Php),
     ("index.php", Runtime::Php),
     ("handler.lua", Runtime::Lua),

@@ -95,12 +95,19 @@ struct RawRuntimes {
     rust: Option<RawRuntime>,
     worker_idle_timeout_ms: Option<u64>,
     cancel_grace_ms: Option<u64>,
+    typescript: Option<RawTypeScript>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRuntime {
     command: Command,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTypeScript {
+    esbuild: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -361,6 +368,13 @@ fn validate(
             );
         } else {
             runtimes.cancel_grace = Duration::from_millis(ms);
+        }
+    }
+
+    if let Some(esbuild) = raw.runtimes.typescript.and_then(|t| t.esbuild) {
+        match runtimes::esbuild_path(&esbuild) {
+            Ok(p) => runtimes.esbuild = Some(p),
+            Err(message) => err("runtimes.typescript.esbuild", message),
         }
     }
 

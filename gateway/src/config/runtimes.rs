@@ -2,6 +2,7 @@
 //! at start-up. They live here (not in `pool/`) so `config` imports nothing from the
 //! data plane.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Workers above `workers.min` idle this long are stopped (unless configured otherwise).
@@ -24,6 +25,9 @@ pub struct RuntimeCommands {
     /// A worker that does not acknowledge a cancelled request within this is killed
     /// (`[runtimes] cancel_grace_ms`).
     pub cancel_grace: Duration,
+    /// The esbuild that compiles TypeScript handlers (`[runtimes.typescript] esbuild`);
+    /// `None`: the one `scripts/setup.sh` installs (see `pool::typescript`).
+    pub esbuild: Option<PathBuf>,
 }
 
 impl Default for RuntimeCommands {
@@ -36,6 +40,39 @@ impl Default for RuntimeCommands {
             cargo: vec!["cargo".into()],
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             cancel_grace: DEFAULT_CANCEL_GRACE,
+            esbuild: None,
         }
+    }
+}
+
+/// `[runtimes.typescript] esbuild`: an existing executable file.
+pub fn esbuild_path(raw: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(raw);
+    if raw.is_empty() {
+        return Err("is empty; give the path of the esbuild binary".into());
+    }
+    if !path.is_file() {
+        return Err(format!(
+            "{raw:?} is not a file; give the path of the esbuild binary (scripts/setup.sh installs runtimes/node/tools/node_modules/.bin/esbuild)"
+        ));
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn esbuild_must_name_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let tool = dir.path().join("esbuild");
+        std::fs::write(&tool, b"").unwrap();
+        assert_eq!(esbuild_path(tool.to_str().unwrap()).unwrap(), tool);
+        assert!(esbuild_path("").unwrap_err().contains("empty"));
+        let missing = dir.path().join("absent");
+        assert!(esbuild_path(missing.to_str().unwrap())
+            .unwrap_err()
+            .contains("not a file"));
     }
 }

@@ -43,6 +43,8 @@ pub enum DepsError {
         status: std::process::ExitStatus,
         output: String,
     },
+    #[error(transparent)]
+    TypeScript(#[from] super::typescript::TsError),
 }
 
 /// Environment additions that make the installed packages importable.
@@ -75,7 +77,8 @@ pub async fn ensure(
 ) -> Result<DepsEnv, DepsError> {
     match runtime {
         Runtime::Python => python(dir, interpreter).await,
-        Runtime::Node | Runtime::TypeScript => node(dir).await,
+        Runtime::Node => node(dir).await,
+        Runtime::TypeScript => typescript(dir, interpreter).await,
         Runtime::Php => super::php::composer(dir, interpreter).await,
         Runtime::Rust => super::rust_build::ensure(dir, handler, interpreter).await,
         Runtime::Lua => Ok(DepsEnv::default()),
@@ -153,6 +156,16 @@ async fn node(dir: &Path) -> Result<DepsEnv, DepsError> {
     Ok(DepsEnv {
         vars: vec![("NODE_PATH", target.join("node_modules"))],
     })
+}
+
+/// A TypeScript function: its npm dependencies, then its handler compiled into the cache
+/// by `esbuild` (the launcher's command for TypeScript; empty when none was found).
+async fn typescript(dir: &Path, esbuild: &[String]) -> Result<DepsEnv, DepsError> {
+    let mut env = node(dir).await?;
+    let esbuild = esbuild.first().map(Path::new);
+    let compiled = super::typescript::compile(dir, &cache_root(), esbuild).await?;
+    env.vars.push(("EDGEFN_TS_OUTPUT", compiled));
+    Ok(env)
 }
 
 pub(super) fn digest_of(files: &[&Path], salt: &[String]) -> Result<String, DepsError> {

@@ -47,6 +47,8 @@ pub struct Launcher {
     lua: Vec<String>,
     cargo: Vec<String>,
     composer: Vec<String>,
+    /// esbuild for TypeScript handlers (empty when none was found).
+    esbuild: Vec<String>,
     dir: PathBuf,
 }
 
@@ -78,6 +80,12 @@ impl Launcher {
             [exe] => vec![exe.clone()],
             _ => commands.node.clone(),
         };
+        let esbuild = commands
+            .esbuild
+            .clone()
+            .or_else(super::typescript::find_esbuild)
+            .map(|p| vec![p.display().to_string()])
+            .unwrap_or_default();
         Ok(Launcher {
             python,
             python_plain,
@@ -87,6 +95,7 @@ impl Launcher {
             lua: commands.lua.clone(),
             cargo: commands.cargo.clone(),
             composer: vec!["composer".into()],
+            esbuild,
             dir,
         })
     }
@@ -96,7 +105,7 @@ impl Launcher {
     pub fn command(&self, runtime: Runtime) -> Option<Command> {
         let (argv, script) = match runtime {
             Runtime::Python => (&self.python, "edgefn_worker.py"),
-            Runtime::Node => (&self.node, "edgefn-worker.js"),
+            Runtime::Node | Runtime::TypeScript => (&self.node, "edgefn-worker.js"),
             Runtime::Php => (&self.php, "edgefn-worker.php"),
             Runtime::Lua => (&self.lua, "edgefn-worker.lua"),
             Runtime::Rust => {
@@ -104,10 +113,13 @@ impl Launcher {
                 cmd.args(RUST_TRAMPOLINE);
                 return Some(cmd);
             }
-            Runtime::TypeScript => return None,
         };
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..]);
+        if runtime == Runtime::TypeScript {
+            // Stack traces of the compiled handler name the .ts source lines.
+            cmd.arg("--enable-source-maps");
+        }
         if runtime == Runtime::Php {
             cmd.args(PHP_FLAGS);
         }
@@ -115,12 +127,13 @@ impl Launcher {
         Some(cmd)
     }
 
-    /// The command a runtime's dependency install runs (the interpreter for pip, composer
-    /// for PHP, cargo for a Rust build).
+    /// The command a runtime's load step runs: the interpreter for pip, esbuild for
+    /// TypeScript (its npm install needs none), composer for PHP, cargo for a Rust build.
     pub fn interpreter(&self, runtime: Runtime) -> &[String] {
         match runtime {
             Runtime::Python => &self.python_plain,
-            Runtime::Node | Runtime::TypeScript => &self.node,
+            Runtime::Node => &self.node,
+            Runtime::TypeScript => &self.esbuild,
             Runtime::Php => &self.composer,
             Runtime::Rust => &self.cargo,
             Runtime::Lua => &self.lua,

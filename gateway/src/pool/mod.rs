@@ -23,6 +23,7 @@ pub mod protocol;
 mod rust_build;
 mod seam;
 mod types;
+mod typescript;
 mod worker;
 
 pub use handle::Pool;

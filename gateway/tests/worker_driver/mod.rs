@@ -38,17 +38,30 @@ fn repo_root() -> PathBuf {
 impl Worker {
     /// Writes `source` as `file` in a fresh folder and starts the worker for it.
     pub fn spawn(lang: Lang, file: &str, source: &str, concurrency: usize) -> Worker {
+        let (program, script) = match lang {
+            Lang::Python => ("python3", "runtimes/python/edgefn_worker.py"),
+            Lang::Node => ("node", "runtimes/node/edgefn-worker.js"),
+        };
+        let script = repo_root().join(script);
+        Worker::spawn_argv(
+            &[program.into(), script.display().to_string()],
+            file,
+            source,
+            concurrency,
+        )
+    }
+
+    /// Like [`Worker::spawn`] for any worker command (`argv` before `<socket> <handler>
+    /// <concurrency>`), e.g. another runtime's interpreter and script, or a built binary.
+    pub fn spawn_argv(argv: &[String], file: &str, source: &str, concurrency: usize) -> Worker {
         let dir = tempfile::tempdir().unwrap();
         let handler = dir.path().join(file);
         std::fs::write(&handler, source).unwrap();
         let sock = dir.path().join("w.sock");
         let listener = UnixListener::bind(&sock).unwrap();
-        let (program, script) = match lang {
-            Lang::Python => ("python3", "runtimes/python/edgefn_worker.py"),
-            Lang::Node => ("node", "runtimes/node/edgefn-worker.js"),
-        };
+        let program = &argv[0];
         let mut child = Command::new(program)
-            .arg(repo_root().join(script))
+            .args(&argv[1..])
             .arg(&sock)
             .arg(&handler)
             .arg(concurrency.to_string())
@@ -82,11 +95,11 @@ impl Worker {
                 Err(e) => panic!("accept: {e}"),
             }
             if let Some(status) = child.try_wait().unwrap() {
-                panic!("{lang:?} worker exited before connecting ({status})");
+                panic!("{program} worker exited before connecting ({status})");
             }
             assert!(
                 start.elapsed() < DEADLINE,
-                "{lang:?} worker never connected"
+                "{program} worker never connected"
             );
             std::thread::sleep(Duration::from_millis(5));
         };
