@@ -17,6 +17,14 @@ python3 -m pip --version >/dev/null 2>&1 || apt_pkgs+=(python3-pip)
 command -v node >/dev/null 2>&1 || apt_pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || apt_pkgs+=(npm)
 command -v cc >/dev/null 2>&1 || apt_pkgs+=(build-essential)
+# PHP and Lua functions: php-cli runs them, composer installs a composer.json; Lua 5.4 with
+# lua-cjson and LuaSocket (socket.unix for the worker channel, mime for base64).
+command -v php >/dev/null 2>&1 || apt_pkgs+=(php-cli)
+command -v composer >/dev/null 2>&1 || apt_pkgs+=(composer)
+command -v lua5.4 >/dev/null 2>&1 || apt_pkgs+=(lua5.4)
+if ! lua5.4 -e 'require "cjson"; require "socket.unix"; require "mime"' >/dev/null 2>&1; then
+  apt_pkgs+=(lua-cjson lua-socket)
+fi
 if [ "$want_test" = 1 ]; then
   command -v ip >/dev/null 2>&1 || apt_pkgs+=(iproute2)
   command -v promtool >/dev/null 2>&1 || apt_pkgs+=(prometheus)

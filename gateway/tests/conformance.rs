@@ -19,6 +19,9 @@ const RUNTIMES: &[(&str, &str)] = &[
     ("python", "runtimes/conformance/python"),
     ("node", "runtimes/conformance/node"),
     ("typescript", "runtimes/conformance/typescript"),
+    ("php", "runtimes/conformance/php"),
+    ("lua", "runtimes/conformance/lua"),
+    ("rust", "runtimes/conformance/rust"),
 ];
 
 const TABLE: &str = "runtimes/conformance/cases.json";
@@ -140,14 +143,16 @@ fn every_runtime_answers_every_case_of_the_table() {
     for (runtime, fixture) in RUNTIMES {
         copy_dir(&root.join(fixture), &tree.path().join(runtime).join("[id]"));
     }
-    // Compiled handlers (TypeScript, Rust) go to a cache of this run's own.
+    // Compiled handlers (TypeScript, Rust) go to a cache of this run's own; the Rust
+    // fixture then compiles the SDK and serde_json first, minutes on a loaded machine.
+    support::START_DEADLINE_S.store(600, std::sync::atomic::Ordering::Relaxed);
     let cache = tempdir();
     let gw = Gateway::start_args(
         &["--functions", &path_str(tree.path())],
         &[("EDGEFN_CACHE_DIR", &path_str(cache.path()))],
     );
     // A gateway that serves while functions start lists them in /readyz `pending`.
-    let settled = wait_until(std::time::Duration::from_secs(120), || {
+    let settled = wait_until(std::time::Duration::from_secs(600), || {
         gw.readyz()["pending"]
             .as_array()
             .is_none_or(|p| p.is_empty())

@@ -9,12 +9,19 @@ use super::CatalogError;
 /// Deep trees are a mistake, and unbounded recursion over outside input is not allowed.
 pub const MAX_DEPTH: usize = 16;
 pub const MAX_FUNCTIONS: usize = 10_000;
-pub(crate) const HANDLER_FILES: [(&str, Runtime); 5] = [
+pub(crate) const HANDLER_FILES: [(&str, Runtime); 12] = [
     ("handler.py", Runtime::Python),
     ("handler.js", Runtime::Node),
     ("index.js", Runtime::Node),
     ("handler.ts", Runtime::TypeScript),
     ("index.ts", Runtime::TypeScript),
+    ("handler.php", Runtime::Php),
+    ("index.php", Runtime::Php),
+    ("handler.lua", Runtime::Lua),
+    ("main.lua", Runtime::Lua),
+    ("index.lua", Runtime::Lua),
+    ("handler.rs", Runtime::Rust),
+    ("Cargo.toml", Runtime::Rust),
 ];
 /// Folders that hold dependencies or caches, never functions.
 pub(crate) const SKIPPED: [&str; 4] = ["node_modules", "__pycache__", "site-packages", "venv"];

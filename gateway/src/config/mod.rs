@@ -103,6 +103,9 @@ impl Default for RawAdmin {
 struct RawRuntimes {
     python: Option<RawRuntime>,
     node: Option<RawRuntime>,
+    php: Option<RawRuntime>,
+    lua: Option<RawRuntime>,
+    rust: Option<RawRuntime>,
     worker_idle_timeout_ms: Option<u64>,
     cancel_grace_ms: Option<u64>,
     typescript: Option<RawTypeScript>,
@@ -352,6 +355,13 @@ fn validate(
             "runtimes.node.command",
             &mut runtimes.node,
             raw.runtimes.node,
+        ),
+        ("runtimes.php.command", &mut runtimes.php, raw.runtimes.php),
+        ("runtimes.lua.command", &mut runtimes.lua, raw.runtimes.lua),
+        (
+            "runtimes.rust.command",
+            &mut runtimes.cargo,
+            raw.runtimes.rust,
         ),
     ] {
         if let Some(r) = cmd {

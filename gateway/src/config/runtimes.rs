@@ -15,6 +15,10 @@ pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_millis(1000);
 pub struct RuntimeCommands {
     pub python: Vec<String>,
     pub node: Vec<String>,
+    /// `[runtimes.php] command`, `[runtimes.lua] command`, `[runtimes.rust] command` (cargo).
+    pub php: Vec<String>,
+    pub lua: Vec<String>,
+    pub cargo: Vec<String>,
     /// Workers above `workers.min` idle this long are stopped
     /// (`[runtimes] worker_idle_timeout_ms`).
     pub idle_timeout: Duration,
@@ -31,6 +35,9 @@ impl Default for RuntimeCommands {
         Self {
             python: vec!["python3".into()],
             node: vec!["node".into()],
+            php: vec!["php".into()],
+            lua: vec!["lua5.4".into()],
+            cargo: vec!["cargo".into()],
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             cancel_grace: DEFAULT_CANCEL_GRACE,
             esbuild: None,

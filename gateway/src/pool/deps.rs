@@ -72,13 +72,16 @@ pub fn cache_root() -> PathBuf {
 pub async fn ensure(
     runtime: Runtime,
     dir: &Path,
+    handler: &Path,
     interpreter: &[String],
 ) -> Result<DepsEnv, DepsError> {
     match runtime {
         Runtime::Python => python(dir, interpreter).await,
         Runtime::Node => node(dir).await,
         Runtime::TypeScript => typescript(dir, interpreter).await,
-        Runtime::Php | Runtime::Lua | Runtime::Rust => Ok(DepsEnv::default()),
+        Runtime::Php => super::php::composer(dir, interpreter).await,
+        Runtime::Rust => super::rust_build::ensure(dir, handler, interpreter).await,
+        Runtime::Lua => Ok(DepsEnv::default()),
     }
 }
 
@@ -165,7 +168,7 @@ async fn typescript(dir: &Path, esbuild: &[String]) -> Result<DepsEnv, DepsError
     Ok(env)
 }
 
-fn digest_of(files: &[&Path], salt: &[String]) -> Result<String, DepsError> {
+pub(super) fn digest_of(files: &[&Path], salt: &[String]) -> Result<String, DepsError> {
     let mut ctx = digest::Context::new(&digest::SHA256);
     for s in salt {
         ctx.update(s.as_bytes());
@@ -184,7 +187,7 @@ fn digest_of(files: &[&Path], salt: &[String]) -> Result<String, DepsError> {
 
 /// Versions start concurrently: two functions with the same manifest must not install
 /// into the same directory at once. The second waits, then finds the install complete.
-async fn install_lock(target: &Path) -> tokio::sync::OwnedMutexGuard<()> {
+pub(super) async fn install_lock(target: &Path) -> tokio::sync::OwnedMutexGuard<()> {
     static LOCKS: std::sync::Mutex<Vec<(PathBuf, Arc<tokio::sync::Mutex<()>>)>> =
         std::sync::Mutex::new(Vec::new());
     let lock = {
@@ -203,8 +206,13 @@ async fn install_lock(target: &Path) -> tokio::sync::OwnedMutexGuard<()> {
     lock.lock_owned().await
 }
 
-fn fresh_tmp(target: &Path) -> Result<PathBuf, DepsError> {
-    let tmp = target.with_extension(format!("tmp{}", std::process::id()));
+pub(super) fn fresh_tmp(target: &Path) -> Result<PathBuf, DepsError> {
+    // Unique per call: pools start concurrently, and two functions may share a digest.
+    let tmp = target.with_extension(format!(
+        "tmp{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     let err = |source| DepsError::Dir {
         dir: tmp.clone(),
         source,
@@ -217,16 +225,31 @@ fn fresh_tmp(target: &Path) -> Result<PathBuf, DepsError> {
 }
 
 /// Publishes a finished install atomically (rename), marking it complete.
-fn finish(tmp: &Path, target: &Path) -> Result<(), DepsError> {
+pub(super) fn finish(tmp: &Path, target: &Path) -> Result<(), DepsError> {
     let err = |source| DepsError::Dir {
         dir: target.to_path_buf(),
         source,
     };
+    // Another start of the same digest finished first (before this check, or between it
+    // and the rename): keep its install (a worker may already be using it), drop this copy.
+    let theirs = || {
+        let done = target.join(".complete").is_file();
+        if done {
+            let _ = std::fs::remove_dir_all(tmp);
+        }
+        done
+    };
+    if theirs() {
+        return Ok(());
+    }
     std::fs::write(tmp.join(".complete"), b"").map_err(err)?;
     if target.exists() {
         std::fs::remove_dir_all(target).map_err(err)?;
     }
-    std::fs::rename(tmp, target).map_err(err)
+    match std::fs::rename(tmp, target) {
+        Err(_) if theirs() => Ok(()),
+        other => other.map_err(err),
+    }
 }
 
 /// An installer runs in its own process group; an install abandoned (shutdown, a newer
@@ -248,7 +271,7 @@ impl Drop for GroupGuard {
     }
 }
 
-async fn run(mut cmd: Command, what: &str) -> Result<(), DepsError> {
+pub(super) async fn run(mut cmd: Command, what: &str) -> Result<(), DepsError> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -16,6 +16,13 @@ use crate::config::RuntimeCommands;
 
 const PYTHON_WORKER: &str = include_str!("../../../runtimes/python/edgefn_worker.py");
 const NODE_WORKER: &str = include_str!("../../../runtimes/node/edgefn-worker.js");
+const PHP_WORKER: &str = include_str!("../../../runtimes/php/edgefn-worker.php");
+const LUA_WORKER: &str = include_str!("../../../runtimes/lua/edgefn-worker.lua");
+/// PHP's CLI prints errors on stdout by default; the worker's stdout is the handler's.
+const PHP_FLAGS: [&str; 4] = ["-d", "display_errors=stderr", "-d", "log_errors=0"];
+/// A Rust function's worker is its own binary, built per digest (`rust_build`) and named
+/// by the deps env; `sh` execs it with the worker arguments unchanged.
+const RUST_TRAMPOLINE: [&str; 3] = ["-c", "exec \"$EDGEFN_RUST_WORKER\" \"$@\"", "edgefn-rust"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -36,6 +43,10 @@ pub struct Launcher {
     /// site-packages of the resolved interpreter, when it runs with `-S`.
     python_site: Option<String>,
     node: Vec<String>,
+    php: Vec<String>,
+    lua: Vec<String>,
+    cargo: Vec<String>,
+    composer: Vec<String>,
     /// esbuild for TypeScript handlers (empty when none was found).
     esbuild: Vec<String>,
     dir: PathBuf,
@@ -80,6 +91,10 @@ impl Launcher {
             python_plain,
             python_site,
             node,
+            php: commands.php.clone(),
+            lua: commands.lua.clone(),
+            cargo: commands.cargo.clone(),
+            composer: vec!["composer".into()],
             esbuild,
             dir,
         })
@@ -91,7 +106,13 @@ impl Launcher {
         let (argv, script) = match runtime {
             Runtime::Python => (&self.python, "edgefn_worker.py"),
             Runtime::Node | Runtime::TypeScript => (&self.node, "edgefn-worker.js"),
-            Runtime::Php | Runtime::Lua | Runtime::Rust => return None,
+            Runtime::Php => (&self.php, "edgefn-worker.php"),
+            Runtime::Lua => (&self.lua, "edgefn-worker.lua"),
+            Runtime::Rust => {
+                let mut cmd = Command::new("/bin/sh");
+                cmd.args(RUST_TRAMPOLINE);
+                return Some(cmd);
+            }
         };
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..]);
@@ -99,18 +120,23 @@ impl Launcher {
             // Stack traces of the compiled handler name the .ts source lines.
             cmd.arg("--enable-source-maps");
         }
+        if runtime == Runtime::Php {
+            cmd.args(PHP_FLAGS);
+        }
         cmd.arg(self.dir.join(script));
         Some(cmd)
     }
 
-    /// The command a runtime's load step runs: the interpreter for dependency installs,
-    /// esbuild for TypeScript (its npm install needs none).
+    /// The command a runtime's load step runs: the interpreter for pip, esbuild for
+    /// TypeScript (its npm install needs none), composer for PHP, cargo for a Rust build.
     pub fn interpreter(&self, runtime: Runtime) -> &[String] {
         match runtime {
             Runtime::Python => &self.python_plain,
             Runtime::Node => &self.node,
             Runtime::TypeScript => &self.esbuild,
-            Runtime::Php | Runtime::Lua | Runtime::Rust => &[],
+            Runtime::Php => &self.composer,
+            Runtime::Rust => &self.cargo,
+            Runtime::Lua => &self.lua,
         }
     }
 
@@ -143,6 +169,8 @@ fn prepare_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     std::fs::write(dir.join("edgefn_worker.py"), PYTHON_WORKER)?;
     std::fs::write(dir.join("edgefn-worker.js"), NODE_WORKER)?;
+    std::fs::write(dir.join("edgefn-worker.php"), PHP_WORKER)?;
+    std::fs::write(dir.join("edgefn-worker.lua"), LUA_WORKER)?;
     Ok(())
 }
 

@@ -18,7 +18,9 @@ mod handle;
 mod launch;
 mod machine;
 mod output;
+mod php;
 pub mod protocol;
+mod rust_build;
 mod seam;
 mod types;
 mod typescript;
@@ -201,7 +203,7 @@ async fn start_version(shared: Arc<Shared>, pool: Arc<Pool>, spec: PoolSpec) {
         }
     };
     let interpreter = launcher.interpreter(spec.runtime).to_vec();
-    let deps = match deps::ensure(spec.runtime, &spec.dir, &interpreter).await {
+    let deps = match deps::ensure(spec.runtime, &spec.dir, &spec.handler, &interpreter).await {
         Ok(d) => d,
         Err(e) => {
             if previous.is_some() {
