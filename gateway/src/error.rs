@@ -24,6 +24,27 @@ pub enum GatewayError {
     BodyRead,
     #[error(transparent)]
     Pool(#[from] PoolError),
+    #[error("the request body did not arrive in time")]
+    BodyTimeout { why: BodyTimeout },
+}
+
+/// Which body-read rule a client broke (`server/body.rs`): 408 either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyTimeout {
+    /// The whole body did not arrive within `server.body_read_timeout_ms`.
+    Deadline { timeout_ms: u64 },
+    /// Fewer than `server.min_body_bytes_per_s` on average after the first second.
+    TooSlow { min_bytes_per_s: u64 },
+}
+
+impl BodyTimeout {
+    /// The `reason` label of `edgefn_body_read_timeouts_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            BodyTimeout::Deadline { .. } => "deadline",
+            BodyTimeout::TooSlow { .. } => "too_slow",
+        }
+    }
 }
 
 impl GatewayError {
@@ -34,6 +55,7 @@ impl GatewayError {
             GatewayError::Unauthorized { .. } => Some("unauthorized"),
             GatewayError::RateLimited { .. } => Some("rate limit exceeded; retry later"),
             GatewayError::BodyRead => Some("the request body could not be read"),
+            GatewayError::BodyTimeout { .. } => Some("the request body did not arrive in time"),
             _ => None,
         }
     }
@@ -46,6 +68,7 @@ impl GatewayError {
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::BodyRead => StatusCode::BAD_REQUEST,
+            GatewayError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             GatewayError::Pool(p) => match p {
                 PoolError::Crashed | PoolError::HandlerError | PoolError::BadResponse { .. } => {
                     StatusCode::BAD_GATEWAY
@@ -92,6 +115,18 @@ mod tests {
             ),
             (GatewayError::PayloadTooLarge { limit: 1 }, 413),
             (GatewayError::BodyRead, 400),
+            (
+                GatewayError::BodyTimeout {
+                    why: BodyTimeout::TooSlow { min_bytes_per_s: 1 },
+                },
+                408,
+            ),
+            (
+                GatewayError::BodyTimeout {
+                    why: BodyTimeout::Deadline { timeout_ms: 1 },
+                },
+                408,
+            ),
             (PoolError::Crashed.into(), 502),
             (PoolError::HandlerError.into(), 502),
             (PoolError::BadResponse { detail: "x" }.into(), 502),

@@ -3,6 +3,7 @@
 //! in-flight request finish (up to the grace period), then stop the workers.
 
 pub mod admin;
+pub mod body;
 pub mod conn;
 pub mod front;
 pub mod h1;
@@ -112,11 +113,16 @@ pub async fn run(
     admin_state.ready.store(true, Ordering::Release);
     let _watcher = reload::spawn(reloader.clone());
 
+    body::register_metrics();
     let state = Arc::new(State {
         store: store.clone(),
         unmatched: FunctionMetrics::unmatched(),
         front: FrontMetrics::register(),
         access_log: config.access_log,
+        body: body::BodyLimits {
+            timeout: config.body_read_timeout,
+            min_bytes_per_s: config.min_body_bytes_per_s,
+        },
     });
     let public_task = {
         let acceptor = Acceptor {

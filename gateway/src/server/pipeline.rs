@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 
 use crate::auth::headers::Headers;
@@ -34,6 +34,8 @@ pub struct State {
     pub unmatched: FunctionMetrics,
     pub front: FrontMetrics,
     pub access_log: bool,
+    /// `[server] body_read_timeout_ms` / `min_body_bytes_per_s`.
+    pub body: super::body::BodyLimits,
 }
 
 static HEALTH: &[u8] = br#"{"status":"ok"}"#;
@@ -182,7 +184,7 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
     let snap = arc_swap::Guard::into_inner(snap);
     Handled::Boxed(Box::pin(async move {
         let f = &snap.functions[admission.route.index];
-        let (resp, subject) = match finish(f, req, admission, peer, &rid).await {
+        let (resp, subject) = match finish(f, req, admission, peer, &rid, state.body).await {
             Ok(done) => done,
             Err(e) => (respond::error(&e, &rid), None),
         };
@@ -249,6 +251,7 @@ async fn finish(
     admission: Admission,
     peer: IpAddr,
     rid: &HeaderValue,
+    limits: super::body::BodyLimits,
 ) -> Result<Invoked, GatewayError> {
     let Admission {
         route,
@@ -256,7 +259,7 @@ async fn finish(
         now_unix,
     } = admission;
     let (parts, body) = req.into_parts();
-    let body = read_body(f, &parts, body).await?;
+    let body = read_body(f, &parts, body, limits).await?;
     let identity = match identity {
         Some(identity) => identity,
         None => {
@@ -313,9 +316,14 @@ fn authenticate(
     })
 }
 
-/// Reads at most the function's `max_body_bytes`; a declared larger length is refused
-/// before a single body byte is read.
-async fn read_body(f: &Function, parts: &Parts, body: Incoming) -> Result<Bytes, GatewayError> {
+/// Reads at most the function's `max_body_bytes` within the body-read limits; a declared
+/// larger length is refused before a single body byte is read.
+async fn read_body(
+    f: &Function,
+    parts: &Parts,
+    body: Incoming,
+    limits: super::body::BodyLimits,
+) -> Result<Bytes, GatewayError> {
     let limit = f.def.policy.max_body_bytes;
     let declared = parts
         .headers
@@ -325,13 +333,7 @@ async fn read_body(f: &Function, parts: &Parts, body: Incoming) -> Result<Bytes,
     if declared.is_some_and(|n| n > limit) {
         return Err(GatewayError::PayloadTooLarge { limit });
     }
-    match Limited::new(body, limit as usize).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(GatewayError::PayloadTooLarge { limit })
-        }
-        Err(_) => Err(GatewayError::BodyRead),
-    }
+    super::body::read(body, limit, limits).await
 }
 
 fn into_response(w: crate::pool::WorkerResponse, rid: &HeaderValue) -> Response<Body> {
