@@ -1,11 +1,14 @@
 //! `"type": "basic"`: `Authorization: Basic`, users from one env variable holding
 //! `user:pbkdf2-sha256$...` lines (from `edgefn hash-key --basic`).
 //!
-//! PBKDF2 is slow on purpose, so three things keep it from pinning the gateway's cores:
-//! successful checks are cached for a minute ([`VerifiedCache`]); at most
-//! [`max_concurrent_pbkdf2`] derivations run at once across the process (others get a 401
-//! with reason `busy`); and unknown users cost the same derivation as known ones, so timing
-//! doesn't reveal which user names exist.
+//! PBKDF2 is slow on purpose, so four things keep it from pinning the gateway's cores:
+//! successful checks are cached for a minute ([`VerifiedCache`]) and a cached credential
+//! goes straight through; every other check first spends one token of its client
+//! address's budget (`limits::pbkdf2_budget`; none left: [`THROTTLED`], answered 429 with
+//! `Retry-After` before any derivation), so one address's flood cannot take the slots from
+//! the others; at most [`max_concurrent_pbkdf2`] derivations run at once across the process
+//! (others get a 401 with reason `busy`); and unknown users cost the same derivation as
+//! known ones, so timing doesn't reveal which user names exist.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -27,11 +30,15 @@ use super::hash_key::{self, BasicHash};
 use super::secrets::{self, OneOrMany};
 use super::{AuthConfigError, AuthFailure, AuthRequest, Identity};
 use crate::catalog::fn_env::FnEnv;
+use crate::limits::pbkdf2_budget;
 
 pub const DEFAULT_REALM: &str = "edgefn";
 pub const MAX_USERS: usize = 1000;
 /// Longest decoded `user:password` accepted.
 pub const MAX_CREDENTIALS: usize = 1024;
+/// The failure reason when the client address has no PBKDF2 budget left; the pipeline
+/// answers it with 429 (`limits::pbkdf2_budget::RETRY_AFTER`), not 401.
+pub const THROTTLED: &str = "throttled";
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -199,6 +206,11 @@ impl BasicPolicy {
         }
         let text = std::str::from_utf8(raw).map_err(|_| fail("malformed"))?;
         let (user, password) = text.split_once(':').ok_or_else(|| fail("malformed"))?;
+        // The budget before the slot: a throttled flood never touches the slots, so the
+        // only contention left for them is real derivations.
+        if !pbkdf2_budget::admit(req.peer) {
+            return Err(fail(THROTTLED));
+        }
         let _permit = Permit::acquire().ok_or_else(|| fail("busy"))?;
         match self.users.get_key_value(user) {
             Some((name, hash)) if hash.verify(password.as_bytes()) => {

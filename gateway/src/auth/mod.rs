@@ -87,6 +87,8 @@ pub struct AuthRequest<'a> {
     pub body: &'a [u8],
     /// Seconds since the Unix epoch, read once per request.
     pub now_unix: u64,
+    /// The client's address (Basic auth budgets PBKDF2 work per address).
+    pub peer: std::net::IpAddr,
 }
 
 /// Who was let in; handed to the function as `event.context.auth`.
@@ -241,6 +243,7 @@ pub(crate) mod test_support {
             query: None,
             body,
             now_unix,
+            peer: std::net::IpAddr::from([127, 0, 0, 1]),
         }
     }
 }

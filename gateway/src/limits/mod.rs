@@ -8,6 +8,7 @@
 //! is live, new clients share one overflow bucket instead of growing the table.
 
 pub mod bucket;
+pub mod pbkdf2_budget;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

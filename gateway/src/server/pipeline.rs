@@ -133,7 +133,7 @@ pub fn decide<'s>(
             now_unix,
         });
     }
-    let identity = match authenticate(f, head.headers, head.query, &[], now_unix) {
+    let identity = match authenticate(f, head.headers, head.query, &[], now_unix, peer) {
         Ok(identity) => identity,
         Err(e) => return refuse(&e),
     };
@@ -264,7 +264,7 @@ async fn finish(
         Some(identity) => identity,
         None => {
             let headers = Headers::Map(&parts.headers);
-            let identity = authenticate(f, headers, parts.uri.query(), &body, now_unix)?;
+            let identity = authenticate(f, headers, parts.uri.query(), &body, now_unix, peer)?;
             check_limit(f, peer, &identity)?;
             identity
         }
@@ -302,14 +302,21 @@ fn authenticate(
     query: Option<&str>,
     body: &[u8],
     now_unix: u64,
+    peer: IpAddr,
 ) -> Result<Identity, GatewayError> {
     let req = AuthRequest {
         headers,
         query,
         body,
         now_unix,
+        peer,
     };
     f.def.auth.verify(&req).map_err(|failure| {
+        if failure.reason == crate::auth::basic::THROTTLED {
+            f.metrics.rate_limited("pbkdf2");
+            let retry_after = crate::limits::pbkdf2_budget::RETRY_AFTER;
+            return GatewayError::RateLimited { retry_after };
+        }
         f.metrics.auth_failure(f.def.auth.kind(), failure.reason);
         tracing::debug!(function = %f.def.name, reason = failure.reason, "auth refused");
         GatewayError::Unauthorized { failure }
