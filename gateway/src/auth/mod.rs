@@ -13,6 +13,7 @@ pub mod api_key;
 pub mod authorization;
 pub mod basic;
 pub mod basic_cache;
+pub mod basic_slots;
 pub mod bearer;
 pub mod hash_key;
 pub mod headers;

@@ -104,6 +104,15 @@ impl RateLimiter {
         self.check_at(ip, subject, self.now_ns())
     }
 
+    /// Whether [`RateLimiter::check`] would admit `ip` (by address) now, spending nothing:
+    /// for callers that may fail to use the token for reasons of their own.
+    pub fn would_admit_ip(&self, ip: IpAddr) -> bool {
+        let now = self.now_ns();
+        self.ips
+            .get(&prefix(ip))
+            .is_none_or(|tat| self.gcra.would_admit(&tat, now))
+    }
+
     fn now_ns(&self) -> u64 {
         // Offset by one interval so a fresh bucket (TAT 0) is never "in the future".
         self.start.elapsed().as_nanos() as u64 + self.gcra.interval_ns()

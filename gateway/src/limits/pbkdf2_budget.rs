@@ -30,6 +30,12 @@ fn budget() -> &'static RateLimiter {
     })
 }
 
+/// Whether `peer` has a derivation left, without spending it (checked before waiting for
+/// a PBKDF2 slot, so a throttled flood never queues for one).
+pub fn has_budget(peer: IpAddr) -> bool {
+    budget().would_admit_ip(peer)
+}
+
 /// Spends one derivation of `peer`'s budget; `false` when it has none left.
 pub fn admit(peer: IpAddr) -> bool {
     budget().check(peer, None).is_ok()
@@ -47,6 +53,8 @@ mod tests {
         assert!(admitted >= BURST as usize, "{admitted}");
         assert!(admitted < (BURST * 2) as usize, "{admitted}");
         assert!(!admit(flood));
+        assert!(!has_budget(flood));
+        assert!(has_budget(other));
         assert!(admit(other));
     }
 }
