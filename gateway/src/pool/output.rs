@@ -10,7 +10,7 @@
 //!
 //! Each secret is matched in the forms a handler's printing gives it: as is, without its
 //! trailing newline, JSON-escaped (also ASCII-only, as Python's `json.dumps`), escaped
-//! as a Python `repr` / Node `util.inspect` string body (either quote), and each line of
+//! as a Python `repr` / Node `util.inspect` string body (any of its quotes), and each line of
 //! a multi-line secret of at least [`MIN_LINE_PART`] bytes in those forms. All forms are
 //! compiled into one Aho-Corasick automaton per pool, so the cost per output byte is one
 //! automaton step whatever the number of secrets.
@@ -130,6 +130,8 @@ fn forms(secret: &str) -> Vec<Vec<u8>> {
         out.push(json_escaped(b, true));
         out.push(repr_escaped(b, '\''));
         out.push(repr_escaped(b, '"'));
+        // Node quotes a string holding both quote kinds with backticks.
+        out.push(repr_escaped(b, '`'));
     }
     out
 }
