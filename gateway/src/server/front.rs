@@ -103,6 +103,11 @@ impl<I> Front<I> {
         }
     }
 
+    /// The IO back, once the front has finished (for checks that inspect it).
+    pub fn into_io(self) -> I {
+        self.io.expect("io present until the front hands it over")
+    }
+
     /// Gateway shutdown or idle: finish writing the answers made, read nothing more.
     pub fn close(&mut self) {
         self.closing = true;

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod body;
 pub mod conn;
 pub mod front;
+pub mod front_check;
 pub mod h1;
 pub mod idle;
 pub mod pipeline;
