@@ -12,6 +12,7 @@ pub const XDP_PACKETS_TOTAL: &str = "edgefn_xdp_packets_total";
 pub const XDP_TRACKED_SOURCES: &str = "edgefn_xdp_tracked_sources";
 pub const HTTP1_FRONT_TOTAL: &str = "edgefn_http1_front_total";
 pub const BODY_READ_TIMEOUTS_TOTAL: &str = "edgefn_body_read_timeouts_total";
+pub const LOG_DROPPED_TOTAL: &str = "edgefn_log_dropped_total";
 
 /// `function` label for requests that matched no route: keeps cardinality bounded.
 pub const UNMATCHED: &str = "_unmatched";
@@ -88,6 +89,11 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         BODY_READ_TIMEOUTS_TOTAL,
         Kind::Counter,
         "Request bodies cut with 408, by reason (deadline: body_read_timeout_ms; too_slow: min_body_bytes_per_s).",
+    ),
+    (
+        LOG_DROPPED_TOTAL,
+        Kind::Counter,
+        "Log lines (access log, function output, gateway events) dropped because stderr was slower than they arrived.",
     ),
 ];
 
