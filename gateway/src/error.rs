@@ -30,6 +30,27 @@ pub enum GatewayError {
         "authentication is unavailable: no key set could be fetched from the issuer; retry later"
     )]
     AuthUnavailable,
+    #[error("the request body did not arrive in time")]
+    BodyTimeout { why: BodyTimeout },
+}
+
+/// Which body-read rule a client broke (`server/body.rs`): 408 either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyTimeout {
+    /// The whole body did not arrive within `server.body_read_timeout_ms`.
+    Deadline { timeout_ms: u64 },
+    /// Fewer than `server.min_body_bytes_per_s` on average after the first second.
+    TooSlow { min_bytes_per_s: u64 },
+}
+
+impl BodyTimeout {
+    /// The `reason` label of `edgefn_body_read_timeouts_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            BodyTimeout::Deadline { .. } => "deadline",
+            BodyTimeout::TooSlow { .. } => "too_slow",
+        }
+    }
 }
 
 impl GatewayError {
@@ -44,6 +65,7 @@ impl GatewayError {
                 Some("forbidden: the credential lacks a required scope or claim")
             }
             GatewayError::AuthUnavailable => Some("authentication is unavailable: no key set could be fetched from the issuer; retry later"),
+            GatewayError::BodyTimeout { .. } => Some("the request body did not arrive in time"),
             _ => None,
         }
     }
@@ -58,6 +80,7 @@ impl GatewayError {
             GatewayError::BodyRead => StatusCode::BAD_REQUEST,
             GatewayError::Forbidden { .. } => StatusCode::FORBIDDEN,
             GatewayError::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             GatewayError::Pool(p) => match p {
                 PoolError::Crashed | PoolError::HandlerError | PoolError::BadResponse { .. } => {
                     StatusCode::BAD_GATEWAY
@@ -111,6 +134,17 @@ mod tests {
                 403,
             ),
             (GatewayError::AuthUnavailable, 503),
+                GatewayError::BodyTimeout {
+                    why: BodyTimeout::TooSlow { min_bytes_per_s: 1 },
+                },
+                408,
+            ),
+            (
+                GatewayError::BodyTimeout {
+                    why: BodyTimeout::Deadline { timeout_ms: 1 },
+                },
+                408,
+            ),
             (PoolError::Crashed.into(), 502),
             (PoolError::HandlerError.into(), 502),
             (PoolError::BadResponse { detail: "x" }.into(), 502),

@@ -2,7 +2,7 @@
 //! `{"error": ..., "request_id": ...}` and the headers each failure owes the client.
 
 use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
@@ -102,6 +102,9 @@ pub fn error_answer(err: &GatewayError, rid: &[u8]) -> Answer {
         | GatewayError::Pool(PoolError::Starting { retry_after_s }) => {
             Some((RETRY_AFTER, HeaderValue::from((*retry_after_s).max(1))))
         }
+        // The rest of a stalled body may never come: the connection cannot be reused
+        // (hyper drops the header on h2, where the stream alone ends).
+        GatewayError::BodyTimeout { .. } => Some((CONNECTION, HeaderValue::from_static("close"))),
         _ => None,
     };
     Answer {

@@ -89,6 +89,7 @@ fn verify(
         query,
         body: b"",
         now_unix: 0,
+        peer: std::net::IpAddr::from([127, 0, 0, 1]),
     };
     p.verify(&req)
         .map(|id| id.subject.map(|s| s.to_string()))

@@ -1,16 +1,19 @@
 //! `"type": "basic"`: `Authorization: Basic`, users from one env variable holding
 //! `user:pbkdf2-sha256$...` lines (from `edgefn hash-key --basic`).
 //!
-//! PBKDF2 is slow on purpose, so three things keep it from pinning the gateway's cores:
-//! successful checks are cached for a minute ([`VerifiedCache`]); at most
-//! [`max_concurrent_pbkdf2`] derivations run at once across the process (others get a 401
-//! with reason `busy`); and unknown users cost the same derivation as known ones, so timing
-//! doesn't reveal which user names exist.
+//! PBKDF2 is slow on purpose, so four things keep it from pinning the gateway's cores:
+//! successful checks are cached for a minute ([`VerifiedCache`]) and a cached credential
+//! goes straight through; every other check first spends one token of its client
+//! address's budget (`limits::pbkdf2_budget`; none left: [`THROTTLED`], answered 429 with
+//! `Retry-After` before any derivation), so one address's flood cannot take the slots from
+//! the others; at most [`max_concurrent_pbkdf2`] derivations run at once across the process
+//! (a check waits briefly for a slot, see `basic_slots`; past that, a 401 with reason
+//! `busy`); and unknown users cost the same derivation as
+//! known ones, so timing doesn't reveal which user names exist.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -23,15 +26,20 @@ use serde_json::json;
 
 use super::authorization;
 use super::basic_cache::VerifiedCache;
+use super::basic_slots;
 use super::hash_key::{self, BasicHash};
 use super::secrets::{self, OneOrMany};
 use super::{AuthConfigError, AuthFailure, AuthRequest, Identity};
 use crate::catalog::fn_env::FnEnv;
+use crate::limits::pbkdf2_budget;
 
 pub const DEFAULT_REALM: &str = "edgefn";
 pub const MAX_USERS: usize = 1000;
 /// Longest decoded `user:password` accepted.
 pub const MAX_CREDENTIALS: usize = 1024;
+/// The failure reason when the client address has no PBKDF2 budget left; the pipeline
+/// answers it with 429 (`limits::pbkdf2_budget::RETRY_AFTER`), not 401.
+pub const THROTTLED: &str = "throttled";
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -51,13 +59,7 @@ pub struct BasicPolicy {
     cache: VerifiedCache,
 }
 
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
-
-/// Half the cores (at least one): the rest keep serving requests that are already in.
-pub fn max_concurrent_pbkdf2() -> usize {
-    static MAX: OnceLock<usize> = OnceLock::new();
-    *MAX.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)))
-}
+pub use super::basic_slots::max_concurrent_pbkdf2;
 
 /// Decodes standard base64, padded or not (clients differ).
 const B64: GeneralPurpose = GeneralPurpose::new(
@@ -154,27 +156,6 @@ fn valid_realm(r: &str) -> bool {
             .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
 }
 
-/// Holds one of the process-wide PBKDF2 slots.
-struct Permit;
-
-impl Permit {
-    fn acquire() -> Option<Permit> {
-        let max = max_concurrent_pbkdf2();
-        IN_FLIGHT
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Permit)
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 impl BasicPolicy {
     pub fn verify(&self, req: &AuthRequest<'_>) -> Result<Identity, AuthFailure> {
         let fail = |reason| AuthFailure {
@@ -199,19 +180,29 @@ impl BasicPolicy {
         }
         let text = std::str::from_utf8(raw).map_err(|_| fail("malformed"))?;
         let (user, password) = text.split_once(':').ok_or_else(|| fail("malformed"))?;
-        let _permit = Permit::acquire().ok_or_else(|| fail("busy"))?;
-        match self.users.get_key_value(user) {
-            Some((name, hash)) if hash.verify(password.as_bytes()) => {
-                let name: Arc<str> = Arc::from(name.as_str());
-                self.cache.insert(key, name.clone(), now);
-                Ok(identity(name))
-            }
-            Some(_) => Err(fail("bad_password")),
-            None => {
-                let _ = self.decoy.verify(password.as_bytes());
-                Err(fail("unknown_user"))
-            }
+        // Budget first, spent only once a slot is held: a throttled flood never queues
+        // for a slot, and a `busy` refusal costs a client nothing.
+        if !pbkdf2_budget::has_budget(req.peer) {
+            return Err(fail(THROTTLED));
         }
+        basic_slots::blocking(|| {
+            let _slot = basic_slots::acquire().ok_or_else(|| fail("busy"))?;
+            if !pbkdf2_budget::admit(req.peer) {
+                return Err(fail(THROTTLED));
+            }
+            match self.users.get_key_value(user) {
+                Some((name, hash)) if hash.verify(password.as_bytes()) => {
+                    let name: Arc<str> = Arc::from(name.as_str());
+                    self.cache.insert(key, name.clone(), now);
+                    Ok(identity(name))
+                }
+                Some(_) => Err(fail("bad_password")),
+                None => {
+                    let _ = self.decoy.verify(password.as_bytes());
+                    Err(fail("unknown_user"))
+                }
+            }
+        })
     }
 
     pub fn openapi_scheme(&self) -> serde_json::Value {

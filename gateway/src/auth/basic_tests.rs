@@ -23,17 +23,37 @@ fn basic(user_pw: &str) -> String {
     format!("Basic {}", STANDARD.encode(user_pw))
 }
 
+/// A fresh client address per call: the PBKDF2 budget is per address and process-wide,
+/// and these tests are not about it (`budget_*` below are).
+fn fresh_peer() -> std::net::IpAddr {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::net::IpAddr::from((0xc612_0000u32 | n).to_be_bytes())
+}
+
+/// One verification; a `busy` refusal (the PBKDF2 slots are process-wide and other tests
+/// run in parallel) is retried until a deadline, as a client would, each time from a new
+/// address so the retries do not spend one address's budget.
 fn check(p: &BasicPolicy, auth: Option<&str>) -> Result<Identity, AuthFailure> {
-    let h = headers(&auth.map(|a| vec![("authorization", a)]).unwrap_or_default());
-    // The PBKDF2 slots are process-wide and other tests run in parallel: a `busy`
-    // refusal is retried (until a deadline), as a client would.
     let deadline = Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        match p.verify(&req(&h, b"", 0)) {
+        match check_from(p, auth, fresh_peer()) {
             Err(f) if f.reason == "busy" && Instant::now() < deadline => std::thread::yield_now(),
             other => return other,
         }
     }
+}
+
+/// One attempt from `peer`.
+fn check_from(
+    p: &BasicPolicy,
+    auth: Option<&str>,
+    peer: std::net::IpAddr,
+) -> Result<Identity, AuthFailure> {
+    let h = headers(&auth.map(|a| vec![("authorization", a)]).unwrap_or_default());
+    let mut r = req(&h, b"", 0);
+    r.peer = peer;
+    p.verify(&r)
 }
 
 #[test]
@@ -123,5 +143,43 @@ fn credentials_longer_than_the_limit_are_malformed() {
             check(&p, Some(&basic(&over))).unwrap_err().reason,
             "malformed"
         );
+    }
+}
+
+/// Spends `peer`'s whole PBKDF2 budget, as a flood from it would.
+fn exhaust(peer: std::net::IpAddr) {
+    while crate::limits::pbkdf2_budget::admit(peer) {}
+}
+
+#[test]
+fn an_address_without_budget_is_throttled_and_others_are_not() {
+    let p = policy(None);
+    let flood = fresh_peer();
+    exhaust(flood);
+    for creds in ["alice:wrong", "mallory:x", "alice:wonderland"] {
+        let f = check_from(&p, Some(&basic(creds)), flood).unwrap_err();
+        assert_eq!(f.reason, THROTTLED, "{creds}");
+        assert!(f.challenge.is_some());
+    }
+    // Another address still gets its derivation.
+    let other = check(&p, Some(&basic("alice:wonderland")));
+    assert_eq!(other.unwrap().subject.as_deref(), Some("alice"));
+}
+
+#[test]
+fn budget_never_applies_to_cached_good_credentials() {
+    let p = policy(None);
+    let peer = fresh_peer();
+    assert!(check(&p, Some(&basic("bob:builder"))).is_ok());
+    exhaust(peer);
+    assert_eq!(
+        check_from(&p, Some(&basic("bob:wrong")), peer)
+            .unwrap_err()
+            .reason,
+        THROTTLED
+    );
+    for _ in 0..50 {
+        let id = check_from(&p, Some(&basic("bob:builder")), peer).unwrap();
+        assert_eq!(id.subject.as_deref(), Some("bob"));
     }
 }

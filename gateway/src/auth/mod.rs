@@ -14,6 +14,7 @@ pub mod api_key;
 pub mod authorization;
 pub mod basic;
 pub mod basic_cache;
+pub mod basic_slots;
 pub mod bearer;
 pub mod discovery;
 pub mod hash_key;
@@ -133,6 +134,8 @@ pub struct AuthRequest<'a> {
     pub body: &'a [u8],
     /// Seconds since the Unix epoch, read once per request.
     pub now_unix: u64,
+    /// The client's address (Basic auth budgets PBKDF2 work per address).
+    pub peer: std::net::IpAddr,
 }
 
 /// An admitted request: who, and the verified claims the policy forwards
@@ -435,6 +438,7 @@ pub(crate) mod test_support {
             query: None,
             body,
             now_unix,
+            peer: std::net::IpAddr::from([127, 0, 0, 1]),
         }
     }
 }

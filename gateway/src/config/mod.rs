@@ -47,6 +47,8 @@ struct RawServer {
     idle_timeout_ms: u64,
     shutdown_grace_ms: u64,
     http1_fast_path: bool,
+    body_read_timeout_ms: u64,
+    min_body_bytes_per_s: u64,
 }
 
 impl Default for RawServer {
@@ -60,6 +62,8 @@ impl Default for RawServer {
             idle_timeout_ms: 60_000,
             shutdown_grace_ms: 30_000,
             http1_fast_path: true,
+            body_read_timeout_ms: 30_000,
+            min_body_bytes_per_s: 1024,
         }
     }
 }
@@ -181,6 +185,10 @@ pub struct Config {
     /// hyper; off, hyper serves every request (the switch exists to compare and to rule
     /// the front out when chasing a problem).
     pub http1_fast_path: bool,
+    /// The whole request body must arrive within this (408 and close otherwise).
+    pub body_read_timeout: Duration,
+    /// After the first second a body must average at least this (0: no rate check).
+    pub min_body_bytes_per_s: u64,
     pub xdp: XdpConfig,
     pub runtimes: RuntimeCommands,
     pub log_format: LogFormat,
@@ -328,6 +336,10 @@ fn validate(
         ),
         ("server.idle_timeout_ms", raw.server.idle_timeout_ms),
         ("server.shutdown_grace_ms", raw.server.shutdown_grace_ms),
+        (
+            "server.body_read_timeout_ms",
+            raw.server.body_read_timeout_ms,
+        ),
     ] {
         if v == 0 || v > 3_600_000 {
             err(key, format!("{v} is out of range; use 1 to 3600000 ms"));
@@ -421,6 +433,8 @@ fn validate(
         idle_timeout: Duration::from_millis(raw.server.idle_timeout_ms),
         shutdown_grace: Duration::from_millis(raw.server.shutdown_grace_ms),
         http1_fast_path: raw.server.http1_fast_path,
+        body_read_timeout: Duration::from_millis(raw.server.body_read_timeout_ms),
+        min_body_bytes_per_s: raw.server.min_body_bytes_per_s,
         xdp: raw.xdp,
         runtimes,
         log_format: raw.log.format,

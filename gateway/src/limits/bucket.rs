@@ -45,6 +45,13 @@ impl Gcra {
         }
     }
 
+    /// Whether [`Gcra::check`] would admit one request at `now_ns`, without spending it.
+    pub fn would_admit(&self, tat: &AtomicU64, now_ns: u64) -> bool {
+        tat.load(Ordering::Relaxed)
+            .saturating_sub(self.tolerance_ns)
+            <= now_ns
+    }
+
     /// True when the bucket is full again (safe to forget).
     pub fn is_idle(tat: &AtomicU64, now_ns: u64) -> bool {
         tat.load(Ordering::Relaxed) <= now_ns

@@ -8,6 +8,7 @@
 //! is live, new clients share one overflow bucket instead of growing the table.
 
 pub mod bucket;
+pub mod pbkdf2_budget;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,6 +102,15 @@ impl RateLimiter {
     /// `Err(retry_after)` when over the limit. `subject` is the auth subject for `by: key`.
     pub fn check(&self, ip: IpAddr, subject: Option<&str>) -> Result<(), Duration> {
         self.check_at(ip, subject, self.now_ns())
+    }
+
+    /// Whether [`RateLimiter::check`] would admit `ip` (by address) now, spending nothing:
+    /// for callers that may fail to use the token for reasons of their own.
+    pub fn would_admit_ip(&self, ip: IpAddr) -> bool {
+        let now = self.now_ns();
+        self.ips
+            .get(&prefix(ip))
+            .is_none_or(|tat| self.gcra.would_admit(&tat, now))
     }
 
     fn now_ns(&self) -> u64 {

@@ -11,6 +11,7 @@ pub const RELOAD_TOTAL: &str = "edgefn_reload_total";
 pub const XDP_PACKETS_TOTAL: &str = "edgefn_xdp_packets_total";
 pub const XDP_TRACKED_SOURCES: &str = "edgefn_xdp_tracked_sources";
 pub const HTTP1_FRONT_TOTAL: &str = "edgefn_http1_front_total";
+pub const BODY_READ_TIMEOUTS_TOTAL: &str = "edgefn_body_read_timeouts_total";
 pub const LOG_DROPPED_TOTAL: &str = "edgefn_log_dropped_total";
 
 /// `function` label for requests that matched no route: keeps cardinality bounded.
@@ -83,6 +84,11 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         HTTP1_FRONT_TOTAL,
         Kind::Counter,
         "HTTP/1 front: requests it answered itself (outcome=answered), connections it handed to hyper (outcome=handover).",
+    ),
+    (
+        BODY_READ_TIMEOUTS_TOTAL,
+        Kind::Counter,
+        "Request bodies cut with 408, by reason (deadline: body_read_timeout_ms; too_slow: min_body_bytes_per_s).",
     ),
     (
         LOG_DROPPED_TOTAL,

@@ -194,6 +194,7 @@ fn every_metric_is_described_once() {
     FunctionMetrics::new("unit-desc").rate_limited("function");
     FunctionMetrics::new("unit-desc").request(&Method::GET, StatusCode::OK, Duration::ZERO);
     super::FrontMetrics::register().answered.increment(1);
+    crate::server::body::register_metrics();
     let text = exporter.render();
     for (name, kind, _) in names::ALL {
         let help = format!("# HELP {name} ");

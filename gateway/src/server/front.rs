@@ -14,6 +14,12 @@
 //! Between requests a connection holds no input buffer: reads land in a per-thread scratch
 //! buffer, and only the bytes of a head still arriving are kept. The output buffer keeps
 //! its capacity up to `KEEP_OUT` (4 KiB) so a keep-alive client's answers reuse it.
+//!
+//! Pipelined requests are answered only while fewer than `MAX_PENDING_OUT` bytes of
+//! answers wait to be written: past it the front keeps the unparsed rest of the read
+//! (at most one scratch buffer) as a backlog, flushes, and parses the backlog before it
+//! reads again. A client that pipelines and never reads therefore pins one bounded
+//! output buffer, not one answer per request it sent.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -41,6 +47,9 @@ const MAX_HEADERS: usize = 48;
 const SCRATCH_LEN: usize = 16 * 1024;
 /// Output capacity kept between requests; a larger burst (pipelining) is given back.
 const KEEP_OUT: usize = 4096;
+/// Answers waiting to be written past which the front stops parsing until they are
+/// flushed (one more answer may overshoot it).
+pub const MAX_PENDING_OUT: usize = 32 * 1024;
 
 thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_LEN].into_boxed_slice());
@@ -74,6 +83,9 @@ pub struct Front<I> {
     written: usize,
     then: Then,
     closing: bool,
+    /// `partial` holds complete requests left unparsed because `out` was full: parse them
+    /// after the flush, before reading anything more.
+    backlog: bool,
 }
 
 impl<I> Front<I> {
@@ -87,7 +99,13 @@ impl<I> Front<I> {
             written: 0,
             then: Then::Read,
             closing: false,
+            backlog: false,
         }
+    }
+
+    /// The IO back, once the front has finished (for checks that inspect it).
+    pub fn into_io(self) -> I {
+        self.io.expect("io present until the front hands it over")
     }
 
     /// Gateway shutdown or idle: finish writing the answers made, read nothing more.
@@ -145,9 +163,16 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
             .expect("io present until the front finishes")
     }
 
-    /// One read, then every complete request in the bytes at hand. `Ready(false)`: the
-    /// client closed (or the read failed).
+    /// One read (or the backlog left by a full output buffer), then every complete
+    /// request in the bytes at hand. `Ready(false)`: the client closed (or the read failed).
     fn read_and_answer(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        if self.backlog {
+            self.backlog = false;
+            let bytes = std::mem::take(&mut self.partial);
+            let used = self.answer(&bytes);
+            self.keep(&bytes[used..]);
+            return Poll::Ready(true);
+        }
         if self.partial.is_empty() {
             return SCRATCH.with_borrow_mut(|scratch| {
                 let mut rb = ReadBuf::new(&mut scratch[..]);
@@ -161,10 +186,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
                     return Poll::Ready(false);
                 }
                 let used = self.answer(bytes);
-                if used < bytes.len() {
-                    self.partial.extend_from_slice(&bytes[used..]);
-                    self.activity.head_waiting();
-                }
+                self.keep(&bytes[used..]);
                 Poll::Ready(true)
             });
         }
@@ -182,11 +204,21 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
         }
         let bytes = std::mem::take(&mut self.partial);
         let used = self.answer(&bytes);
-        if used < bytes.len() {
-            self.partial = bytes[used..].to_vec();
+        self.keep(&bytes[used..]);
+        Poll::Ready(true)
+    }
+
+    /// Keeps the unconsumed bytes: a backlog of whole requests (their answers wait for
+    /// the flush; the idle timeout covers a client that never reads), or the start of a
+    /// head still arriving, whose header-read clock starts now.
+    fn keep(&mut self, rest: &[u8]) {
+        if rest.is_empty() {
+            return;
+        }
+        self.partial = rest.to_vec();
+        if !self.backlog {
             self.activity.head_waiting();
         }
-        Poll::Ready(true)
     }
 
     /// Answers the complete requests at the start of `bytes` and returns how many bytes
@@ -195,6 +227,10 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
     fn answer(&mut self, bytes: &[u8]) -> usize {
         let mut pos = 0;
         while pos < bytes.len() {
+            if self.out.len() >= MAX_PENDING_OUT {
+                self.backlog = true;
+                return pos;
+            }
             let start = Instant::now();
             let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut req = httparse::Request::new(&mut fields);

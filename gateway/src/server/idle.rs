@@ -7,7 +7,9 @@
 //!
 //! The HTTP/1 header-read timeout lives here too: [`Tracked`] stamps the first bytes read
 //! while no request is in flight, and a head not complete within the timeout closes the
-//! connection. hyper's own timeout arms a boxed timer per request; this costs one atomic
+//! connection. A new connection starts with its clock running, so one that sends nothing
+//! at all is closed at the header-read timeout too (not only at the idle timeout); an h2
+//! preface stops it. hyper's own timeout arms a boxed timer per request; this costs one atomic
 //! per read and one timer per connection.
 
 use std::pin::Pin;
@@ -41,7 +43,7 @@ impl Activity {
         Arc::new(Activity {
             last_ms: AtomicU64::new(now_ms()),
             in_flight: AtomicUsize::new(0),
-            head_started_ms: AtomicU64::new(0),
+            head_started_ms: AtomicU64::new(now_ms().max(1)),
             h2: AtomicBool::new(false),
             seen_first_read: AtomicBool::new(false),
         })
@@ -58,6 +60,7 @@ impl Activity {
             let n = first_bytes.len().min(PREFACE.len());
             if n > 0 && first_bytes[..n] == PREFACE[..n] {
                 self.h2.store(true, Ordering::Relaxed);
+                self.head_started_ms.store(0, Ordering::Relaxed);
             }
         }
         if self.in_flight.load(Ordering::Relaxed) == 0

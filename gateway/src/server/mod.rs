@@ -3,8 +3,10 @@
 //! in-flight request finish (up to the grace period), then stop the workers.
 
 pub mod admin;
+pub mod body;
 pub mod conn;
 pub mod front;
+pub mod front_check;
 pub mod h1;
 pub mod idle;
 pub mod pipeline;
@@ -112,11 +114,16 @@ pub async fn run(
     admin_state.ready.store(true, Ordering::Release);
     let _watcher = reload::spawn(reloader.clone());
 
+    body::register_metrics();
     let state = Arc::new(State {
         store: store.clone(),
         unmatched: FunctionMetrics::unmatched(),
         front: FrontMetrics::register(),
         access_log: config.access_log,
+        body: body::BodyLimits {
+            timeout: config.body_read_timeout,
+            min_bytes_per_s: config.min_body_bytes_per_s,
+        },
     });
     let public_task = {
         let acceptor = Acceptor {

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 
 use crate::auth::headers::Headers;
@@ -35,6 +35,8 @@ pub struct State {
     pub unmatched: FunctionMetrics,
     pub front: FrontMetrics,
     pub access_log: bool,
+    /// `[server] body_read_timeout_ms` / `min_body_bytes_per_s`.
+    pub body: super::body::BodyLimits,
 }
 
 static HEALTH: &[u8] = br#"{"status":"ok"}"#;
@@ -142,6 +144,7 @@ pub fn decide<'s>(
         head.client,
         &[],
         now_unix,
+        peer,
         true,
     ) {
         Ok(Some(identity)) => identity,
@@ -202,7 +205,7 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
     let snap = arc_swap::Guard::into_inner(snap);
     Handled::Boxed(Box::pin(async move {
         let f = &snap.functions[admission.route.index];
-        let (resp, subject) = match finish(f, req, admission, peer, &rid).await {
+        let (resp, subject) = match finish(f, req, admission, peer, &rid, state.body).await {
             Ok(done) => done,
             Err(e) => (respond::error(&e, &rid), None),
         };
@@ -269,6 +272,7 @@ async fn finish(
     admission: Admission,
     peer: IpAddr,
     rid: &HeaderValue,
+    limits: super::body::BodyLimits,
 ) -> Result<Invoked, GatewayError> {
     let Admission {
         route,
@@ -280,7 +284,7 @@ async fn finish(
     let mut signed_body = None;
     if identity.is_none() && f.def.auth.needs_body() {
         if let Some(i) = incoming.take() {
-            signed_body = Some(read_body(f, &parts, i).await?);
+            signed_body = Some(read_body(f, &parts, i, limits).await?);
         }
     }
     let identity = match identity {
@@ -290,21 +294,22 @@ async fn finish(
             let raw = signed_body.as_deref().unwrap_or_default();
             let query = parts.uri.query();
             let client = parts.extensions.get::<Arc<ClientCert>>().map(|c| &**c);
-            let identity = match authenticate(f, headers, query, client, raw, now_unix, true)? {
-                Some(identity) => identity,
-                None => {
-                    f.def.auth.refresh_keys().await;
-                    authenticate(f, headers, query, client, raw, now_unix, false)?
-                        .ok_or(GatewayError::AuthUnavailable)?
-                }
-            };
+            let identity =
+                match authenticate(f, headers, query, client, raw, now_unix, peer, true)? {
+                    Some(identity) => identity,
+                    None => {
+                        f.def.auth.refresh_keys().await;
+                        authenticate(f, headers, query, client, raw, now_unix, peer, false)?
+                            .ok_or(GatewayError::AuthUnavailable)?
+                    }
+                };
             check_limit(f, peer, &identity.identity)?;
             identity
         }
     };
     let body = match (signed_body, incoming) {
         (Some(b), _) => b,
-        (None, Some(i)) => read_body(f, &parts, i).await?,
+        (None, Some(i)) => read_body(f, &parts, i, limits).await?,
         (None, None) => Bytes::new(),
     };
     // Only now, with the request admitted, are the parameters copied out of the path.
@@ -354,6 +359,7 @@ fn authenticate(
     client: Option<&ClientCert>,
     body: &[u8],
     now_unix: u64,
+    peer: IpAddr,
     may_wait: bool,
 ) -> Result<Option<Admitted>, GatewayError> {
     let req = AuthRequest {
@@ -361,6 +367,7 @@ fn authenticate(
         query,
         body,
         now_unix,
+        peer,
     };
     let verdict = f.def.auth.check(&req, AuthContextOf { client, may_wait });
     let refusal = match verdict {
@@ -368,6 +375,11 @@ fn authenticate(
         Err(Refusal::RefreshKeys) => return Ok(None),
         Err(r) => r,
     };
+    if refusal.reason() == crate::auth::basic::THROTTLED {
+        f.metrics.rate_limited("pbkdf2");
+        let retry_after = crate::limits::pbkdf2_budget::RETRY_AFTER;
+        return Err(GatewayError::RateLimited { retry_after });
+    }
     f.metrics.auth_failure(f.def.auth.kind(), refusal.reason());
     tracing::debug!(function = %f.def.name, reason = refusal.reason(), "auth refused");
     Err(match refusal {
@@ -377,9 +389,14 @@ fn authenticate(
     })
 }
 
-/// Reads at most the function's `max_body_bytes`; a declared larger length is refused
-/// before a single body byte is read.
-async fn read_body(f: &Function, parts: &Parts, body: Incoming) -> Result<Bytes, GatewayError> {
+/// Reads at most the function's `max_body_bytes` within the body-read limits; a declared
+/// larger length is refused before a single body byte is read.
+async fn read_body(
+    f: &Function,
+    parts: &Parts,
+    body: Incoming,
+    limits: super::body::BodyLimits,
+) -> Result<Bytes, GatewayError> {
     let limit = f.def.policy.max_body_bytes;
     let declared = parts
         .headers
@@ -389,13 +406,7 @@ async fn read_body(f: &Function, parts: &Parts, body: Incoming) -> Result<Bytes,
     if declared.is_some_and(|n| n > limit) {
         return Err(GatewayError::PayloadTooLarge { limit });
     }
-    match Limited::new(body, limit as usize).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(GatewayError::PayloadTooLarge { limit })
-        }
-        Err(_) => Err(GatewayError::BodyRead),
-    }
+    super::body::read(body, limit, limits).await
 }
 
 fn into_response(w: crate::pool::WorkerResponse, rid: &HeaderValue) -> Response<Body> {
