@@ -17,6 +17,8 @@ pub enum SigError {
     MissingTimestamp,
     #[error("the signature header is malformed")]
     Malformed,
+    #[error("the message id header is absent")]
+    MissingId,
 }
 
 impl SigError {
@@ -25,6 +27,7 @@ impl SigError {
             SigError::Missing => "missing",
             SigError::MissingTimestamp => "missing_timestamp",
             SigError::Malformed => "malformed",
+            SigError::MissingId => "missing_id",
         }
     }
 }
@@ -72,7 +75,8 @@ pub fn parse_stripe(value: &[u8]) -> Result<StripeSignature<'_>, SigError> {
 }
 
 /// `X-Slack-Signature: v0=<64 hex>` and `X-Slack-Request-Timestamp: <unix>`; returns the
-/// signature and the timestamp text (the base string is `v0:<ts>:<body>`).
+/// signature and the timestamp text (the base string is `v0:<ts>:<body>`). Zoom's
+/// `x-zm-signature` / `x-zm-request-timestamp` have the same form and base string.
 pub fn parse_slack<'a>(
     signature: Option<&'a [u8]>,
     timestamp: Option<&'a [u8]>,

@@ -23,6 +23,12 @@ pub mod jwt;
 pub mod keys_file;
 pub mod replay;
 pub mod secrets;
+// Webhook signatures beyond the first four schemes (issue 16).
+pub mod ed25519;
+pub mod hmac_standard;
+pub mod hmac_twilio;
+pub mod hmac_zoom;
+pub mod token;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -42,6 +48,8 @@ pub enum AuthConfig {
     Hmac(hmac::HmacConfig),
     Bearer(bearer::BearerConfig),
     Basic(basic::BasicConfig),
+    Token(token::TokenConfig),
+    Ed25519(ed25519::Ed25519Config),
 }
 
 #[derive(Deserialize)]
@@ -52,6 +60,8 @@ enum RawAuthConfig {
     Hmac(hmac::HmacConfig),
     Bearer(bearer::BearerConfig),
     Basic(basic::BasicConfig),
+    Token(token::TokenConfig),
+    Ed25519(ed25519::Ed25519Config),
 }
 
 #[derive(Deserialize)]
@@ -66,6 +76,8 @@ impl From<RawAuthConfig> for AuthConfig {
             RawAuthConfig::Hmac(c) => AuthConfig::Hmac(c),
             RawAuthConfig::Bearer(c) => AuthConfig::Bearer(c),
             RawAuthConfig::Basic(c) => AuthConfig::Basic(c),
+            RawAuthConfig::Token(c) => AuthConfig::Token(c),
+            RawAuthConfig::Ed25519(c) => AuthConfig::Ed25519(c),
         }
     }
 }
@@ -83,6 +95,8 @@ pub struct AuthRequest<'a> {
     pub headers: headers::Headers<'a>,
     /// Raw query string without `?`.
     pub query: Option<&'a str>,
+    /// Request path (Twilio signs the URL).
+    pub path: &'a str,
     /// Raw body bytes; empty unless [`Policy::needs_body`].
     pub body: &'a [u8],
     /// Seconds since the Unix epoch, read once per request.
@@ -129,6 +143,8 @@ enum Inner {
     Hmac(hmac::HmacPolicy),
     Bearer(bearer::BearerPolicy),
     Basic(basic::BasicPolicy),
+    Token(token::TokenPolicy),
+    Ed25519(ed25519::Ed25519Policy),
 }
 
 impl Policy {
@@ -148,6 +164,8 @@ impl Policy {
             AuthConfig::Hmac(c) => Inner::Hmac(hmac::compile(c, env)?),
             AuthConfig::Bearer(c) => Inner::Bearer(bearer::compile(c, env, fn_dir)?),
             AuthConfig::Basic(c) => Inner::Basic(basic::compile(c, env)?),
+            AuthConfig::Token(c) => Inner::Token(token::compile(c, env)?),
+            AuthConfig::Ed25519(c) => Inner::Ed25519(ed25519::compile(c, env)?),
         };
         Ok(Policy { inner })
     }
@@ -160,19 +178,24 @@ impl Policy {
             Inner::Hmac(_) => "hmac",
             Inner::Bearer(_) => "bearer",
             Inner::Basic(_) => "basic",
+            Inner::Token(_) => "token",
+            Inner::Ed25519(_) => "ed25519",
         }
     }
 
     /// True when verification needs the raw body (HMAC): the gateway reads it first.
     pub fn needs_body(&self) -> bool {
-        matches!(self.inner, Inner::Hmac(_))
+        matches!(self.inner, Inner::Hmac(_) | Inner::Ed25519(_))
     }
 
     /// True when verification reads `AuthRequest::now_unix` (timestamps, replay windows,
     /// JWT `exp`/`nbf`); for the other policies the gateway skips reading the wall clock.
     /// Deliberately broad: every policy that could look at time says yes.
     pub fn needs_clock(&self) -> bool {
-        matches!(self.inner, Inner::Hmac(_) | Inner::Bearer(_))
+        matches!(
+            self.inner,
+            Inner::Hmac(_) | Inner::Bearer(_) | Inner::Ed25519(_)
+        )
     }
 
     pub fn verify(&self, req: &AuthRequest<'_>) -> Result<Identity, AuthFailure> {
@@ -185,6 +208,8 @@ impl Policy {
             Inner::Hmac(p) => p.verify(req),
             Inner::Bearer(p) => p.verify(req),
             Inner::Basic(p) => p.verify(req),
+            Inner::Token(p) => p.verify(req),
+            Inner::Ed25519(p) => p.verify(req),
         }
     }
 
@@ -196,6 +221,17 @@ impl Policy {
             Inner::Hmac(p) => Some(p.openapi_scheme()),
             Inner::Bearer(p) => Some(p.openapi_scheme()),
             Inner::Basic(p) => Some(p.openapi_scheme()),
+            Inner::Token(p) => Some(p.openapi_scheme()),
+            Inner::Ed25519(p) => Some(p.openapi_scheme()),
+        }
+    }
+
+    /// The gateway's own answer to a verified request that is a sender's handshake rather
+    /// than an event (Zoom's `endpoint.url_validation`); `None` sends it to the function.
+    pub fn direct_answer(&self, identity: &Identity, body: &[u8]) -> Option<bytes::Bytes> {
+        match (&self.inner, identity.subject.as_deref()) {
+            (Inner::Hmac(p), Some(key)) => p.direct_answer(key, body),
+            _ => None,
         }
     }
 }
@@ -239,6 +275,7 @@ pub(crate) mod test_support {
         AuthRequest {
             headers: super::headers::Headers::Map(headers),
             query: None,
+            path: "/",
             body,
             now_unix,
         }

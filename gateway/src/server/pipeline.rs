@@ -131,7 +131,7 @@ pub fn decide<'s>(
             now_unix,
         });
     }
-    let identity = match authenticate(f, head.headers, head.query, &[], now_unix) {
+    let identity = match authenticate(f, head.headers, head.query, head.path, &[], now_unix) {
         Ok(identity) => identity,
         Err(e) => return refuse(&e),
     };
@@ -261,8 +261,14 @@ async fn finish(
         Some(identity) => identity,
         None => {
             let headers = Headers::Map(&parts.headers);
-            let identity = authenticate(f, headers, parts.uri.query(), &body, now_unix)?;
+            let (query, path) = (parts.uri.query(), parts.uri.path());
+            let identity = authenticate(f, headers, query, path, &body, now_unix)?;
             check_limit(f, peer, &identity)?;
+            // A sender's handshake (Zoom's URL validation) is answered here, not by a worker.
+            if let Some(answer) = f.def.auth.direct_answer(&identity, &body) {
+                let resp = respond::json(StatusCode::OK, answer, rid);
+                return Ok((resp, identity.subject));
+            }
             identity
         }
     };
@@ -297,12 +303,14 @@ fn authenticate(
     f: &Function,
     headers: Headers<'_>,
     query: Option<&str>,
+    path: &str,
     body: &[u8],
     now_unix: u64,
 ) -> Result<Identity, GatewayError> {
     let req = AuthRequest {
         headers,
         query,
+        path,
         body,
         now_unix,
     };
