@@ -53,3 +53,20 @@ if [ "$want_test" = 1 ]; then
 elif ! scripts/install-ebpf-toolchain.sh; then
   echo "setup: eBPF toolchain not installed; edgefn will use the user-space connection limiter" >&2
 fi
+
+# Webhook tests sign with the publishers' own libraries (gateway/tests/webhooks_e2e.rs):
+# PyPI stripe, slack_sdk, standardwebhooks, twilio, PyNaCl; npm @octokit/webhooks-methods
+# from the committed lock file.
+if [ "$want_test" = 1 ]; then
+  if ! python3 -c "import stripe, slack_sdk, standardwebhooks, twilio, nacl" >/dev/null 2>&1; then
+    echo "setup: installing webhook signing libraries (pip)"
+    webhook_libs=(stripe slack_sdk standardwebhooks twilio PyNaCl)
+    # Debian's python refuses plain pip installs (PEP 668); fall back as bench tools do.
+    python3 -m pip install -q "${webhook_libs[@]}" 2>/dev/null \
+      || python3 -m pip install -q --break-system-packages "${webhook_libs[@]}"
+  fi
+  if [ ! -d gateway/tests/webhooks/node_modules/@octokit/webhooks-methods ]; then
+    echo "setup: installing @octokit/webhooks-methods (npm ci)"
+    (cd gateway/tests/webhooks && npm ci --no-audit --no-fund --silent)
+  fi
+fi
