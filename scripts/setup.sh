@@ -2,7 +2,8 @@
 # Installs what edgefn needs on a fresh Debian machine, idempotently and fast when all is
 # present: python3 and node for the runtimes, the eBPF toolchain (nightly + rust-src +
 # bpf-linker) that builds the XDP program (optional unless --test); with --test also
-# iproute2 (network namespaces) and promtool (metrics validation).
+# iproute2 (network namespaces), promtool (metrics validation) and redis-server (cluster
+# tests), plus the webhook publishers' signing libraries (end of this script).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,8 @@ command -v cc >/dev/null 2>&1 || apt_pkgs+=(build-essential)
 if [ "$want_test" = 1 ]; then
   command -v ip >/dev/null 2>&1 || apt_pkgs+=(iproute2)
   command -v promtool >/dev/null 2>&1 || apt_pkgs+=(prometheus)
+  # cluster_e2e.rs starts its own redis-server ([cluster] store).
+  command -v redis-server >/dev/null 2>&1 || apt_pkgs+=(redis-server)
 fi
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${apt_pkgs[*]} (apt-get)"

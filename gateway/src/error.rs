@@ -24,6 +24,9 @@ pub enum GatewayError {
     BodyRead,
     #[error(transparent)]
     Pool(#[from] PoolError),
+    /// A replay-guarded webhook while the `[cluster]` store is unreachable.
+    #[error("the shared replay guard is unavailable; retry later")]
+    StoreUnavailable,
 }
 
 impl GatewayError {
@@ -46,6 +49,7 @@ impl GatewayError {
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::BodyRead => StatusCode::BAD_REQUEST,
+            GatewayError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Pool(p) => match p {
                 PoolError::Crashed | PoolError::HandlerError | PoolError::BadResponse { .. } => {
                     StatusCode::BAD_GATEWAY
@@ -92,6 +96,7 @@ mod tests {
             ),
             (GatewayError::PayloadTooLarge { limit: 1 }, 413),
             (GatewayError::BodyRead, 400),
+            (GatewayError::StoreUnavailable, 503),
             (PoolError::Crashed.into(), 502),
             (PoolError::HandlerError.into(), 502),
             (PoolError::BadResponse { detail: "x" }.into(), 502),

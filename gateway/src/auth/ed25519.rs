@@ -17,7 +17,7 @@ use super::headers::{Headers, One};
 use super::hmac::{DEFAULT_TOLERANCE_S, MAX_TOLERANCE_S};
 use super::hmac_schemes::{parse_timestamp, SigError, MAX_HEADER_LEN};
 use super::hmac_standard::{self, Version};
-use super::replay::ReplayGuard;
+use super::replay::{ReplayClaim, ReplayGuard};
 use super::secrets::{self, sha256_parts, OneOrMany, MAX_SECRETS};
 use super::{AuthConfigError, AuthFailure, AuthRequest, Identity};
 use crate::catalog::fn_env::FnEnv;
@@ -150,6 +150,26 @@ pub fn parse_discord<'a>(
 
 impl Ed25519Policy {
     pub fn verify(&self, req: &AuthRequest<'_>) -> Result<Identity, AuthFailure> {
+        let (identity, claim) = self.verify_deferred(req)?;
+        if self.claim_locally(&claim, req.now_unix) {
+            Ok(identity)
+        } else {
+            Err(AuthFailure::new("replayed"))
+        }
+    }
+
+    /// Records `claim` in this policy's own guard; false for a replay.
+    pub fn claim_locally(&self, claim: &ReplayClaim, now_unix: u64) -> bool {
+        self.replay
+            .first_use(claim.digest, now_unix, claim.expires_unix)
+    }
+
+    /// [`Ed25519Policy::verify`] without the replay check: the claim is the caller's to
+    /// record (locally or in the cluster store).
+    pub fn verify_deferred(
+        &self,
+        req: &AuthRequest<'_>,
+    ) -> Result<(Identity, ReplayClaim), AuthFailure> {
         let fail = |e: SigError| AuthFailure::new(e.reason());
         let (msg, sigs, ts) = match self.scheme {
             Scheme::Discord => {
@@ -181,17 +201,15 @@ impl Ed25519Policy {
             .find(|(_, key)| sigs.iter().any(|s| key.verify(&msg, s).is_ok()))
             .map(|(name, _)| name)
             .ok_or(AuthFailure::new("bad_signature"))?;
-        let expires = ts.saturating_add(self.tolerance_s);
-        if !self
-            .replay
-            .first_use(sha256_parts(&[&msg]), req.now_unix, expires)
-        {
-            return Err(AuthFailure::new("replayed"));
-        }
-        Ok(Identity {
+        let claim = ReplayClaim {
+            digest: sha256_parts(&[&msg]),
+            expires_unix: ts.saturating_add(self.tolerance_s),
+        };
+        let identity = Identity {
             kind: "ed25519",
             subject: Some(name.clone()),
-        })
+        };
+        Ok((identity, claim))
     }
 
     pub fn openapi_scheme(&self) -> serde_json::Value {

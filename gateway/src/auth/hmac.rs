@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::headers::{Headers, One};
 use super::hmac_schemes::{self as schemes, Encoding, SigError};
-use super::replay::ReplayGuard;
+use super::replay::{ReplayClaim, ReplayGuard};
 use super::secrets::{self, blinded_eq, sha256_parts, OneOrMany};
 use super::{hmac_standard, hmac_twilio, hmac_zoom};
 use super::{AuthConfigError, AuthFailure, AuthRequest, Identity};
@@ -247,7 +247,26 @@ fn public_url(cfg: &HmacConfig, errors: &mut Vec<AuthConfigError>) -> String {
 }
 
 impl HmacPolicy {
-    pub fn verify<'a>(&self, req: &AuthRequest<'a>) -> Result<Identity, AuthFailure> {
+    pub fn verify(&self, req: &AuthRequest<'_>) -> Result<Identity, AuthFailure> {
+        let (identity, claim) = self.verify_deferred(req)?;
+        match claim {
+            Some(c) if !self.claim_locally(&c, req.now_unix) => Err(AuthFailure::new("replayed")),
+            _ => Ok(identity),
+        }
+    }
+
+    /// Records `claim` in this policy's own guard; false for a replay.
+    pub fn claim_locally(&self, claim: &ReplayClaim, now_unix: u64) -> bool {
+        self.replay
+            .first_use(claim.digest, now_unix, claim.expires_unix)
+    }
+
+    /// [`HmacPolicy::verify`] without the replay check: a timestamped scheme returns the
+    /// message's claim for the caller to record (locally or in the cluster store).
+    pub fn verify_deferred<'a>(
+        &self,
+        req: &AuthRequest<'a>,
+    ) -> Result<(Identity, Option<ReplayClaim>), AuthFailure> {
         let fail = |e: SigError| AuthFailure::new(e.reason());
         let sig = one_header(req.headers, &self.header);
         let (name, ts) = match self.scheme {
@@ -315,18 +334,15 @@ impl HmacPolicy {
                 (self.check(&msg, &[&sig])?, Some((ts, sha256_parts(&msg))))
             }
         };
-        if let Some((ts, digest)) = ts {
-            if !self
-                .replay
-                .first_use(digest, req.now_unix, ts.saturating_add(self.tolerance_s))
-            {
-                return Err(AuthFailure::new("replayed"));
-            }
-        }
-        Ok(Identity {
+        let claim = ts.map(|(ts, digest)| ReplayClaim {
+            digest,
+            expires_unix: ts.saturating_add(self.tolerance_s),
+        });
+        let identity = Identity {
             kind: "hmac",
             subject: Some(name.clone()),
-        })
+        };
+        Ok((identity, claim))
     }
 
     /// Twilio: the URL as the sender saw it, plus the sorted form parameters of a form

@@ -226,6 +226,29 @@ impl Policy {
         }
     }
 
+    /// [`Policy::verify`] leaving the replay check to the caller: a timestamped webhook
+    /// returns its [`replay::ReplayClaim`] (for the cluster store); every other policy
+    /// verifies as usual and returns none.
+    pub fn verify_deferred(
+        &self,
+        req: &AuthRequest<'_>,
+    ) -> Result<(Identity, Option<replay::ReplayClaim>), AuthFailure> {
+        match &self.inner {
+            Inner::Hmac(p) => p.verify_deferred(req),
+            Inner::Ed25519(p) => p.verify_deferred(req).map(|(id, c)| (id, Some(c))),
+            _ => self.verify(req).map(|id| (id, None)),
+        }
+    }
+
+    /// Records a claim in the policy's own replay guard; false for a replay.
+    pub fn claim_locally(&self, claim: &replay::ReplayClaim, now_unix: u64) -> bool {
+        match &self.inner {
+            Inner::Hmac(p) => p.claim_locally(claim, now_unix),
+            Inner::Ed25519(p) => p.claim_locally(claim, now_unix),
+            _ => true,
+        }
+    }
+
     /// The gateway's own answer to a verified request that is a sender's handshake rather
     /// than an event (Zoom's `endpoint.url_validation`); `None` sends it to the function.
     pub fn direct_answer(&self, identity: &Identity, body: &[u8]) -> Option<bytes::Bytes> {

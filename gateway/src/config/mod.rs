@@ -33,6 +33,7 @@ struct RawConfig {
     xdp: XdpConfig,
     runtimes: RawRuntimes,
     log: RawLog,
+    cluster: crate::cluster::ClusterConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +159,8 @@ pub struct Config {
     pub runtimes: RuntimeCommands,
     pub log_format: LogFormat,
     pub access_log: bool,
+    /// `[cluster]`: shared limits and replay guards (off by default).
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 /// Command-line values that win over the file.
@@ -302,6 +305,9 @@ fn validate(
     for (key, message) in raw.xdp.problems() {
         err(key, message);
     }
+    for (key, message) in raw.cluster.problems() {
+        err(key, message);
+    }
 
     let mut runtimes = RuntimeCommands::default();
     for (key, slot, cmd) in [
@@ -360,6 +366,7 @@ fn validate(
         runtimes,
         log_format: raw.log.format,
         access_log: raw.log.access,
+        cluster: raw.cluster,
     })
 }
 

@@ -11,6 +11,9 @@ pub const RELOAD_TOTAL: &str = "edgefn_reload_total";
 pub const XDP_PACKETS_TOTAL: &str = "edgefn_xdp_packets_total";
 pub const XDP_TRACKED_SOURCES: &str = "edgefn_xdp_tracked_sources";
 pub const HTTP1_FRONT_TOTAL: &str = "edgefn_http1_front_total";
+pub const CLUSTER_STORE_ROUND_TRIP_SECONDS: &str = "edgefn_cluster_store_round_trip_seconds";
+pub const CLUSTER_STORE_ERRORS_TOTAL: &str = "edgefn_cluster_store_errors_total";
+pub const CLUSTER_STORE_FALLBACK: &str = "edgefn_cluster_store_fallback";
 
 /// `function` label for requests that matched no route: keeps cardinality bounded.
 pub const UNMATCHED: &str = "_unmatched";
@@ -29,6 +32,8 @@ pub const LABEL_STATE: &str = "state";
 pub const LABEL_CAUSE: &str = "cause";
 pub const LABEL_ACTION: &str = "action";
 pub const LABEL_OUTCOME: &str = "outcome";
+/// Cluster store operation: `rate_limit`, `replay`, `probe`.
+pub const LABEL_OP: &str = "op";
 
 /// Every metric with its kind and help text: the exporter describes each once, the
 /// dashboard test checks it uses only these names.
@@ -82,6 +87,21 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         HTTP1_FRONT_TOTAL,
         Kind::Counter,
         "HTTP/1 front: requests it answered itself (outcome=answered), connections it handed to hyper (outcome=handover).",
+    ),
+    (
+        CLUSTER_STORE_ROUND_TRIP_SECONDS,
+        Kind::Histogram,
+        "Round trips to the [cluster] store, by op (rate_limit, replay, probe).",
+    ),
+    (
+        CLUSTER_STORE_ERRORS_TOTAL,
+        Kind::Counter,
+        "Failed or timed-out [cluster] store calls, by op.",
+    ),
+    (
+        CLUSTER_STORE_FALLBACK,
+        Kind::Gauge,
+        "1 while the [cluster] store is unreachable (per-node limits; replay guards 503 or local), else 0.",
     ),
 ];
 

@@ -117,6 +117,9 @@ pub async fn run(
         unmatched: FunctionMetrics::unmatched(),
         front: FrontMetrics::register(),
         access_log: config.access_log,
+        cluster: crate::cluster::ClusterStore::start(&config.cluster).map_err(|e| {
+            anyhow::anyhow!("cluster.store: cannot use the Redis URL ({:?})", e.kind())
+        })?,
     });
     let public_task = {
         let acceptor = Acceptor {

@@ -19,6 +19,7 @@ use hyper::body::Incoming;
 
 use crate::auth::headers::Headers;
 use crate::auth::{AuthRequest, Identity};
+use crate::cluster::{self, ClusterStore};
 use crate::error::GatewayError;
 use crate::logging;
 use crate::metrics::{FrontMetrics, FunctionMetrics};
@@ -34,6 +35,8 @@ pub struct State {
     pub unmatched: FunctionMetrics,
     pub front: FrontMetrics,
     pub access_log: bool,
+    /// `[cluster] store`: rate limits and replay guards shared with other nodes.
+    pub cluster: Option<Arc<ClusterStore>>,
 }
 
 static HEALTH: &[u8] = br#"{"status":"ok"}"#;
@@ -161,7 +164,14 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
         query: req.uri().query(),
         headers: Headers::Map(req.headers()),
     };
-    let admission = match decide(&snap, &head, peer, rid.as_bytes(), Final::Yes) {
+    // With a cluster store the rate limit is an await, so it moves into the boxed future
+    // below (the HTTP/1 front already leaves limits to this path).
+    let stage = if state.cluster.is_some() {
+        Final::BeforeLimit
+    } else {
+        Final::Yes
+    };
+    let admission = match decide(&snap, &head, peer, rid.as_bytes(), stage) {
         Decision::Endpoint(answer) => return Handled::Ready(Some(answer.into_response(&rid))),
         Decision::Refused(answer, func) => {
             record(
@@ -182,7 +192,8 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
     let snap = arc_swap::Guard::into_inner(snap);
     Handled::Boxed(Box::pin(async move {
         let f = &snap.functions[admission.route.index];
-        let (resp, subject) = match finish(f, req, admission, peer, &rid).await {
+        let cluster = state.cluster.as_ref();
+        let (resp, subject) = match finish(f, cluster, req, admission, peer, &rid).await {
             Ok(done) => done,
             Err(e) => (respond::error(&e, &rid), None),
         };
@@ -245,6 +256,7 @@ type Invoked = (Response<Body>, Option<Arc<str>>);
 /// Body read (bounded), HMAC verification when the policy needs the body, then the pool.
 async fn finish(
     f: &Function,
+    cluster: Option<&Arc<ClusterStore>>,
     req: Request<Incoming>,
     admission: Admission,
     peer: IpAddr,
@@ -255,6 +267,11 @@ async fn finish(
         identity,
         now_unix,
     } = admission;
+    // Decided before the body is read when auth did not need it (cluster mode only: the
+    // synchronous decision already limited otherwise).
+    if let (Some(store), Some(identity)) = (cluster, &identity) {
+        shared_limit(f, store, peer, identity).await?;
+    }
     let (parts, body) = req.into_parts();
     let body = read_body(f, &parts, body).await?;
     let identity = match identity {
@@ -262,8 +279,20 @@ async fn finish(
         None => {
             let headers = Headers::Map(&parts.headers);
             let (query, path) = (parts.uri.query(), parts.uri.path());
-            let identity = authenticate(f, headers, query, path, &body, now_unix)?;
-            check_limit(f, peer, &identity)?;
+            let identity = match cluster {
+                None => {
+                    let identity = authenticate(f, headers, query, path, &body, now_unix)?;
+                    check_limit(f, peer, &identity)?;
+                    identity
+                }
+                Some(store) => {
+                    let identity =
+                        authenticate_shared(f, store, headers, query, path, &body, now_unix)
+                            .await?;
+                    shared_limit(f, store, peer, &identity).await?;
+                    identity
+                }
+            };
             // A sender's handshake (Zoom's URL validation) is answered here, not by a worker.
             if let Some(answer) = f.def.auth.direct_answer(&identity, &body) {
                 let resp = respond::json(StatusCode::OK, answer, rid);
@@ -296,6 +325,61 @@ fn check_limit(f: &Function, peer: IpAddr, identity: &Identity) -> Result<(), Ga
                 GatewayError::RateLimited { retry_after }
             }),
         None => Ok(()),
+    }
+}
+
+/// The function's limit through the cluster store (or this node's share of it).
+async fn shared_limit(
+    f: &Function,
+    store: &Arc<ClusterStore>,
+    peer: IpAddr,
+    identity: &Identity,
+) -> Result<(), GatewayError> {
+    let Some(limiter) = &f.def.rate_limit else {
+        return Ok(());
+    };
+    let subject = identity.subject.as_deref();
+    cluster::limit::check(store, &f.def.name, limiter, peer, subject)
+        .await
+        .map_err(|retry_after| {
+            f.metrics.rate_limited("function");
+            GatewayError::RateLimited { retry_after }
+        })
+}
+
+/// [`authenticate`] with the replay guard in the cluster store (only timestamped webhooks
+/// make the call).
+async fn authenticate_shared(
+    f: &Function,
+    store: &Arc<ClusterStore>,
+    headers: Headers<'_>,
+    query: Option<&str>,
+    path: &str,
+    body: &[u8],
+    now_unix: u64,
+) -> Result<Identity, GatewayError> {
+    let req = AuthRequest {
+        headers,
+        query,
+        path,
+        body,
+        now_unix,
+    };
+    let refuse = |failure: crate::auth::AuthFailure| {
+        f.metrics.auth_failure(f.def.auth.kind(), failure.reason);
+        tracing::debug!(function = %f.def.name, reason = failure.reason, "auth refused");
+        GatewayError::Unauthorized { failure }
+    };
+    let (identity, claim) = f.def.auth.verify_deferred(&req).map_err(refuse)?;
+    let Some(claim) = claim else {
+        return Ok(identity);
+    };
+    match cluster::replay::check(store, &f.def.name, &f.def.auth, &claim, now_unix).await {
+        Ok(cluster::replay::Verdict::First) => Ok(identity),
+        Ok(cluster::replay::Verdict::Replayed) => {
+            Err(refuse(crate::auth::AuthFailure::new("replayed")))
+        }
+        Err(cluster::StoreDown) => Err(GatewayError::StoreUnavailable),
     }
 }
 
