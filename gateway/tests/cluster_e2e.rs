@@ -196,7 +196,7 @@ fn two_nodes_share_limits_and_replay_guards_and_survive_an_outage() {
     std::fs::write(
         &config,
         format!(
-            "[cluster]\nstore = \"redis://127.0.0.1:{}/0\"\nnodes_hint = 2\ntimeout_ms = 2000\n",
+            "[cluster]\nstore = \"redis://127.0.0.1:{}/0\"\nnodes_hint = 2\ntimeout_ms = 5000\n",
             redis.port
         ),
     )
@@ -232,7 +232,7 @@ fn two_nodes_share_limits_and_replay_guards_and_survive_an_outage() {
     for gw in [&a, &b] {
         assert_eq!(gw.metric("edgefn_cluster_store_fallback"), Some(1.0));
         assert_eq!(
-            gw.logs().matches("cluster store unreachable").count(),
+            gw.logs().matches("cluster store unreachable: ").count(),
             1,
             "logged once"
         );
@@ -254,4 +254,43 @@ fn two_nodes_share_limits_and_replay_guards_and_survive_an_outage() {
     // And the replay guard is shared again: the delivery refused with 503 now gets in once.
     assert_eq!(post(&a, "/stripe", &stripe, body), 200);
     assert_eq!(post(&b, "/stripe", &stripe, body), 401);
+}
+
+/// A store that never answers: the node serves from the start on its share of the limits,
+/// says so once, and with `replay_fail_open` its own replay guard decides.
+#[test]
+fn unreachable_store_at_start_with_replay_fail_open() {
+    let dir = tempdir();
+    let functions = dir.path().join("functions");
+    tree(&functions);
+    let config = dir.path().join("edgefn.toml");
+    // A port nothing listens on (bound, read, released).
+    let port = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nstore = \"redis://127.0.0.1:{port}/0\"\nnodes_hint = 2\nreplay_fail_open = true\n"
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::start_with_config(&config, &functions);
+    assert!(
+        gw.wait_log("cluster store unreachable at start", LONG),
+        "{}",
+        gw.logs()
+    );
+    assert_eq!(gw.metric("edgefn_cluster_store_fallback"), Some(1.0));
+    assert_eq!(hammer(&gw, "/solo", 8), 3, "burst 6 / nodes_hint 2");
+    let body = r#"{"id":"evt_open"}"#;
+    let (stripe, standard) = signed(body, "msg_open_1");
+    assert_eq!(post(&gw, "/stripe", &stripe, body), 200);
+    assert_eq!(post(&gw, "/stripe", &stripe, body), 401);
+    assert_eq!(post(&gw, "/standard", &standard, body), 200);
+    assert_eq!(post(&gw, "/standard", &standard, body), 401);
+    assert_eq!(replayed(&gw, "stripe"), Some(1.0));
+    assert_eq!(
+        gw.logs().matches("cluster store unreachable").count(),
+        1,
+        "logged once"
+    );
 }

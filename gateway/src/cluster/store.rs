@@ -69,7 +69,7 @@ impl ClusterStore {
             gcra: Script::new(include_str!("gcra.lua")),
         });
         metrics::gauge!(CLUSTER_STORE_FALLBACK).set(1.0);
-        tokio::spawn(store.clone().probe());
+        tokio::spawn(store.clone().probe(true));
         Ok(Some(store))
     }
 
@@ -142,12 +142,13 @@ impl ClusterStore {
                 "cluster store unreachable: rate limits fall back to this node's share (limit / nodes_hint); replay-guarded functions answer 503 unless replay_fail_open"
             );
             metrics::gauge!(CLUSTER_STORE_FALLBACK).set(1.0);
-            tokio::spawn(self.clone().probe());
+            tokio::spawn(self.clone().probe(false));
         }
     }
 
     /// PINGs every [`PROBE_EVERY`] until the store answers, then restores shared mode.
-    async fn probe(self: Arc<Self>) {
+    /// `at_start`: the first failure is logged (a failure later was logged by `failed`).
+    async fn probe(self: Arc<Self>, mut at_start: bool) {
         loop {
             let mut conn = self.conn.clone();
             let start = Instant::now();
@@ -166,6 +167,12 @@ impl ClusterStore {
                 return;
             }
             metrics::counter!(CLUSTER_STORE_ERRORS_TOTAL, LABEL_OP => OP_PROBE).increment(1);
+            if std::mem::take(&mut at_start) {
+                tracing::warn!(
+                    nodes_hint = self.nodes_hint,
+                    "cluster store unreachable at start: rate limits use this node's share (limit / nodes_hint) until it answers; replay-guarded functions answer 503 unless replay_fail_open"
+                );
+            }
             tokio::time::sleep(PROBE_EVERY).await;
         }
     }
