@@ -61,6 +61,22 @@ def edgefn_config(path, which, functions):
         f.write("\n".join(lines) + "\n")
 
 
+def ready(port, path, expect, deadline_s=60):
+    """Waits until `path` answers `expect` (workers started, store connected)."""
+    import http.client
+    end = time.time() + deadline_s
+    while time.time() < end:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", path)
+            if str(c.getresponse().status) == expect:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
 def wrk(url, duration, conns):
     out = subprocess.run(pin(1) + ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", url],
                          capture_output=True, text=True, check=True).stdout
@@ -100,6 +116,7 @@ def main():
             res = {}
             for which in ("local", "redis"):
                 url = f"http://127.0.0.1:{PORTS[which]}{path}"
+                assert ready(PORTS[which], path, expect), f"{which}{path} never answered {expect}"
                 wrk(url, max(2, args.duration // 2), args.connections)  # warm-up: workers, the script
                 log(f"{path} {which}: {args.duration}s, {args.connections} connections")
                 res[which] = wrk(url, args.duration, args.connections)
