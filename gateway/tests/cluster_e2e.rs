@@ -294,3 +294,37 @@ fn unreachable_store_at_start_with_replay_fail_open() {
         "logged once"
     );
 }
+
+/// `lease_tokens`: a round trip takes several tokens and the node spends them locally.
+/// Never more than the shared bucket granted, at most nodes × (lease − 1) fewer; fewer
+/// round trips than requests.
+#[test]
+fn a_token_lease_saves_round_trips_within_its_bound() {
+    let redis = Redis::start(free_port());
+    let dir = tempdir();
+    let functions = dir.path().join("functions");
+    tree(&functions);
+    let config = dir.path().join("edgefn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nstore = \"redis://127.0.0.1:{}/0\"\nnodes_hint = 2\ntimeout_ms = 5000\nlease_tokens = 4\nlease_ms = 10000\n",
+            redis.port
+        ),
+    )
+    .unwrap();
+    let (a, b) = (node(&config, &functions), node(&config, &functions));
+    let trips = |gw: &Gateway| {
+        gw.metric("edgefn_cluster_store_round_trip_seconds_count{op=\"rate_limit\"}")
+            .unwrap_or(0.0)
+    };
+    // One client on A, burst 6: trips grant 4 (1 + 3 leased), then 2 (1 + 1), then none.
+    assert_eq!(hammer(&a, "/solo", 10), 6);
+    assert_eq!(trips(&a), 6.0, "10 requests, 4 served from the lease");
+    assert_eq!(hammer(&b, "/solo", 3), 0, "the bucket is shared");
+    // Both nodes at once: never above the burst, at most 2 × 3 leased tokens stranded.
+    let admitted: usize = concurrent(2, |i| hammer(if i == 0 { &a } else { &b }, "/both", 20))
+        .into_iter()
+        .sum();
+    assert!((4..=10).contains(&admitted), "{admitted}");
+}

@@ -6,6 +6,9 @@ use serde::Deserialize;
 pub const DEFAULT_TIMEOUT_MS: u64 = 250;
 pub const MAX_TIMEOUT_MS: u64 = 10_000;
 pub const MAX_NODES_HINT: u32 = 1_000;
+pub const MAX_LEASE_TOKENS: u32 = 1_000;
+pub const DEFAULT_LEASE_MS: u64 = 100;
+pub const MAX_LEASE_MS: u64 = 10_000;
 
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -20,6 +23,10 @@ pub struct ClusterConfig {
     pub replay_fail_open: bool,
     /// Connect and response timeout of one store call.
     pub timeout_ms: u64,
+    /// Tokens taken per round trip (1: no lease). See `cluster::lease` for the bound.
+    pub lease_tokens: u32,
+    /// How long leased tokens may be spent.
+    pub lease_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -29,6 +36,8 @@ impl Default for ClusterConfig {
             nodes_hint: 1,
             replay_fail_open: false,
             timeout_ms: DEFAULT_TIMEOUT_MS,
+            lease_tokens: 1,
+            lease_ms: DEFAULT_LEASE_MS,
         }
     }
 }
@@ -41,6 +50,8 @@ impl std::fmt::Debug for ClusterConfig {
             .field("nodes_hint", &self.nodes_hint)
             .field("replay_fail_open", &self.replay_fail_open)
             .field("timeout_ms", &self.timeout_ms)
+            .field("lease_tokens", &self.lease_tokens)
+            .field("lease_ms", &self.lease_ms)
             .finish()
     }
 }
@@ -73,6 +84,21 @@ impl ClusterConfig {
                 ),
             ));
         }
+        if self.lease_tokens == 0 || self.lease_tokens > MAX_LEASE_TOKENS {
+            out.push((
+                "cluster.lease_tokens",
+                format!(
+                    "{} is out of range; use 1 (no lease) to {MAX_LEASE_TOKENS}",
+                    self.lease_tokens
+                ),
+            ));
+        }
+        if self.lease_ms == 0 || self.lease_ms > MAX_LEASE_MS {
+            out.push((
+                "cluster.lease_ms",
+                format!("{} is out of range; use 1 to {MAX_LEASE_MS}", self.lease_ms),
+            ));
+        }
         out
     }
 }
@@ -98,12 +124,19 @@ mod tests {
             nodes_hint: 0,
             replay_fail_open: false,
             timeout_ms: 0,
+            lease_tokens: 0,
+            lease_ms: 1,
         };
         let p = c.problems();
         let keys: Vec<_> = p.iter().map(|(k, _)| *k).collect();
         assert_eq!(
             keys,
-            ["cluster.store", "cluster.nodes_hint", "cluster.timeout_ms"]
+            [
+                "cluster.store",
+                "cluster.nodes_hint",
+                "cluster.timeout_ms",
+                "cluster.lease_tokens"
+            ]
         );
         assert!(p.iter().all(|(_, m)| !m.contains("hunter2")));
         let ok = ClusterConfig {

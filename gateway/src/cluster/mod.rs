@@ -7,10 +7,12 @@
 //! start → `store::ClusterStore` owns the connection and its `health` (shared or
 //! fallback) → `limit` (GCRA by a server-side Lua script, or the node's share when Redis
 //! is down) and `replay` (`SET NX` with expiry, or 503 / the local guard when it is down)
-//! are what the pipeline awaits.
+//! are what the pipeline awaits; `lease` optionally saves the round trip for a client's
+//! next few requests.
 
 pub mod config;
 pub mod health;
+pub mod lease;
 pub mod limit;
 pub mod replay;
 pub mod store;

@@ -13,6 +13,7 @@ use redis::{Script, Value};
 
 use super::config::ClusterConfig;
 use super::health::Health;
+use super::lease::Leases;
 use super::StoreDown;
 use crate::metrics::names::{
     CLUSTER_STORE_ERRORS_TOTAL, CLUSTER_STORE_FALLBACK, CLUSTER_STORE_ROUND_TRIP_SECONDS, LABEL_OP,
@@ -32,6 +33,10 @@ pub struct ClusterStore {
     timeout: Duration,
     pub nodes_hint: u32,
     pub replay_fail_open: bool,
+    pub lease_tokens: u32,
+    pub lease_window: Duration,
+    /// Tokens this node holds under `lease_tokens` > 1.
+    pub leases: Leases,
     gcra: Script,
 }
 
@@ -66,6 +71,9 @@ impl ClusterStore {
             timeout,
             nodes_hint: cfg.nodes_hint,
             replay_fail_open: cfg.replay_fail_open,
+            lease_tokens: cfg.lease_tokens,
+            lease_window: Duration::from_millis(cfg.lease_ms),
+            leases: Leases::default(),
             gcra: Script::new(include_str!("gcra.lua")),
         });
         metrics::gauge!(CLUSTER_STORE_FALLBACK).set(1.0);
@@ -77,21 +85,24 @@ impl ClusterStore {
         self.health.is_shared()
     }
 
-    /// One GCRA step for `key`: `Ok(Ok(()))` admitted, `Ok(Err(retry_after))` refused.
+    /// Up to `wanted` tokens of `key`'s bucket: `Ok(Ok(n))` with 1 <= n <= wanted granted,
+    /// `Ok(Err(retry_after))` when the bucket is empty.
     pub async fn take(
         self: &Arc<Self>,
         key: &str,
         interval_us: u64,
         tolerance_us: u64,
-    ) -> Result<Result<(), Duration>, StoreDown> {
+        wanted: u32,
+    ) -> Result<Result<u32, Duration>, StoreDown> {
+        let wanted = wanted.max(1);
         let mut conn = self.conn.clone();
         let mut call = self.gcra.key(key);
-        call.arg(interval_us).arg(tolerance_us);
+        call.arg(interval_us).arg(tolerance_us).arg(wanted);
         let reply: (i64, i64) = self
             .timed(OP_RATE_LIMIT, call.invoke_async(&mut conn))
             .await?;
         Ok(match reply {
-            (1, _) => Ok(()),
+            (n, _) if n >= 1 => Ok((n.min(i64::from(wanted))) as u32),
             (_, retry_us) => Err(Duration::from_micros(retry_us.max(1) as u64)),
         })
     }
