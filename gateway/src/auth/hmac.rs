@@ -86,6 +86,9 @@ pub struct HmacConfig {
 pub struct HmacPolicy {
     scheme: Scheme,
     keys: Vec<(Arc<str>, hmac::Key)>,
+    /// `faas-cli` only: the same secrets as HMAC-SHA1 keys (`sha1=<hex>`, what faas-cli
+    /// releases before the SHA-256 change send).
+    sha1_keys: Vec<(Arc<str>, hmac::Key)>,
     tolerance_s: u64,
     header: HeaderName,
     algorithm: Algorithm,
@@ -173,6 +176,7 @@ pub fn compile(cfg: &HmacConfig, env: &FnEnv) -> Result<HmacPolicy, Vec<AuthConf
         (_, Algorithm::Sha512) => hmac::HMAC_SHA512,
     };
     let mut keys = Vec::new();
+    let mut sha1_keys = Vec::new();
     for (name, value) in secrets::resolve(&cfg.secret, env, "secret", &mut errors) {
         let raw = if cfg.scheme == Scheme::Standard {
             // Standard Webhooks secrets are `whsec_<base64>`: the key is the decoded bytes.
@@ -192,6 +196,10 @@ pub fn compile(cfg: &HmacConfig, env: &FnEnv) -> Result<HmacPolicy, Vec<AuthConf
         } else {
             value
         };
+        if cfg.scheme == Scheme::FaasCli {
+            let sha1 = hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY;
+            sha1_keys.push((name.clone(), hmac::Key::new(sha1, &raw)));
+        }
         keys.push((name, hmac::Key::new(ring_alg, &raw)));
     }
     if !errors.is_empty() {
@@ -200,6 +208,7 @@ pub fn compile(cfg: &HmacConfig, env: &FnEnv) -> Result<HmacPolicy, Vec<AuthConf
     Ok(HmacPolicy {
         scheme: cfg.scheme,
         keys,
+        sha1_keys,
         tolerance_s,
         header,
         algorithm,
@@ -279,10 +288,12 @@ impl HmacPolicy {
                     .map_err(fail)?;
                 (self.check(&[req.body], &[&sig])?, None)
             }
-            Scheme::FaasCli => {
-                let sig = schemes::parse_github(sig?).map_err(fail)?;
-                (self.check(&[req.body], &[&sig])?, None)
-            }
+            Scheme::FaasCli => match schemes::parse_faas_cli(sig?).map_err(fail)? {
+                (schemes::FaasCliAlg::Sha256, sig) => (self.check(&[req.body], &[&sig])?, None),
+                (schemes::FaasCliAlg::Sha1, sig) => {
+                    (check_keys(&self.sha1_keys, &[req.body], &[&sig])?, None)
+                }
+            },
             Scheme::Shopify => {
                 let sig = schemes::parse_generic(sig?, "", Encoding::Base64, 32).map_err(fail)?;
                 (self.check(&[req.body], &[&sig])?, None)
@@ -391,17 +402,7 @@ impl HmacPolicy {
     /// `v1` per active secret), and the message is never copied; tags are compared with
     /// [`blinded_eq`], in constant time with respect to the expected tag.
     fn check(&self, parts: &[&[u8]], sigs: &[&[u8]]) -> Result<&Arc<str>, AuthFailure> {
-        for (name, key) in &self.keys {
-            let mut ctx = hmac::Context::with_key(key);
-            for p in parts {
-                ctx.update(p);
-            }
-            let tag = ctx.sign();
-            if sigs.iter().any(|s| blinded_eq(tag.as_ref(), s)) {
-                return Ok(name);
-            }
-        }
-        Err(AuthFailure::new("bad_signature"))
+        check_keys(&self.keys, parts, sigs)
     }
 
     pub fn openapi_scheme(&self) -> serde_json::Value {
@@ -413,7 +414,7 @@ impl HmacPolicy {
             Scheme::Shopify => "Shopify webhook signature: base64 HMAC-SHA256 of the raw body".to_owned(),
             Scheme::Zoom => format!("Zoom webhook signature: `v0=<hex>` HMAC-SHA256 of `v0:<x-zm-request-timestamp>:<body>`, timestamps within {} s; `endpoint.url_validation` is answered by the gateway", self.tolerance_s),
             Scheme::Twilio => "Twilio request signature: base64 HMAC-SHA1 of the public URL plus the sorted form parameters (or the URL with `bodySHA256` for other bodies)".to_owned(),
-            Scheme::FaasCli => "faas-cli invoke --sign: `sha256=<hex>` HMAC-SHA256 of the raw body".to_owned(),
+            Scheme::FaasCli => "faas-cli invoke --sign: `sha256=<hex>` HMAC-SHA256 (or `sha1=<hex>` HMAC-SHA1, older faas-cli) of the raw body".to_owned(),
             Scheme::Generic => format!(
                 "HMAC-{} of the raw body, {}-encoded{}",
                 match self.algorithm { Algorithm::Sha256 => "SHA256", Algorithm::Sha512 => "SHA512" },
@@ -423,6 +424,25 @@ impl HmacPolicy {
         };
         json!({"type": "apiKey", "in": "header", "name": self.header.as_str(), "description": description})
     }
+}
+
+/// [`HmacPolicy::check`] over an explicit key list.
+fn check_keys<'k>(
+    keys: &'k [(Arc<str>, hmac::Key)],
+    parts: &[&[u8]],
+    sigs: &[&[u8]],
+) -> Result<&'k Arc<str>, AuthFailure> {
+    for (name, key) in keys {
+        let mut ctx = hmac::Context::with_key(key);
+        for p in parts {
+            ctx.update(p);
+        }
+        let tag = ctx.sign();
+        if sigs.iter().any(|s| blinded_eq(tag.as_ref(), s)) {
+            return Ok(name);
+        }
+    }
+    Err(AuthFailure::new("bad_signature"))
 }
 
 /// Absent headers are the parser's to name (missing / missing_timestamp / missing_id); a

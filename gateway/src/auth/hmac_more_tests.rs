@@ -134,6 +134,14 @@ fn shopify_and_faas_cli() {
     assert!(faas.verify(&req(&h, body, 0)).is_ok());
     assert_eq!(reason(faas.verify(&req(&h, b"x", 0))), "bad_signature");
     assert_eq!(reason(faas.verify(&req(&headers(&[]), body, 0))), "missing");
+    // Older faas-cli releases sign with HMAC-SHA1 (`sha1=<hex>`).
+    let sha1 = hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY;
+    let tag = hex::encode(hmac::sign(&hmac::Key::new(sha1, b"faas-key"), body));
+    let h = headers(&[("x-hub-signature", &format!("sha1={tag}"))]);
+    assert!(faas.verify(&req(&h, body, 0)).is_ok());
+    assert_eq!(reason(faas.verify(&req(&h, b"x", 0))), "bad_signature");
+    let h = headers(&[("x-hub-signature", "sha512=00")]);
+    assert_eq!(reason(faas.verify(&req(&h, body, 0))), "malformed");
     let cfg: HmacConfig =
         serde_json::from_value(json!({"scheme": "faas-cli", "secret": "S"})).unwrap();
     assert_eq!(

@@ -48,6 +48,25 @@ pub fn parse_github(value: &[u8]) -> Result<Vec<u8>, SigError> {
     decode_hex(hex_part, 32)
 }
 
+/// Digest named by a `faas-cli invoke --sign` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaasCliAlg {
+    Sha1,
+    Sha256,
+}
+
+/// `<header>: sha256=<64 hex>` (current faas-cli) or `sha1=<40 hex>` (older releases).
+pub fn parse_faas_cli(value: &[u8]) -> Result<(FaasCliAlg, Vec<u8>), SigError> {
+    let s = text(value)?;
+    if let Some(h) = s.strip_prefix("sha256=") {
+        Ok((FaasCliAlg::Sha256, decode_hex(h, 32)?))
+    } else if let Some(h) = s.strip_prefix("sha1=") {
+        Ok((FaasCliAlg::Sha1, decode_hex(h, 20)?))
+    } else {
+        Err(SigError::Malformed)
+    }
+}
+
 pub fn parse_stripe(value: &[u8]) -> Result<StripeSignature<'_>, SigError> {
     let s = text(value)?;
     let mut t = None;
