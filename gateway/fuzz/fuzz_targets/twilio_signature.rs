@@ -11,10 +11,14 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut parts = data.splitn(3, |&b| b == 0);
     let (path, query, body) = (parts.next(), parts.next(), parts.next());
-    let path = path.and_then(|p| std::str::from_utf8(p).ok()).unwrap_or("/");
+    let path = path
+        .and_then(|p| std::str::from_utf8(p).ok())
+        .unwrap_or("/");
     let query = query.and_then(|q| std::str::from_utf8(q).ok());
     let _ = hmac_twilio::body_hash(query);
-    if let Ok(text) = hmac_twilio::signed_text("https://h", path, query, Signed::Form(body.unwrap_or(b""))) {
+    if let Ok(text) =
+        hmac_twilio::signed_text("https://h", path, query, Signed::Form(body.unwrap_or(b"")))
+    {
         assert!(text.starts_with("https://h"));
     }
 });

@@ -1,5 +1,6 @@
-//! Zoom's `endpoint.url_validation` body (answered by the gateway) and Shopify's base64
-//! `X-Shopify-Hmac-Sha256`; Zoom's `x-zm-signature` shares `slack_signature`'s parser.
+//! Zoom's `endpoint.url_validation` body (answered by the gateway), Shopify's base64
+//! `X-Shopify-Hmac-Sha256` and faas-cli's `sha256=`/`sha1=` header; Zoom's
+//! `x-zm-signature` shares `slack_signature`'s parser.
 #![no_main]
 
 use gateway::auth::{hmac_schemes, hmac_zoom};
@@ -14,5 +15,12 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(sig) = hmac_schemes::parse_generic(data, "", hmac_schemes::Encoding::Base64, 32) {
         assert_eq!(sig.len(), 32);
+    }
+    if let Ok((alg, sig)) = hmac_schemes::parse_faas_cli(data) {
+        let len = match alg {
+            hmac_schemes::FaasCliAlg::Sha1 => 20,
+            hmac_schemes::FaasCliAlg::Sha256 => 32,
+        };
+        assert_eq!(sig.len(), len);
     }
 });
