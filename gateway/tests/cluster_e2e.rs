@@ -103,7 +103,10 @@ fn tree(root: &Path) {
         "standard/fn.env.json".into(),
         json!({"S": secret(WHSEC)}).to_string(),
     ));
-    for name in ["both", "solo", "outage", "restored", "stripe", "standard"] {
+    files.push(("open/fn.config.json".into(), "{}".into()));
+    for name in [
+        "both", "solo", "outage", "restored", "stripe", "standard", "open",
+    ] {
         files.push((format!("{name}/handler.py"), HANDLER.into()));
     }
     let files: Vec<(&str, &str)> = files
@@ -202,6 +205,19 @@ fn two_nodes_share_limits_and_replay_guards_and_survive_an_outage() {
     )
     .unwrap();
     let (a, b) = (node(&config, &functions), node(&config, &functions));
+
+    // A function with neither a limit nor a replay guard never calls the store.
+    let calls = |gw: &Gateway| {
+        ["rate_limit", "replay"].map(|op| {
+            gw.metric(&format!(
+                "edgefn_cluster_store_round_trip_seconds_count{{op=\"{op}\"}}"
+            ))
+            .unwrap_or(0.0)
+        })
+    };
+    let before = calls(&a);
+    assert_eq!(hammer(&a, "/open", 5), 5);
+    assert_eq!(calls(&a), before, "no round trip for an unlimited function");
 
     // Hammering both nodes at once: the burst of 10 is granted once, not once per node.
     let admitted: usize = concurrent(2, |i| hammer(if i == 0 { &a } else { &b }, "/both", 20))
