@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::runtime::Runtime;
 use super::CatalogError;
-use crate::pool::Runtime;
 
 /// Deep trees are a mistake, and unbounded recursion over outside input is not allowed.
 pub const MAX_DEPTH: usize = 16;

@@ -6,9 +6,9 @@ use std::time::Duration;
 use http::Method;
 use serde::Deserialize;
 
+use super::runtime::Runtime;
 use crate::auth::AuthConfig;
 use crate::limits::RateLimitConfig;
-use crate::pool::Runtime;
 
 pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_MAX_BODY: u64 = 1 << 20;
@@ -109,10 +109,7 @@ pub fn validate(raw: &RawFnConfig, runtime: Runtime) -> Result<FnPolicy, Vec<(St
             format!("{min_workers} is larger than workers.max ({max_workers})"),
         ));
     }
-    let concurrency = raw.concurrency.unwrap_or(match runtime {
-        Runtime::Python => 1,
-        Runtime::Node => 16,
-    });
+    let concurrency = raw.concurrency.unwrap_or(runtime.default_concurrency());
     if concurrency == 0 || concurrency > MAX_CONCURRENCY {
         errors.push((
             "concurrency".into(),

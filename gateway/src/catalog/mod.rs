@@ -6,6 +6,7 @@ pub mod discover;
 pub mod fn_config;
 pub mod fn_env;
 pub mod fn_env_parse;
+pub mod runtime;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,10 +15,10 @@ use ring::digest;
 
 use crate::auth::{AuthConfig, Policy};
 use crate::limits::RateLimiter;
-use crate::pool::Runtime;
 use discover::Segment;
 use fn_config::{FnPolicy, RawFnConfig};
 use fn_env::FnEnv;
+use runtime::Runtime;
 
 /// Largest `fn.config.json` / `fn.env.json` read.
 const MAX_FILE_BYTES: u64 = 1 << 20;

@@ -11,6 +11,7 @@ pub const RELOAD_TOTAL: &str = "edgefn_reload_total";
 pub const XDP_PACKETS_TOTAL: &str = "edgefn_xdp_packets_total";
 pub const XDP_TRACKED_SOURCES: &str = "edgefn_xdp_tracked_sources";
 pub const HTTP1_FRONT_TOTAL: &str = "edgefn_http1_front_total";
+pub const LOG_DROPPED_TOTAL: &str = "edgefn_log_dropped_total";
 pub const CLUSTER_STORE_ROUND_TRIP_SECONDS: &str = "edgefn_cluster_store_round_trip_seconds";
 pub const CLUSTER_STORE_ERRORS_TOTAL: &str = "edgefn_cluster_store_errors_total";
 pub const CLUSTER_STORE_FALLBACK: &str = "edgefn_cluster_store_fallback";
@@ -87,6 +88,11 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         HTTP1_FRONT_TOTAL,
         Kind::Counter,
         "HTTP/1 front: requests it answered itself (outcome=answered), connections it handed to hyper (outcome=handover).",
+    ),
+    (
+        LOG_DROPPED_TOTAL,
+        Kind::Counter,
+        "Log lines (access log, function output, gateway events) dropped because stderr was slower than they arrived.",
     ),
     (
         CLUSTER_STORE_ROUND_TRIP_SECONDS,

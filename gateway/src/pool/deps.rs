@@ -73,7 +73,8 @@ pub async fn ensure(
 ) -> Result<DepsEnv, DepsError> {
     match runtime {
         Runtime::Python => python(dir, interpreter).await,
-        Runtime::Node => node(dir).await,
+        Runtime::Node | Runtime::TypeScript => node(dir).await,
+        Runtime::Php | Runtime::Lua | Runtime::Rust => Ok(DepsEnv::default()),
     }
 }
 

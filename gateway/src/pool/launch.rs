@@ -75,22 +75,25 @@ impl Launcher {
         })
     }
 
-    /// `program args... <script>`: the command line of a worker, socket and handler excluded.
-    pub fn command(&self, runtime: Runtime) -> Command {
+    /// `program args... <script>`: the command line of a worker, socket and handler
+    /// excluded; `None` for a runtime this build cannot start.
+    pub fn command(&self, runtime: Runtime) -> Option<Command> {
         let (argv, script) = match runtime {
             Runtime::Python => (&self.python, "edgefn_worker.py"),
             Runtime::Node => (&self.node, "edgefn-worker.js"),
+            Runtime::TypeScript | Runtime::Php | Runtime::Lua | Runtime::Rust => return None,
         };
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..]).arg(self.dir.join(script));
-        cmd
+        Some(cmd)
     }
 
     /// The interpreter command of a runtime (for dependency installs).
     pub fn interpreter(&self, runtime: Runtime) -> &[String] {
         match runtime {
             Runtime::Python => &self.python_plain,
-            Runtime::Node => &self.node,
+            Runtime::Node | Runtime::TypeScript => &self.node,
+            Runtime::Php | Runtime::Lua | Runtime::Rust => &[],
         }
     }
 

@@ -30,21 +30,7 @@ use launch::Launcher;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
-/// Which runtime runs a handler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Runtime {
-    Python,
-    Node,
-}
-
-impl Runtime {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Runtime::Python => "python",
-            Runtime::Node => "node",
-        }
-    }
-}
+pub use crate::catalog::runtime::Runtime;
 
 /// Commands that start each runtime (`[runtimes.*] command` in edgefn.toml).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -75,6 +75,8 @@ pub enum StartError {
     },
     #[error("cannot start the runtime: {source}")]
     Spawn { source: std::io::Error },
+    #[error("the {runtime} runtime is not available in this build")]
+    Unsupported { runtime: &'static str },
     #[error("the worker exited before it was ready ({status})")]
     ExitedEarly { status: String },
     #[error("the worker was not ready within {} s", START_TIMEOUT.as_secs())]
@@ -215,7 +217,12 @@ pub async fn spawn(
         path: path.clone(),
         source,
     })?;
-    let mut cmd = ctx.launcher.command(spec.runtime);
+    let Some(mut cmd) = ctx.launcher.command(spec.runtime) else {
+        let _ = std::fs::remove_file(&path);
+        return Err(StartError::Unsupported {
+            runtime: spec.runtime.as_str(),
+        });
+    };
     cmd.arg(&path)
         .arg(&spec.handler)
         .arg(spec.concurrency.to_string())
