@@ -2,7 +2,8 @@
 # Installs what edgefn needs on a fresh Debian machine, idempotently and fast when all is
 # present: python3 and node for the runtimes, the eBPF toolchain (nightly + rust-src +
 # bpf-linker) that builds the XDP program (optional unless --test); with --test also
-# iproute2 (network namespaces) and promtool (metrics validation).
+# iproute2 (network namespaces), promtool (metrics validation) and redis-server (cluster
+# tests), plus the webhook publishers' signing libraries (end of this script).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,8 @@ fi
 if [ "$want_test" = 1 ]; then
   command -v ip >/dev/null 2>&1 || apt_pkgs+=(iproute2)
   command -v promtool >/dev/null 2>&1 || apt_pkgs+=(prometheus)
+  # cluster_e2e.rs starts its own redis-server ([cluster] store).
+  command -v redis-server >/dev/null 2>&1 || apt_pkgs+=(redis-server)
 fi
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${apt_pkgs[*]} (apt-get)"
@@ -79,5 +82,22 @@ if [ "$want_test" = 1 ]; then
   if ! python3 -c "import jwt, cryptography" >/dev/null 2>&1; then
     python3 -m pip install -q pyjwt cryptography 2>/dev/null ||
       python3 -m pip install -q --break-system-packages pyjwt cryptography
+  fi
+fi
+
+# Webhook tests sign with the publishers' own libraries (gateway/tests/webhooks_e2e.rs):
+# PyPI stripe, slack_sdk, standardwebhooks, twilio, PyNaCl; npm @octokit/webhooks-methods
+# from the committed lock file.
+if [ "$want_test" = 1 ]; then
+  if ! python3 -c "import stripe, slack_sdk, standardwebhooks, twilio, nacl" >/dev/null 2>&1; then
+    echo "setup: installing webhook signing libraries (pip)"
+    webhook_libs=(stripe slack_sdk standardwebhooks twilio PyNaCl)
+    # Debian's python refuses plain pip installs (PEP 668); fall back as bench tools do.
+    python3 -m pip install -q "${webhook_libs[@]}" 2>/dev/null \
+      || python3 -m pip install -q --break-system-packages "${webhook_libs[@]}"
+  fi
+  if [ ! -d gateway/tests/webhooks/node_modules/@octokit/webhooks-methods ]; then
+    echo "setup: installing @octokit/webhooks-methods (npm ci)"
+    (cd gateway/tests/webhooks && npm ci --no-audit --no-fund --silent)
   fi
 fi

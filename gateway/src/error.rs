@@ -32,6 +32,9 @@ pub enum GatewayError {
     AuthUnavailable,
     #[error("the request body did not arrive in time")]
     BodyTimeout { why: BodyTimeout },
+    /// A replay-guarded webhook while the `[cluster]` store is unreachable.
+    #[error("the shared replay guard is unavailable; retry later")]
+    StoreUnavailable,
 }
 
 /// Which body-read rule a client broke (`server/body.rs`): 408 either way.
@@ -81,6 +84,7 @@ impl GatewayError {
             GatewayError::Forbidden { .. } => StatusCode::FORBIDDEN,
             GatewayError::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            GatewayError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Pool(p) => match p {
                 PoolError::Crashed | PoolError::HandlerError | PoolError::BadResponse { .. } => {
                     StatusCode::BAD_GATEWAY
@@ -134,6 +138,7 @@ mod tests {
                 403,
             ),
             (GatewayError::AuthUnavailable, 503),
+            (
                 GatewayError::BodyTimeout {
                     why: BodyTimeout::TooSlow { min_bytes_per_s: 1 },
                 },
@@ -145,6 +150,7 @@ mod tests {
                 },
                 408,
             ),
+            (GatewayError::StoreUnavailable, 503),
             (PoolError::Crashed.into(), 502),
             (PoolError::HandlerError.into(), 502),
             (PoolError::BadResponse { detail: "x" }.into(), 502),

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod error;

@@ -98,6 +98,7 @@ pub fn error_answer(err: &GatewayError, rid: &[u8]) -> Answer {
             let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             Some((RETRY_AFTER, HeaderValue::from(secs)))
         }
+        GatewayError::StoreUnavailable => Some((RETRY_AFTER, HeaderValue::from(1u64))),
         GatewayError::Pool(PoolError::Overloaded { retry_after_s })
         | GatewayError::Pool(PoolError::Starting { retry_after_s }) => {
             Some((RETRY_AFTER, HeaderValue::from((*retry_after_s).max(1))))

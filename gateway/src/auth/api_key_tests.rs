@@ -87,6 +87,7 @@ fn verify(
     let req = AuthRequest {
         headers: Headers::Map(headers),
         query,
+        path: "/",
         body: b"",
         now_unix: 0,
         peer: std::net::IpAddr::from([127, 0, 0, 1]),

@@ -17,6 +17,8 @@ pub enum SigError {
     MissingTimestamp,
     #[error("the signature header is malformed")]
     Malformed,
+    #[error("the message id header is absent")]
+    MissingId,
 }
 
 impl SigError {
@@ -25,6 +27,7 @@ impl SigError {
             SigError::Missing => "missing",
             SigError::MissingTimestamp => "missing_timestamp",
             SigError::Malformed => "malformed",
+            SigError::MissingId => "missing_id",
         }
     }
 }
@@ -43,6 +46,25 @@ pub fn parse_github(value: &[u8]) -> Result<Vec<u8>, SigError> {
     let s = text(value)?;
     let hex_part = s.strip_prefix("sha256=").ok_or(SigError::Malformed)?;
     decode_hex(hex_part, 32)
+}
+
+/// Digest named by a `faas-cli invoke --sign` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaasCliAlg {
+    Sha1,
+    Sha256,
+}
+
+/// `<header>: sha256=<64 hex>` (current faas-cli) or `sha1=<40 hex>` (older releases).
+pub fn parse_faas_cli(value: &[u8]) -> Result<(FaasCliAlg, Vec<u8>), SigError> {
+    let s = text(value)?;
+    if let Some(h) = s.strip_prefix("sha256=") {
+        Ok((FaasCliAlg::Sha256, decode_hex(h, 32)?))
+    } else if let Some(h) = s.strip_prefix("sha1=") {
+        Ok((FaasCliAlg::Sha1, decode_hex(h, 20)?))
+    } else {
+        Err(SigError::Malformed)
+    }
 }
 
 pub fn parse_stripe(value: &[u8]) -> Result<StripeSignature<'_>, SigError> {
@@ -72,7 +94,8 @@ pub fn parse_stripe(value: &[u8]) -> Result<StripeSignature<'_>, SigError> {
 }
 
 /// `X-Slack-Signature: v0=<64 hex>` and `X-Slack-Request-Timestamp: <unix>`; returns the
-/// signature and the timestamp text (the base string is `v0:<ts>:<body>`).
+/// signature and the timestamp text (the base string is `v0:<ts>:<body>`). Zoom's
+/// `x-zm-signature` / `x-zm-request-timestamp` have the same form and base string.
 pub fn parse_slack<'a>(
     signature: Option<&'a [u8]>,
     timestamp: Option<&'a [u8]>,

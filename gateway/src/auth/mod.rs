@@ -32,6 +32,12 @@ pub mod keys_file;
 pub mod mtls;
 pub mod replay;
 pub mod secrets;
+// Webhook signatures beyond the first four schemes (issue 16).
+pub mod ed25519;
+pub mod hmac_standard;
+pub mod hmac_twilio;
+pub mod hmac_zoom;
+pub mod token;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -57,6 +63,8 @@ pub enum AuthConfig {
     /// function (see [`hide`]).
     ForwardCredentials(Box<AuthConfig>),
     Mtls(mtls::MtlsConfig),
+    Token(token::TokenConfig),
+    Ed25519(ed25519::Ed25519Config),
 }
 
 impl TryFrom<serde_json::Value> for AuthConfig {
@@ -98,6 +106,8 @@ enum RawAuthConfig {
     Bearer(bearer::BearerConfig),
     Basic(basic::BasicConfig),
     Mtls(mtls::MtlsConfig),
+    Token(token::TokenConfig),
+    Ed25519(ed25519::Ed25519Config),
 }
 
 #[derive(Deserialize)]
@@ -113,6 +123,8 @@ impl From<RawAuthConfig> for AuthConfig {
             RawAuthConfig::Bearer(c) => AuthConfig::Bearer(c),
             RawAuthConfig::Basic(c) => AuthConfig::Basic(c),
             RawAuthConfig::Mtls(c) => AuthConfig::Mtls(c),
+            RawAuthConfig::Token(c) => AuthConfig::Token(c),
+            RawAuthConfig::Ed25519(c) => AuthConfig::Ed25519(c),
         }
     }
 }
@@ -130,6 +142,8 @@ pub struct AuthRequest<'a> {
     pub headers: headers::Headers<'a>,
     /// Raw query string without `?`.
     pub query: Option<&'a str>,
+    /// Request path (Twilio signs the URL).
+    pub path: &'a str,
     /// Raw body bytes; empty unless [`Policy::needs_body`].
     pub body: &'a [u8],
     /// Seconds since the Unix epoch, read once per request.
@@ -223,6 +237,8 @@ enum Inner {
     Basic(basic::BasicPolicy),
     AnyOf(any_of::AnyOfPolicy),
     Mtls(mtls::MtlsPolicy),
+    Token(token::TokenPolicy),
+    Ed25519(ed25519::Ed25519Policy),
 }
 
 /// What a policy reads besides the request: the connection's verified client
@@ -260,9 +276,17 @@ impl Policy {
                 p.hidden = hide::Hidden::default();
                 return Ok(p);
             }
+            AuthConfig::Token(c) => Inner::Token(token::compile(c, env)?),
+            AuthConfig::Ed25519(c) => Inner::Ed25519(ed25519::compile(c, env)?),
         };
         let hidden = match &inner {
-            Inner::None | Inner::Hmac(_) | Inner::Mtls(_) => hide::Hidden::default(),
+            Inner::None | Inner::Hmac(_) | Inner::Mtls(_) | Inner::Ed25519(_) => {
+                hide::Hidden::default()
+            }
+            Inner::Token(p) => hide::Hidden {
+                headers: vec![p.header().clone()],
+                query_params: vec![],
+            },
             Inner::ApiKey(p) => {
                 let (header, query) = p.credential_location();
                 hide::Hidden {
@@ -295,6 +319,8 @@ impl Policy {
             Inner::Basic(_) => "basic",
             Inner::AnyOf(_) => "any_of",
             Inner::Mtls(_) => "mtls",
+            Inner::Token(_) => "token",
+            Inner::Ed25519(_) => "ed25519",
         }
     }
 
@@ -302,7 +328,7 @@ impl Policy {
     pub fn needs_body(&self) -> bool {
         match &self.inner {
             Inner::AnyOf(p) => p.needs_body(),
-            inner => matches!(inner, Inner::Hmac(_)),
+            inner => matches!(inner, Inner::Hmac(_) | Inner::Ed25519(_)),
         }
     }
 
@@ -312,7 +338,7 @@ impl Policy {
     pub fn needs_clock(&self) -> bool {
         matches!(
             self.inner,
-            Inner::Hmac(_) | Inner::Bearer(_) | Inner::AnyOf(_)
+            Inner::Hmac(_) | Inner::Bearer(_) | Inner::AnyOf(_) | Inner::Ed25519(_)
         )
     }
 
@@ -347,7 +373,13 @@ impl Policy {
                 }
             }
             Inner::AnyOf(p) => p.refresh_keys().await,
-            Inner::None | Inner::ApiKey(_) | Inner::Hmac(_) | Inner::Basic(_) | Inner::Mtls(_) => {}
+            Inner::None
+            | Inner::ApiKey(_)
+            | Inner::Hmac(_)
+            | Inner::Basic(_)
+            | Inner::Mtls(_)
+            | Inner::Token(_)
+            | Inner::Ed25519(_) => {}
         }
     }
 
@@ -367,6 +399,8 @@ impl Policy {
             Inner::Basic(p) => plain(p.verify(req)),
             Inner::AnyOf(p) => p.verify(req, ctx),
             Inner::Mtls(p) => plain(p.verify(ctx.client)),
+            Inner::Token(p) => plain(p.verify(req)),
+            Inner::Ed25519(p) => plain(p.verify(req)),
         }
     }
 
@@ -384,6 +418,8 @@ impl Policy {
             Inner::Basic(p) => Some(p.openapi_scheme()),
             Inner::AnyOf(_) => None,
             Inner::Mtls(p) => Some(p.openapi_scheme()),
+            Inner::Token(p) => Some(p.openapi_scheme()),
+            Inner::Ed25519(p) => Some(p.openapi_scheme()),
         }
     }
 
@@ -393,6 +429,45 @@ impl Policy {
         match &self.inner {
             Inner::AnyOf(p) => p.openapi_alternatives(),
             _ => vec![self.openapi_scheme()],
+        }
+    }
+
+    /// [`Policy::verify`] leaving the replay check to the caller: a timestamped webhook
+    /// returns its [`replay::ReplayClaim`] (for the cluster store); every other policy
+    /// verifies as usual and returns none.
+    pub fn verify_deferred(
+        &self,
+        req: &AuthRequest<'_>,
+        ctx: Context<'_>,
+    ) -> Result<(Admitted, Option<replay::ReplayClaim>), Refusal> {
+        match &self.inner {
+            Inner::Hmac(p) => p
+                .verify_deferred(req)
+                .map(|(id, c)| (id.into(), c))
+                .map_err(Refusal::Unauthorized),
+            Inner::Ed25519(p) => p
+                .verify_deferred(req)
+                .map(|(id, c)| (id.into(), Some(c)))
+                .map_err(Refusal::Unauthorized),
+            _ => self.check(req, ctx).map(|a| (a, None)),
+        }
+    }
+
+    /// Records a claim in the policy's own replay guard; false for a replay.
+    pub fn claim_locally(&self, claim: &replay::ReplayClaim, now_unix: u64) -> bool {
+        match &self.inner {
+            Inner::Hmac(p) => p.claim_locally(claim, now_unix),
+            Inner::Ed25519(p) => p.claim_locally(claim, now_unix),
+            _ => true,
+        }
+    }
+
+    /// The gateway's own answer to a verified request that is a sender's handshake rather
+    /// than an event (Zoom's `endpoint.url_validation`); `None` sends it to the function.
+    pub fn direct_answer(&self, identity: &Identity, body: &[u8]) -> Option<bytes::Bytes> {
+        match (&self.inner, identity.subject.as_deref()) {
+            (Inner::Hmac(p), Some(key)) => p.direct_answer(key, body),
+            _ => None,
         }
     }
 }
@@ -436,6 +511,7 @@ pub(crate) mod test_support {
         AuthRequest {
             headers: super::headers::Headers::Map(headers),
             query: None,
+            path: "/",
             body,
             now_unix,
             peer: std::net::IpAddr::from([127, 0, 0, 1]),

@@ -15,6 +15,14 @@ use dashmap::DashMap;
 
 pub const MAX_ENTRIES: usize = 100_000;
 
+/// A verified message that must be used once: its digest and when its window closes. The
+/// policy checks it against its own guard, or hands it to the cluster store (`SET NX`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayClaim {
+    pub digest: [u8; 32],
+    pub expires_unix: u64,
+}
+
 #[derive(Debug, Default)]
 pub struct ReplayGuard {
     seen: DashMap<[u8; 32], u64>,

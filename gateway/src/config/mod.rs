@@ -34,6 +34,7 @@ struct RawConfig {
     xdp: XdpConfig,
     runtimes: RawRuntimes,
     log: RawLog,
+    cluster: crate::cluster::ClusterConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,6 +194,8 @@ pub struct Config {
     pub runtimes: RuntimeCommands,
     pub log_format: LogFormat,
     pub access_log: bool,
+    /// `[cluster]`: shared limits and replay guards (off by default).
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 /// Command-line values that win over the file.
@@ -355,6 +358,9 @@ fn validate(
     for (key, message) in raw.xdp.problems() {
         err(key, message);
     }
+    for (key, message) in raw.cluster.problems() {
+        err(key, message);
+    }
 
     let mut runtimes = RuntimeCommands::default();
     for (key, slot, cmd) in [
@@ -439,6 +445,7 @@ fn validate(
         runtimes,
         log_format: raw.log.format,
         access_log: raw.log.access,
+        cluster: raw.cluster,
     })
 }
 

@@ -25,8 +25,21 @@ impl Gcra {
         }
     }
 
+    /// From an interval in nanoseconds and a burst.
+    pub fn from_parts(interval_ns: u64, burst: u32) -> Gcra {
+        let interval_ns = interval_ns.max(1);
+        Gcra {
+            interval_ns,
+            tolerance_ns: interval_ns.saturating_mul(u64::from(burst.max(1)) - 1),
+        }
+    }
+
     pub fn interval_ns(&self) -> u64 {
         self.interval_ns
+    }
+
+    pub fn tolerance_ns(&self) -> u64 {
+        self.tolerance_ns
     }
 
     /// Admits one request at `now_ns`, or returns how many nanoseconds until one would be.

@@ -12,6 +12,7 @@ pub mod pbkdf2_budget;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -65,6 +66,8 @@ pub struct RateLimiter {
     subjects: DashMap<Box<str>, AtomicU64>,
     overflow: AtomicU64,
     last_sweep: AtomicU64,
+    /// This node's share while the cluster store is unreachable (built on first use).
+    share: OnceLock<Box<RateLimiter>>,
 }
 
 impl RateLimiter {
@@ -92,7 +95,50 @@ impl RateLimiter {
             subjects: DashMap::new(),
             overflow: AtomicU64::new(0),
             last_sweep: AtomicU64::new(0),
+            share: OnceLock::new(),
         })
+    }
+
+    /// The limiter of one node out of `nodes`: rate and burst divided, rounded up (so
+    /// during a store outage a client gets at most about its limit across the nodes).
+    pub fn node_share(&self, nodes: u32) -> &RateLimiter {
+        if nodes <= 1 {
+            return self;
+        }
+        self.share.get_or_init(|| {
+            let n = u64::from(nodes);
+            let interval = self.gcra.interval_ns();
+            let burst = self.gcra.tolerance_ns() / interval + 1;
+            let share_burst = burst.div_ceil(n) as u32;
+            let mut share = RateLimiter::validate(&RateLimitConfig {
+                per_second: 1.0,
+                burst: Some(share_burst),
+                by: self.by,
+            })
+            .expect("a share of a valid limit is valid");
+            share.gcra = Gcra::from_parts(interval.saturating_mul(n), share_burst);
+            Box::new(share)
+        })
+    }
+
+    /// The bucket key of a client (what `check` keys on), for the cluster store: the IP
+    /// (IPv6 by /64) or a digest of the subject (bounded length, no identity in Redis).
+    pub fn client_key(&self, ip: IpAddr, subject: Option<&str>) -> String {
+        match (self.by, subject) {
+            (RateLimitBy::Key, Some(s)) => {
+                let d = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
+                format!("k:{}", hex::encode(&d.as_ref()[..16]))
+            }
+            _ => format!("ip:{}", prefix(ip)),
+        }
+    }
+
+    /// Emission interval and burst tolerance in microseconds, for the store's script.
+    pub fn gcra_us(&self) -> (u64, u64) {
+        (
+            self.gcra.interval_ns().div_ceil(1000).max(1),
+            self.gcra.tolerance_ns() / 1000,
+        )
     }
 
     pub fn by(&self) -> RateLimitBy {

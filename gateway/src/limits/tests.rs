@@ -94,3 +94,39 @@ fn memory_is_bounded() {
     assert!(l.check_at(newcomer, None, t + S).is_ok());
     assert!(l.len() <= 1, "idle buckets swept: {}", l.len());
 }
+
+#[test]
+fn node_share_divides_rate_and_burst_rounding_up() {
+    let l = limiter(r#"{"per_second": 10, "burst": 5}"#);
+    assert!(
+        std::ptr::eq(l.node_share(1), &l),
+        "one node: the limit itself"
+    );
+    let share = l.node_share(2);
+    let ip = IpAddr::from([192, 0, 2, 9]);
+    let t = 5 * S;
+    // Burst ceil(5 / 2) = 3, then one request per 2 / 10 s.
+    for _ in 0..3 {
+        assert!(share.check_at(ip, None, t).is_ok());
+    }
+    assert_eq!(share.check_at(ip, None, t), Err(Duration::from_millis(200)));
+    assert!(std::ptr::eq(share, l.node_share(2)), "built once");
+    assert_eq!(l.gcra_us(), (100_000, 400_000));
+}
+
+#[test]
+fn client_keys_are_bounded_and_hide_subjects() {
+    let by_key = limiter(r#"{"per_second": 1, "by": "key"}"#);
+    let ip = IpAddr::from([192, 0, 2, 9]);
+    let k = by_key.client_key(ip, Some("alice@example.com"));
+    assert!(
+        k.starts_with("k:") && k.len() == 34 && !k.contains("alice"),
+        "{k}"
+    );
+    assert_eq!(by_key.client_key(ip, None), "ip:192.0.2.9");
+    let by_ip = limiter(r#"{"per_second": 1}"#);
+    assert_eq!(
+        by_ip.client_key("2001:db8:1:2::9".parse().unwrap(), Some("alice")),
+        "ip:2001:db8:1:2::"
+    );
+}

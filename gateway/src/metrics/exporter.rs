@@ -74,7 +74,18 @@ fn builder() -> PrometheusBuilder {
             DURATION_BUCKETS,
         )
         .expect("the bucket list is not empty")
+        .set_buckets_for_metric(
+            Matcher::Full(names::CLUSTER_STORE_ROUND_TRIP_SECONDS.to_owned()),
+            STORE_BUCKETS,
+        )
+        .expect("the bucket list is not empty")
 }
+
+/// Upper bounds (seconds) of the cluster store round trips: tens of microseconds on
+/// loopback, a millisecond across a rack, the timeout at worst.
+pub const STORE_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
 
 fn describe() {
     for &(name, kind, help) in names::ALL {

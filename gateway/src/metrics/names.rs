@@ -13,6 +13,9 @@ pub const XDP_TRACKED_SOURCES: &str = "edgefn_xdp_tracked_sources";
 pub const HTTP1_FRONT_TOTAL: &str = "edgefn_http1_front_total";
 pub const BODY_READ_TIMEOUTS_TOTAL: &str = "edgefn_body_read_timeouts_total";
 pub const LOG_DROPPED_TOTAL: &str = "edgefn_log_dropped_total";
+pub const CLUSTER_STORE_ROUND_TRIP_SECONDS: &str = "edgefn_cluster_store_round_trip_seconds";
+pub const CLUSTER_STORE_ERRORS_TOTAL: &str = "edgefn_cluster_store_errors_total";
+pub const CLUSTER_STORE_FALLBACK: &str = "edgefn_cluster_store_fallback";
 
 /// `function` label for requests that matched no route: keeps cardinality bounded.
 pub const UNMATCHED: &str = "_unmatched";
@@ -31,6 +34,8 @@ pub const LABEL_STATE: &str = "state";
 pub const LABEL_CAUSE: &str = "cause";
 pub const LABEL_ACTION: &str = "action";
 pub const LABEL_OUTCOME: &str = "outcome";
+/// Cluster store operation: `rate_limit`, `replay`, `probe`.
+pub const LABEL_OP: &str = "op";
 
 /// Every metric with its kind and help text: the exporter describes each once, the
 /// dashboard test checks it uses only these names.
@@ -94,6 +99,21 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         LOG_DROPPED_TOTAL,
         Kind::Counter,
         "Log lines (access log, function output, gateway events) dropped because stderr was slower than they arrived.",
+    ),
+    (
+        CLUSTER_STORE_ROUND_TRIP_SECONDS,
+        Kind::Histogram,
+        "Round trips to the [cluster] store, by op (rate_limit, replay, probe).",
+    ),
+    (
+        CLUSTER_STORE_ERRORS_TOTAL,
+        Kind::Counter,
+        "Failed or timed-out [cluster] store calls, by op.",
+    ),
+    (
+        CLUSTER_STORE_FALLBACK,
+        Kind::Gauge,
+        "1 while the [cluster] store is unreachable (per-node limits; replay guards 503 or local), else 0.",
     ),
 ];
 

@@ -195,6 +195,11 @@ fn every_metric_is_described_once() {
     FunctionMetrics::new("unit-desc").request(&Method::GET, StatusCode::OK, Duration::ZERO);
     super::FrontMetrics::register().answered.increment(1);
     crate::server::body::register_metrics();
+    // The cluster store's series, as `cluster::store` records them.
+    metrics::histogram!(names::CLUSTER_STORE_ROUND_TRIP_SECONDS, names::LABEL_OP => "probe")
+        .record(0.000_1);
+    metrics::counter!(names::CLUSTER_STORE_ERRORS_TOTAL, names::LABEL_OP => "probe").increment(1);
+    metrics::gauge!(names::CLUSTER_STORE_FALLBACK).set(0.0);
     let text = exporter.render();
     for (name, kind, _) in names::ALL {
         let help = format!("# HELP {name} ");

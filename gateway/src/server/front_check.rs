@@ -140,6 +140,7 @@ pub fn empty_state() -> Arc<State> {
         front: FrontMetrics::register(),
         access_log: false,
         body: BodyLimits::default(),
+        cluster: None,
     })
 }
 

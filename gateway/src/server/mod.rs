@@ -124,6 +124,9 @@ pub async fn run(
             timeout: config.body_read_timeout,
             min_bytes_per_s: config.min_body_bytes_per_s,
         },
+        cluster: crate::cluster::ClusterStore::start(&config.cluster).map_err(|e| {
+            anyhow::anyhow!("cluster.store: cannot use the Redis URL ({:?})", e.kind())
+        })?,
     });
     let public_task = {
         let acceptor = Acceptor {

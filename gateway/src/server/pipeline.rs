@@ -20,6 +20,7 @@ use hyper::body::Incoming;
 use crate::auth::headers::Headers;
 use crate::auth::mtls::ClientCert;
 use crate::auth::{Admitted, AuthRequest, Context as AuthContextOf, Identity, Refusal};
+use crate::cluster::{self, ClusterStore};
 use crate::error::GatewayError;
 use crate::logging;
 use crate::metrics::{FrontMetrics, FunctionMetrics};
@@ -37,6 +38,8 @@ pub struct State {
     pub access_log: bool,
     /// `[server] body_read_timeout_ms` / `min_body_bytes_per_s`.
     pub body: super::body::BodyLimits,
+    /// `[cluster] store`: rate limits and replay guards shared with other nodes.
+    pub cluster: Option<Arc<ClusterStore>>,
 }
 
 static HEALTH: &[u8] = br#"{"status":"ok"}"#;
@@ -137,16 +140,13 @@ pub fn decide<'s>(
             now_unix,
         });
     }
-    let identity = match authenticate(
-        f,
-        head.headers,
-        head.query,
-        head.client,
-        &[],
-        now_unix,
-        peer,
-        true,
-    ) {
+    let presented = Presented {
+        headers: head.headers,
+        query: head.query,
+        path: head.path,
+        client: head.client,
+    };
+    let identity = match authenticate(f, presented, &[], now_unix, peer, true) {
         Ok(Some(identity)) => identity,
         Ok(None) => {
             return Decision::Admitted(Admission {
@@ -184,7 +184,14 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
         headers: Headers::Map(req.headers()),
         client: client_cert(&req),
     };
-    let admission = match decide(&snap, &head, peer, rid.as_bytes(), Final::Yes) {
+    // With a cluster store the rate limit is an await, so it moves into the boxed future
+    // below (the HTTP/1 front already leaves limits to this path).
+    let stage = if state.cluster.is_some() {
+        Final::BeforeLimit
+    } else {
+        Final::Yes
+    };
+    let admission = match decide(&snap, &head, peer, rid.as_bytes(), stage) {
         Decision::Endpoint(answer) => return Handled::Ready(Some(answer.into_response(&rid))),
         Decision::Refused(answer, func) => {
             record(
@@ -205,7 +212,9 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
     let snap = arc_swap::Guard::into_inner(snap);
     Handled::Boxed(Box::pin(async move {
         let f = &snap.functions[admission.route.index];
-        let (resp, subject) = match finish(f, req, admission, peer, &rid, state.body).await {
+        let cluster = state.cluster.as_ref();
+        let (resp, subject) = match finish(f, cluster, req, admission, peer, &rid, state.body).await
+        {
             Ok(done) => done,
             Err(e) => (respond::error(&e, &rid), None),
         };
@@ -265,9 +274,20 @@ fn gateway_endpoint(snap: &Snapshot, method: &Method, rest: &str, rid: &[u8]) ->
 
 type Invoked = (Response<Body>, Option<Arc<str>>);
 
-/// Body read (bounded), HMAC verification when the policy needs the body, then the pool.
+/// What the request presents to the policy, borrowed from its head.
+#[derive(Clone, Copy)]
+struct Presented<'a> {
+    headers: Headers<'a>,
+    query: Option<&'a str>,
+    path: &'a str,
+    client: Option<&'a ClientCert>,
+}
+
+/// Body read (bounded in size and time), verification when the policy needs the body,
+/// the rate limit (local, or through the cluster store), then the pool.
 async fn finish(
     f: &Function,
+    cluster: Option<&Arc<ClusterStore>>,
     req: Request<Incoming>,
     admission: Admission,
     peer: IpAddr,
@@ -279,6 +299,11 @@ async fn finish(
         identity,
         now_unix,
     } = admission;
+    // Decided before the body is read when auth did not need it (cluster mode only: the
+    // synchronous decision already limited otherwise).
+    if let (Some(store), Some(identity)) = (cluster, &identity) {
+        shared_limit(f, store, peer, &identity.identity).await?;
+    }
     let (parts, incoming) = req.into_parts();
     let mut incoming = Some(incoming);
     let mut signed_body = None;
@@ -290,20 +315,31 @@ async fn finish(
     let identity = match identity {
         Some(identity) => identity,
         None => {
-            let headers = Headers::Map(&parts.headers);
+            let presented = Presented {
+                headers: Headers::Map(&parts.headers),
+                query: parts.uri.query(),
+                path: parts.uri.path(),
+                client: parts.extensions.get::<Arc<ClientCert>>().map(|c| &**c),
+            };
             let raw = signed_body.as_deref().unwrap_or_default();
-            let query = parts.uri.query();
-            let client = parts.extensions.get::<Arc<ClientCert>>().map(|c| &**c);
-            let identity =
-                match authenticate(f, headers, query, client, raw, now_unix, peer, true)? {
-                    Some(identity) => identity,
-                    None => {
-                        f.def.auth.refresh_keys().await;
-                        authenticate(f, headers, query, client, raw, now_unix, peer, false)?
-                            .ok_or(GatewayError::AuthUnavailable)?
-                    }
-                };
-            check_limit(f, peer, &identity.identity)?;
+            let identity = match cluster {
+                None => {
+                    let identity = authenticate_waiting(f, presented, raw, now_unix, peer).await?;
+                    check_limit(f, peer, &identity.identity)?;
+                    identity
+                }
+                Some(store) => {
+                    let identity =
+                        authenticate_shared(f, store, presented, raw, now_unix, peer).await?;
+                    shared_limit(f, store, peer, &identity.identity).await?;
+                    identity
+                }
+            };
+            // A sender's handshake (Zoom's URL validation) is answered here, not by a worker.
+            if let Some(answer) = f.def.auth.direct_answer(&identity.identity, raw) {
+                let resp = respond::json(StatusCode::OK, answer, rid);
+                return Ok((resp, identity.identity.subject));
+            }
             identity
         }
     };
@@ -346,47 +382,132 @@ fn check_limit(f: &Function, peer: IpAddr, identity: &Identity) -> Result<(), Ga
     }
 }
 
+/// The function's limit through the cluster store (or this node's share of it).
+async fn shared_limit(
+    f: &Function,
+    store: &Arc<ClusterStore>,
+    peer: IpAddr,
+    identity: &Identity,
+) -> Result<(), GatewayError> {
+    let Some(limiter) = &f.def.rate_limit else {
+        return Ok(());
+    };
+    let subject = identity.subject.as_deref();
+    cluster::limit::check(store, &f.def.name, limiter, peer, subject)
+        .await
+        .map_err(|retry_after| {
+            f.metrics.rate_limited("function");
+            GatewayError::RateLimited { retry_after }
+        })
+}
+
 /// The verified client certificate the TLS acceptor attached to the connection's requests.
 fn client_cert<B>(req: &Request<B>) -> Option<&ClientCert> {
     req.extensions().get::<Arc<ClientCert>>().map(|c| &**c)
 }
 
+/// [`authenticate`], and when the policy asks for a key fetch first (a token naming an
+/// unknown key), the fetch and a second decision that may not wait again.
+async fn authenticate_waiting(
+    f: &Function,
+    p: Presented<'_>,
+    body: &[u8],
+    now_unix: u64,
+    peer: IpAddr,
+) -> Result<Admitted, GatewayError> {
+    match authenticate(f, p, body, now_unix, peer, true)? {
+        Some(admitted) => Ok(admitted),
+        None => {
+            f.def.auth.refresh_keys().await;
+            authenticate(f, p, body, now_unix, peer, false)?.ok_or(GatewayError::AuthUnavailable)
+        }
+    }
+}
+
+/// [`authenticate_waiting`] with the replay guard in the cluster store (only timestamped
+/// webhooks make the call).
+async fn authenticate_shared(
+    f: &Function,
+    store: &Arc<ClusterStore>,
+    p: Presented<'_>,
+    body: &[u8],
+    now_unix: u64,
+    peer: IpAddr,
+) -> Result<Admitted, GatewayError> {
+    let req = AuthRequest {
+        headers: p.headers,
+        query: p.query,
+        path: p.path,
+        body,
+        now_unix,
+        peer,
+    };
+    let ctx = AuthContextOf {
+        client: p.client,
+        may_wait: true,
+    };
+    let (admitted, claim) = match f.def.auth.verify_deferred(&req, ctx) {
+        Ok(verified) => verified,
+        Err(Refusal::RefreshKeys) => {
+            return authenticate_waiting(f, p, body, now_unix, peer).await;
+        }
+        Err(refusal) => return Err(refused(f, refusal)),
+    };
+    let Some(claim) = claim else {
+        return Ok(admitted);
+    };
+    match cluster::replay::check(store, &f.def.name, &f.def.auth, &claim, now_unix).await {
+        Ok(cluster::replay::Verdict::First) => Ok(admitted),
+        Ok(cluster::replay::Verdict::Replayed) => Err(refused(
+            f,
+            Refusal::Unauthorized(crate::auth::AuthFailure::new("replayed")),
+        )),
+        Err(cluster::StoreDown) => Err(GatewayError::StoreUnavailable),
+    }
+}
+
 /// `Ok(None)`: the policy waits for a key fetch (only when `may_wait`).
 fn authenticate(
     f: &Function,
-    headers: Headers<'_>,
-    query: Option<&str>,
-    client: Option<&ClientCert>,
+    p: Presented<'_>,
     body: &[u8],
     now_unix: u64,
     peer: IpAddr,
     may_wait: bool,
 ) -> Result<Option<Admitted>, GatewayError> {
     let req = AuthRequest {
-        headers,
-        query,
+        headers: p.headers,
+        query: p.query,
+        path: p.path,
         body,
         now_unix,
         peer,
     };
-    let verdict = f.def.auth.check(&req, AuthContextOf { client, may_wait });
-    let refusal = match verdict {
-        Ok(admitted) => return Ok(Some(admitted)),
-        Err(Refusal::RefreshKeys) => return Ok(None),
-        Err(r) => r,
+    let ctx = AuthContextOf {
+        client: p.client,
+        may_wait,
     };
+    match f.def.auth.check(&req, ctx) {
+        Ok(admitted) => Ok(Some(admitted)),
+        Err(Refusal::RefreshKeys) => Ok(None),
+        Err(refusal) => Err(refused(f, refusal)),
+    }
+}
+
+/// The error for a refusal, counted and logged (never with the presented value).
+fn refused(f: &Function, refusal: Refusal) -> GatewayError {
     if refusal.reason() == crate::auth::basic::THROTTLED {
         f.metrics.rate_limited("pbkdf2");
         let retry_after = crate::limits::pbkdf2_budget::RETRY_AFTER;
-        return Err(GatewayError::RateLimited { retry_after });
+        return GatewayError::RateLimited { retry_after };
     }
     f.metrics.auth_failure(f.def.auth.kind(), refusal.reason());
     tracing::debug!(function = %f.def.name, reason = refusal.reason(), "auth refused");
-    Err(match refusal {
+    match refusal {
         Refusal::Unauthorized(failure) => GatewayError::Unauthorized { failure },
         Refusal::Forbidden(failure) => GatewayError::Forbidden { failure },
         Refusal::Unavailable(_) | Refusal::RefreshKeys => GatewayError::AuthUnavailable,
-    })
+    }
 }
 
 /// Reads at most the function's `max_body_bytes` within the body-read limits; a declared

@@ -1,0 +1,346 @@
+//! Two edgefn nodes sharing one real `redis-server` (started by the test, on loopback):
+//! a client hammering both gets a function's limit once, a Stripe and a Standard Webhooks
+//! delivery accepted by node A is `replayed` on node B, and with Redis stopped both nodes
+//! keep serving on their share of the limit (replay-guarded functions answer 503), logged
+//! once; when Redis returns, shared limits are back.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{client, concurrent, repo_root, tempdir, wait_until, write_tree, Gateway};
+
+const HANDLER: &str = "def handler(event):\n    return {\"status\": 200, \"body\": \"ok\"}\n";
+const STRIPE_SECRET: &str = "whsec_cluster-e2e";
+const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const LONG: Duration = Duration::from_secs(60);
+
+/// A `redis-server` child on a fixed loopback port, without persistence.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start(port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("redis-server: {e}; run scripts/setup.sh --test"));
+        let r = Redis { child, port };
+        assert!(
+            wait_until(LONG, || r.ping()),
+            "redis-server did not answer PING"
+        );
+        r
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut buf = [0u8; 7];
+        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn secret(v: &str) -> Value {
+    json!({"value": v, "is_secret": true})
+}
+
+/// Rate-limited functions (burst N, practically no refill), two replay-guarded webhooks.
+fn tree(root: &Path) {
+    let mut files: Vec<(String, String)> = Vec::new();
+    for (name, burst) in [("both", 10), ("solo", 6), ("outage", 6), ("restored", 6)] {
+        files.push((
+            format!("{name}/fn.config.json"),
+            json!({"rate_limit": {"per_second": 0.001, "burst": burst}}).to_string(),
+        ));
+    }
+    files.push((
+        "stripe/fn.config.json".into(),
+        json!({"methods": ["POST"], "auth": {"type": "hmac", "scheme": "stripe", "secret": "S"}})
+            .to_string(),
+    ));
+    files.push((
+        "stripe/fn.env.json".into(),
+        json!({"S": secret(STRIPE_SECRET)}).to_string(),
+    ));
+    files.push((
+        "standard/fn.config.json".into(),
+        json!({"methods": ["POST"], "auth": {"type": "hmac", "scheme": "standard", "secret": "S"}})
+            .to_string(),
+    ));
+    files.push((
+        "standard/fn.env.json".into(),
+        json!({"S": secret(WHSEC)}).to_string(),
+    ));
+    files.push(("open/fn.config.json".into(), "{}".into()));
+    for name in [
+        "both", "solo", "outage", "restored", "stripe", "standard", "open",
+    ] {
+        files.push((format!("{name}/handler.py"), HANDLER.into()));
+    }
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    write_tree(root, &files);
+}
+
+fn node(config: &Path, functions: &Path) -> Gateway {
+    let gw = Gateway::start_with_config(config, functions);
+    assert!(
+        wait_until(LONG, || gw.metric("edgefn_cluster_store_fallback")
+            == Some(0.0)),
+        "node never reached the store: {}",
+        gw.logs()
+    );
+    gw
+}
+
+/// Requests to `path` on `gw`, `n` times; how many were admitted (200). Anything but
+/// 200 or 429 fails the test.
+fn hammer(gw: &Gateway, path: &str, n: usize) -> usize {
+    let c = client();
+    (0..n)
+        .filter(|_| {
+            let status = c.get(gw.url(path)).send().unwrap().status().as_u16();
+            assert!(status == 200 || status == 429, "{path}: {status}");
+            status == 200
+        })
+        .count()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Stripe and Standard Webhooks headers from the publishers' libraries (tests/webhooks).
+fn signed(body: &str, id: &str) -> (Value, Value) {
+    let jobs = json!([
+        {"op": "stripe", "secret": STRIPE_SECRET, "body": body, "timestamp": now()},
+        {"op": "standard", "secret": WHSEC, "body": body, "timestamp": now(), "id": id},
+    ]);
+    let mut child = Command::new("python3")
+        .arg("sign.py")
+        .current_dir(repo_root().join("gateway/tests/webhooks"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(jobs.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "sign.py failed: run scripts/setup.sh --test"
+    );
+    let v: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    (v[0].clone(), v[1].clone())
+}
+
+fn post(gw: &Gateway, path: &str, headers: &Value, body: &str) -> u16 {
+    let mut rb = client().post(gw.url(path)).body(body.to_owned());
+    for (k, v) in headers.as_object().unwrap() {
+        rb = rb.header(k, v.as_str().unwrap());
+    }
+    rb.send().unwrap().status().as_u16()
+}
+
+fn replayed(gw: &Gateway, function: &str) -> Option<f64> {
+    gw.metric(&format!(
+        "edgefn_auth_failures_total{{function=\"{function}\",type=\"hmac\",reason=\"replayed\"}}"
+    ))
+}
+
+#[test]
+fn two_nodes_share_limits_and_replay_guards_and_survive_an_outage() {
+    let mut redis = Redis::start(free_port());
+    let dir = tempdir();
+    let functions = dir.path().join("functions");
+    tree(&functions);
+    let config = dir.path().join("edgefn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nstore = \"redis://127.0.0.1:{}/0\"\nnodes_hint = 2\ntimeout_ms = 5000\n",
+            redis.port
+        ),
+    )
+    .unwrap();
+    let (a, b) = (node(&config, &functions), node(&config, &functions));
+
+    // A function with neither a limit nor a replay guard never calls the store.
+    let calls = |gw: &Gateway| {
+        ["rate_limit", "replay"].map(|op| {
+            gw.metric(&format!(
+                "edgefn_cluster_store_round_trip_seconds_count{{op=\"{op}\"}}"
+            ))
+            .unwrap_or(0.0)
+        })
+    };
+    let before = calls(&a);
+    assert_eq!(hammer(&a, "/open", 5), 5);
+    assert_eq!(calls(&a), before, "no round trip for an unlimited function");
+
+    // Hammering both nodes at once: the burst of 10 is granted once, not once per node.
+    let admitted: usize = concurrent(2, |i| hammer(if i == 0 { &a } else { &b }, "/both", 20))
+        .into_iter()
+        .sum();
+    assert_eq!(admitted, 10);
+    // Spent on A, the bucket is empty on B too.
+    assert_eq!(hammer(&a, "/solo", 10), 6);
+    assert_eq!(hammer(&b, "/solo", 5), 0);
+
+    // A delivery accepted by A is a replay on B, for both schemes.
+    let body = r#"{"id":"evt_cluster"}"#;
+    let (stripe, standard) = signed(body, "msg_cluster_1");
+    assert_eq!(post(&a, "/stripe", &stripe, body), 200);
+    assert_eq!(post(&b, "/stripe", &stripe, body), 401);
+    assert_eq!(post(&a, "/standard", &standard, body), 200);
+    assert_eq!(post(&b, "/standard", &standard, body), 401);
+    assert_eq!(replayed(&b, "stripe"), Some(1.0));
+    assert_eq!(replayed(&b, "standard"), Some(1.0));
+
+    // Redis stops: each node falls back to its share (6 / 2 = 3) and keeps serving.
+    redis.stop();
+    assert_eq!(hammer(&a, "/outage", 8), 3, "{}", a.logs());
+    assert_eq!(hammer(&b, "/outage", 8), 3, "{}", b.logs());
+    let (stripe, standard) = signed(body, "msg_cluster_2");
+    assert_eq!(post(&a, "/stripe", &stripe, body), 503);
+    assert_eq!(post(&b, "/standard", &standard, body), 503);
+    for gw in [&a, &b] {
+        assert_eq!(gw.metric("edgefn_cluster_store_fallback"), Some(1.0));
+        assert_eq!(
+            gw.logs().matches("cluster store unreachable: ").count(),
+            1,
+            "logged once"
+        );
+    }
+
+    // Redis returns: the probe restores shared limits (A alone gets the whole burst).
+    let _redis = Redis::start(redis.port);
+    for gw in [&a, &b] {
+        assert!(
+            wait_until(LONG, || gw.metric("edgefn_cluster_store_fallback")
+                == Some(0.0)),
+            "{}",
+            gw.logs()
+        );
+        assert!(gw.logs().contains("cluster store reachable"));
+    }
+    assert_eq!(hammer(&a, "/restored", 10), 6);
+    assert_eq!(hammer(&b, "/restored", 4), 0);
+    // And the replay guard is shared again: the delivery refused with 503 now gets in once.
+    assert_eq!(post(&a, "/stripe", &stripe, body), 200);
+    assert_eq!(post(&b, "/stripe", &stripe, body), 401);
+}
+
+/// A store that never answers: the node serves from the start on its share of the limits,
+/// says so once, and with `replay_fail_open` its own replay guard decides.
+#[test]
+fn unreachable_store_at_start_with_replay_fail_open() {
+    let dir = tempdir();
+    let functions = dir.path().join("functions");
+    tree(&functions);
+    let config = dir.path().join("edgefn.toml");
+    // A port nothing listens on (bound, read, released).
+    let port = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nstore = \"redis://127.0.0.1:{port}/0\"\nnodes_hint = 2\nreplay_fail_open = true\n"
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::start_with_config(&config, &functions);
+    assert!(
+        gw.wait_log("cluster store unreachable at start", LONG),
+        "{}",
+        gw.logs()
+    );
+    assert_eq!(gw.metric("edgefn_cluster_store_fallback"), Some(1.0));
+    assert_eq!(hammer(&gw, "/solo", 8), 3, "burst 6 / nodes_hint 2");
+    let body = r#"{"id":"evt_open"}"#;
+    let (stripe, standard) = signed(body, "msg_open_1");
+    assert_eq!(post(&gw, "/stripe", &stripe, body), 200);
+    assert_eq!(post(&gw, "/stripe", &stripe, body), 401);
+    assert_eq!(post(&gw, "/standard", &standard, body), 200);
+    assert_eq!(post(&gw, "/standard", &standard, body), 401);
+    assert_eq!(replayed(&gw, "stripe"), Some(1.0));
+    assert_eq!(
+        gw.logs().matches("cluster store unreachable").count(),
+        1,
+        "logged once"
+    );
+}
+
+/// `lease_tokens`: a round trip takes several tokens and the node spends them locally.
+/// Never more than the shared bucket granted, at most nodes × (lease − 1) fewer; fewer
+/// round trips than requests.
+#[test]
+fn a_token_lease_saves_round_trips_within_its_bound() {
+    let redis = Redis::start(free_port());
+    let dir = tempdir();
+    let functions = dir.path().join("functions");
+    tree(&functions);
+    let config = dir.path().join("edgefn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nstore = \"redis://127.0.0.1:{}/0\"\nnodes_hint = 2\ntimeout_ms = 5000\nlease_tokens = 4\nlease_ms = 10000\n",
+            redis.port
+        ),
+    )
+    .unwrap();
+    let (a, b) = (node(&config, &functions), node(&config, &functions));
+    let trips = |gw: &Gateway| {
+        gw.metric("edgefn_cluster_store_round_trip_seconds_count{op=\"rate_limit\"}")
+            .unwrap_or(0.0)
+    };
+    // One client on A, burst 6: trips grant 4 (1 + 3 leased), then 2 (1 + 1), then none.
+    assert_eq!(hammer(&a, "/solo", 10), 6);
+    assert_eq!(trips(&a), 6.0, "10 requests, 4 served from the lease");
+    assert_eq!(hammer(&b, "/solo", 3), 0, "the bucket is shared");
+    // Both nodes at once: never above the burst, at most 2 × 3 leased tokens stranded.
+    let admitted: usize = concurrent(2, |i| hammer(if i == 0 { &a } else { &b }, "/both", 20))
+        .into_iter()
+        .sum();
+    assert!((4..=10).contains(&admitted), "{admitted}");
+}
