@@ -6,6 +6,7 @@ use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
+use crate::async_queue::AsyncError;
 use crate::error::GatewayError;
 use crate::pool::PoolError;
 use crate::request_id;
@@ -96,6 +97,9 @@ pub fn error_answer(err: &GatewayError, rid: &[u8]) -> Answer {
         }
         GatewayError::Pool(PoolError::Overloaded { retry_after_s }) => {
             Some((RETRY_AFTER, HeaderValue::from((*retry_after_s).max(1))))
+        }
+        GatewayError::Async(AsyncError::Full | AsyncError::Unavailable { .. }) => {
+            Some((RETRY_AFTER, HeaderValue::from_static("1")))
         }
         _ => None,
     };

@@ -2,6 +2,7 @@
 //! collecting every error with its key and fix → an immutable [`Config`]. CLI flags are
 //! applied as overrides before validation so their errors read the same way.
 
+pub mod openfaas;
 pub mod xdp;
 
 use std::net::SocketAddr;
@@ -33,6 +34,9 @@ struct RawConfig {
     xdp: XdpConfig,
     runtimes: RawRuntimes,
     log: RawLog,
+    openfaas: openfaas::RawOpenfaas,
+    #[serde(rename = "async")]
+    async_queue: openfaas::RawAsync,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +162,10 @@ pub struct Config {
     pub runtimes: RuntimeCommands,
     pub log_format: LogFormat,
     pub access_log: bool,
+    /// `[openfaas]`: the `/function/` and `/async-function/` routes.
+    pub openfaas: openfaas::OpenfaasConfig,
+    /// `[async]`: the durable queue behind `/async-function/`.
+    pub async_queue: openfaas::AsyncConfig,
 }
 
 /// Command-line values that win over the file.
@@ -342,6 +350,9 @@ fn validate(
         }
     }
 
+    let openfaas = raw.openfaas.compile();
+    let async_queue = raw.async_queue.compile(base, &mut |k, m| err(k, m));
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -360,6 +371,8 @@ fn validate(
         runtimes,
         log_format: raw.log.format,
         access_log: raw.log.access,
+        openfaas,
+        async_queue,
     })
 }
 

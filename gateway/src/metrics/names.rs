@@ -11,6 +11,9 @@ pub const RELOAD_TOTAL: &str = "edgefn_reload_total";
 pub const XDP_PACKETS_TOTAL: &str = "edgefn_xdp_packets_total";
 pub const XDP_TRACKED_SOURCES: &str = "edgefn_xdp_tracked_sources";
 pub const HTTP1_FRONT_TOTAL: &str = "edgefn_http1_front_total";
+pub const ASYNC_QUEUED: &str = "edgefn_async_queued";
+pub const ASYNC_CALLS_TOTAL: &str = "edgefn_async_calls_total";
+pub const ASYNC_CALLBACKS_TOTAL: &str = "edgefn_async_callbacks_total";
 
 /// `function` label for requests that matched no route: keeps cardinality bounded.
 pub const UNMATCHED: &str = "_unmatched";
@@ -82,6 +85,21 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         HTTP1_FRONT_TOTAL,
         Kind::Counter,
         "HTTP/1 front: requests it answered itself (outcome=answered), connections it handed to hyper (outcome=handover).",
+    ),
+    (
+        ASYNC_QUEUED,
+        Kind::Gauge,
+        "Async calls queued or running in this node's store view.",
+    ),
+    (
+        ASYNC_CALLS_TOTAL,
+        Kind::Counter,
+        "Async call attempts ended, by function and result (done, retry, dead).",
+    ),
+    (
+        ASYNC_CALLBACKS_TOTAL,
+        Kind::Counter,
+        "Callback deliveries, by result (delivered, failed, refused).",
     ),
 ];
 

@@ -243,6 +243,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
             path: plain.path,
             query: plain.query,
             headers,
+            openfaas: state.openfaas,
         };
         // Not final: an admitted request is decided again by hyper's service, which also
         // spends its rate-limit token.

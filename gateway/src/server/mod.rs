@@ -3,6 +3,7 @@
 //! in-flight request finish (up to the grace period), then stop the workers.
 
 pub mod admin;
+pub mod async_admin;
 pub mod conn;
 pub mod front;
 pub mod h1;
@@ -24,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use crate::async_queue::{dispatcher, AsyncQueue};
 use crate::config::{Config, Overrides};
 use crate::metrics::{Exporter, FrontMetrics, FunctionMetrics};
 use crate::pool::PoolRegistry;
@@ -55,6 +57,19 @@ pub async fn run(
     let public_addr = public.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
 
+    let async_queue = match config.openfaas.enabled {
+        true => Some(
+            AsyncQueue::open(&config.async_queue)
+                .await
+                .with_context(|| {
+                    format!(
+                        "async.store: cannot open the queue ({:?})",
+                        config.async_queue.store
+                    )
+                })?,
+        ),
+        false => None,
+    };
     let store = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
     let registry = Arc::new(PoolRegistry::new(config.runtimes.clone()));
     let admin_state = Arc::new(AdminState {
@@ -62,6 +77,7 @@ pub async fn run(
         store: store.clone(),
         ready: false.into(),
         connection_limit: OnceLock::new(),
+        async_queue: async_queue.clone(),
     });
     let limits = ConnLimits {
         header_read_timeout: config.header_read_timeout,
@@ -74,7 +90,7 @@ pub async fn run(
         let st = admin_state.clone();
         let handler = move |req: http::Request<hyper::body::Incoming>| {
             let st = st.clone();
-            async move { admin::handle(&st, &req) }
+            async move { admin::serve(&st, req).await }
         };
         let acceptor = Acceptor {
             listener: admin_listener,
@@ -110,6 +126,9 @@ pub async fn run(
         );
     }
     admin_state.ready.store(true, Ordering::Release);
+    let dispatcher = async_queue
+        .clone()
+        .map(|q| tokio::spawn(dispatcher::run(q, store.clone())));
     let _watcher = reload::spawn(reloader.clone());
 
     let state = Arc::new(State {
@@ -117,6 +136,8 @@ pub async fn run(
         unmatched: FunctionMetrics::unmatched(),
         front: FrontMetrics::register(),
         access_log: config.access_log,
+        openfaas: config.openfaas.enabled,
+        async_queue,
     });
     let public_task = {
         let acceptor = Acceptor {
@@ -162,6 +183,9 @@ pub async fn run(
     }
     public_task.abort();
     admin_task.abort();
+    if let Some(d) = dispatcher {
+        d.abort();
+    }
     registry.shutdown().await;
     guard.shutdown();
     tracing::info!("stopped");

@@ -17,11 +17,15 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
+use crate::async_queue::AsyncQueue;
 use crate::auth::headers::Headers;
 use crate::auth::{AuthRequest, Identity};
 use crate::error::GatewayError;
 use crate::logging;
 use crate::metrics::{FrontMetrics, FunctionMetrics};
+use crate::openfaas::accept;
+use crate::openfaas::headers as of_headers;
+use crate::openfaas::routes::{self, Mode, View};
 use crate::pool::{AuthContext, WorkerRequest};
 use crate::request_id;
 use crate::respond::{self, Answer, Body};
@@ -34,6 +38,10 @@ pub struct State {
     pub unmatched: FunctionMetrics,
     pub front: FrontMetrics,
     pub access_log: bool,
+    /// `[openfaas] enabled`: `/function/` and `/async-function/` are routes.
+    pub openfaas: bool,
+    /// The durable queue behind `/async-function/` (present when `openfaas` is).
+    pub async_queue: Option<Arc<AsyncQueue>>,
 }
 
 static HEALTH: &[u8] = br#"{"status":"ok"}"#;
@@ -65,6 +73,8 @@ pub struct Head<'a> {
     pub path: &'a str,
     pub query: Option<&'a str>,
     pub headers: Headers<'a>,
+    /// `[openfaas] enabled`.
+    pub openfaas: bool,
 }
 
 /// What the gateway decided before reading a body or touching a worker. Returned by value
@@ -81,6 +91,8 @@ pub enum Decision<'s> {
 
 pub struct Admission {
     route: Match,
+    /// How the path reached the function (own route, `/function/`, `/async-function/`).
+    view: View,
     /// `None`: the policy signs the body (HMAC) and is verified after reading it.
     identity: Option<Identity>,
     now_unix: u64,
@@ -107,7 +119,7 @@ pub fn decide<'s>(
     if let Some(rest) = head.path.strip_prefix("/_fn/") {
         return Decision::Endpoint(gateway_endpoint(snap, head.method, rest, rid));
     }
-    let Some(route) = snap.router.lookup(head.path) else {
+    let Some((route, view)) = routes::resolve(&snap.router, head.path, head.openfaas) else {
         return Decision::Refused(respond::error_answer(&GatewayError::NotFound, rid), None);
     };
     let f = &snap.functions[route.index];
@@ -116,6 +128,10 @@ pub fn decide<'s>(
         return refuse(&GatewayError::MethodNotAllowed {
             allow: f.allow.clone(),
         });
+    }
+    if view.mode == Mode::Async && head.method != Method::POST {
+        let allow = HeaderValue::from_static("POST");
+        return refuse(&GatewayError::MethodNotAllowed { allow });
     }
     let now_unix = if f.def.auth.needs_clock() {
         SystemTime::now()
@@ -127,6 +143,7 @@ pub fn decide<'s>(
     if f.def.auth.needs_body() {
         return Decision::Admitted(Admission {
             route,
+            view,
             identity: None,
             now_unix,
         });
@@ -142,6 +159,7 @@ pub fn decide<'s>(
     }
     Decision::Admitted(Admission {
         route,
+        view,
         identity: Some(identity),
         now_unix,
     })
@@ -160,6 +178,7 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
         path: req.uri().path(),
         query: req.uri().query(),
         headers: Headers::Map(req.headers()),
+        openfaas: state.openfaas,
     };
     let admission = match decide(&snap, &head, peer, rid.as_bytes(), Final::Yes) {
         Decision::Endpoint(answer) => return Handled::Ready(Some(answer.into_response(&rid))),
@@ -182,7 +201,8 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
     let snap = arc_swap::Guard::into_inner(snap);
     Handled::Boxed(Box::pin(async move {
         let f = &snap.functions[admission.route.index];
-        let (resp, subject) = match finish(f, req, admission, peer, &rid).await {
+        let queue = state.async_queue.as_deref();
+        let (resp, subject) = match finish(f, req, admission, peer, &rid, queue).await {
             Ok(done) => done,
             Err(e) => (respond::error(&e, &rid), None),
         };
@@ -249,9 +269,12 @@ async fn finish(
     admission: Admission,
     peer: IpAddr,
     rid: &HeaderValue,
+    queue: Option<&AsyncQueue>,
 ) -> Result<Invoked, GatewayError> {
+    let started = (Instant::now(), SystemTime::now());
     let Admission {
         route,
+        view,
         identity,
         now_unix,
     } = admission;
@@ -270,15 +293,25 @@ async fn finish(
     let params = f
         .def
         .param_names()
-        .zip(route.params(parts.uri.path()))
+        .zip(route.params(view.routed(parts.uri.path())))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
     let subject = identity.subject.clone();
+    let path = view.worker_path(parts.uri.path()).to_owned();
+    if view.mode == Mode::Async {
+        let accepted = accept::enqueue(queue, f, parts, body, identity, params, path, rid).await?;
+        return Ok((accepted, subject));
+    }
+    let call_id = (view.mode == Mode::Sync).then(|| of_headers::call_id(&parts.headers, rid));
     let answer = f
         .pool
-        .dispatch(worker_request(parts, body, identity, params, rid))
+        .dispatch(worker_request(parts, body, identity, params, path, rid))
         .await?;
-    Ok((into_response(answer, rid), subject))
+    let mut resp = into_response(answer, rid);
+    if let Some(call_id) = call_id {
+        of_headers::stamp(resp.headers_mut(), call_id, started.1, started.0.elapsed());
+    }
+    Ok((resp, subject))
 }
 
 fn check_limit(f: &Function, peer: IpAddr, identity: &Identity) -> Result<(), GatewayError> {
@@ -348,12 +381,13 @@ fn worker_request(
     body: Bytes,
     identity: Identity,
     params: Vec<(String, String)>,
+    path: String,
     rid: &HeaderValue,
 ) -> WorkerRequest {
     WorkerRequest {
         request_id: Arc::from(rid.to_str().unwrap_or_default()),
         method: parts.method,
-        path: parts.uri.path().to_owned(),
+        path,
         query: parts.uri.query().map(str::to_owned),
         params,
         headers: parts.headers,
