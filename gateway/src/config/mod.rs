@@ -351,7 +351,9 @@ fn validate(
     }
 
     let openfaas = raw.openfaas.compile();
-    let async_queue = raw.async_queue.compile(base, &mut |k, m| err(k, m));
+    let async_queue = raw
+        .async_queue
+        .compile(base, &functions_dir, listen_text, &mut |k, m| err(k, m));
 
     if !errors.is_empty() {
         return Err(errors);

@@ -85,8 +85,15 @@ impl RawOpenfaas {
 }
 
 impl RawAsync {
-    /// `base` is the config file's folder (relative `data_dir` resolves against it).
-    pub fn compile(self, base: &Path, err: &mut dyn FnMut(&str, String)) -> AsyncConfig {
+    /// `base` is the config file's folder (relative `data_dir` resolves against it);
+    /// `functions_dir` and `listen` name the default `data_dir` (see [`default_data_dir`]).
+    pub fn compile(
+        self,
+        base: &Path,
+        functions_dir: &Path,
+        listen: &str,
+        err: &mut dyn FnMut(&str, String),
+    ) -> AsyncConfig {
         let store = match self.store.as_str() {
             "embedded" => StoreKind::Embedded,
             s if s.starts_with("redis://") => {
@@ -108,7 +115,7 @@ impl RawAsync {
         let data_dir = match self.data_dir {
             Some(d) if d.is_absolute() => d,
             Some(d) => base.join(d),
-            None => default_data_dir(),
+            None => default_data_dir(functions_dir, listen),
         };
         if !(1..=100_000_000).contains(&self.max_queued) {
             err(
@@ -152,13 +159,36 @@ impl RawAsync {
     }
 }
 
-/// `/var/lib/edgefn/async` for a root service, else a folder in the working directory.
-fn default_data_dir() -> PathBuf {
-    if Path::new("/var/lib/edgefn").is_dir() {
-        PathBuf::from("/var/lib/edgefn/async")
-    } else {
-        PathBuf::from(".edgefn/async")
+/// Without `data_dir`: systemd's `$STATE_DIRECTORY/async`, else `/var/lib/edgefn/async`
+/// when that folder exists, else a folder under the temp dir named for the functions tree
+/// and listen address, so two gateways never share (and lock each other out of) one
+/// queue. A gateway on port 0 cannot be restarted at the same address: its folder also
+/// carries the process id.
+pub fn default_data_dir(functions_dir: &Path, listen: &str) -> PathBuf {
+    if let Some(state) = std::env::var_os("STATE_DIRECTORY") {
+        let first = state
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        if !first.is_empty() {
+            return Path::new(&first).join("async");
+        }
     }
+    if Path::new("/var/lib/edgefn").is_dir() {
+        return PathBuf::from("/var/lib/edgefn/async");
+    }
+    let tree = std::fs::canonicalize(functions_dir).unwrap_or_else(|_| functions_dir.into());
+    let mut key = format!("{}|{listen}", tree.display());
+    if listen.ends_with(":0") {
+        key.push_str(&format!("|{}", std::process::id()));
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    std::env::temp_dir().join(format!(
+        "edgefn-async-{}",
+        hex::encode(&digest.as_ref()[..8])
+    ))
 }
 
 fn check_redis_url(s: &str) -> Result<(), String> {
@@ -197,9 +227,12 @@ mod tests {
 
     fn compile(raw: RawAsync) -> (AsyncConfig, Vec<(String, String)>) {
         let mut errors = Vec::new();
-        let c = raw.compile(Path::new("/etc/edgefn"), &mut |k, m| {
-            errors.push((k.to_owned(), m))
-        });
+        let c = raw.compile(
+            Path::new("/etc/edgefn"),
+            Path::new("."),
+            "127.0.0.1:8080",
+            &mut |k, m| errors.push((k.to_owned(), m)),
+        );
         (c, errors)
     }
 

@@ -194,6 +194,9 @@ fn every_metric_is_described_once() {
     FunctionMetrics::new("unit-desc").rate_limited("function");
     FunctionMetrics::new("unit-desc").request(&Method::GET, StatusCode::OK, Duration::ZERO);
     super::FrontMetrics::register().answered.increment(1);
+    crate::async_queue::metrics::queued(0);
+    crate::async_queue::metrics::call("unit-desc", crate::async_queue::machine::Next::Done);
+    crate::async_queue::metrics::callback(crate::async_queue::machine::Delivery::Accepted);
     let text = exporter.render();
     for (name, kind, _) in names::ALL {
         let help = format!("# HELP {name} ");
