@@ -20,6 +20,8 @@ command -v cc >/dev/null 2>&1 || apt_pkgs+=(build-essential)
 if [ "$want_test" = 1 ]; then
   command -v ip >/dev/null 2>&1 || apt_pkgs+=(iproute2)
   command -v promtool >/dev/null 2>&1 || apt_pkgs+=(prometheus)
+  # The async queue's Redis Streams store: tests start their own redis-server.
+  command -v redis-server >/dev/null 2>&1 || apt_pkgs+=(redis-server)
 fi
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${apt_pkgs[*]} (apt-get)"

@@ -24,8 +24,10 @@ use crate::openfaas::headers as of;
 use crate::pool::{AuthContext, WorkerRequest};
 use crate::snapshot::{Function, Store};
 
-/// Calls running at once on this node, all functions together.
-const MAX_IN_FLIGHT: usize = 256;
+/// Calls taken at once by this node, all functions together (running, or waiting for
+/// their function's share). Kept small: with Redis, a call taken but waiting longer than
+/// `visibility_timeout_ms` may be taken by another node too.
+const MAX_IN_FLIGHT: usize = 64;
 /// How often an idle dispatcher looks for retries come due (and, with Redis, for calls
 /// other nodes queued).
 const POLL: Duration = Duration::from_millis(200);

@@ -73,19 +73,7 @@ impl RedisStore {
             .get_connection_manager_with_config(cfg)
             .await
             .map_err(err)?;
-        let created: Result<Value, _> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(STREAM)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut conn)
-            .await;
-        if let Err(e) = created {
-            if e.code() != Some("BUSYGROUP") {
-                return Err(err(e));
-            }
-        }
+        create_group(&mut conn).await?;
         let consumer = format!(
             "{}-{}-{:08x}",
             hostname(),
@@ -121,6 +109,18 @@ impl RedisStore {
     }
 
     pub async fn claim(&self, max: usize) -> Result<Vec<Claimed>, StoreError> {
+        match self.claim_once(max).await {
+            // A Redis restarted without persistence lost the group: make it again.
+            Err(StoreError::Redis { source }) if source.code() == Some("NOGROUP") => {
+                let mut conn = self.conn.clone();
+                create_group(&mut conn).await?;
+                self.claim_once(max).await
+            }
+            other => other,
+        }
+    }
+
+    async fn claim_once(&self, max: usize) -> Result<Vec<Claimed>, StoreError> {
         let mut conn = self.conn.clone();
         let _: i64 = self
             .promote
@@ -359,6 +359,21 @@ fn stream_entries(v: &Value) -> Vec<(String, String)> {
             Some((entry, id))
         })
         .collect()
+}
+
+async fn create_group(conn: &mut ConnectionManager) -> Result<(), StoreError> {
+    let created: Result<Value, _> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(STREAM)
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(conn)
+        .await;
+    match created {
+        Err(e) if e.code() != Some("BUSYGROUP") => Err(err(e)),
+        _ => Ok(()),
+    }
 }
 
 fn hostname() -> String {
