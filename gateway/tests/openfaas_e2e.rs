@@ -376,3 +376,68 @@ fn a_full_queue_answers_503_with_retry_after() {
     assert!(r.headers().get("retry-after").is_some());
     assert_eq!(gw.metric("edgefn_async_queued"), Some(2.0));
 }
+
+const SECRET_FILES_PY: &str = r#"import os
+def handler(event):
+    d = os.environ.get("secret_mount_path", "")
+    mode = oct(os.stat(d).st_mode & 0o777)
+    with open(os.path.join(d, "TOKEN")) as f:
+        v = f.read()
+    print("the token is " + v, flush=True)
+    fixed = None
+    if os.path.exists("/var/openfaas/secrets/TOKEN"):
+        with open("/var/openfaas/secrets/TOKEN") as f:
+            fixed = f.read() == v
+    return {"status": 200, "body": {"dir": d, "mode": mode, "same": v == event["env"]["TOKEN"],
+        "fixed": fixed, "plain_file": os.path.exists(os.path.join(d, "PLAIN"))}}
+"#;
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
+#[test]
+fn secrets_are_files_under_secret_mount_path() {
+    const TOKEN: &str = "tok-98765-secret";
+    let dir = tempdir();
+    let fns = dir.path().join("fns");
+    let env = format!(r#"{{"TOKEN": {{"value": "{TOKEN}", "is_secret": true}}, "PLAIN": "x"}}"#);
+    write_tree(
+        &fns,
+        &[
+            ("reader/handler.py", SECRET_FILES_PY),
+            ("reader/fn.env.json", &env),
+        ],
+    );
+    let gw = Gateway::start_with_config(&config(dir.path(), ""), &fns);
+    let r = client().get(gw.url("/function/reader")).send().unwrap();
+    let text = r.text().unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{text}\n{}", gw.logs()));
+    assert_eq!(v["mode"], "0o700");
+    assert_eq!(v["same"], true);
+    assert_eq!(
+        v["plain_file"], false,
+        "only is_secret entries become files"
+    );
+    if running_as_root() {
+        assert_eq!(v["dir"], "/var/openfaas/secrets");
+        assert_eq!(v["fixed"], true);
+        assert!(
+            !Path::new("/var/openfaas/secrets/TOKEN").exists(),
+            "the bind mount stays in the worker's own mount namespace"
+        );
+    } else {
+        assert!(v["dir"].as_str().unwrap().contains("secrets-"));
+    }
+    assert!(
+        gw.wait_log("the token is ***", Duration::from_secs(10)),
+        "{}",
+        gw.logs()
+    );
+    assert!(!gw.logs().contains(TOKEN), "masked in captured output");
+}

@@ -6,3 +6,4 @@ pub mod accept;
 pub mod headers;
 pub mod import;
 pub mod routes;
+pub mod secrets;

@@ -215,7 +215,10 @@ pub async fn spawn(
         path: path.clone(),
         source,
     })?;
-    let mut cmd = ctx.launcher.command(spec.runtime);
+    // OpenFaaS secret files: the one hook into the spawn (see openfaas/secrets.rs).
+    let socket_dir = path.parent();
+    let mut cmd =
+        crate::openfaas::secrets::command(ctx.launcher.command(spec.runtime), socket_dir, spec);
     cmd.arg(&path)
         .arg(&spec.handler)
         .arg(spec.concurrency.to_string())
