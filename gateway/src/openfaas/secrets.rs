@@ -1,6 +1,7 @@
 //! Secrets as files, as OpenFaaS functions read them. For a function with `is_secret`
 //! entries, the pool's worker command is wrapped once, at spawn: the values are written to
-//! a private 0700 directory (one file per entry, 0600) under the launcher's private
+//! a private 0700 directory (one file per entry, 0600, also under its Kubernetes-style
+//! name: `API_KEY` is `api-key` too) under the launcher's private
 //! directory (removed when the gateway stops), and the worker starts with
 //! `secret_mount_path` naming it. As root, the worker also runs in its own mount namespace
 //! (`unshare --mount` from util-linux, then `mount --bind`) where that directory is
@@ -86,12 +87,18 @@ fn write_dir(base: &Path, spec: &PoolSpec, secrets: &[(&str, &str)]) -> std::io:
         if name.is_empty() || name.contains('/') || name.starts_with('.') {
             continue;
         }
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(tmp.join(name))?;
-        f.write_all(value.as_bytes())?;
+        for file in [name.to_string(), kubernetes_name(name)] {
+            let p = tmp.join(&file);
+            if p.exists() {
+                continue;
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(p)?;
+            f.write_all(value.as_bytes())?;
+        }
     }
     // Whole or not at all: a worker never sees a half-written directory.
     match std::fs::rename(&tmp, &dir) {
@@ -102,6 +109,12 @@ fn write_dir(base: &Path, spec: &PoolSpec, secrets: &[(&str, &str)]) -> std::io:
         }
         Err(e) => Err(e),
     }
+}
+
+/// OpenFaaS secret names are Kubernetes names (`api-key`); fn.env.json names cannot hold a
+/// `-`, so `API_KEY` is also written as `api-key` (lower case, `_` → `-`).
+pub fn kubernetes_name(env_name: &str) -> String {
+    env_name.to_ascii_lowercase().replace('_', "-")
 }
 
 /// Root, with `unshare` working here (a container without CAP_SYS_ADMIN refuses it) and
