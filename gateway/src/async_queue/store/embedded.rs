@@ -1,6 +1,7 @@
 //! The embedded queue: one redb file in `data_dir`, written by one thread. Every operation
 //! is a message to that thread; it takes all messages waiting, applies them in ONE write
-//! transaction, commits it durably (fsync), and only then answers each one. Enqueues that
+//! transaction, commits it (durably, with an fsync, when it holds an enqueue), and only
+//! then answers each one. Enqueues that
 //! arrive together therefore share one fsync (group commit), and a 202 is sent only once
 //! its call is on disk.
 //!
@@ -211,8 +212,8 @@ fn apply(
     let mut ops = ops.into_iter();
     let result = (|| -> Result<(), StoreError> {
         let mut txn = db.begin_write()?;
-        txn.set_durability(Durability::Immediate);
         let mut changed = false;
+        let mut enqueued = false;
         {
             let mut calls = txn.open_table(CALLS)?;
             let mut ready = txn.open_table(READY)?;
@@ -231,6 +232,7 @@ fn apply(
                         ready.insert((now, *seq), id.as_str())?;
                         *delta += 1;
                         changed = true;
+                        enqueued = true;
                         answers.push(Answer::Unit(tx, Ok(())));
                     }
                     Op::Claim(max, tx) => {
@@ -322,6 +324,14 @@ fn apply(
             }
         }
         if changed {
+            // Only an enqueue must be on disk before it is answered. A claim or settle
+            // lost in a crash only means the call runs again (at least once), and redb
+            // makes it durable with the next durable commit anyway.
+            txn.set_durability(if enqueued {
+                Durability::Immediate
+            } else {
+                Durability::None
+            });
             txn.commit()?;
         } else {
             txn.abort()?;
