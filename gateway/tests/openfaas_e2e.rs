@@ -441,3 +441,83 @@ fn secrets_are_files_under_secret_mount_path() {
     );
     assert!(!gw.logs().contains(TOKEN), "masked in captured output");
 }
+
+#[test]
+fn callbacks_are_retried_on_5xx_and_huge_answers_are_cut() {
+    let dir = tempdir();
+    let fns = dir.path().join("fns");
+    let mark = dir.path().join("mark");
+    tree(&fns, &mark);
+    write_tree(
+        &fns,
+        &[
+            ("limited/handler.py", ECHO_PY),
+            (
+                "limited/fn.config.json",
+                r#"{"methods": ["POST"], "rate_limit": {"per_second": 1, "burst": 1, "by": "ip"}}"#,
+            ),
+        ],
+    );
+    let gw = Gateway::start_with_config(&config(dir.path(), ""), &fns);
+    let c = client();
+    // max_attempts = 2: one 503, then delivered.
+    let flaky = CallbackServer::start_with(openfaas_support::Behaviour {
+        status: 200,
+        fail_first: 1,
+        reply_bytes: 0,
+    });
+    let r = c
+        .post(gw.url("/async-function/hello"))
+        .header("x-callback-url", flaky.url("/flaky"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert!(
+        wait_until(Duration::from_secs(60), || flaky.count() == 2),
+        "{}",
+        gw.logs()
+    );
+    let got = flaky.received();
+    assert_eq!(got[0].headers["x-call-id"], got[1].headers["x-call-id"]);
+    assert!(wait_until(Duration::from_secs(10), || {
+        gw.metric(r#"edgefn_async_callbacks_total{result="failed"}"#) == Some(1.0)
+    }));
+
+    // A receiver answering 64 MiB: read up to the cap, then the call is done.
+    let huge = CallbackServer::start_with(openfaas_support::Behaviour {
+        status: 200,
+        fail_first: 0,
+        reply_bytes: 64 << 20,
+    });
+    let r = c
+        .post(gw.url("/async-function/hello"))
+        .header("x-callback-url", huge.url("/huge"))
+        .send()
+        .unwrap();
+    let id = r.headers()["x-call-id"].to_str().unwrap().to_owned();
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            c.get(gw.admin_url(&format!("/async/{id}")))
+                .send()
+                .unwrap()
+                .json::<Value>()
+                .unwrap()["state"]
+                == "done"
+        }),
+        "{}",
+        gw.logs()
+    );
+    assert_eq!(huge.count(), 1, "an accepted delivery is not repeated");
+
+    // The rate limit applies before anything is queued.
+    let statuses: Vec<u16> = (0..3)
+        .map(|_| {
+            c.post(gw.url("/async-function/limited"))
+                .send()
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+        .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+}

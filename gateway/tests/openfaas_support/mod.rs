@@ -45,6 +45,14 @@ pub struct CallbackServer {
 impl CallbackServer {
     /// Answers `status` to every request.
     pub fn start(status: u16) -> CallbackServer {
+        Self::start_with(Behaviour {
+            status,
+            fail_first: 0,
+            reply_bytes: 0,
+        })
+    }
+
+    pub fn start_with(b: Behaviour) -> CallbackServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let got = Arc::new(Mutex::new(Vec::new()));
@@ -52,7 +60,7 @@ impl CallbackServer {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let g = g.clone();
-                std::thread::spawn(move || serve(stream, g, status));
+                std::thread::spawn(move || serve(stream, g, b));
             }
         });
         CallbackServer { addr, got }
@@ -71,7 +79,17 @@ impl CallbackServer {
     }
 }
 
-fn serve(stream: TcpStream, got: Arc<Mutex<Vec<Received>>>, status: u16) {
+/// How the callback server answers.
+#[derive(Debug, Clone, Copy)]
+pub struct Behaviour {
+    pub status: u16,
+    /// The first this-many requests get a 503.
+    pub fail_first: usize,
+    /// Body bytes sent with each answer (its content-length says so).
+    pub reply_bytes: usize,
+}
+
+fn serve(stream: TcpStream, got: Arc<Mutex<Vec<Received>>>, b: Behaviour) {
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
@@ -106,14 +124,31 @@ fn serve(stream: TcpStream, got: Arc<Mutex<Vec<Received>>>, status: u16) {
         if r.read_exact(&mut body).is_err() {
             return;
         }
-        got.lock().unwrap().push(Received {
-            path,
-            headers,
-            body,
-        });
-        let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+        let n = {
+            let mut g = got.lock().unwrap();
+            g.push(Received {
+                path,
+                headers,
+                body,
+            });
+            g.len()
+        };
+        let status = if n <= b.fail_first { 503 } else { b.status };
+        let answer = format!(
+            "HTTP/1.1 {status} X\r\ncontent-length: {}\r\n\r\n",
+            b.reply_bytes
+        );
         if w.write_all(answer.as_bytes()).is_err() {
             return;
+        }
+        let chunk = vec![b'z'; 64 << 10];
+        let mut left = b.reply_bytes;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            if w.write_all(&chunk[..n]).is_err() {
+                return;
+            }
+            left -= n;
         }
     }
 }
