@@ -20,7 +20,7 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FUNCTIONS = os.path.join(ROOT, "bench", "functions")
+FUNCTIONS = os.path.join(ROOT, "bench", "functions-async")
 RESULTS = os.path.join(ROOT, "bench", "results", "async-latest.md")
 WRK_LUA = 'wrk.method = "POST"\nwrk.body = "payload"\nwrk.headers["Content-Type"] = "text/plain"\n'
 

@@ -205,3 +205,59 @@ fn redis_unreachable_at_start_is_an_error_and_an_outage_later_is_a_503() {
         gw.logs()
     );
 }
+
+/// Marks first, then sleeps: a second run started while the first sleeps is visible
+/// before the first one's callback arrives.
+const MARK_THEN_SLEEP_PY: &str = r#"import time
+def handler(event):
+    with open(event["env"]["MARK"], "a") as f:
+        f.write(event["headers"].get("x-call-id", "-") + "\n")
+    time.sleep(6)
+    return {"status": 200, "body": "slept"}
+"#;
+
+#[test]
+fn redis_live_nodes_keep_calls_longer_than_the_visibility_timeout() {
+    let redis = Redis::start();
+    let dir = tempdir();
+    let fns = dir.path().join("fns");
+    let mark = dir.path().join("mark");
+    let env = format!(r#"{{"MARK": "{}"}}"#, path_str(&mark));
+    write_tree(
+        &fns,
+        &[
+            ("long/handler.py", MARK_THEN_SLEEP_PY),
+            ("long/fn.env.json", &env),
+            ("long/fn.config.json", r#"{"methods": ["POST"]}"#),
+        ],
+    );
+    let p = dir.path().join("edgefn.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[async]\nstore = \"{}\"\nvisibility_timeout_ms = 1500\ncallback_allow = [\"127.0.0.1/32\"]\n",
+            redis.url()
+        ),
+    )
+    .unwrap();
+    let a = Gateway::start_with_config(&p, &fns);
+    let b = Gateway::start_with_config(&p, &fns);
+    let cb = CallbackServer::start(200);
+    let r = client()
+        .post(a.url("/async-function/long"))
+        .header("x-callback-url", cb.url("/cb"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert!(
+        wait_until(Duration::from_secs(60), || cb.count() == 1),
+        "{}\n{}",
+        a.logs(),
+        b.logs()
+    );
+    assert_eq!(
+        marks(&mark).len(),
+        1,
+        "the call ran once: no node took it from a live one"
+    );
+}

@@ -105,6 +105,7 @@ async fn run_one(
     c: Claimed,
     _room: OwnedSemaphorePermit,
 ) {
+    let _held = q.backend.hold(&c);
     let snap = snapshots.load_full();
     let func = snap
         .functions

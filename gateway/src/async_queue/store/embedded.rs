@@ -415,6 +415,30 @@ mod tests {
         assert_eq!(s.pending(), 0);
     }
 
+    /// Group commit: many enqueues in flight share fsyncs. Prints the rate; run with
+    /// `cargo test --release -p gateway --lib enqueue_rate -- --ignored --nocapture`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    #[ignore]
+    async fn enqueue_rate() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(Embedded::open(dir.path()).unwrap());
+        let n = 20_000;
+        let started = std::time::Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in 0..256 {
+            let s = s.clone();
+            tasks.spawn(async move {
+                for i in (w..n).step_by(256) {
+                    s.enqueue(call(&format!("c{i}"))).await.unwrap();
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        let rate = n as f64 / started.elapsed().as_secs_f64();
+        println!("embedded store: {rate:.0} durable enqueues/s (256 in flight)");
+        assert_eq!(s.pending(), n as u64);
+    }
+
     #[tokio::test]
     async fn retries_wait_until_due() {
         let dir = tempfile::tempdir().unwrap();

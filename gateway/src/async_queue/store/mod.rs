@@ -86,6 +86,15 @@ impl Backend {
         }
     }
 
+    /// Keeps a claimed call this node's while the guard lives (Redis; nothing to do for
+    /// the embedded store, whose calls no other node can take).
+    pub fn hold(&self, c: &Claimed) -> Option<redis::Hold> {
+        match (self, &c.entry) {
+            (Backend::Redis(s), Some(entry)) => Some(s.hold(entry)),
+            _ => None,
+        }
+    }
+
     pub async fn get(&self, id: &str) -> Result<Option<Progress>, StoreError> {
         match self {
             Backend::Embedded(s) => s.get(id).await,

@@ -2,7 +2,8 @@
 //! calls from one stream. `XADD` at enqueue (with the record under its own key, both in
 //! one script so a call is never half-stored), `XREADGROUP` to take new calls,
 //! `XAUTOCLAIM` to take calls whose node went quiet for `visibility_timeout_ms`, and
-//! `XACK` + `XDEL` when a call is settled. Retries wait in a sorted set by due time and
+//! `XACK` + `XDEL` when a call is settled. A node refreshes the calls it holds (`XCLAIM`
+//! to itself) so a live node's long call is not taken from it. Retries wait in a sorted set by due time and
 //! are moved back into the stream when due.
 //!
 //! The connection is a `ConnectionManager`: commands time out, and after an outage it
@@ -48,6 +49,15 @@ pub struct RedisStore {
     visibility_ms: u64,
     enqueue: Script,
     promote: Script,
+}
+
+/// Stops a [`RedisStore::hold`] heartbeat when dropped.
+pub struct Hold(tokio::task::JoinHandle<()>);
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn err(e: redis::RedisError) -> StoreError {
@@ -204,6 +214,29 @@ impl RedisStore {
             });
         }
         Ok(out)
+    }
+
+    /// While this node holds `entry` (waiting for a worker, or running), its idle time is
+    /// reset every third of the visibility timeout, so only a node that stopped is
+    /// relieved of its calls. The task ends when the returned guard drops.
+    pub fn hold(&self, entry: &str) -> Hold {
+        let mut conn = self.conn.clone();
+        let (entry, consumer) = (entry.to_owned(), self.consumer.clone());
+        let every = Duration::from_millis((self.visibility_ms / 3).max(100));
+        Hold(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let _: Result<Value, _> = redis::cmd("XCLAIM")
+                    .arg(STREAM)
+                    .arg(GROUP)
+                    .arg(&consumer)
+                    .arg(0)
+                    .arg(&entry)
+                    .arg("JUSTID")
+                    .query_async(&mut conn)
+                    .await;
+            }
+        }))
     }
 
     async fn ack(&self, conn: &mut ConnectionManager, entry: &str) -> Result<(), StoreError> {
