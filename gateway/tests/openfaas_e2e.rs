@@ -286,6 +286,12 @@ fn async_calls_are_queued_after_every_check_and_call_back() {
             == "done"
     }));
     assert_eq!(marks(&mark).len(), runs + 1, "only the admitted call ran");
+    let stored = std::fs::read(dir.path().join("queue/queue.redb")).unwrap();
+    let key = KEY.as_bytes();
+    assert!(
+        !stored.windows(key.len()).any(|w| w == key),
+        "the api key is not written to the queue"
+    );
     let r = post("/async-function/hello")
         .header("x-call-id", &id)
         .send()

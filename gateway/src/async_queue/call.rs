@@ -51,10 +51,12 @@ impl Record {
 }
 
 impl Call {
-    /// Headers as stored: visible-ASCII values only, credentials left out.
-    pub fn headers_from(map: &HeaderMap) -> Vec<(String, String)> {
+    /// Headers as stored: visible-ASCII values only, credentials left out (`credential`:
+    /// the header the function's own policy reads its key from, e.g. `x-api-key`).
+    pub fn headers_from(map: &HeaderMap, credential: Option<&str>) -> Vec<(String, String)> {
         map.iter()
             .filter(|(k, _)| !NOT_STORED.contains(&k.as_str()))
+            .filter(|(k, _)| credential.is_none_or(|c| !k.as_str().eq_ignore_ascii_case(c)))
             .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect()
     }
@@ -105,6 +107,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("authorization", HeaderValue::from_static("Bearer s3cret"));
         h.insert("x-trace", HeaderValue::from_static("t1"));
+        h.insert("x-api-key", HeaderValue::from_static("k-secret"));
         let call = Call {
             id: "c1".into(),
             function: "hello".into(),
@@ -112,7 +115,7 @@ mod tests {
             path: "/".into(),
             query: Some("a=1".into()),
             params: vec![],
-            headers: Call::headers_from(&h),
+            headers: Call::headers_from(&h, Some("x-api-key")),
             body: vec![0, 159, 146, 150],
             callback: None,
             auth_kind: "bearer".into(),
@@ -125,6 +128,7 @@ mod tests {
         };
         let bytes = rec.encode();
         assert!(!String::from_utf8_lossy(&bytes).contains("s3cret"));
+        assert!(!String::from_utf8_lossy(&bytes).contains("k-secret"));
         let back = Record::decode(&bytes).unwrap();
         assert_eq!(back.call.unwrap(), call);
         assert_eq!(call.header_map().get("x-trace").unwrap(), "t1");

@@ -43,6 +43,12 @@ pub async fn enqueue(
         None => None,
     };
     let call_id = of::call_id(&parts.headers, rid);
+    // The header an api_key policy reads is a credential too: not written to the store.
+    let credential = f.def.auth.openapi_scheme().and_then(|s| {
+        (s["type"] == "apiKey" && s["in"] == "header")
+            .then(|| s["name"].as_str().map(str::to_owned))
+            .flatten()
+    });
     let call = Call {
         id: call_id.to_str().unwrap_or_default().to_owned(),
         function: f.def.name.to_string(),
@@ -50,7 +56,7 @@ pub async fn enqueue(
         path,
         query: parts.uri.query().map(str::to_owned),
         params,
-        headers: Call::headers_from(&parts.headers),
+        headers: Call::headers_from(&parts.headers, credential.as_deref()),
         body: body.to_vec(),
         callback,
         auth_kind: identity.kind.to_owned(),
