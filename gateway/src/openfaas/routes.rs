@@ -3,8 +3,6 @@
 //! remainder is the path the function sees. Everything else is looked up as it came.
 //! The result, a [`View`], is a few offsets into the request path, so nothing is copied.
 
-use crate::router::{Match, Router};
-
 /// How a request reached its function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -49,32 +47,38 @@ impl View {
     }
 }
 
-/// The function behind `path`; `prefixes` is `[openfaas] enabled`.
-pub fn resolve(router: &Router, path: &str, prefixes: bool) -> Option<(Match, View)> {
+/// The route behind `path`; `prefixes` is `[openfaas] enabled`. `lookup` is the router's
+/// own lookup (any answer but "no route" ends the search), so this module does not
+/// depend on the router's types.
+pub fn resolve<T>(
+    path: &str,
+    prefixes: bool,
+    mut lookup: impl FnMut(&str) -> Option<T>,
+) -> Option<(T, View)> {
     let plain = View {
         mode: Mode::Plain,
         start: 0,
         end: path.len(),
     };
     if !prefixes {
-        return router.lookup(path).map(|m| (m, plain));
+        return lookup(path).map(|m| (m, plain));
     }
     let (mode, start) = if let Some(tail) = path.strip_prefix(SYNC) {
         (Mode::Sync, tail)
     } else if let Some(tail) = path.strip_prefix(ASYNC) {
         (Mode::Async, tail)
     } else {
-        return router.lookup(path).map(|m| (m, plain));
+        return lookup(path).map(|m| (m, plain));
     };
     if !start.starts_with('/') {
         // `/functionality` is an ordinary route.
-        return router.lookup(path).map(|m| (m, plain));
+        return lookup(path).map(|m| (m, plain));
     }
     let start = path.len() - start.len();
     let mut end = path.len();
     // Each step drops one trailing segment; the path's length bounds the loop.
     loop {
-        if let Some(m) = router.lookup(&path[start..end]) {
+        if let Some(m) = lookup(&path[start..end]) {
             return Some((m, View { mode, start, end }));
         }
         end = start + 1 + path[start + 1..end].rfind('/')?;
@@ -85,6 +89,7 @@ pub fn resolve(router: &Router, path: &str, prefixes: bool) -> Option<(Match, Vi
 mod tests {
     use super::*;
     use crate::catalog::discover::Segment;
+    use crate::router::Router;
 
     fn router(routes: &[&str]) -> Router {
         let all: Vec<Vec<Segment>> = routes
@@ -100,7 +105,7 @@ mod tests {
     }
 
     fn check(r: &Router, path: &str) -> Option<(usize, Mode, String, String)> {
-        resolve(r, path, true).map(|(m, v)| {
+        resolve(path, true, |p| r.lookup(p)).map(|(m, v)| {
             (
                 m.index,
                 v.mode,
@@ -130,7 +135,7 @@ mod tests {
             check(&r, "/async-function/api/users/42"),
             Some((1, Mode::Async, s("/api/users/42"), s("/")))
         );
-        let (m, v) = resolve(&r, "/function/api/users/42/x", true).unwrap();
+        let (m, v) = resolve("/function/api/users/42/x", true, |p| r.lookup(p)).unwrap();
         assert_eq!(m.index, 1);
         let p = "/function/api/users/42/x";
         assert_eq!(m.params(v.routed(p)).collect::<Vec<_>>(), ["42"]);
@@ -152,7 +157,7 @@ mod tests {
     #[test]
     fn disabled_prefixes_are_plain_paths() {
         let r = router(&["/hello"]);
-        assert!(resolve(&r, "/function/hello", false).is_none());
-        assert!(resolve(&r, "/hello", false).is_some());
+        assert!(resolve("/function/hello", false, |p| r.lookup(p)).is_none());
+        assert!(resolve("/hello", false, |p| r.lookup(p)).is_some());
     }
 }

@@ -119,7 +119,8 @@ pub fn decide<'s>(
     if let Some(rest) = head.path.strip_prefix("/_fn/") {
         return Decision::Endpoint(gateway_endpoint(snap, head.method, rest, rid));
     }
-    let Some((route, view)) = routes::resolve(&snap.router, head.path, head.openfaas) else {
+    let found = routes::resolve(head.path, head.openfaas, |p| snap.router.lookup(p));
+    let Some((route, view)) = found else {
         return Decision::Refused(respond::error_answer(&GatewayError::NotFound, rid), None);
     };
     let f = &snap.functions[route.index];
