@@ -62,9 +62,12 @@ impl AsyncQueue {
         let backend = match &cfg.store {
             StoreKind::Embedded => {
                 let dir = cfg.data_dir.clone();
-                let s = tokio::task::spawn_blocking(move || store::embedded::Embedded::open(&dir))
-                    .await
-                    .map_err(|_| StoreError::Closed)??;
+                let s = tokio::task::spawn_blocking(move || {
+                    store::embedded::sweep_ephemeral(&dir);
+                    store::embedded::Embedded::open(&dir)
+                })
+                .await
+                .map_err(|_| StoreError::Closed)??;
                 Backend::Embedded(s)
             }
             StoreKind::Redis { url } => Backend::Redis(

@@ -159,11 +159,14 @@ impl RawAsync {
     }
 }
 
+/// Ends the name of a default `data_dir` no later process can reuse, before the pid.
+pub const EPHEMERAL_MARK: &str = "-pid";
+
 /// Without `data_dir`: systemd's `$STATE_DIRECTORY/async`, else `/var/lib/edgefn/async`
 /// when that folder exists, else a folder under the temp dir named for the functions tree
 /// and listen address, so two gateways never share (and lock each other out of) one
 /// queue. A gateway on port 0 cannot be restarted at the same address: its folder also
-/// carries the process id.
+/// carries the process id, and the next such gateway removes the folders of dead ones.
 pub fn default_data_dir(functions_dir: &Path, listen: &str) -> PathBuf {
     if let Some(state) = std::env::var_os("STATE_DIRECTORY") {
         let first = state
@@ -185,10 +188,11 @@ pub fn default_data_dir(functions_dir: &Path, listen: &str) -> PathBuf {
         key.push_str(&format!("|{}", std::process::id()));
     }
     let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
-    std::env::temp_dir().join(format!(
-        "edgefn-async-{}",
-        hex::encode(&digest.as_ref()[..8])
-    ))
+    let mut name = format!("edgefn-async-{}", hex::encode(&digest.as_ref()[..8]));
+    if listen.ends_with(":0") {
+        name.push_str(&format!("{EPHEMERAL_MARK}{}", std::process::id()));
+    }
+    std::env::temp_dir().join(name)
 }
 
 fn check_redis_url(s: &str) -> Result<(), String> {

@@ -112,6 +112,38 @@ impl Embedded {
     }
 }
 
+/// Removes the default queue folders of gateways on port 0 that are gone (their pid no
+/// longer runs): no process can ever reopen them. Only siblings of an ephemeral
+/// `data_dir` are looked at.
+pub fn sweep_ephemeral(data_dir: &Path) {
+    use crate::config::openfaas::EPHEMERAL_MARK;
+    let Some(name) = data_dir.file_name().and_then(|n| n.to_str()) else {
+        return;
+    };
+    if !name.starts_with("edgefn-async-") || !name.contains(EPHEMERAL_MARK) {
+        return;
+    }
+    let Some(parent) = data_dir.parent() else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let n = e.file_name();
+        let Some(n) = n.to_str() else { continue };
+        let pid = n
+            .strip_prefix("edgefn-async-")
+            .and_then(|rest| rest.rsplit_once(EPHEMERAL_MARK))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -437,6 +469,23 @@ mod tests {
         let rate = n as f64 / started.elapsed().as_secs_f64();
         println!("embedded store: {rate:.0} durable enqueues/s (256 in flight)");
         assert_eq!(s.pending(), n as u64);
+    }
+
+    #[test]
+    fn only_dead_ephemeral_folders_are_swept() {
+        let parent = tempfile::tempdir().unwrap();
+        let me = std::process::id();
+        let dead = parent.path().join("edgefn-async-aa-pid999999999");
+        let live = parent.path().join(format!("edgefn-async-bb-pid{me}"));
+        let kept = parent.path().join("edgefn-async-cc");
+        for d in [&dead, &live, &kept] {
+            std::fs::create_dir(d).unwrap();
+        }
+        sweep_ephemeral(&kept);
+        assert!(dead.exists(), "a configured data_dir sweeps nothing");
+        sweep_ephemeral(&parent.path().join(format!("edgefn-async-dd-pid{me}")));
+        assert!(!dead.exists());
+        assert!(live.exists() && kept.exists());
     }
 
     #[tokio::test]
