@@ -29,7 +29,8 @@ fi
 if [ "$want_test" = 1 ]; then
   command -v ip >/dev/null 2>&1 || apt_pkgs+=(iproute2)
   command -v promtool >/dev/null 2>&1 || apt_pkgs+=(prometheus)
-  # cluster_e2e.rs starts its own redis-server ([cluster] store).
+  # cluster_e2e.rs ([cluster] store) and the async queue's Redis Streams store: tests
+  # start their own redis-server.
   command -v redis-server >/dev/null 2>&1 || apt_pkgs+=(redis-server)
 fi
 if [ ${#apt_pkgs[@]} -gt 0 ]; then

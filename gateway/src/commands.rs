@@ -116,3 +116,18 @@ pub fn hash_key(basic: bool, user: Option<&str>, id: Option<&str>) -> i32 {
         }
     }
 }
+
+/// `edgefn import openfaas STACK --out DIR`: exit 0 when every function was imported, 1
+/// when some were skipped, 2 when the stack file could not be read.
+pub fn import_openfaas(stack: &Path, out: &Path, w: &mut impl Write) -> i32 {
+    match crate::openfaas::import::run(stack, out) {
+        Ok(report) => {
+            crate::openfaas::import::print(&report, out, w);
+            i32::from(!report.skipped.is_empty())
+        }
+        Err(e) => {
+            eprintln!("edgefn: import: {e}");
+            2
+        }
+    }
+}

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use http::{HeaderValue, StatusCode};
 
+use crate::async_queue::AsyncError;
 use crate::auth::AuthFailure;
 use crate::pool::PoolError;
 
@@ -35,6 +36,8 @@ pub enum GatewayError {
     /// A replay-guarded webhook while the `[cluster]` store is unreachable.
     #[error("the shared replay guard is unavailable; retry later")]
     StoreUnavailable,
+    #[error(transparent)]
+    Async(#[from] AsyncError),
 }
 
 /// Which body-read rule a client broke (`server/body.rs`): 408 either way.
@@ -93,6 +96,13 @@ impl GatewayError {
                 PoolError::Overloaded { .. }
                 | PoolError::Unavailable { .. }
                 | PoolError::Starting { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            GatewayError::Async(a) => match a {
+                AsyncError::Full | AsyncError::Unavailable { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                AsyncError::Callback { .. } => StatusCode::BAD_REQUEST,
+                AsyncError::Duplicate => StatusCode::CONFLICT,
             },
         }
     }
@@ -163,6 +173,22 @@ mod tests {
                 .into(),
                 503,
             ),
+            (AsyncError::Full.into(), 503),
+            (
+                AsyncError::Unavailable {
+                    source: crate::async_queue::store::StoreError::Closed,
+                }
+                .into(),
+                503,
+            ),
+            (
+                AsyncError::Callback {
+                    refusal: crate::async_queue::ssrf::UrlRefusal::Forbidden,
+                }
+                .into(),
+                400,
+            ),
+            (AsyncError::Duplicate.into(), 409),
         ];
         for (err, status) in cases {
             assert_eq!(err.status().as_u16(), status, "{err:?}");

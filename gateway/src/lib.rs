@@ -4,6 +4,7 @@
 //! them (routes, auth policies, pools) into one immutable value behind `ArcSwap`,
 //! `server` loads that value once per request and runs route → auth → limit → pool.
 
+pub mod async_queue;
 pub mod auth;
 pub mod catalog;
 pub mod cluster;
@@ -15,6 +16,7 @@ pub mod log_sink;
 pub mod logging;
 pub mod metrics;
 pub mod openapi;
+pub mod openfaas;
 pub mod pool;
 pub mod reload;
 pub mod request_id;

@@ -50,6 +50,17 @@ enum Command {
         #[arg(long)]
         functions: Option<PathBuf>,
     },
+    /// Turn another platform's function definitions into a functions tree.
+    Import {
+        /// The platform: openfaas (a stack.yml).
+        #[arg(value_parser = ["openfaas"])]
+        platform: String,
+        /// The stack file.
+        stack: PathBuf,
+        /// Where to write one folder per function.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Read a key on stdin and print the digest form for key files (--basic: read user:password, print a PBKDF2 user line).
     HashKey {
         /// Produce a `user:hash` line for auth type "basic".
@@ -91,6 +102,9 @@ fn main() {
             &functions.unwrap_or_else(default_functions_dir),
             &mut std::io::stdout(),
         ),
+        Command::Import { stack, out, .. } => {
+            commands::import_openfaas(&stack, &out, &mut std::io::stdout())
+        }
         Command::HashKey { basic, user, id } => {
             commands::hash_key(basic, user.as_deref(), id.as_deref())
         }

@@ -6,6 +6,7 @@ use http::header::{ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICAT
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
+use crate::async_queue::AsyncError;
 use crate::error::GatewayError;
 use crate::pool::PoolError;
 use crate::request_id;
@@ -106,6 +107,9 @@ pub fn error_answer(err: &GatewayError, rid: &[u8]) -> Answer {
         // The rest of a stalled body may never come: the connection cannot be reused
         // (hyper drops the header on h2, where the stream alone ends).
         GatewayError::BodyTimeout { .. } => Some((CONNECTION, HeaderValue::from_static("close"))),
+        GatewayError::Async(AsyncError::Full | AsyncError::Unavailable { .. }) => {
+            Some((RETRY_AFTER, HeaderValue::from_static("1")))
+        }
         _ => None,
     };
     Answer {

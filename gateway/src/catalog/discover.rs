@@ -171,6 +171,14 @@ fn walk(
                     ));
                     continue;
                 }
+                if segments.is_empty() && (name == "function" || name == "async-function") {
+                    errors.push(CatalogError::new(
+                        &path,
+                        None,
+                        format!("the route /{name} would collide with OpenFaaS's /{name}/<name> routes; rename the folder"),
+                    ));
+                    continue;
+                }
                 segments.push(seg);
                 walk(root, &path, segments, found, errors);
                 segments.pop();
@@ -244,5 +252,20 @@ mod tests {
         assert!(parse_segment("a b").is_err());
         assert!(parse_segment("[1x]").is_err());
         assert!(parse_segment("[]").is_err());
+    }
+
+    #[test]
+    fn openfaas_prefixes_are_refused_as_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["function", "async-function", "functions"] {
+            std::fs::create_dir_all(dir.path().join(f)).unwrap();
+            std::fs::write(dir.path().join(f).join("handler.py"), "").unwrap();
+        }
+        let (found, errors) = discover(dir.path());
+        assert_eq!(found.len(), 1, "only `functions` is served");
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors
+            .iter()
+            .all(|e| e.message.contains("collide with OpenFaaS")));
     }
 }

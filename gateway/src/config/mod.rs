@@ -2,6 +2,7 @@
 //! collecting every error with its key and fix → an immutable [`Config`]. CLI flags are
 //! applied as overrides before validation so their errors read the same way.
 
+pub mod openfaas;
 pub mod runtimes;
 pub mod xdp;
 
@@ -35,6 +36,9 @@ struct RawConfig {
     runtimes: RawRuntimes,
     log: RawLog,
     cluster: crate::cluster::ClusterConfig,
+    openfaas: openfaas::RawOpenfaas,
+    #[serde(rename = "async")]
+    async_queue: openfaas::RawAsync,
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,6 +200,10 @@ pub struct Config {
     pub access_log: bool,
     /// `[cluster]`: shared limits and replay guards (off by default).
     pub cluster: crate::cluster::ClusterConfig,
+    /// `[openfaas]`: the `/function/` and `/async-function/` routes.
+    pub openfaas: openfaas::OpenfaasConfig,
+    /// `[async]`: the durable queue behind `/async-function/`.
+    pub async_queue: openfaas::AsyncConfig,
 }
 
 /// Command-line values that win over the file.
@@ -425,6 +433,11 @@ fn validate(
         }
     }
 
+    let openfaas = raw.openfaas.compile();
+    let async_queue = raw
+        .async_queue
+        .compile(base, &functions_dir, listen_text, &mut |k, m| err(k, m));
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -446,6 +459,8 @@ fn validate(
         log_format: raw.log.format,
         access_log: raw.log.access,
         cluster: raw.cluster,
+        openfaas,
+        async_queue,
     })
 }
 

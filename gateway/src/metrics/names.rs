@@ -16,6 +16,9 @@ pub const LOG_DROPPED_TOTAL: &str = "edgefn_log_dropped_total";
 pub const CLUSTER_STORE_ROUND_TRIP_SECONDS: &str = "edgefn_cluster_store_round_trip_seconds";
 pub const CLUSTER_STORE_ERRORS_TOTAL: &str = "edgefn_cluster_store_errors_total";
 pub const CLUSTER_STORE_FALLBACK: &str = "edgefn_cluster_store_fallback";
+pub const ASYNC_QUEUED: &str = "edgefn_async_queued";
+pub const ASYNC_CALLS_TOTAL: &str = "edgefn_async_calls_total";
+pub const ASYNC_CALLBACKS_TOTAL: &str = "edgefn_async_callbacks_total";
 
 /// `function` label for requests that matched no route: keeps cardinality bounded.
 pub const UNMATCHED: &str = "_unmatched";
@@ -114,6 +117,21 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         CLUSTER_STORE_FALLBACK,
         Kind::Gauge,
         "1 while the [cluster] store is unreachable (per-node limits; replay guards 503 or local), else 0.",
+    ),
+    (
+        ASYNC_QUEUED,
+        Kind::Gauge,
+        "Async calls queued or running in this node's store view.",
+    ),
+    (
+        ASYNC_CALLS_TOTAL,
+        Kind::Counter,
+        "Async call attempts ended, by function and result (done, retry, dead).",
+    ),
+    (
+        ASYNC_CALLBACKS_TOTAL,
+        Kind::Counter,
+        "Callback deliveries, by result (delivered, failed, refused).",
     ),
 ];
 

@@ -200,6 +200,9 @@ fn every_metric_is_described_once() {
         .record(0.000_1);
     metrics::counter!(names::CLUSTER_STORE_ERRORS_TOTAL, names::LABEL_OP => "probe").increment(1);
     metrics::gauge!(names::CLUSTER_STORE_FALLBACK).set(0.0);
+    crate::async_queue::metrics::queued(0);
+    crate::async_queue::metrics::call("unit-desc", crate::async_queue::machine::Next::Done);
+    crate::async_queue::metrics::callback(crate::async_queue::machine::Delivery::Accepted);
     let text = exporter.render();
     for (name, kind, _) in names::ALL {
         let help = format!("# HELP {name} ");

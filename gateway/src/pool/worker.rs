@@ -299,12 +299,15 @@ pub async fn spawn(ctx: &SpawnCtx, events: Events) -> Result<Arc<Worker>, StartE
         path: path.clone(),
         source,
     })?;
-    let Some(mut cmd) = ctx.launcher.command(spec.runtime) else {
+    let Some(cmd) = ctx.launcher.command(spec.runtime) else {
         let _ = std::fs::remove_file(&path);
         return Err(StartError::Unsupported {
             runtime: spec.runtime.as_str(),
         });
     };
+    // OpenFaaS secret files: the one hook into the spawn (see openfaas/secrets.rs).
+    let socket_dir = path.parent();
+    let mut cmd = crate::openfaas::secrets::command(cmd, socket_dir, spec);
     cmd.arg(&path)
         .arg(&spec.handler)
         .arg(spec.concurrency.to_string())

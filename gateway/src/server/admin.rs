@@ -1,4 +1,4 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`. Kept off the public port so
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, and the async queue's `/async`. Kept off the public port so
 //! operators can firewall it separately.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,6 +7,8 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 
+use super::async_admin;
+use crate::async_queue::AsyncQueue;
 use crate::error::GatewayError;
 use crate::metrics::Exporter;
 use crate::request_id;
@@ -20,6 +22,21 @@ pub struct AdminState {
     pub ready: AtomicBool,
     /// Which layer limits connections (XDP or user space), set at start-up.
     pub connection_limit: OnceLock<String>,
+    /// `GET /async/<call-id>` and `GET /async?state=...` read it.
+    pub async_queue: Option<Arc<AsyncQueue>>,
+}
+
+/// The admin service: the queue's endpoints (which read the store) or [`handle`].
+pub async fn serve<B>(state: &AdminState, req: Request<B>) -> Response<Body> {
+    let path = req.uri().path();
+    if path == "/async" || path.starts_with("/async/") {
+        let rid = request_id::for_request(req.headers());
+        return match async_admin::answer(state.async_queue.as_deref(), &req).await {
+            Ok((status, body)) => respond::json(status, body, &rid),
+            Err(e) => respond::error(&e, &rid),
+        };
+    }
+    handle(state, &req)
 }
 
 pub fn handle<B>(state: &AdminState, req: &Request<B>) -> Response<Body> {

@@ -281,6 +281,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
             headers,
             // Connections with a client certificate are served by hyper alone.
             client: None,
+            openfaas: state.openfaas,
         };
         // Not final: an admitted request is decided again by hyper's service, which also
         // spends its rate-limit token.

@@ -141,6 +141,8 @@ pub fn empty_state() -> Arc<State> {
         access_log: false,
         body: BodyLimits::default(),
         cluster: None,
+        openfaas: false,
+        async_queue: None,
     })
 }
 

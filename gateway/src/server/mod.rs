@@ -3,6 +3,7 @@
 //! in-flight request finish (up to the grace period), then stop the workers.
 
 pub mod admin;
+pub mod async_admin;
 pub mod body;
 pub mod conn;
 pub mod front;
@@ -26,6 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use crate::async_queue::{dispatcher, AsyncQueue};
 use crate::config::{Config, Overrides};
 use crate::metrics::{Exporter, FrontMetrics, FunctionMetrics};
 use crate::pool::PoolRegistry;
@@ -57,6 +59,19 @@ pub async fn run(
     let public_addr = public.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
 
+    let async_queue = match config.openfaas.enabled {
+        true => Some(
+            AsyncQueue::open(&config.async_queue)
+                .await
+                .with_context(|| {
+                    format!(
+                        "async.store: cannot open the queue ({:?})",
+                        config.async_queue.store
+                    )
+                })?,
+        ),
+        false => None,
+    };
     let store = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
     let registry = Arc::new(PoolRegistry::new(config.runtimes.clone()));
     let admin_state = Arc::new(AdminState {
@@ -64,6 +79,7 @@ pub async fn run(
         store: store.clone(),
         ready: false.into(),
         connection_limit: OnceLock::new(),
+        async_queue: async_queue.clone(),
     });
     let limits = ConnLimits {
         header_read_timeout: config.header_read_timeout,
@@ -76,7 +92,7 @@ pub async fn run(
         let st = admin_state.clone();
         let handler = move |req: http::Request<hyper::body::Incoming>| {
             let st = st.clone();
-            async move { admin::handle(&st, &req) }
+            async move { admin::serve(&st, req).await }
         };
         let acceptor = Acceptor {
             listener: admin_listener,
@@ -112,6 +128,9 @@ pub async fn run(
         );
     }
     admin_state.ready.store(true, Ordering::Release);
+    let dispatcher = async_queue
+        .clone()
+        .map(|q| tokio::spawn(dispatcher::run(q, store.clone())));
     let _watcher = reload::spawn(reloader.clone());
 
     body::register_metrics();
@@ -127,6 +146,8 @@ pub async fn run(
         cluster: crate::cluster::ClusterStore::start(&config.cluster).map_err(|e| {
             anyhow::anyhow!("cluster.store: cannot use the Redis URL ({:?})", e.kind())
         })?,
+        openfaas: config.openfaas.enabled,
+        async_queue,
     });
     let public_task = {
         let acceptor = Acceptor {
@@ -172,6 +193,9 @@ pub async fn run(
     }
     public_task.abort();
     admin_task.abort();
+    if let Some(d) = dispatcher {
+        d.abort();
+    }
     registry.shutdown().await;
     guard.shutdown();
     tracing::info!("stopped");

@@ -17,6 +17,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
+use crate::async_queue::AsyncQueue;
 use crate::auth::headers::Headers;
 use crate::auth::mtls::ClientCert;
 use crate::auth::{Admitted, AuthRequest, Context as AuthContextOf, Identity, Refusal};
@@ -24,6 +25,9 @@ use crate::cluster::{self, ClusterStore};
 use crate::error::GatewayError;
 use crate::logging;
 use crate::metrics::{FrontMetrics, FunctionMetrics};
+use crate::openfaas::accept;
+use crate::openfaas::headers as of_headers;
+use crate::openfaas::routes::{self, Mode, View};
 use crate::pool::{AuthContext, WorkerRequest};
 use crate::request_id;
 use crate::respond::{self, Answer, Body};
@@ -40,6 +44,10 @@ pub struct State {
     pub body: super::body::BodyLimits,
     /// `[cluster] store`: rate limits and replay guards shared with other nodes.
     pub cluster: Option<Arc<ClusterStore>>,
+    /// `[openfaas] enabled`: `/function/` and `/async-function/` are routes.
+    pub openfaas: bool,
+    /// The durable queue behind `/async-function/` (present when `openfaas` is).
+    pub async_queue: Option<Arc<AsyncQueue>>,
 }
 
 static HEALTH: &[u8] = br#"{"status":"ok"}"#;
@@ -73,6 +81,8 @@ pub struct Head<'a> {
     pub headers: Headers<'a>,
     /// The connection's verified client certificate (TLS with `client_ca`).
     pub client: Option<&'a ClientCert>,
+    /// `[openfaas] enabled`.
+    pub openfaas: bool,
 }
 
 /// What the gateway decided before reading a body or touching a worker. Returned by value
@@ -89,6 +99,8 @@ pub enum Decision<'s> {
 
 pub struct Admission {
     route: Match,
+    /// How the path reached the function (own route, `/function/`, `/async-function/`).
+    view: View,
     /// `None`: the policy signs the body (HMAC) and is verified after reading it, or it
     /// waits for a key fetch (a JWT naming an unknown `kid`).
     identity: Option<Admitted>,
@@ -116,7 +128,8 @@ pub fn decide<'s>(
     if let Some(rest) = head.path.strip_prefix("/_fn/") {
         return Decision::Endpoint(gateway_endpoint(snap, head.method, rest, rid));
     }
-    let Some(route) = snap.router.lookup(head.path) else {
+    let found = routes::resolve(head.path, head.openfaas, |p| snap.router.lookup(p));
+    let Some((route, view)) = found else {
         return Decision::Refused(respond::error_answer(&GatewayError::NotFound, rid), None);
     };
     let f = &snap.functions[route.index];
@@ -125,6 +138,10 @@ pub fn decide<'s>(
         return refuse(&GatewayError::MethodNotAllowed {
             allow: f.allow.clone(),
         });
+    }
+    if view.mode == Mode::Async && head.method != Method::POST {
+        let allow = HeaderValue::from_static("POST");
+        return refuse(&GatewayError::MethodNotAllowed { allow });
     }
     let now_unix = if f.def.auth.needs_clock() {
         SystemTime::now()
@@ -136,6 +153,7 @@ pub fn decide<'s>(
     if f.def.auth.needs_body() {
         return Decision::Admitted(Admission {
             route,
+            view,
             identity: None,
             now_unix,
         });
@@ -151,6 +169,7 @@ pub fn decide<'s>(
         Ok(None) => {
             return Decision::Admitted(Admission {
                 route,
+                view,
                 identity: None,
                 now_unix,
             })
@@ -164,6 +183,7 @@ pub fn decide<'s>(
     }
     Decision::Admitted(Admission {
         route,
+        view,
         identity: Some(identity),
         now_unix,
     })
@@ -183,6 +203,7 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
         query: req.uri().query(),
         headers: Headers::Map(req.headers()),
         client: client_cert(&req),
+        openfaas: state.openfaas,
     };
     // With a cluster store the rate limit is an await, so it moves into the boxed future
     // below (the HTTP/1 front already leaves limits to this path).
@@ -213,8 +234,9 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
     Handled::Boxed(Box::pin(async move {
         let f = &snap.functions[admission.route.index];
         let cluster = state.cluster.as_ref();
-        let (resp, subject) = match finish(f, cluster, req, admission, peer, &rid, state.body).await
-        {
+        let queue = state.async_queue.as_deref();
+        let answer = finish(f, cluster, req, admission, peer, &rid, state.body, queue).await;
+        let (resp, subject) = match answer {
             Ok(done) => done,
             Err(e) => (respond::error(&e, &rid), None),
         };
@@ -293,9 +315,12 @@ async fn finish(
     peer: IpAddr,
     rid: &HeaderValue,
     limits: super::body::BodyLimits,
+    queue: Option<&AsyncQueue>,
 ) -> Result<Invoked, GatewayError> {
+    let started = (Instant::now(), SystemTime::now());
     let Admission {
         route,
+        view,
         identity,
         now_unix,
     } = admission;
@@ -352,22 +377,29 @@ async fn finish(
     let params = f
         .def
         .param_names()
-        .zip(route.params(parts.uri.path()))
+        .zip(route.params(view.routed(parts.uri.path())))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
     let subject = identity.identity.subject.clone();
+    let path = view.worker_path(parts.uri.path()).to_owned();
+    if view.mode == Mode::Async {
+        let identity = identity.identity;
+        let accepted = accept::enqueue(queue, f, parts, body, identity, params, path, rid).await?;
+        return Ok((accepted, subject));
+    }
+    let call_id = (view.mode == Mode::Sync).then(|| of_headers::call_id(&parts.headers, rid));
+    let hidden = f.def.auth.hidden();
     let answer = f
         .pool
         .dispatch(worker_request(
-            parts,
-            body,
-            identity,
-            params,
-            rid,
-            f.def.auth.hidden(),
+            parts, body, identity, params, path, rid, hidden,
         ))
         .await?;
-    Ok((into_response(answer, rid), subject))
+    let mut resp = into_response(answer, rid);
+    if let Some(call_id) = call_id {
+        of_headers::stamp(resp.headers_mut(), call_id, started.1, started.0.elapsed());
+    }
+    Ok((resp, subject))
 }
 
 fn check_limit(f: &Function, peer: IpAddr, identity: &Identity) -> Result<(), GatewayError> {
@@ -544,6 +576,7 @@ fn worker_request(
     body: Bytes,
     identity: Admitted,
     params: Vec<(String, String)>,
+    path: String,
     rid: &HeaderValue,
     hidden: &crate::auth::hide::Hidden,
 ) -> WorkerRequest {
@@ -555,7 +588,7 @@ fn worker_request(
     WorkerRequest {
         request_id: Arc::from(rid.to_str().unwrap_or_default()),
         method: parts.method,
-        path: parts.uri.path().to_owned(),
+        path,
         query,
         params,
         headers: parts.headers,
