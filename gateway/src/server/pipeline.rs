@@ -233,10 +233,7 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
     let snap = arc_swap::Guard::into_inner(snap);
     Handled::Boxed(Box::pin(async move {
         let f = &snap.functions[admission.route.index];
-        let cluster = state.cluster.as_ref();
-        let queue = state.async_queue.as_deref();
-        let answer = finish(f, cluster, req, admission, peer, &rid, state.body, queue).await;
-        let (resp, subject) = match answer {
+        let (resp, subject) = match finish(f, &state, req, admission, peer, &rid).await {
             Ok(done) => done,
             Err(e) => (respond::error(&e, &rid), None),
         };
@@ -309,15 +306,15 @@ struct Presented<'a> {
 /// the rate limit (local, or through the cluster store), then the pool.
 async fn finish(
     f: &Function,
-    cluster: Option<&Arc<ClusterStore>>,
+    state: &State,
     req: Request<Incoming>,
     admission: Admission,
     peer: IpAddr,
     rid: &HeaderValue,
-    limits: super::body::BodyLimits,
-    queue: Option<&AsyncQueue>,
 ) -> Result<Invoked, GatewayError> {
     let started = (Instant::now(), SystemTime::now());
+    let (cluster, limits) = (state.cluster.as_ref(), state.body);
+    let queue = state.async_queue.as_deref();
     let Admission {
         route,
         view,
