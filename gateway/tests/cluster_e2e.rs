@@ -263,7 +263,7 @@ fn two_nodes_share_limits_and_replay_guards_and_survive_an_outage() {
             "{}",
             gw.logs()
         );
-        assert!(gw.logs().contains("cluster store reachable"));
+        assert!(gw.wait_log("cluster store reachable", Duration::from_secs(10)));
     }
     assert_eq!(hammer(&a, "/restored", 10), 6);
     assert_eq!(hammer(&b, "/restored", 4), 0);

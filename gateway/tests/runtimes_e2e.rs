@@ -430,7 +430,7 @@ fn dependencies_install_once_and_a_failure_only_affects_its_function() {
     assert_eq!(r.status(), 503);
     let v: Value = r.json().unwrap();
     assert!(v["error"].as_str().unwrap().contains("dependencies"), "{v}");
-    assert!(gw.logs().contains("requirements.txt"));
+    assert!(gw.wait_log("requirements.txt", Duration::from_secs(10)));
     assert_eq!(client().get(gw.url("/fine")).send().unwrap().status(), 200);
     // Nothing was written into the functions tree.
     assert!(!dir.path().join("withdeps/node_modules").exists());

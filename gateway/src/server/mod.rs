@@ -175,6 +175,9 @@ pub async fn run(
         %public_addr, %admin_addr, connection_limit = %guard.layer(),
         functions = store.load().functions.len(), "edgefn ready"
     );
+    // Everything logged while starting (fallbacks, refused functions) is on stderr before
+    // the banner that says the gateway is up.
+    crate::logging::flush(Duration::from_secs(1));
     println!(
         "edgefn listening on {scheme}://{public_addr} (admin http://{admin_addr}, {} functions, connection limit: {})",
         store.load().functions.len(),
