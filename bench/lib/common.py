@@ -24,12 +24,16 @@ PORTS = {
     "nginx-tls": 18084,
     "nginx-gunicorn": 18085,
     "node-http": 18087,
+    "uvicorn": 18088,
+    "nginx-map-log": 18089,
+    "edgefn-defaults": 18090,
+    "edgefn-defaults-admin": 19466,
 }
 
 # `nice -n -N` for servers and load tools when --priority N is given (root only).
 PRIORITY = []
 
-SCENARIOS = ["rejected", "python", "node", "hmac", "tls", "idle"]
+SCENARIOS = ["rejected", "defaults", "python", "node", "hmac", "tls", "idle"]
 
 
 def log(msg):

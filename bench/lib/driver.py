@@ -23,7 +23,8 @@ from load import (Target, cpu_per_request, idle_measure, oha_json_flag, probe, r
                   run_wrk, warm_up)
 from report import aggregate, ratios, write_report
 from servers import (Servers, cpus, edgefn_config, edgefn_functions, first_line, machine,
-                     nginx_config, openssl_cert, raise_nofile, start_gunicorn, tool_path,
+                     nginx_config, openssl_cert, raise_nofile, start_gunicorn, start_uvicorn,
+                     tool_path,
                      worker_direct_tool)
 
 
@@ -52,10 +53,20 @@ def targets(scenario, env):
             Target("rejected", "nginx-map", f"http://127.0.0.1:{PORTS['nginx-map']}/", 401, wrong),
             Target("rejected", "nginx-lua", f"http://127.0.0.1:{PORTS['nginx-lua']}/", 401, wrong),
         ]
+    elif scenario == "defaults":
+        # edgefn as shipped (access log on) against nginx with its buffered access log, and
+        # against itself with the log off.
+        d = f"http://127.0.0.1:{PORTS['edgefn-defaults']}"
+        out.append(Target("defaults", "edgefn", f"{d}/secure", 401, wrong, peer=False,
+                          proc="edgefn-defaults", note="access log on"))
+        out.append(Target("defaults", "edgefn-log-off", f"{e}/secure", 401, wrong, proc="edgefn"))
+        out.append(Target("defaults", "nginx-map-log",
+                          f"http://127.0.0.1:{PORTS['nginx-map-log']}/", 401, wrong, proc="nginx"))
     elif scenario == "python":
         out.append(Target("python", "edgefn", f"{e}/py-hello", 200, peer=False))
         out.append(Target("python", "nginx-gunicorn",
-                          f"http://127.0.0.1:{PORTS['nginx-gunicorn']}/", 200))
+                          f"http://127.0.0.1:{PORTS['nginx-gunicorn']}/", 200, proc="nginx"))
+        out.append(Target("python", "uvicorn", f"http://127.0.0.1:{PORTS['uvicorn']}/", 200))
     elif scenario == "node":
         out.append(Target("node", "edgefn", f"{e}/node-hello", 200, peer=False))
         out.append(Target("node", "node-http", f"http://127.0.0.1:{PORTS['node-http']}/", 200))
@@ -81,8 +92,12 @@ class Config:
     pass
 
 
-# Offered load of the CPU-per-request measurement: well under every server's ceiling here.
-CPU_RATE = 40_000
+# Offered loads of the CPU-per-request measurement: a moderate one, where wake-ups dominate,
+# and a busy one; both well under every server's ceiling here.
+CPU_RATES = (2_000, 20_000)
+# Scenarios measured at those rates: refusals, and the accepted path (gateway vs workers).
+CPU_SCENARIOS = {"rejected": CPU_RATES, "defaults": CPU_RATES, "python": (2_000,),
+                 "node": (2_000,)}
 
 
 def measure(scenario, cfg, env, rows):
@@ -91,8 +106,7 @@ def measure(scenario, cfg, env, rows):
     background load hit every server of a scenario alike instead of one of them."""
     live = []
     for t in targets(scenario, env):
-        if t.server != "edgefn" and t.server not in cfg.servers.procs \
-:
+        if t.server != "edgefn" and t.proc not in cfg.servers.procs:
             rows.append(row(t, "-", None, note=f"{t.server} not running"))
             continue
         status = probe(t)
@@ -116,23 +130,24 @@ def measure(scenario, cfg, env, rows):
                 runs.setdefault((id(t), tool), (t, []))[1].append(res)
     for t, results in runs.values():
         rows.append(row(t, results[0]["tool"], aggregate(results), note=t.note))
-    if scenario == "rejected" and cfg.oha:
+    if scenario in CPU_SCENARIOS and cfg.oha:
         # The same offered load for every server, below all their ceilings: CPU per
-        # answer, median of the rounds.
-        per = {}
-        for rnd in range(cfg.rounds):
-            for t in live:
-                proc = cfg.servers.procs.get(t.server)
-                if proc is None:
-                    continue
-                log(f"rejected-cpu/{t.server} round {rnd + 1}/{cfg.rounds} "
-                    f"({CPU_RATE} req/s for {cfg.duration}s)")
-                r = cpu_per_request(t, cfg, proc.pid, CPU_RATE, max(cfg.duration, 3))
-                if r:
-                    per.setdefault(t.server, []).append(r)
-        for server, results in per.items():
-            results.sort(key=lambda r: r["us_per_req"])
-            cfg.cpu_rows.append(results[len(results) // 2])
+        # answer, median of the interleaved rounds.
+        for rate in CPU_SCENARIOS[scenario]:
+            per = {}
+            for rnd in range(cfg.rounds):
+                for t in live:
+                    proc = cfg.servers.procs.get(t.proc)
+                    if proc is None:
+                        continue
+                    log(f"{scenario}-cpu/{t.server} round {rnd + 1}/{cfg.rounds} "
+                        f"({rate} req/s for {max(cfg.duration, 3)}s)")
+                    r = cpu_per_request(t, cfg, proc.pid, rate, max(cfg.duration, 3))
+                    if r:
+                        per.setdefault(t.server, []).append(r)
+            for server, results in per.items():
+                results.sort(key=lambda r: r["us_per_req"])
+                cfg.cpu_rows.append(results[len(results) // 2])
 
 
 def measure_direct(scenario, cfg, env, rows):
@@ -217,6 +232,8 @@ def main():
         first_line(["nginx", "-v"]).replace("nginx version: ", ""),
         "gunicorn " + first_line([sys.executable, "-c",
                                   "import gunicorn; print(gunicorn.__version__)"]),
+        "uvicorn " + first_line([sys.executable, "-c",
+                                 "import uvicorn; print(uvicorn.__version__)"]),
         "node " + first_line(["node", "--version"]),
     ) if v)
 
@@ -244,6 +261,11 @@ def main():
             os.path.join(RUN, "edgefn.toml"), f"127.0.0.1:{pa['edgefn']}",
             f"127.0.0.1:{pa['edgefn-admin']}", fdir)]
         servers.start("edgefn", edgefn_argv, pa["edgefn"])
+        if need & {"defaults"}:
+            servers.start("edgefn-defaults", [edgefn, "serve", "--config", edgefn_config(
+                os.path.join(RUN, "edgefn-defaults.toml"), f"127.0.0.1:{pa['edgefn-defaults']}",
+                f"127.0.0.1:{pa['edgefn-defaults-admin']}", fdir, access_log=True)],
+                pa["edgefn-defaults"])
         if need & {"rejected", "idle"}:
             servers.start("hyper-header", [hyper, f"127.0.0.1:{pa['hyper-header']}", API_KEY],
                           pa["hyper-header"])
@@ -251,7 +273,9 @@ def main():
             servers.start("edgefn-tls", [edgefn, "serve", "--config", edgefn_config(
                 os.path.join(RUN, "edgefn-tls.toml"), f"127.0.0.1:{pa['edgefn-tls']}",
                 f"127.0.0.1:{pa['edgefn-tls-admin']}", fdir, (cert, key))], pa["edgefn-tls"])
-        if need & {"rejected", "tls", "python"}:
+        if need & {"python"}:
+            start_uvicorn(servers, pa["uvicorn"])
+        if need & {"rejected", "defaults", "tls", "python"}:
             if need & {"python"}:
                 sock = os.path.join(RUN, "gunicorn.sock")
                 if os.path.exists(sock):
@@ -259,7 +283,7 @@ def main():
                 start_gunicorn(servers, sock)
             conf = nginx_config(cert, key)
             servers.start("nginx", ["nginx", "-c", conf, "-p", RUN], pa["nginx-map"])
-            for alias in ("nginx-map", "nginx-lua", "nginx-tls", "nginx-gunicorn"):
+            for alias in ("nginx-map", "nginx-lua", "nginx-tls", "nginx-gunicorn", "nginx-map-log"):
                 if servers.procs.get("nginx"):
                     servers.procs[alias] = servers.procs["nginx"]
         if need & {"node"}:

@@ -17,8 +17,10 @@ class Target:
     """One server endpoint loaded in one scenario."""
 
     def __init__(self, scenario, server, url, expect, headers=(), method="GET",
-                 body_file=None, http2=False, peer=True, note=""):
+                 body_file=None, http2=False, peer=True, note="", proc=None):
         self.scenario, self.server, self.url = scenario, server, url
+        # The process (Servers.procs key) behind the URL, when it is not named `server`.
+        self.proc = proc or server
         self.expect = expect
         self.headers = list(headers)
         self.method, self.body_file, self.http2 = method, body_file, http2
@@ -198,7 +200,13 @@ def group_cpu_ns(pgid):
     server started in its own session: nginx's workers, edgefn's runtime workers included),
     from the scheduler's own accounting (`/proc/PID/task/TID/schedstat`): exact, where
     utime/stime are sampled at clock ticks."""
-    total = 0
+    return group_cpu_split_ns(pgid)[0]
+
+
+def group_cpu_split_ns(pgid):
+    """(all of process group `pgid`, its leader process alone): for edgefn, the leader is
+    the gateway and the rest are its workers."""
+    total = leader = 0
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -209,10 +217,13 @@ def group_cpu_ns(pgid):
                 continue
             for tid in os.listdir(f"/proc/{d}/task"):
                 with open(f"/proc/{d}/task/{tid}/schedstat") as f:
-                    total += int(f.read().split()[0])
+                    ns = int(f.read().split()[0])
+                total += ns
+                if int(d) == pgid:
+                    leader += ns
         except (OSError, ValueError, IndexError):
             continue
-    return total
+    return total, leader
 
 
 def cpu_per_request(t, cfg, pgid, rate, duration):
@@ -223,9 +234,9 @@ def cpu_per_request(t, cfg, pgid, rate, duration):
     for k, v in t.headers:
         argv += ["-H", f"{k}: {v}"]
     argv.append(t.url)
-    before = group_cpu_ns(pgid)
+    before, before_leader = group_cpu_split_ns(pgid)
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
-    after = group_cpu_ns(pgid)
+    after, after_leader = group_cpu_split_ns(pgid)
     try:
         codes = json.loads(out.stdout).get("statusCodeDistribution", {})
     except json.JSONDecodeError:
@@ -234,8 +245,9 @@ def cpu_per_request(t, cfg, pgid, rate, duration):
     n = sum(codes.values())
     if n == 0:
         return None
-    return {"server": t.server, "rate": rate, "requests": n,
+    return {"scenario": t.scenario, "server": t.server, "rate": rate, "requests": n,
             "us_per_req": (after - before) / 1e3 / n,
+            "us_leader": (after_leader - before_leader) / 1e3 / n,
             "statuses": ", ".join(f"{k}: {v}" for k, v in sorted(codes.items()))}
 
 

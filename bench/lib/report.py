@@ -78,6 +78,47 @@ def targets_check(rows):
     return lines
 
 
+def rps_checks(rows):
+    """The shipped-defaults and worker-path targets (issue 17), per tool."""
+    goals = (("defaults", "nginx-map-log", 1.0), ("defaults", "edgefn-log-off", 0.95),
+             ("node", "node-http", 0.8), ("python", "uvicorn", 1.0))
+    lines = []
+    for tool in ("wrk", "oha"):
+        for scenario, peer, goal in goals:
+            e = next((r for r in rows if r["scenario"] == scenario and r["server"] == "edgefn"
+                      and r["tool"] == tool and r["rps"]), None)
+            p = next((r for r in rows if r["scenario"] == scenario and r["server"] == peer
+                      and r["tool"] == tool and r["rps"]), None)
+            if e and p:
+                ratio = e["rps"] / p["rps"]
+                lines.append(f"- {scenario}, {tool}: edgefn / {peer} = **{ratio:.2f}×** "
+                             f"(target ≥ {goal}×: {'met' if ratio >= goal else 'NOT met'})")
+    return lines
+
+
+def cpu_checks(cpu_rows):
+    """CPU targets (issue 17): refusal ≤ 1.1× bare hyper at 2 000 req/s and ≤ 1.0× at
+    20 000; the gateway's own CPU per accepted request ≤ 1.5× its CPU per refusal."""
+    def at(scenario, server, rate):
+        return next((c for c in cpu_rows if c["scenario"] == scenario and c["server"] == server
+                     and c["rate"] == rate), None)
+    lines = []
+    for rate, goal in ((2_000, 1.1), (20_000, 1.0)):
+        e, h = at("rejected", "edgefn", rate), at("rejected", "hyper-header", rate)
+        if e and h and h["us_per_req"]:
+            ratio = e["us_per_req"] / h["us_per_req"]
+            lines.append(f"- CPU per refusal at {rate:,} req/s: edgefn / hyper-header = "
+                         f"**{ratio:.2f}×** (target ≤ {goal}×: {'met' if ratio <= goal else 'NOT met'})")
+    refusal = at("rejected", "edgefn", 2_000)
+    for scenario in ("python", "node"):
+        acc = at(scenario, "edgefn", 2_000)
+        if acc and refusal and refusal["us_leader"]:
+            ratio = acc["us_leader"] / refusal["us_leader"]
+            lines.append(f"- gateway CPU per accepted {scenario} request / per refusal at 2,000 req/s "
+                         f"= **{ratio:.2f}×** (target ≤ 1.5×: {'met' if ratio <= 1.5 else 'NOT met'})")
+    return lines
+
+
 def fmt(v, digits=0):
     if v is None or v == "":
         return "—"
@@ -118,20 +159,26 @@ def write_report(rows, idle, cfg, env, started, elapsed):
     checks = targets_check(rows)
     if checks:
         md += ["", "Rejected-request targets (issue 6):", ""] + checks
+    checks = rps_checks(rows)
+    if checks:
+        md += ["", "Shipped-defaults and worker-path targets (issue 17):", ""] + checks
     if getattr(cfg, "cpu_rows", None):
-        md += ["", f"Server CPU per rejected request at a fixed {cfg.cpu_rows[0]['rate']:,} req/s "
-               "(oha -q; CPU time of every thread of the server's process group, from the scheduler's "
-               "/proc/PID/task/TID/schedstat; "
-               "median of the rounds):", "",
-               "| server | requests | CPU µs / request | edgefn vs this peer | responses |",
-               "|---|---:|---:|---|---|"]
-        edge = next((c for c in cfg.cpu_rows if c["server"] == "edgefn"), None)
+        md += ["", "Server CPU per request at fixed offered loads (oha -q; CPU time of every thread "
+               "of the server's process group from the scheduler's /proc/PID/task/TID/schedstat; "
+               "median of the rounds). *gateway* is edgefn's own process, the rest its workers:",
+               "", "| scenario | req/s | server | requests | CPU µs / request | gateway µs | "
+               "edgefn vs this peer | responses |",
+               "|---|---:|---|---:|---:|---:|---|---|"]
         for c in cfg.cpu_rows:
+            edge = next((e for e in cfg.cpu_rows if e["server"] == "edgefn"
+                         and e["scenario"] == c["scenario"] and e["rate"] == c["rate"]), None)
             ratio = ""
             if edge and c is not edge and c["us_per_req"]:
                 ratio = f"{edge['us_per_req'] / c['us_per_req']:.2f}× the CPU"
-            md.append(f"| {c['server']} | {c['requests']:,} | {c['us_per_req']:.2f} | {ratio} | "
-                      f"{c['statuses']} |")
+            own = f"{c['us_leader']:.2f}" if c["server"] == "edgefn" else ""
+            md.append(f"| {c['scenario']} | {c['rate']:,} | {c['server']} | {c['requests']:,} | "
+                      f"{c['us_per_req']:.2f} | {own} | {ratio} | {c['statuses']} |")
+        md += [""] + cpu_checks(cfg.cpu_rows)
     if idle:
         md += ["", "Idle keep-alive connections (RSS from /proc/PID/status, server process only):",
                "", "| server | connections | RSS before KiB | RSS after KiB | bytes / connection | vs hyper-header |",

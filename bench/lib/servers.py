@@ -100,6 +100,8 @@ class Servers:
         if not port_free(port):
             log(f"port {port} for {name} is in use; {name} is skipped")
             return None
+        # Every server logs to a file in the run dir: edgefn's access log and nginx's
+        # buffered one land on the same disk.
         out = open(os.path.join(RUN, f"{name}.log"), "wb")
         proc = subprocess.Popen(
             PRIORITY + ["taskset", "-c", self.cpu] + argv,
@@ -162,6 +164,18 @@ def start_gunicorn(servers, sock):
     return None
 
 
+def start_uvicorn(servers, port):
+    """The same handler as an ASGI app under uvicorn (httptools parser, one process): what
+    a Python user would run instead of a gateway with warm workers."""
+    return servers.start(
+        "uvicorn",
+        [sys.executable, "-m", "uvicorn", "--http", "httptools", "--no-access-log",
+         "--log-level", "warning", "--host", "127.0.0.1", "--port", str(port),
+         "--app-dir", os.path.join(BENCH, "peers", "asgi"), "app:app"],
+        port,
+    )
+
+
 def openssl_cert():
     cert, key = os.path.join(RUN, "cert.pem"), os.path.join(RUN, "key.pem")
     if not (os.path.exists(cert) and os.path.exists(key)):
@@ -201,7 +215,7 @@ def edgefn_functions(edgefn):
     return dest, accepted, refused
 
 
-def edgefn_config(path, listen, admin, functions_dir, tls=None):
+def edgefn_config(path, listen, admin, functions_dir, tls=None, access_log=False):
     lines = [
         "[server]",
         f'listen = "{listen}"',
@@ -211,7 +225,8 @@ def edgefn_config(path, listen, admin, functions_dir, tls=None):
     ]
     if tls:
         lines.append(f'tls = {{ cert = "{tls[0]}", key = "{tls[1]}" }}')
-    lines += ["", "[admin]", f'listen = "{admin}"', "", "[log]", "access = false", ""]
+    lines += ["", "[admin]", f'listen = "{admin}"', "", "[log]",
+              f"access = {'true' if access_log else 'false'}", ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
     return path
@@ -229,6 +244,7 @@ def nginx_config(cert, key):
         "@PORT_LUA@": str(PORTS["nginx-lua"]),
         "@PORT_TLS@": str(PORTS["nginx-tls"]),
         "@PORT_WSGI@": str(PORTS["nginx-gunicorn"]),
+        "@PORT_MAP_LOG@": str(PORTS["nginx-map-log"]),
     }
     for k, v in subst.items():
         text = text.replace(k, v)

@@ -24,7 +24,10 @@ pub fn serve(config_path: Option<PathBuf>, overrides: Overrides) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(server::run(config, config_path, overrides)) {
+    let result = runtime.block_on(server::run(config, config_path, overrides));
+    // Buffered lines first, so the final error is the last thing on stderr.
+    logging::flush(std::time::Duration::from_secs(2));
+    match result {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("edgefn: {e:#}");

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod limits;
+pub mod log_sink;
 pub mod logging;
 pub mod metrics;
 pub mod openapi;

@@ -1,6 +1,7 @@
 //! Log set-up and the two structured lines the request path and the pools emit.
 //!
-//! Everything goes to stderr through one `tracing` subscriber: human-readable (coloured
+//! Everything goes to stderr through one `tracing` subscriber, written in batches by
+//! [`crate::log_sink`] so no request waits on stderr: human-readable (coloured
 //! only when stderr is a terminal) or one JSON object per line. `RUST_LOG` filters
 //! (default `info`); the access log has its own target, `edgefn::access`, so operators can
 //! turn it off with `RUST_LOG=info,edgefn::access=off` or route it elsewhere. Function
@@ -8,6 +9,7 @@
 //! credential: the access line holds only the verified subject (a key id, a user name).
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
@@ -15,18 +17,39 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+use crate::log_sink::{self, LogSink};
 
 /// Target of the per-request access line.
 pub const ACCESS_TARGET: &str = "edgefn::access";
 /// Target of lines a function's worker wrote to its stdout/stderr.
 pub const FUNCTION_TARGET: &str = "edgefn::function";
 
-/// Installs the global subscriber (once; later calls are ignored).
+static SINK: OnceLock<LogSink> = OnceLock::new();
+
+/// Installs the global subscriber (once; later calls are ignored), writing through the
+/// batching sink; without a writer thread it falls back to unbuffered stderr.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::stderr().is_terminal();
-    let _ =
-        tracing::subscriber::set_global_default(subscriber(format, filter, ansi, std::io::stderr));
+    let sub = match LogSink::spawn(std::io::stderr(), log_sink::BUFFER_BYTES) {
+        Ok(sink) => {
+            let _ = SINK.set(sink.clone());
+            subscriber(format, filter, ansi, sink)
+        }
+        Err(e) => {
+            eprintln!("edgefn: cannot start the log writer thread ({e}); logging unbuffered");
+            subscriber(format, filter, ansi, std::io::stderr)
+        }
+    };
+    let _ = tracing::subscriber::set_global_default(sub);
+}
+
+/// Writes every buffered line; called at shutdown (bounded: a stuck stderr cannot hold
+/// the exit up for more than `limit`).
+pub fn flush(limit: Duration) {
+    if let Some(sink) = SINK.get() {
+        sink.flush(limit);
+    }
 }
 
 /// The subscriber `init` installs, with the writer as a parameter so tests can read it.

@@ -46,6 +46,7 @@ impl Exporter {
                         metrics::counter!(names::RELOAD_TOTAL, names::LABEL_RESULT => result)
                             .absolute(0);
                     }
+                    metrics::counter!(names::LOG_DROPPED_TOTAL).absolute(0);
                     spawn_upkeep(handle.clone());
                     handle
                 }

@@ -11,6 +11,7 @@ pub const RELOAD_TOTAL: &str = "edgefn_reload_total";
 pub const XDP_PACKETS_TOTAL: &str = "edgefn_xdp_packets_total";
 pub const XDP_TRACKED_SOURCES: &str = "edgefn_xdp_tracked_sources";
 pub const HTTP1_FRONT_TOTAL: &str = "edgefn_http1_front_total";
+pub const LOG_DROPPED_TOTAL: &str = "edgefn_log_dropped_total";
 
 /// `function` label for requests that matched no route: keeps cardinality bounded.
 pub const UNMATCHED: &str = "_unmatched";
@@ -82,6 +83,11 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         HTTP1_FRONT_TOTAL,
         Kind::Counter,
         "HTTP/1 front: requests it answered itself (outcome=answered), connections it handed to hyper (outcome=handover).",
+    ),
+    (
+        LOG_DROPPED_TOTAL,
+        Kind::Counter,
+        "Log lines (access log, function output, gateway events) dropped because stderr was slower than they arrived.",
     ),
 ];
 

@@ -240,7 +240,7 @@ impl Drop for Gateway {
     }
 }
 
-fn parse_banner(line: &str) -> (SocketAddr, SocketAddr, bool) {
+pub fn parse_banner(line: &str) -> (SocketAddr, SocketAddr, bool) {
     // edgefn listening on http://127.0.0.1:1234 (admin http://127.0.0.1:5678, ...
     let rest = line.trim_start_matches("edgefn listening on ");
     let tls = rest.starts_with("https://");

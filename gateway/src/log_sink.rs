@@ -1,0 +1,260 @@
+//! The process's log writer: every formatted line (access log, function output, gateway
+//! events) is appended to an in-memory buffer on the thread that logged it, and one
+//! background thread writes the buffer to stderr in batches.
+//!
+//! A request never waits on stderr: appending is a copy under a mutex that the writer
+//! holds only to swap buffers. When stderr is slower than the lines arrive (a full pipe,
+//! a stalled collector) the buffer fills, and further lines are dropped whole and counted
+//! (`edgefn_log_dropped_total`) instead of blocking. The writer wakes when the first
+//! line lands in an empty buffer, waits up to [`BATCH_DELAY`] for more (or until the
+//! buffer is half full), then writes everything with one `write_all`; an idle gateway
+//! does not wake it at all. [`LogSink::flush`] drains it synchronously at shutdown.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::metrics::names;
+
+/// Bytes of formatted lines held while the writer is behind; past this, lines drop.
+pub const BUFFER_BYTES: usize = 1 << 20;
+/// The longest a line waits in the buffer before it is written.
+pub const BATCH_DELAY: Duration = Duration::from_millis(50);
+
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when the buffer becomes non-empty, passes half full, or a flush is asked.
+    wake: Condvar,
+    /// Signalled by the writer after each batch it wrote.
+    written: Condvar,
+    dropped: AtomicU64,
+}
+
+struct State {
+    buf: Vec<u8>,
+    /// Batches handed to the writer so far; `flush` waits for it to move.
+    batches: u64,
+    flush_asked: bool,
+}
+
+/// A cloneable handle: the `MakeWriter` of the subscriber and the shutdown flush.
+#[derive(Clone)]
+pub struct LogSink {
+    shared: Arc<Shared>,
+    capacity: usize,
+}
+
+impl LogSink {
+    /// Starts the writer thread over `out` (stderr in the gateway, a pipe in tests).
+    pub fn spawn<W: Write + Send + 'static>(out: W, capacity: usize) -> std::io::Result<LogSink> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                buf: Vec::with_capacity(capacity),
+                batches: 0,
+                flush_asked: false,
+            }),
+            wake: Condvar::new(),
+            written: Condvar::new(),
+            dropped: AtomicU64::new(0),
+        });
+        let writer = shared.clone();
+        std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || write_loop(&writer, out, capacity))?;
+        Ok(LogSink { shared, capacity })
+    }
+
+    /// Lines dropped because the writer was behind, since start.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Appends one formatted line (or drops it whole when it does not fit).
+    fn append(&self, line: &[u8]) {
+        let mut st = lock(&self.shared.state);
+        let before = st.buf.len();
+        if before + line.len() > self.capacity {
+            drop(st);
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(names::LOG_DROPPED_TOTAL).increment(1);
+            return;
+        }
+        st.buf.extend_from_slice(line);
+        let half = self.capacity / 2;
+        let wake = before == 0 || (before < half && st.buf.len() >= half);
+        drop(st);
+        if wake {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Writes everything appended so far; waits at most `limit` (a stuck stderr must not
+    /// hold up shutdown forever).
+    pub fn flush(&self, limit: Duration) {
+        let mut st = lock(&self.shared.state);
+        // One more batch than now covers a batch the writer may be writing already.
+        let target = st.batches + 1;
+        st.flush_asked = true;
+        self.shared.wake.notify_one();
+        let deadline = std::time::Instant::now() + limit;
+        while st.batches < target {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            st = match self.shared.written.wait_timeout(st, left) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write_loop<W: Write>(shared: &Shared, mut out: W, capacity: usize) {
+    let mut spare: Vec<u8> = Vec::with_capacity(capacity);
+    loop {
+        let mut st = lock(&shared.state);
+        while st.buf.is_empty() && !st.flush_asked {
+            st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        // Gather: more lines usually follow the first within the batch delay.
+        if !st.flush_asked && st.buf.len() < capacity / 2 {
+            st = match shared.wake.wait_timeout(st, BATCH_DELAY) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        std::mem::swap(&mut st.buf, &mut spare);
+        st.flush_asked = false;
+        drop(st);
+        if !spare.is_empty() {
+            // A failed write (stderr closed) loses this batch; there is nowhere to report it.
+            let _ = out.write_all(&spare).and_then(|()| out.flush());
+            spare.clear();
+        }
+        let mut st = lock(&shared.state);
+        st.batches += 1;
+        drop(st);
+        shared.written.notify_all();
+    }
+}
+
+/// One writer per formatted event: tracing-subscriber formats a whole line into its
+/// own buffer and writes it with one `write_all`, which lands here as one `append`.
+pub struct LineWriter<'a> {
+    sink: &'a LogSink,
+}
+
+impl Write for LineWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.sink.append(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogSink {
+    type Writer = LineWriter<'a>;
+
+    fn make_writer(&'a self) -> LineWriter<'a> {
+        LineWriter { sink: self }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// A writer that blocks until the test lets it go, then forwards what it got.
+    struct Gate {
+        open: mpsc::Receiver<()>,
+        out: mpsc::Sender<Vec<u8>>,
+    }
+
+    impl Write for Gate {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let _ = self.open.recv();
+            let _ = self.out.send(b.to_vec());
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn collect(rx: &mpsc::Receiver<Vec<u8>>) -> Vec<u8> {
+        let mut all = Vec::new();
+        while let Ok(chunk) = rx.try_recv() {
+            all.extend(chunk);
+        }
+        all
+    }
+
+    #[test]
+    fn lines_are_written_in_order_by_flush() {
+        let (open_tx, open) = mpsc::channel();
+        let (out, rx) = mpsc::channel();
+        let sink = LogSink::spawn(Gate { open, out }, 1024).unwrap();
+        for _ in 0..16 {
+            open_tx.send(()).unwrap();
+        }
+        let mut w = sink.make_writer();
+        w.write_all(b"one\n").unwrap();
+        w.write_all(b"two\n").unwrap();
+        sink.flush(Duration::from_secs(10));
+        assert_eq!(collect(&rx), b"one\ntwo\n");
+        assert_eq!(sink.dropped(), 0);
+    }
+
+    #[test]
+    fn a_stuck_writer_drops_whole_lines_and_counts_them() {
+        let (open_tx, open) = mpsc::channel();
+        let (out, rx) = mpsc::channel();
+        let sink = LogSink::spawn(Gate { open, out }, 64).unwrap();
+        let mut w = sink.make_writer();
+        // The first batch is taken by the writer, which then blocks in `write`.
+        w.write_all(b"first line\n").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !lock(&sink.shared.state).buf.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "writer never took the batch"
+            );
+            std::thread::yield_now();
+        }
+        // Now the buffer fills: 6 lines of 10 bytes fit in 64, the rest drop.
+        for _ in 0..10 {
+            w.write_all(b"123456789\n").unwrap();
+        }
+        assert_eq!(sink.dropped(), 4);
+        for _ in 0..16 {
+            open_tx.send(()).unwrap();
+        }
+        sink.flush(Duration::from_secs(10));
+        let got = collect(&rx);
+        assert_eq!(got.len(), 11 + 6 * 10, "{}", String::from_utf8_lossy(&got));
+        assert!(got.starts_with(b"first line\n"));
+    }
+
+    #[test]
+    fn flush_gives_up_on_a_writer_that_never_returns() {
+        let (_open_tx, open) = mpsc::channel();
+        let (out, _rx) = mpsc::channel();
+        let sink = LogSink::spawn(Gate { open, out }, 64).unwrap();
+        sink.make_writer().write_all(b"x\n").unwrap();
+        let t = std::time::Instant::now();
+        sink.flush(Duration::from_millis(200));
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+}
