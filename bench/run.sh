@@ -4,7 +4,7 @@
 # Installs missing tools, builds edgefn and the hyper-header peer in release, then hands
 # over to bench/lib/driver.py, which starts edgefn and the peers pinned to one core, loads
 # them with wrk and oha pinned to another, and writes bench/results/latest.md and .csv.
-# Scenarios: rejected python node hmac tls idle. --quick: under two minutes once built.
+# Scenarios: rejected defaults python node runtimes hmac tls tls-handshake idle. --quick: under two minutes once built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

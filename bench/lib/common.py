@@ -33,7 +33,8 @@ PORTS = {
 # `nice -n -N` for servers and load tools when --priority N is given (root only).
 PRIORITY = []
 
-SCENARIOS = ["rejected", "defaults", "python", "node", "hmac", "tls", "idle"]
+SCENARIOS = ["rejected", "defaults", "python", "node", "runtimes", "hmac", "tls", "tls-handshake",
+             "idle"]
 
 
 def log(msg):

@@ -20,7 +20,9 @@ import time
 from common import (API_KEY, BENCH, HMAC_BODY_BYTES, PORTS, PRIORITY, RELEASE, RUN, SCENARIOS,
                     WEBHOOK_SECRET, WRONG_KEY, log)
 from load import (Target, cpu_per_request, idle_measure, oha_json_flag, probe, run_oha, run_worker_direct,
-                  run_wrk, warm_up)
+                  run_wrk, wait_started, warm_up)
+import runtimes
+import tls_handshake
 from report import aggregate, ratios, write_report
 from servers import (Servers, cpus, edgefn_config, edgefn_functions, first_line, machine,
                      nginx_config, openssl_cert, raise_nofile, start_gunicorn, start_uvicorn,
@@ -70,6 +72,15 @@ def targets(scenario, env):
     elif scenario == "node":
         out.append(Target("node", "edgefn", f"{e}/node-hello", 200, peer=False))
         out.append(Target("node", "node-http", f"http://127.0.0.1:{PORTS['node-http']}/", 200))
+    elif scenario == "runtimes":
+        out += runtimes.targets()
+    elif scenario == "tls-newconn":
+        # A new connection per request with oha; its rustls client may resume sessions.
+        note = "oha --disable-keepalive (its client caches sessions: handshakes may be resumed)"
+        out.append(Target("tls-newconn", "edgefn", f"https://127.0.0.1:{PORTS['edgefn-tls']}/secure",
+                          401, wrong, peer=False, keepalive=False, proc="edgefn-tls", note=note))
+        out.append(Target("tls-newconn", "nginx-tls", f"https://127.0.0.1:{PORTS['nginx-tls']}/",
+                          401, wrong, keepalive=False, proc="nginx"))
     elif scenario == "hmac":
         body, sig = env.hmac
         good = [("Content-Type", "application/json"), ("X-GitHub-Event", "push"),
@@ -109,7 +120,8 @@ def measure(scenario, cfg, env, rows):
         if t.server != "edgefn" and t.proc not in cfg.servers.procs:
             rows.append(row(t, "-", None, note=f"{t.server} not running"))
             continue
-        status = probe(t)
+        # A pool still starting (a Rust build) answers 503 + Retry-After: wait for it.
+        status = wait_started(t, START_DEADLINE_S)
         if status != t.expect:
             rows.append(row(t, "-", None,
                             note=f"not measured: answers {status}, expected {t.expect}"
@@ -122,8 +134,8 @@ def measure(scenario, cfg, env, rows):
     for rnd in range(cfg.rounds):
         for tool in cfg.tools:
             for t in live:
-                if tool == "wrk" and t.http2:
-                    continue  # wrk speaks HTTP/1.1 only
+                if tool == "wrk" and (t.http2 or not t.keepalive):
+                    continue  # wrk speaks HTTP/1.1 only and always keeps connections alive
                 log(f"{t.scenario}/{t.server}/{tool} round {rnd + 1}/{cfg.rounds} "
                     f"({cfg.duration}s, {cfg.conns(t)} conns)")
                 res = run_wrk(t, cfg) if tool == "wrk" else run_oha(t, cfg)
@@ -148,6 +160,77 @@ def measure(scenario, cfg, env, rows):
             for server, results in per.items():
                 results.sort(key=lambda r: r["us_per_req"])
                 cfg.cpu_rows.append(results[len(results) // 2])
+
+
+# How long a target may answer "starting" (503 + Retry-After) before it is reported as not
+# measured: a Rust function's first build on a busy machine takes minutes.
+START_DEADLINE_S = 1200
+
+
+def measure_runtimes(cfg, env, rows):
+    """Gateway rps per runtime (interleaved like every scenario), then worker-direct per
+    runtime, joined in the report's runtimes table."""
+    measure("runtimes", cfg, env, rows)
+    results = runtimes.direct(cfg, env.direct) if env.direct else {}
+    for rt, res in results.items():
+        d = Target("runtimes", f"worker-direct ({rt})", "-", 200, peer=False)
+        rows.append(row(d, "worker-direct", res, note=res.get("ready", res.get("error", ""))))
+    cfg.sections.append(("Per runtime (issue 13 point 6): the same small JSON handler; gateway rps "
+                         f"with {cfg.worker_connections} connections to one worker; worker-direct "
+                         "one request at a time; fresh worker ready time: `PoolRegistry::ensure` "
+                         "until the first worker is ready, median of the fresh starts (Rust: "
+                         "after the build)", runtimes.table(rows, results)))
+
+
+def measure_tls_handshake(cfg, env, rows):
+    """Full TLS 1.3 handshakes (openssl s_time -new) on edgefn and nginx with the same
+    P-256 certificate, interleaved rounds, median; oha with a new connection per request;
+    session resumption on each."""
+    servers = [("edgefn", "edgefn-tls", PORTS["edgefn-tls"]), ("nginx-tls", "nginx", PORTS["nginx-tls"])]
+    per = {}
+    for rnd in range(cfg.rounds):
+        for name, proc_name, port in servers:
+            proc = cfg.servers.procs.get(proc_name)
+            if proc is None:
+                continue
+            log(f"tls-handshake/{name}/s_time round {rnd + 1}/{cfg.rounds} ({cfg.duration}s, "
+                f"{tls_handshake.CLIENTS} clients)")
+            r = tls_handshake.full_handshakes(port, cfg, proc.pid, cfg.duration)
+            if r:
+                per.setdefault(name, []).append(r)
+    med = {}
+    for name, _, _ in servers:
+        results = sorted(per.get(name, []), key=lambda r: r["rps"])
+        if not results:
+            t = Target("tls-handshake", name, "-", 0, peer=name != "edgefn")
+            rows.append(row(t, "s_time -new", None, note="not measured: s_time failed (see log)"))
+            continue
+        m = med[name] = results[len(results) // 2]
+        t = Target("tls-handshake", name, "-", 0, peer=name != "edgefn")
+        rows.append(row(t, "s_time -new", {
+            "rps": m["rps"],
+            "statuses": f"{m['handshakes']} handshakes, {m['clients']} clients"
+                        + (f", {m['failed_clients']} failed" if m["failed_clients"] else ""),
+        }, note=f"{m['us_per_handshake']:.0f} µs server CPU per handshake "
+                f"(≈ {1e6 / m['us_per_handshake']:,.0f}/s per core)"))
+    measure("tls-newconn", cfg, env, rows)
+    lines = []
+    e, n = med.get("edgefn"), med.get("nginx-tls")
+    if e and n:
+        for what, ratio in (("handshakes/s", e["rps"] / n["rps"]),
+                            ("per-core capacity from server CPU per handshake",
+                             n["us_per_handshake"] / e["us_per_handshake"])):
+            lines.append(f"- full TLS 1.3 handshakes, {what}: edgefn / nginx = **{ratio:.2f}×** "
+                         f"(target ≥ 1.5×: {'met' if ratio >= 1.5 else 'NOT met'})")
+    for name, proc_name, port in servers:
+        if cfg.servers.procs.get(proc_name) is None:
+            continue
+        ok, detail = tls_handshake.resumption(port, name)
+        lines.append(f"- session resumption, {name}: {'works' if ok else 'NOT working'} "
+                     f"(`openssl s_client -sess_out` then `-sess_in`: {detail})")
+    cfg.sections.append(("TLS handshakes (issue 17 point 5): a full TLS 1.3 handshake per "
+                         "connection (`openssl s_time -new`, no session reuse), ECDSA P-256 "
+                         "certificate, the server on one core", lines))
 
 
 def measure_direct(scenario, cfg, env, rows):
@@ -212,7 +295,8 @@ def main():
     cfg.connections = args.connections
     cfg.worker_connections = min(16, args.connections)
     cfg.conns = lambda t: (1 if t.scenario.endswith("-c1") else cfg.worker_connections
-                           if t.scenario in ("python", "node", "hmac") else cfg.connections)
+                           if t.scenario in ("python", "node", "runtimes", "hmac")
+                           else cfg.connections)
     cfg.quick = args.quick
     cfg.wrk, cfg.oha = tool_path("wrk"), tool_path("oha")
     cfg.tools = [t for t in ("wrk", "oha") if getattr(cfg, t)]
@@ -252,6 +336,7 @@ def main():
     servers = Servers(cfg.server_cpu)
     cfg.servers = servers
     cfg.cpu_rows = []
+    cfg.sections = []
     env.servers = servers
     rows, idle = [], []
     try:
@@ -269,13 +354,13 @@ def main():
         if need & {"rejected", "idle"}:
             servers.start("hyper-header", [hyper, f"127.0.0.1:{pa['hyper-header']}", API_KEY],
                           pa["hyper-header"])
-        if need & {"tls"}:
+        if need & {"tls", "tls-handshake"}:
             servers.start("edgefn-tls", [edgefn, "serve", "--config", edgefn_config(
                 os.path.join(RUN, "edgefn-tls.toml"), f"127.0.0.1:{pa['edgefn-tls']}",
                 f"127.0.0.1:{pa['edgefn-tls-admin']}", fdir, (cert, key))], pa["edgefn-tls"])
         if need & {"python"}:
             start_uvicorn(servers, pa["uvicorn"])
-        if need & {"rejected", "defaults", "tls", "python"}:
+        if need & {"rejected", "defaults", "tls", "tls-handshake", "python"}:
             if need & {"python"}:
                 sock = os.path.join(RUN, "gunicorn.sock")
                 if os.path.exists(sock):
@@ -291,13 +376,19 @@ def main():
                                                              "server.js"), str(pa["node-http"])],
                           pa["node-http"])
         env.direct = worker_direct_tool()
-        if not env.direct and need & {"python", "node"}:
+        if not env.direct and need & {"python", "node", "runtimes"}:
             env.notes.append("no bench/tools/worker-direct build: the gateway-added latency "
                              "over calling the worker directly is not reported")
         time.sleep(0.5)
 
         for sc in scenarios:
             if sc == "idle":
+                continue
+            if sc == "runtimes":
+                measure_runtimes(cfg, env, rows)
+                continue
+            if sc == "tls-handshake":
+                measure_tls_handshake(cfg, env, rows)
                 continue
             measure(sc, cfg, env, rows)
             if sc in ("python", "node"):

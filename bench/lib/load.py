@@ -17,7 +17,7 @@ class Target:
     """One server endpoint loaded in one scenario."""
 
     def __init__(self, scenario, server, url, expect, headers=(), method="GET",
-                 body_file=None, http2=False, peer=True, note="", proc=None):
+                 body_file=None, http2=False, peer=True, note="", proc=None, keepalive=True):
         self.scenario, self.server, self.url = scenario, server, url
         # The process (Servers.procs key) behind the URL, when it is not named `server`.
         self.proc = proc or server
@@ -26,10 +26,17 @@ class Target:
         self.method, self.body_file, self.http2 = method, body_file, http2
         self.peer = peer
         self.note = note
+        # False: a new connection per request (oha --disable-keepalive).
+        self.keepalive = keepalive
 
 
 def probe(t):
     """One request with the target's method, headers and body; returns the status."""
+    return probe_full(t)[0]
+
+
+def probe_full(t):
+    """One request; returns (status, headers) or (None, {})."""
     m = re.match(r"(https?)://([^/:]+):(\d+)(/.*)?$", t.url)
     scheme, host, port, path = m.group(1), m.group(2), int(m.group(3)), m.group(4) or "/"
     if scheme == "https":
@@ -47,12 +54,31 @@ def probe(t):
         conn.request(t.method, path, body=body, headers=dict(t.headers))
         resp = conn.getresponse()
         resp.read()
-        return resp.status
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}
     except (OSError, http.client.HTTPException) as e:
         log(f"probe {t.server} {t.url}: {e}")
-        return None
+        return None, {}
     finally:
         conn.close()
+
+
+def wait_started(t, deadline_s):
+    """While the target answers 503 with `Retry-After` (edgefn: the function's pool is still
+    starting, e.g. the gateway building a Rust handler), asks again until `deadline_s`;
+    returns the last status. The build or install is not part of any measurement."""
+    t0 = time.time()
+    status, headers = probe_full(t)
+    said = False
+    while status == 503 and "retry-after" in headers and time.time() - t0 < deadline_s:
+        if not said:
+            log(f"{t.scenario}/{t.server}: still starting (503 + Retry-After), waiting "
+                f"up to {deadline_s:.0f} s")
+            said = True
+        time.sleep(0.5)
+        status, headers = probe_full(t)
+    if said:
+        log(f"{t.scenario}/{t.server}: answers {status} after {time.time() - t0:.0f} s")
+    return status
 
 
 def parse_duration_ms(text):
@@ -125,6 +151,8 @@ def run_oha(t, cfg):
         argv.append("--insecure")
     if t.http2:
         argv.append("--http2")
+    if not t.keepalive:
+        argv.append("--disable-keepalive")
     for k, v in t.headers:
         argv += ["-H", f"{k}: {v}"]
     if t.method != "GET":
@@ -292,10 +320,12 @@ def run_worker_direct(exe, handler, n, cold, server_cpu):
     """One closed-loop run of bench/tools/worker-direct on the server core (the tool and
     the worker it spawns stand where edgefn and its worker stand); one request in flight."""
     argv = PRIORITY + ["taskset", "-c", server_cpu, exe, handler, str(n), str(cold)]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    # The first start may build a Rust handler (untimed): a generous bound.
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
     res = {"tool": "worker-direct", "rps": None, "p50": None, "p99": None, "statuses": ""}
     line = next((x for x in reversed(out.stdout.splitlines()) if x.startswith("{")), None)
     if not line:
+        res["error"] = (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1][-200:]
         log(f"worker-direct failed for {handler}: {out.stderr.strip()[-300:]}")
         return res
     data = json.loads(line)
@@ -303,6 +333,7 @@ def run_worker_direct(exe, handler, n, cold, server_cpu):
     res["p50"] = data["p50_us"] / 1000.0 if data.get("p50_us") is not None else None
     res["p99"] = data["p99_us"] / 1000.0 if data.get("p99_us") is not None else None
     res["statuses"] = f"{data.get('requests')} req, all 200"
+    res["ready_p50"], res["ready_max"] = data.get("ready_ms_p50"), data.get("ready_ms_max")
     if data.get("ready_ms_p50") is not None:
         res["ready"] = (f"fresh worker ready in {data['ready_ms_p50']:.0f} ms p50, "
                         f"{data['ready_ms_max']:.0f} ms max ({data.get('cold_starts')} starts)")

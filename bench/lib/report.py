@@ -179,6 +179,9 @@ def write_report(rows, idle, cfg, env, started, elapsed):
             md.append(f"| {c['scenario']} | {c['rate']:,} | {c['server']} | {c['requests']:,} | "
                       f"{c['us_per_req']:.2f} | {own} | {ratio} | {c['statuses']} |")
         md += [""] + cpu_checks(cfg.cpu_rows)
+    for title, lines in getattr(cfg, "sections", []):
+        if lines:
+            md += ["", title + ":", ""] + lines
     if idle:
         md += ["", "Idle keep-alive connections (RSS from /proc/PID/status, server process only):",
                "", "| server | connections | RSS before KiB | RSS after KiB | bytes / connection | vs hyper-header |",

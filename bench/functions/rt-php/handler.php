@@ -1,0 +1,6 @@
+<?php
+// `runtimes` scenario: the same small JSON answer in every runtime.
+function handler(array $event, array $params)
+{
+    return ['status' => 200, 'headers' => ['content-type' => 'application/json'], 'body' => '{"ok":true}'];
+}
