@@ -29,6 +29,7 @@ pub mod jwt_cache;
 pub mod jwt_config;
 pub mod keys_file;
 pub mod mtls;
+pub mod oidc;
 pub mod replay;
 pub mod secrets;
 

@@ -1,0 +1,13 @@
+//! OIDC login for websites (`"auth": {"type": "oidc", ...}`). The pieces, by the order a
+//! login flows through them: [`seal`] (the AEAD key ring every cookie goes through),
+//! [`login_state`] (PKCE verifier, `state` and `nonce` sealed into a short-lived cookie so
+//! any node can finish the login), [`session`] (the session cookie: subject, forwarded
+//! claims, expiry, refresh token) and [`revoked`] (logged-out session ids kept until
+//! their expiry so an old cookie cannot be replayed); [`cookies`] reads, strips and writes
+//! them in headers.
+
+pub mod cookies;
+pub mod login_state;
+pub mod revoked;
+pub mod seal;
+pub mod session;
