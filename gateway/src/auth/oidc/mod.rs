@@ -4,10 +4,14 @@
 //! any node can finish the login), [`session`] (the session cookie: subject, forwarded
 //! claims, expiry, refresh token) and [`revoked`] (logged-out session ids kept until
 //! their expiry so an old cookie cannot be replayed); [`cookies`] reads, strips and writes
-//! them in headers.
+//! them in headers; [`authorize`] builds the provider URL and [`token`] the token
+//! endpoint's forms, parses its answer and checks the ID token (JWKS, `iss`, `aud`, `exp`,
+//! `nonce`).
 
+pub mod authorize;
 pub mod cookies;
 pub mod login_state;
 pub mod revoked;
 pub mod seal;
 pub mod session;
+pub mod token;
