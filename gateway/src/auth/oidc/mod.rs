@@ -6,10 +6,11 @@
 //! their expiry so an old cookie cannot be replayed); [`cookies`] reads, strips and writes
 //! them in headers; [`authorize`] builds the provider URL and [`token`] the token
 //! endpoint's forms, parses its answer and checks the ID token (JWKS, `iss`, `aud`, `exp`,
-//! `nonce`).
+//! `nonce`); [`decide`] maps a presented cookie to admit / refresh / login / 401.
 
 pub mod authorize;
 pub mod cookies;
+pub mod decide;
 pub mod login_state;
 pub mod revoked;
 pub mod seal;
