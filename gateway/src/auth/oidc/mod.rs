@@ -9,6 +9,7 @@
 //! `nonce`); [`decide`] maps a presented cookie to admit / refresh / login / 401.
 
 pub mod authorize;
+pub mod config;
 pub mod cookies;
 pub mod decide;
 pub mod login_state;
