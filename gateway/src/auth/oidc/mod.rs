@@ -17,3 +17,4 @@ pub mod revoked;
 pub mod seal;
 pub mod session;
 pub mod token;
+pub mod token_client;
