@@ -19,7 +19,8 @@ pub fn url(
     scopes: &str,
     login: &LoginState,
 ) -> String {
-    let query = form_urlencoded::Serializer::new(String::new())
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query
         .append_pair("response_type", "code")
         .append_pair("client_id", client_id)
         .append_pair("redirect_uri", redirect_uri)
@@ -27,8 +28,12 @@ pub fn url(
         .append_pair("state", &login.state)
         .append_pair("nonce", &login.nonce)
         .append_pair("code_challenge", &login.challenge())
-        .append_pair("code_challenge_method", "S256")
-        .finish();
+        .append_pair("code_challenge_method", "S256");
+    // OpenID Connect Core §11: a refresh token for offline_access needs prompt=consent.
+    if scopes.split_whitespace().any(|s| s == "offline_access") {
+        query.append_pair("prompt", "consent");
+    }
+    let query = query.finish();
     let sep = if authorization_endpoint.contains('?') {
         '&'
     } else {
@@ -60,6 +65,7 @@ mod tests {
         assert_eq!(q["nonce"], login.nonce);
         assert_eq!(q["code_challenge"], login.challenge());
         assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(q["prompt"], "consent");
         assert!(
             url("https://id.example/auth?x=1", "c", "r", "openid", &login)
                 .starts_with("https://id.example/auth?x=1&response_type=code")
