@@ -6,9 +6,12 @@
 //! their expiry so an old cookie cannot be replayed); [`cookies`] reads, strips and writes
 //! them in headers; [`authorize`] builds the provider URL and [`token`] the token
 //! endpoint's forms, parses its answer and checks the ID token (JWKS, `iss`, `aud`, `exp`,
-//! `nonce`); [`decide`] maps a presented cookie to admit / refresh / login / 401.
+//! `nonce`); [`decide`] maps a presented cookie to admit / refresh / login / 401; [`callback`]
+//! reads the callback query with caps and builds the logout redirect; [`config`] compiles
+//! the `fn.config.json` object.
 
 pub mod authorize;
+pub mod callback;
 pub mod config;
 pub mod cookies;
 pub mod decide;
