@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use gateway::auth::jwks::{self, JwsAlg};
 use gateway::auth::jwt::{JwtVerifier, KeySource};
 use gateway::auth::oidc::token_client::{post_form, ExchangeError};
-use gateway::auth::oidc::{authorize, login_state::LoginState, seal::KeyRing, session, token};
+use gateway::auth::oidc::{
+    authorize, callback, login_state::LoginState, seal::KeyRing, session, token,
+};
 use identity::{free_port, Provider};
 use reqwest::blocking::Client;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
@@ -241,6 +243,21 @@ fn code_flow_with_pkce_nonce_session_and_refresh_against_oidc_provider() {
         rt.block_on(post_form(token_endpoint, wrong)),
         Err(ExchangeError::Status { status: 400 })
     ));
+
+    // Logout: the provider's end-session endpoint accepts the redirect the gateway builds
+    // (client id and the registered post-logout URI) and shows its confirmation form.
+    let logout = callback::logout_redirect(
+        disc["end_session_endpoint"].as_str(),
+        WEB_ID,
+        &format!("http://127.0.0.1:{gateway_port}/"),
+    );
+    assert!(logout.starts_with(disc["end_session_endpoint"].as_str().unwrap()));
+    let page = http.get(&logout).send().unwrap();
+    assert_eq!(
+        page.status(),
+        200,
+        "end-session endpoint refused the logout redirect"
+    );
     provider.stop();
 }
 
