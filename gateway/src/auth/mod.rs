@@ -30,6 +30,7 @@ pub mod jwt_cache;
 pub mod jwt_config;
 pub mod keys_file;
 pub mod mtls;
+pub mod oidc;
 pub mod replay;
 pub mod secrets;
 // Webhook signatures beyond the first four schemes (issue 16).

@@ -37,6 +37,16 @@ impl Provider {
     /// Starts the provider on `port` publishing `kids` (the first one signs); keys live in
     /// `keys_dir`, so a restart keeps old keys. Waits for its "ready" line.
     pub fn start(port: u16, keys_dir: &Path, kids: &str) -> Provider {
+        Self::start_with(port, keys_dir, kids, &[])
+    }
+
+    /// As [`Provider::start`], plus the browser-login client `web` whose redirect URI is
+    /// this gateway port's `/_fn/oidc/callback`.
+    pub fn start_with_login(port: u16, keys_dir: &Path, kids: &str, gateway_port: u16) -> Provider {
+        Self::start_with(port, keys_dir, kids, &[gateway_port.to_string()])
+    }
+
+    fn start_with(port: u16, keys_dir: &Path, kids: &str, extra: &[String]) -> Provider {
         let dir = oidc_dir();
         assert!(
             dir.join("node_modules/oidc-provider").is_dir(),
@@ -48,6 +58,7 @@ impl Provider {
             .arg(port.to_string())
             .arg(keys_dir)
             .arg(kids)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Provider from 'oidc-provider';
 
-const [port, keysDir, kidList] = process.argv.slice(2);
+const [port, keysDir, kidList, gatewayPort] = process.argv.slice(2);
 const issuer = `http://127.0.0.1:${port}`;
 
 const keys = kidList.split(',').map((kid) => {
@@ -23,7 +23,25 @@ const keys = kidList.split(',').map((kid) => {
 
 const RESOURCE = 'urn:edgefn:api';
 
+const loginClients = gatewayPort
+  ? [
+      {
+        client_id: 'web',
+        client_secret: 'web-secret-0123456789abcdef',
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: [`http://127.0.0.1:${gatewayPort}/_fn/oidc/callback`],
+        post_logout_redirect_uris: [`http://127.0.0.1:${gatewayPort}/`],
+      },
+    ]
+  : [];
+
 const provider = new Provider(issuer, {
+  findAccount: (ctx, sub) => ({
+    accountId: sub,
+    claims: () => ({ sub, email: `${sub}@example.test` }),
+  }),
+  claims: { openid: ['sub'], email: ['email'] },
   jwks: { keys },
   clients: [
     {
@@ -33,10 +51,11 @@ const provider = new Provider(issuer, {
       redirect_uris: [],
       response_types: [],
     },
+    ...loginClients,
   ],
-  scopes: ['openid', 'read', 'write'],
+  scopes: ['openid', 'offline_access', 'email', 'read', 'write'],
   features: {
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: Boolean(gatewayPort) },
     clientCredentials: { enabled: true },
     resourceIndicators: {
       enabled: true,
