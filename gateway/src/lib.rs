@@ -6,9 +6,11 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod check_table;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod fn_catalog;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

@@ -10,6 +10,7 @@
 //! `protocol` (frames), `output` (captured stdout/stderr with secrets masked).
 
 mod deps;
+pub mod event;
 mod function_pool;
 mod launch;
 mod output;
@@ -94,6 +95,10 @@ pub struct WorkerRequest {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub auth: AuthContext,
+    /// `event.client.ip`: the peer the gateway accepted.
+    pub client_ip: Option<std::net::IpAddr>,
+    /// `event.context`'s per-function fields, shared from the snapshot.
+    pub meta: Arc<event::EventMeta>,
 }
 
 /// What the handler answered, validated.

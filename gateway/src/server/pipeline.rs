@@ -25,7 +25,7 @@ use crate::metrics::{FrontMetrics, FunctionMetrics};
 use crate::pool::{AuthContext, WorkerRequest};
 use crate::request_id;
 use crate::respond::{self, Answer, Body};
-use crate::router::Match;
+use crate::router::{Lookup, Match};
 use crate::snapshot::{Function, Snapshot, Store};
 
 /// Shared by every connection of the public listener.
@@ -107,16 +107,25 @@ pub fn decide<'s>(
     if let Some(rest) = head.path.strip_prefix("/_fn/") {
         return Decision::Endpoint(gateway_endpoint(snap, head.method, rest, rid));
     }
-    let Some(route) = snap.router.lookup(head.path) else {
-        return Decision::Refused(respond::error_answer(&GatewayError::NotFound, rid), None);
+    // FastFN serves its OpenAPI document here too.
+    if head.path == "/openapi.json" {
+        return Decision::Endpoint(gateway_endpoint(snap, head.method, "openapi.json", rid));
+    }
+    let route = match snap.router.lookup(head.path, head.method) {
+        Lookup::Found(route) => route,
+        Lookup::NotFound => {
+            return Decision::Refused(respond::error_answer(&GatewayError::NotFound, rid), None)
+        }
+        Lookup::MethodNotAllowed { index, allow } => {
+            let e = GatewayError::MethodNotAllowed {
+                allow: allow.clone(),
+            };
+            let f = &snap.functions[index];
+            return Decision::Refused(respond::error_answer(&e, rid), Some(f));
+        }
     };
     let f = &snap.functions[route.index];
     let refuse = |e: &GatewayError| Decision::Refused(respond::error_answer(e, rid), Some(f));
-    if !f.def.policy.methods.contains(head.method) {
-        return refuse(&GatewayError::MethodNotAllowed {
-            allow: f.allow.clone(),
-        });
-    }
     let now_unix = if f.def.auth.needs_clock() {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -227,7 +236,8 @@ pub fn record(
     end
 }
 
-/// `/_fn/health` and `/_fn/openapi.json`, answered without touching any function.
+/// `/_fn/health`, `/_fn/openapi.json` and `/_fn/catalog`, answered without touching any
+/// function.
 fn gateway_endpoint(snap: &Snapshot, method: &Method, rest: &str, rid: &[u8]) -> Answer {
     if method != Method::GET && method != Method::HEAD {
         let allow = HeaderValue::from_static("GET, HEAD");
@@ -236,6 +246,7 @@ fn gateway_endpoint(snap: &Snapshot, method: &Method, rest: &str, rid: &[u8]) ->
     match rest {
         "health" => Answer::json(StatusCode::OK, Bytes::from_static(HEALTH)),
         "openapi.json" => Answer::json(StatusCode::OK, snap.openapi.clone()),
+        "catalog" => Answer::json(StatusCode::OK, snap.catalog.clone()),
         _ => respond::error_answer(&GatewayError::NotFound, rid),
     }
 }
@@ -267,16 +278,14 @@ async fn finish(
         }
     };
     // Only now, with the request admitted, are the parameters copied out of the path.
-    let params = f
-        .def
-        .param_names()
-        .zip(route.params(parts.uri.path()))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    let params = route
+        .params(parts.uri.path())
+        .map(|(k, v)| (k.to_owned(), v.into_owned()))
         .collect();
     let subject = identity.subject.clone();
     let answer = f
         .pool
-        .dispatch(worker_request(parts, body, identity, params, rid))
+        .dispatch(worker_request(parts, body, identity, params, rid, f, peer))
         .await?;
     Ok((into_response(answer, rid), subject))
 }
@@ -349,6 +358,8 @@ fn worker_request(
     identity: Identity,
     params: Vec<(String, String)>,
     rid: &HeaderValue,
+    f: &Function,
+    peer: IpAddr,
 ) -> WorkerRequest {
     WorkerRequest {
         request_id: Arc::from(rid.to_str().unwrap_or_default()),
@@ -362,5 +373,7 @@ fn worker_request(
             kind: identity.kind,
             subject: identity.subject,
         },
+        client_ip: Some(peer),
+        meta: f.event_meta.clone(),
     }
 }
