@@ -64,7 +64,9 @@ pub fn check(functions: &[FunctionDef], errors: &mut Vec<CatalogError>) {
     let mut seen: HashMap<Vec<Shape>, Vec<usize>> = HashMap::new();
     let mut names: HashMap<&str, &Path> = HashMap::new();
     for (i, f) in functions.iter().enumerate() {
-        if let Some(other) = names.insert(&f.name, &f.handler) {
+        // Same folder, same stem (`get.py`, `get.js`): the route clash below names them.
+        let prev = names.insert(&f.name, &f.handler);
+        if let Some(other) = prev.filter(|o| o.parent() != f.handler.parent()) {
             errors.push(CatalogError::new(
                 &f.handler,
                 None,
@@ -87,6 +89,7 @@ pub fn check(functions: &[FunctionDef], errors: &mut Vec<CatalogError>) {
                     .iter()
                     .find(|m| o.policy.methods.contains(m));
                 if let Some(m) = common {
+                    // One error per handler: the first clash names the pair.
                     errors.push(CatalogError::new(
                         &f.handler,
                         None,
@@ -99,6 +102,7 @@ pub fn check(functions: &[FunctionDef], errors: &mut Vec<CatalogError>) {
                             o.runtime.as_str(),
                         ),
                     ));
+                    break;
                 }
             }
             list.push(i);

@@ -66,6 +66,7 @@ pub struct Found {
 /// Finds every function below `root`, collecting every problem (and FastFN's warnings).
 pub fn discover(root: &Path) -> (Vec<Found>, Vec<CatalogError>, Vec<CatalogError>) {
     let mut w = Walker {
+        assets: None,
         root: PathBuf::new(),
         found: Vec::new(),
         errors: Vec::new(),
@@ -83,6 +84,7 @@ pub fn discover(root: &Path) -> (Vec<Found>, Vec<CatalogError>, Vec<CatalogError
         }
     }
     let top = w.root.clone();
+    w.assets = assets_directory(&top).map(|d| top.join(d));
     w.walk(&top, &mut Vec::new(), &mut Vec::new(), false);
     if w.found.len() > MAX_FUNCTIONS {
         w.errors.push(CatalogError::new(
@@ -101,6 +103,8 @@ pub fn discover(root: &Path) -> (Vec<Found>, Vec<CatalogError>, Vec<CatalogError
 
 struct Walker {
     root: PathBuf,
+    /// The top-level `assets.directory`: static files, never functions (as in FastFN).
+    assets: Option<PathBuf>,
     found: Vec<Found>,
     errors: Vec<CatalogError>,
     warnings: Vec<CatalogError>,
@@ -165,7 +169,7 @@ impl Walker {
             }
             if rel.is_empty() {
                 if let Some(rt) = runtime_folder(name) {
-                    if !self.exposes_file_routes(path, 0) {
+                    if !self.exposes_file_routes(path, 0) && self.has_function_child(path) {
                         self.runtime_grouped(path, rt, &mut Vec::new(), 1);
                         continue;
                     }
@@ -342,6 +346,27 @@ impl Walker {
         }
     }
 
+    /// A runtime-grouped tree has a function right below the runtime folder
+    /// (`python/hello/handler.py`); without one (`node/api/[id]/handler.js`) the folder is
+    /// an ordinary route prefix, as edgefn always read it.
+    fn has_function_child(&mut self, dir: &Path) -> bool {
+        let Some(l) = self.list(dir) else {
+            return false;
+        };
+        l.dirs.iter().any(|(_, p)| {
+            let Some(sub) = self.list(p) else {
+                return false;
+            };
+            self.entry_of(p, &sub).is_some()
+                || sub.dirs.iter().any(|(v, vp)| {
+                    looks_like_version(v)
+                        && self
+                            .list(vp)
+                            .is_some_and(|l| self.entry_of(vp, &l).is_some())
+                })
+        })
+    }
+
     /// Whether a runtime-named top folder is a plain namespace (`php/get.export.php`)
     /// rather than a runtime-grouped tree.
     fn exposes_file_routes(&mut self, dir: &Path, depth: usize) -> bool {
@@ -459,7 +484,7 @@ impl Walker {
                 ft.is_dir()
             };
             if is_dir {
-                if !SKIPPED.contains(&name.as_str()) {
+                if !SKIPPED.contains(&name.as_str()) && self.assets.as_ref() != Some(&path) {
                     l.dirs.push((name, path));
                 }
             } else {
@@ -490,6 +515,16 @@ fn configured_entrypoint(dir: &Path) -> Option<String> {
         .as_str()
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
+}
+
+/// `assets.directory` of the top-level `fn.config.json`, when it is a plain relative path.
+fn assets_directory(root: &Path) -> Option<String> {
+    let text = super::read_optional(&root.join("fn.config.json")).ok()??;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let dir = v.get("assets")?.get("directory")?.as_str()?;
+    let dir = dir.trim_start_matches("./").trim_end_matches('/');
+    let safe = !dir.is_empty() && !dir.starts_with('/') && !dir.split('/').any(|s| s == "..");
+    safe.then(|| dir.to_owned())
 }
 
 /// FastFN's runtime folder names.

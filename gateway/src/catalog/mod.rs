@@ -134,11 +134,15 @@ impl Catalog {
             }
         }
         conflicts::check(&functions, &mut errors);
+        // Discovery may look at a folder twice (probing a runtime folder, then walking it).
+        let mut seen = std::collections::HashSet::new();
+        errors.retain(|e| seen.insert(e.to_string()));
+        let mut seen = std::collections::HashSet::new();
+        warnings.retain(|e| seen.insert(e.to_string()));
         if !errors.is_empty() {
             return Err(errors);
         }
         functions.sort_by(|a, b| a.route.cmp(&b.route).then(a.name.cmp(&b.name)));
-        warnings.dedup();
         Ok(Catalog {
             root: root.to_path_buf(),
             functions,
