@@ -20,6 +20,7 @@ pub mod reload;
 pub mod request_id;
 pub mod respond;
 pub mod router;
+pub mod schedule;
 pub mod server;
 pub mod snapshot;
 pub mod xdp;

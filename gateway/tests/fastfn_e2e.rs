@@ -318,7 +318,6 @@ fn fastfn_keys_warn_and_typos_fail() {
         String::from_utf8_lossy(&out.stderr)
     );
     for key in [
-        "schedule",
         "keep_warm",
         "worker_pool.max_queue",
         "shared_deps",
@@ -424,4 +423,77 @@ fn event_carries_fastfn_fields_in_python_and_node() {
         assert_eq!(env["F"], "1.5");
         assert!(env.get("GONE").is_none());
     }
+}
+
+#[test]
+fn schedule_every_second_runs_on_time_and_never_overlaps() {
+    let dir = tempdir();
+    let out_dir = tempdir();
+    let out = out_dir.path().join("runs.log");
+    let handler = "import time\ndef handler(event):\n    path = event['env']['OUT']\n    with open(path, 'a') as f:\n        f.write('start %s %s %s\\n' % (event['method'], event['query'].get('a'), event.get('body')))\n    time.sleep(2)\n    with open(path, 'a') as f:\n        f.write('end\\n')\n    return {'status': 200, 'body': 'ok'}\n";
+    let env = serde_json::json!({"OUT": out.to_str().unwrap()}).to_string();
+    write_tree(
+        dir.path(),
+        &[
+            ("tick/handler.py", handler),
+            (
+                "tick/fn.config.json",
+                r#"{"schedule": {"enabled": true, "every_seconds": 1, "method": "POST", "query": {"a": "1"}, "body": "tick"}}"#,
+            ),
+            ("tick/fn.env.json", &env),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    let runs = || std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(
+        support::wait_until(std::time::Duration::from_secs(90), || {
+            runs().lines().filter(|l| *l == "end").count() >= 3
+        }),
+        "three runs did not finish: {:?}\n{}",
+        runs(),
+        gw.logs()
+    );
+    // Every run ends before the next starts: the lines alternate.
+    let text = runs();
+    for (i, line) in text.lines().enumerate() {
+        if i % 2 == 0 {
+            assert_eq!(line, "start POST 1 tick", "{text}");
+        } else {
+            assert_eq!(line, "end", "{text}");
+        }
+    }
+    assert!(support::wait_until(
+        std::time::Duration::from_secs(30),
+        || {
+            gw.metric(r#"edgefn_schedule_runs_total{function="tick",result="ok"}"#)
+                .is_some_and(|v| v >= 3.0)
+        }
+    ));
+    // Its times came while a run was going: counted as skipped, not overlapped.
+    assert!(gw
+        .metric(r#"edgefn_schedule_runs_total{function="tick",result="skipped"}"#)
+        .is_some_and(|v| v >= 1.0));
+    assert!(gw.wait_log("schedule run", std::time::Duration::from_secs(10)));
+}
+
+#[test]
+fn a_bad_cron_is_an_error_naming_the_field() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("c/handler.py", &py("c")),
+            (
+                "c/fn.config.json",
+                r#"{"schedule": {"enabled": true, "cron": "0 25 * * *", "timezone": "-05:00"}}"#,
+            ),
+        ],
+    );
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fn.config.json: schedule.cron") && err.contains("hour"),
+        "{err}"
+    );
 }

@@ -65,6 +65,8 @@ pub struct FunctionDef {
     /// A runtime-grouped version (`v2`), `None` for the default.
     pub version: Option<String>,
     pub origin: Origin,
+    /// FastFN's `schedule`, when enabled: the gateway invokes the function on time.
+    pub schedule: Option<Arc<crate::schedule::Schedule>>,
     pub runtime: Runtime,
     pub dir: PathBuf,
     pub handler: PathBuf,
@@ -243,6 +245,19 @@ fn load_function(
             ));
         }),
     };
+    let schedule = match &raw.schedule {
+        None => None,
+        Some(v) => match crate::schedule::config::compile(v) {
+            Ok(s) => s.map(Arc::new),
+            Err(errs) => {
+                errors.extend(
+                    errs.into_iter()
+                        .map(|(field, msg)| CatalogError::new(&cfg_path, Some(field), msg)),
+                );
+                None
+            }
+        },
+    };
     let code_hash = code_hash(&f.dir);
     match (policy, auth, rate_limit) {
         (Ok(policy), Ok(auth), Ok(rate_limit)) if errors.is_empty() => {
@@ -267,6 +282,7 @@ fn load_function(
                 handler_name: policy.handler_name.clone(),
                 version: f.version,
                 origin: f.origin,
+                schedule,
                 runtime: f.runtime,
                 dir: f.dir,
                 handler: f.handler,

@@ -11,6 +11,8 @@ pub const RELOAD_TOTAL: &str = "edgefn_reload_total";
 pub const XDP_PACKETS_TOTAL: &str = "edgefn_xdp_packets_total";
 pub const XDP_TRACKED_SOURCES: &str = "edgefn_xdp_tracked_sources";
 pub const HTTP1_FRONT_TOTAL: &str = "edgefn_http1_front_total";
+/// FastFN `schedule` runs, by function and result (ok, error, skipped).
+pub const SCHEDULE_RUNS_TOTAL: &str = "edgefn_schedule_runs_total";
 
 /// `function` label for requests that matched no route: keeps cardinality bounded.
 pub const UNMATCHED: &str = "_unmatched";
@@ -82,6 +84,11 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         HTTP1_FRONT_TOTAL,
         Kind::Counter,
         "HTTP/1 front: requests it answered itself (outcome=answered), connections it handed to hyper (outcome=handover).",
+    ),
+    (
+        SCHEDULE_RUNS_TOTAL,
+        Kind::Counter,
+        "Scheduled runs (fn.config.json schedule), by function and result: ok, error, or skipped while the previous run was still going.",
     ),
 ];
 

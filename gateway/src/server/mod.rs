@@ -111,6 +111,7 @@ pub async fn run(
     }
     admin_state.ready.store(true, Ordering::Release);
     let _watcher = reload::spawn(reloader.clone());
+    let _scheduler = crate::schedule::spawn(store.clone());
 
     let state = Arc::new(State {
         store: store.clone(),
