@@ -4,6 +4,7 @@
 //! them (routes, auth policies, pools) into one immutable value behind `ArcSwap`,
 //! `server` loads that value once per request and runs route → auth → limit → pool.
 
+pub mod assets;
 pub mod auth;
 pub mod catalog;
 pub mod check_table;

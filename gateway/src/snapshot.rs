@@ -38,6 +38,8 @@ pub struct Snapshot {
     pub openapi: Bytes,
     /// `/_fn/catalog`, rendered once.
     pub catalog: Bytes,
+    /// FastFN's top-level `assets`, in memory.
+    pub assets: Option<Arc<crate::assets::Assets>>,
 }
 
 impl Snapshot {
@@ -49,6 +51,7 @@ impl Snapshot {
             functions: Vec::new(),
             openapi: Bytes::from(openapi::render(&[])),
             catalog: Bytes::from(crate::fn_catalog::render(&[])),
+            assets: None,
         }
     }
 
@@ -66,6 +69,7 @@ impl Snapshot {
         }));
         let openapi = Bytes::from(openapi::render(&catalog.functions));
         let catalog_doc = Bytes::from(crate::fn_catalog::render(&catalog.functions));
+        let assets = catalog.assets.clone();
         let mut functions = Vec::with_capacity(catalog.functions.len());
         for def in catalog.functions {
             let pool = registry.ensure(pool_spec(&def)).await;
@@ -90,6 +94,7 @@ impl Snapshot {
             functions,
             openapi,
             catalog: catalog_doc,
+            assets,
         }
     }
 

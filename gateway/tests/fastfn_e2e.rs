@@ -497,3 +497,117 @@ fn a_bad_cron_is_an_error_naming_the_field() {
         "{err}"
     );
 }
+
+fn assets_tree(root: &Path, worker_first: bool) {
+    let cfg = serde_json::json!({"assets": {"directory": "public",
+        "not_found_handling": "single-page-application", "run_worker_first": worker_first}})
+    .to_string();
+    write_tree(
+        root,
+        &[
+            ("fn.config.json", &cfg),
+            ("public/index.html", "<h1>home</h1>"),
+            ("public/app.js", "console.log(1)"),
+            ("public/hello", "static-hello"),
+            ("public/handler.py", "raise SystemExit('never run')\n"),
+            ("hello/handler.py", &py("hello")),
+            ("api/handler.py", &py("api")),
+        ],
+    );
+}
+
+#[test]
+fn assets_static_first_spa_fallback_and_worker_first() {
+    let dir = tempdir();
+    assets_tree(dir.path(), false);
+    let gw = Gateway::start(dir.path());
+    let c = client();
+    let resp = c.get(gw.url("/")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(resp.headers().contains_key("x-request-id"));
+    let etag = resp.headers()["etag"].clone();
+    assert_eq!(resp.text().unwrap(), "<h1>home</h1>");
+    let resp = c
+        .get(gw.url("/"))
+        .header("if-none-match", etag)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 304);
+    let resp = c.get(gw.url("/app.js")).send().unwrap();
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/javascript; charset=utf-8"
+    );
+    // A file beats a function when the worker does not run first.
+    assert_eq!(
+        c.get(gw.url("/hello")).send().unwrap().text().unwrap(),
+        "static-hello"
+    );
+    assert_eq!(get(&gw, "/api").1["fn"], "api");
+    // Navigation requests fall back to index.html; files and /api paths do not.
+    let resp = c
+        .get(gw.url("/dashboard/settings"))
+        .header("accept", "text/html")
+        .send()
+        .unwrap();
+    assert_eq!(resp.text().unwrap(), "<h1>home</h1>");
+    assert_eq!(get(&gw, "/missing.css").0, 404);
+    assert_eq!(get(&gw, "/api/nothing").0, 404);
+    // The assets folder holds no functions, and its files are never run.
+    let resp = c
+        .get(gw.url("/public"))
+        .header("accept", "application/json")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    let code = c.get(gw.url("/handler.py")).send().unwrap().text().unwrap();
+    assert!(code.contains("never run"));
+    assert_eq!(call(&gw, reqwest::Method::POST, "/app.js").0, 404);
+    drop(gw);
+
+    let dir = tempdir();
+    assets_tree(dir.path(), true);
+    let gw = Gateway::start(dir.path());
+    assert_eq!(get(&gw, "/hello").1["fn"], "hello");
+    assert_eq!(
+        c.get(gw.url("/")).send().unwrap().text().unwrap(),
+        "<h1>home</h1>"
+    );
+}
+
+#[test]
+fn an_oversized_asset_is_not_served_and_says_so() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("fn.config.json", r#"{"assets": {"directory": "public"}}"#),
+            ("public/index.html", "ok"),
+        ],
+    );
+    let big = vec![b'x'; (gateway_limit() + 1) as usize];
+    std::fs::write(dir.path().join("public/big.bin"), big).unwrap();
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("big.bin") && stdout.contains("asset limit"),
+        "{stdout}"
+    );
+    let gw = Gateway::start(dir.path());
+    assert_eq!(get(&gw, "/big.bin").0, 404);
+    assert_eq!(get(&gw, "/").0, 200);
+
+    std::fs::write(
+        dir.path().join("fn.config.json"),
+        r#"{"assets": {"directory": "../elsewhere"}}"#,
+    )
+    .unwrap();
+    let err = String::from_utf8_lossy(&check(dir.path()).stderr).into_owned();
+    assert!(err.contains("assets.directory"), "{err}");
+}
+
+fn gateway_limit() -> u64 {
+    8 << 20
+}

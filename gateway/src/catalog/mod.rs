@@ -121,13 +121,15 @@ pub struct Catalog {
     /// FastFN keys accepted without effect, and files FastFN too would ignore: printed
     /// by `edgefn check`, logged at every load.
     pub warnings: Vec<CatalogError>,
+    /// The top-level `assets` folder, read into memory.
+    pub assets: Option<Arc<crate::assets::Assets>>,
 }
 
 impl Catalog {
     /// Loads the whole tree; any error anywhere fails the load with all errors listed.
     pub fn load(root: &Path) -> Result<Catalog, Vec<CatalogError>> {
         let (found, mut errors, mut warnings) = discover::discover(root);
-        root_config(root, &mut errors, &mut warnings);
+        let assets = root_config(root, &mut errors, &mut warnings);
         let mut functions = Vec::with_capacity(found.len());
         for f in found {
             match load_function(f, &mut warnings) {
@@ -149,20 +151,33 @@ impl Catalog {
             root: root.to_path_buf(),
             functions,
             warnings,
+            assets,
         })
     }
 }
 
 /// A `fn.config.json` at the top of the tree holds FastFN's tree-wide keys (`assets`):
 /// checked like any other, so a typo there is an error and an unimplemented key a warning.
-fn root_config(root: &Path, errors: &mut Vec<CatalogError>, warnings: &mut Vec<CatalogError>) {
+fn root_config(
+    root: &Path,
+    errors: &mut Vec<CatalogError>,
+    warnings: &mut Vec<CatalogError>,
+) -> Option<Arc<crate::assets::Assets>> {
     let path = root.join("fn.config.json");
-    if let Some(raw) = read_config(&path, errors) {
-        warnings.extend(
-            fastfn_keys::unimplemented(&raw)
-                .into_iter()
-                .map(|(field, msg)| CatalogError::new(&path, Some(field), msg)),
-        );
+    let raw = read_config(&path, errors)?;
+    warnings.extend(
+        fastfn_keys::unimplemented(&raw)
+            .into_iter()
+            .filter(|(field, _)| field != "assets")
+            .map(|(field, msg)| CatalogError::new(&path, Some(field), msg)),
+    );
+    let canon = root.canonicalize().ok()?;
+    match crate::assets::Assets::load(&canon, raw.assets.as_ref()?, warnings) {
+        Ok(a) => Some(Arc::new(a)),
+        Err(mut e) => {
+            errors.append(&mut e);
+            None
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
+use crate::assets::Asset;
 use crate::auth::headers::Headers;
 use crate::auth::{AuthRequest, Identity};
 use crate::error::GatewayError;
@@ -77,6 +78,8 @@ pub enum Decision<'s> {
     Refused(Answer, Option<&'s Function>),
     /// Admitted so far; the body and the worker come next.
     Admitted(Admission),
+    /// A file of FastFN's `assets` folder (answered by hyper's path).
+    Asset(&'s Arc<Asset>),
 }
 
 pub struct Admission {
@@ -111,10 +114,21 @@ pub fn decide<'s>(
     if head.path == "/openapi.json" {
         return Decision::Endpoint(gateway_endpoint(snap, head.method, "openapi.json", rid));
     }
+    let assets = snap.assets.as_deref();
+    if let Some(a) = assets.filter(|a| !a.worker_first) {
+        if let Some(file) = a.find(head.method, head.path, head.headers, false) {
+            return Decision::Asset(file);
+        }
+    }
     let route = match snap.router.lookup(head.path, head.method) {
         Lookup::Found(route) => route,
         Lookup::NotFound => {
-            return Decision::Refused(respond::error_answer(&GatewayError::NotFound, rid), None)
+            if let Some(file) =
+                assets.and_then(|a| a.find(head.method, head.path, head.headers, true))
+            {
+                return Decision::Asset(file);
+            }
+            return Decision::Refused(respond::error_answer(&GatewayError::NotFound, rid), None);
         }
         Lookup::MethodNotAllowed { index, allow } => {
             let e = GatewayError::MethodNotAllowed {
@@ -172,6 +186,7 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
     };
     let admission = match decide(&snap, &head, peer, rid.as_bytes(), Final::Yes) {
         Decision::Endpoint(answer) => return Handled::Ready(Some(answer.into_response(&rid))),
+        Decision::Asset(file) => return Handled::Ready(Some(file.response(req.headers(), &rid))),
         Decision::Refused(answer, func) => {
             record(
                 state,
