@@ -253,4 +253,46 @@ mod tests {
         let fields: Vec<_> = e.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(fields, ["methods", "timeout_ms", "workers.min"]);
     }
+
+    #[test]
+    fn fastfn_keys_mean_what_they_mean_there() {
+        let raw = parse(
+            r#"{"invoke": {"methods": ["get", "post"], "handler": "main", "summary": "S",
+                "routes": ["/a/:id", "/b/*"], "query": {"n": 1}, "body": "", "content_type": "x"},
+                "max_concurrency": 6, "worker_pool": {"min_warm": 2, "max_workers": 8},
+                "group": "g", "runtime": "python"}"#,
+        )
+        .unwrap();
+        let p = validate(&raw, Runtime::Python, None).unwrap();
+        assert_eq!(p.methods, [Method::GET, Method::POST]);
+        assert_eq!(p.handler_name.as_deref(), Some("main"));
+        assert_eq!(p.summary.as_deref(), Some("S"));
+        assert_eq!(p.routes.as_ref().map(Vec::len), Some(2));
+        assert_eq!(p.group.as_deref(), Some("g"));
+        // max_concurrency caps the pool's reach: 1 per worker × 6 workers.
+        assert_eq!((p.min_workers, p.max_workers, p.concurrency), (2, 6, 1));
+        let node = validate(
+            &parse(r#"{"max_concurrency": 10}"#).unwrap(),
+            Runtime::Node,
+            None,
+        );
+        let node = node.unwrap();
+        assert_eq!((node.max_workers, node.concurrency), (1, 10));
+    }
+
+    #[test]
+    fn a_method_prefix_wins_and_conflicting_keys_are_named() {
+        let raw = parse(r#"{"invoke": {"methods": ["GET"]}}"#).unwrap();
+        let p = validate(&raw, Runtime::Node, Some(Method::DELETE)).unwrap();
+        assert_eq!(p.methods, [Method::DELETE]);
+        let raw = parse(
+            r#"{"methods": ["GET"], "invoke": {"methods": ["POST"], "handler": "a.b"}, "runtime": "node"}"#,
+        )
+        .unwrap();
+        let e = validate(&raw, Runtime::Python, None).unwrap_err();
+        let fields: Vec<_> = e.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["invoke.methods", "invoke.handler", "runtime"]);
+        let ts = parse(r#"{"runtime": "node"}"#).unwrap();
+        assert!(validate(&ts, Runtime::TypeScript, None).is_ok());
+    }
 }

@@ -262,7 +262,21 @@ fn load_function(
     };
     let schedule = match &raw.schedule {
         None => None,
-        Some(v) => match crate::schedule::config::compile(v) {
+        Some(v) => match {
+            warnings.extend(
+                crate::schedule::config::ignored_keys(v)
+                    .into_iter()
+                    .map(|k| {
+                        CatalogError::new(
+                    &cfg_path,
+                    Some(format!("schedule.{k}")),
+                    "is not a schedule key FastFN or edgefn reads; ignored (as FastFN does)"
+                        .into(),
+                )
+                    }),
+            );
+            crate::schedule::config::compile(v)
+        } {
             Ok(s) => s.map(Arc::new),
             Err(errs) => {
                 errors.extend(

@@ -77,9 +77,43 @@ pub struct Schedule {
     pub max_delay: Duration,
 }
 
-/// `(field, message)` pairs, fields prefixed `schedule.`.
+/// The keys `compile` reads; FastFN ignores any other key inside `schedule` (its own
+/// examples carry a `note`), so edgefn warns about them instead of refusing the tree.
+pub const KEYS: [&str; 11] = [
+    "enabled",
+    "every_seconds",
+    "cron",
+    "timezone",
+    "tz",
+    "method",
+    "query",
+    "headers",
+    "body",
+    "context",
+    "retry",
+];
+
+/// Keys of a `schedule` object that neither FastFN nor edgefn reads.
+pub fn ignored_keys(value: &Value) -> Vec<String> {
+    value
+        .as_object()
+        .map(|o| {
+            o.keys()
+                .filter(|k| !KEYS.contains(&k.as_str()))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `(field, message)` pairs, fields prefixed `schedule.`; keys from [`ignored_keys`] are
+/// left out.
 pub fn compile(value: &Value) -> Result<Option<Schedule>, Vec<(String, String)>> {
-    let raw: RawSchedule = serde_json::from_value(value.clone()).map_err(|e| {
+    let mut value = value.clone();
+    if let Some(o) = value.as_object_mut() {
+        o.retain(|k, _| KEYS.contains(&k.as_str()));
+    }
+    let raw: RawSchedule = serde_json::from_value(value).map_err(|e| {
         let hint = crate::catalog::fastfn_keys::did_you_mean(&e.to_string())
             .map(|h| format!("; {h}"))
             .unwrap_or_default();
@@ -269,8 +303,18 @@ mod tests {
             ["schedule.timezone", "schedule.every_seconds"]
         );
         assert_eq!(fields(json!({"enabled": true})), ["schedule.every_seconds"]);
+        // Unknown keys are ignored (and warned about by the catalog), as FastFN does: a
+        // misspelt trigger still fails for want of a trigger.
         assert_eq!(
             fields(json!({"enabled": true, "every_sec": 1})),
+            ["schedule.every_seconds"]
+        );
+        assert_eq!(
+            ignored_keys(&json!({"note": "x", "cron": "* * * * *"})),
+            ["note"]
+        );
+        assert_eq!(
+            fields(json!({"enabled": true, "every_seconds": "5"})),
             ["schedule"]
         );
     }
