@@ -260,33 +260,10 @@ fn load_function(
             ));
         }),
     };
-    let schedule = match &raw.schedule {
-        None => None,
-        Some(v) => match {
-            warnings.extend(
-                crate::schedule::config::ignored_keys(v)
-                    .into_iter()
-                    .map(|k| {
-                        CatalogError::new(
-                    &cfg_path,
-                    Some(format!("schedule.{k}")),
-                    "is not a schedule key FastFN or edgefn reads; ignored (as FastFN does)"
-                        .into(),
-                )
-                    }),
-            );
-            crate::schedule::config::compile(v)
-        } {
-            Ok(s) => s.map(Arc::new),
-            Err(errs) => {
-                errors.extend(
-                    errs.into_iter()
-                        .map(|(field, msg)| CatalogError::new(&cfg_path, Some(field), msg)),
-                );
-                None
-            }
-        },
-    };
+    let schedule = raw
+        .schedule
+        .as_ref()
+        .and_then(|v| compile_schedule(v, &cfg_path, &mut errors, warnings));
     let code_hash = code_hash(&f.dir);
     match (policy, auth, rate_limit) {
         (Ok(policy), Ok(auth), Ok(rate_limit)) if errors.is_empty() => {
@@ -323,6 +300,32 @@ fn load_function(
             })
         }
         _ => Err(errors),
+    }
+}
+
+/// `schedule`: compiled (`None` when not enabled), keys FastFN ignores warned about.
+fn compile_schedule(
+    v: &serde_json::Value,
+    cfg_path: &Path,
+    errors: &mut Vec<CatalogError>,
+    warnings: &mut Vec<CatalogError>,
+) -> Option<Arc<crate::schedule::Schedule>> {
+    for k in crate::schedule::config::ignored_keys(v) {
+        warnings.push(CatalogError::new(
+            cfg_path,
+            Some(format!("schedule.{k}")),
+            "is not a schedule key FastFN or edgefn reads; ignored (as FastFN does)".into(),
+        ));
+    }
+    match crate::schedule::config::compile(v) {
+        Ok(s) => s.map(Arc::new),
+        Err(errs) => {
+            errors.extend(
+                errs.into_iter()
+                    .map(|(field, msg)| CatalogError::new(cfg_path, Some(field), msg)),
+            );
+            None
+        }
     }
 }
 
