@@ -12,7 +12,8 @@ use serde_json::{Map, Value};
 pub struct Event {
     pub method: String,
     pub path: String,
-    /// Decoded query string (a repeated name keeps its last value).
+    /// Decoded query string; a repeated name (an array in the event) is its JSON text,
+    /// `raw["query"]` keeps the array.
     pub query: BTreeMap<String, String>,
     /// Path parameters from `[name]` folders.
     pub params: BTreeMap<String, String>,

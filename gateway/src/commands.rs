@@ -44,24 +44,10 @@ pub fn check(config_path: Option<PathBuf>, overrides: Overrides, out: &mut impl 
     };
     match Catalog::load(&config.functions_dir) {
         Ok(catalog) => {
-            let _ = writeln!(
-                out,
-                "{:<8} {:<32} {:<28} {:<8} AUTH",
-                "METHOD", "PATH", "FUNCTION", "RUNTIME"
-            );
-            for f in &catalog.functions {
-                for m in &f.policy.methods {
-                    let _ = writeln!(
-                        out,
-                        "{:<8} {:<32} {:<28} {:<8} {}",
-                        m.as_str(),
-                        f.route,
-                        f.name,
-                        f.runtime.as_str(),
-                        f.auth.kind()
-                    );
-                }
+            for w in &catalog.warnings {
+                let _ = writeln!(out, "warning: {w}");
             }
+            crate::check_table::print(&catalog.functions, out);
             let _ = writeln!(
                 out,
                 "ok: {} function(s) in {}",

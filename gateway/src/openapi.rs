@@ -4,6 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::catalog::discover::Segment;
 use crate::catalog::FunctionDef;
 
 /// Renders the document as JSON bytes.
@@ -50,43 +51,22 @@ pub fn document(functions: &[FunctionDef]) -> Value {
                 json!([{ scheme_name.clone(): [] }])
             })
         };
-        let params: Vec<Value> = f
-            .param_names()
-            .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
-            .collect();
-        let mut item = Map::new();
-        for method in &f.policy.methods {
-            let lower = method.as_str().to_ascii_lowercase();
-            let mut op = Map::new();
-            op.insert(
-                "operationId".into(),
-                json!(format!("{}_{}", operation_base(&f.name), lower)),
-            );
-            op.insert(
-                "summary".into(),
-                json!(f.policy.summary.clone().unwrap_or_else(|| format!(
-                    "{} function {}",
-                    f.runtime.as_str(),
-                    f.name
-                ))),
-            );
-            op.insert("tags".into(), json!([f.runtime.as_str()]));
-            if !params.is_empty() {
-                op.insert("parameters".into(), Value::Array(params.clone()));
+        for (i, route) in openapi_routes(f).into_iter().enumerate() {
+            let suffix = if i == 0 {
+                String::new()
+            } else {
+                format!("_{i}")
+            };
+            let item = paths
+                .entry(crate::catalog::route_text(route))
+                .or_insert_with(|| Value::Object(Map::new()));
+            let item = item.as_object_mut().expect("path items are objects");
+            for method in &f.policy.methods {
+                let lower = method.as_str().to_ascii_lowercase();
+                let op = operation(f, route, &lower, &suffix, security.as_ref());
+                item.insert(lower, op);
             }
-            if matches!(lower.as_str(), "post" | "put" | "patch") {
-                op.insert(
-                    "requestBody".into(),
-                    json!({"required": false, "content": {"*/*": {"schema": {}}}}),
-                );
-            }
-            op.insert("responses".into(), responses(security.is_some()));
-            if let Some(sec) = &security {
-                op.insert("security".into(), sec.clone());
-            }
-            item.insert(lower, Value::Object(op));
         }
-        paths.insert(f.route.clone(), Value::Object(item));
     }
     let mut components = Map::new();
     components.insert(
@@ -103,6 +83,70 @@ pub fn document(functions: &[FunctionDef]) -> Value {
         "paths": paths,
         "components": components,
     })
+}
+
+/// Every path a function answers: `[[...x]]` is listed with and without its tail.
+fn openapi_routes(f: &FunctionDef) -> Vec<&[Segment]> {
+    let mut out: Vec<&[Segment]> = Vec::new();
+    for r in &f.routes {
+        if let Some(Segment::OptionalCatchAll(_)) = r.last() {
+            if r.len() > 1 {
+                out.push(&r[..r.len() - 1]);
+            }
+        }
+        out.push(r);
+    }
+    out
+}
+
+fn operation(
+    f: &FunctionDef,
+    route: &[Segment],
+    lower: &str,
+    suffix: &str,
+    security: Option<&Value>,
+) -> Value {
+    let params: Vec<Value> = route
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Param(p) => Some(json!({"name": p, "in": "path", "required": true,
+                "schema": {"type": "string"}})),
+            Segment::CatchAll(p) | Segment::OptionalCatchAll(p) => Some(json!({
+                "name": p, "in": "path", "required": true,
+                "description": "The rest of the path, one or more segments (a/b/c)",
+                "schema": {"type": "string"}, "x-catch-all": true})),
+            Segment::Static(_) => None,
+        })
+        .collect();
+    let mut op = Map::new();
+    op.insert(
+        "operationId".into(),
+        json!(format!("{}_{}{suffix}", operation_base(&f.name), lower)),
+    );
+    op.insert(
+        "summary".into(),
+        json!(f.policy.summary.clone().unwrap_or_else(|| format!(
+            "{} function {}",
+            f.runtime.as_str(),
+            f.name
+        ))),
+    );
+    let tag = f.policy.group.as_deref().unwrap_or(f.runtime.as_str());
+    op.insert("tags".into(), json!([tag]));
+    if !params.is_empty() {
+        op.insert("parameters".into(), Value::Array(params));
+    }
+    if matches!(lower, "post" | "put" | "patch") {
+        op.insert(
+            "requestBody".into(),
+            json!({"required": false, "content": {"*/*": {"schema": {}}}}),
+        );
+    }
+    op.insert("responses".into(), responses(security.is_some()));
+    if let Some(sec) = security {
+        op.insert("security".into(), sec.clone());
+    }
+    Value::Object(op)
 }
 
 fn responses(secured: bool) -> Value {

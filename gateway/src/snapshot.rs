@@ -11,8 +11,9 @@ use http::HeaderValue;
 use crate::catalog::{Catalog, FunctionDef};
 use crate::metrics::FunctionMetrics;
 use crate::openapi;
+use crate::pool::event::EventMeta;
 use crate::pool::{Pool, PoolRegistry, PoolSpec};
-use crate::router::Router;
+use crate::router::{RouteSpec, Router};
 
 pub type Store = ArcSwap<Snapshot>;
 
@@ -24,6 +25,8 @@ pub struct Function {
     pub metrics: FunctionMetrics,
     /// `Allow` header for 405 answers, rendered once.
     pub allow: HeaderValue,
+    /// The event's per-function fields, shared by every request.
+    pub event_meta: Arc<EventMeta>,
 }
 
 #[derive(Debug)]
@@ -33,6 +36,10 @@ pub struct Snapshot {
     pub router: Router,
     pub functions: Vec<Function>,
     pub openapi: Bytes,
+    /// `/_fn/catalog`, rendered once.
+    pub catalog: Bytes,
+    /// FastFN's top-level `assets`, in memory.
+    pub assets: Option<Arc<crate::assets::Assets>>,
 }
 
 impl Snapshot {
@@ -43,13 +50,26 @@ impl Snapshot {
             router: Router::default(),
             functions: Vec::new(),
             openapi: Bytes::from(openapi::render(&[])),
+            catalog: Bytes::from(crate::fn_catalog::render(&[])),
+            assets: None,
         }
     }
 
     /// Starts (or reuses) a pool per function and assembles the snapshot.
     pub async fn build(catalog: Catalog, registry: &PoolRegistry, generation: u64) -> Snapshot {
-        let router = Router::new(catalog.functions.iter().map(|f| f.segments.as_slice()));
+        for w in &catalog.warnings {
+            tracing::warn!(warning = %w, "fn.config.json");
+        }
+        let router = Router::new(catalog.functions.iter().enumerate().flat_map(|(index, f)| {
+            f.routes.iter().map(move |r| RouteSpec {
+                index,
+                segments: r,
+                methods: &f.policy.methods,
+            })
+        }));
         let openapi = Bytes::from(openapi::render(&catalog.functions));
+        let catalog_doc = Bytes::from(crate::fn_catalog::render(&catalog.functions));
+        let assets = catalog.assets.clone();
         let mut functions = Vec::with_capacity(catalog.functions.len());
         for def in catalog.functions {
             let pool = registry.ensure(pool_spec(&def));
@@ -61,6 +81,7 @@ impl Snapshot {
                 .collect::<Vec<_>>()
                 .join(", ");
             functions.push(Function {
+                event_meta: Arc::new(event_meta(&def)),
                 metrics: FunctionMetrics::new(&def.name),
                 allow: HeaderValue::from_str(&allow).expect("method names are header-safe"),
                 pool,
@@ -72,11 +93,24 @@ impl Snapshot {
             router,
             functions,
             openapi,
+            catalog: catalog_doc,
+            assets,
         }
     }
 
     pub fn pools(&self) -> Vec<Arc<Pool>> {
         self.functions.iter().map(|f| f.pool.clone()).collect()
+    }
+}
+
+fn event_meta(def: &FunctionDef) -> EventMeta {
+    let base = def.name.split('@').next().unwrap_or(&def.name);
+    EventMeta {
+        function_name: Arc::from(base),
+        runtime: def.runtime.as_str(),
+        version: Arc::from(def.version.as_deref().unwrap_or("default")),
+        timeout_ms: def.policy.timeout.as_millis() as u64,
+        max_body_bytes: def.policy.max_body_bytes,
     }
 }
 
@@ -97,6 +131,6 @@ fn pool_spec(def: &FunctionDef) -> PoolSpec {
         concurrency: def.policy.concurrency,
         timeout: def.policy.timeout,
         code_hash: def.code_hash,
-        handler_name: None,
+        handler_name: def.handler_name.clone(),
     }
 }

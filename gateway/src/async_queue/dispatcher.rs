@@ -189,6 +189,9 @@ async fn invoke(f: &Function, c: &Claimed) -> Outcome {
             subject: call.subject.as_deref().map(Arc::from),
             claims: None,
         },
+        // Queued calls have no peer by the time they run.
+        client_ip: None,
+        meta: f.event_meta.clone(),
     };
     match f.pool.dispatch(req).await {
         Ok(w) => Outcome {

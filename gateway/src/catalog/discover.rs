@@ -1,191 +1,580 @@
-//! Walks the functions tree and finds handler folders. Only names, handlers and folder
-//! safety are decided here; file contents are parsed by the catalog.
+//! Walks the functions tree the way FastFN does (`routes.lua`): folder functions (an entry
+//! file `handler.*`, `main.*`, `index.*`, or the `entrypoint` key), file routes
+//! (`get.items.py`, `[id].js`, `hello.js`), and runtime-grouped trees (`python/hello/…`,
+//! versions `hello/v2` served at `/hello@v2`). Only names, handlers and folder safety are
+//! decided here; file contents are parsed by the catalog.
 
 use std::path::{Path, PathBuf};
 
+use http::Method;
+
+use super::file_route::{self, NotRoute};
 use super::runtime::Runtime;
 use super::CatalogError;
 
 /// Deep trees are a mistake, and unbounded recursion over outside input is not allowed.
 pub const MAX_DEPTH: usize = 16;
 pub const MAX_FUNCTIONS: usize = 10_000;
-pub(crate) const HANDLER_FILES: [(&str, Runtime); 12] = [
-    ("handler.py", Runtime::Python),
-    ("handler.js", Runtime::Node),
-    ("index.js", Runtime::Node),
-    ("handler.ts", Runtime::TypeScript),
-    ("index.ts", Runtime::TypeScript),
-    ("handler.php", Runtime::Php),
-    ("index.php", Runtime::Php),
-    ("handler.lua", Runtime::Lua),
-    ("main.lua", Runtime::Lua),
-    ("index.lua", Runtime::Lua),
-    ("handler.rs", Runtime::Rust),
-    ("Cargo.toml", Runtime::Rust),
-];
+/// The entry of a Rust function that is a cargo project (`pool/rust_build.rs`).
+const CARGO_MANIFEST: &str = "Cargo.toml";
 /// Folders that hold dependencies or caches, never functions.
 pub(crate) const SKIPPED: [&str; 4] = ["node_modules", "__pycache__", "site-packages", "venv"];
+/// FastFN looks this deep below a runtime folder for namespaced functions.
+const MAX_NAMESPACE_DEPTH: usize = 3;
+/// The parameter name FastFN gives the `/*` tail of a runtime-grouped function.
+pub const WILDCARD: &str = "wildcard";
 
 /// One path segment of a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Segment {
     Static(String),
     Param(String),
+    /// `[...name]`: one or more segments, always last.
+    CatchAll(String),
+    /// `[[...name]]`: zero or more segments, always last.
+    OptionalCatchAll(String),
 }
 
-/// A folder holding exactly one handler.
+/// How a function was found, which decides its default routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A folder with an entry file.
+    Folder,
+    /// A file route (`get.items.py`, `hello.js`).
+    File,
+    /// `<runtime>/<name>/…`: `/name` and `/name/*`.
+    RuntimeGrouped,
+    /// `<runtime>/<name>/<version>/…`: `/name@version`.
+    Version,
+}
+
+/// One handler file and the route it serves.
 #[derive(Debug, Clone)]
 pub struct Found {
+    /// Unique: the folder path for folder functions, the file path without extension for
+    /// file routes, `name@version` for versions.
+    pub name: String,
     pub segments: Vec<Segment>,
+    /// The folder whose `fn.config.json` / `fn.env.json` apply.
     pub dir: PathBuf,
     pub handler: PathBuf,
     pub runtime: Runtime,
+    /// A file's method prefix: the only method it serves.
+    pub method: Option<Method>,
+    pub version: Option<String>,
+    pub origin: Origin,
 }
 
-/// Finds every function below `root`, collecting every problem.
-pub fn discover(root: &Path) -> (Vec<Found>, Vec<CatalogError>) {
-    let mut found = Vec::new();
-    let mut errors = Vec::new();
-    let canon_root = match root.canonicalize() {
-        Ok(r) => r,
+/// Finds every function below `root`, collecting every problem (and FastFN's warnings).
+pub fn discover(root: &Path) -> (Vec<Found>, Vec<CatalogError>, Vec<CatalogError>) {
+    let mut w = Walker {
+        assets: None,
+        root: PathBuf::new(),
+        found: Vec::new(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    match root.canonicalize() {
+        Ok(r) => w.root = r,
         Err(e) => {
-            errors.push(CatalogError::new(
+            w.errors.push(CatalogError::new(
                 root,
                 None,
                 format!("cannot open the functions directory: {e}"),
             ));
-            return (found, errors);
+            return (w.found, w.errors, w.warnings);
         }
-    };
-    walk(
-        &canon_root,
-        &canon_root,
-        &mut Vec::new(),
-        &mut found,
-        &mut errors,
-    );
-    if found.len() > MAX_FUNCTIONS {
-        errors.push(CatalogError::new(
+    }
+    let top = w.root.clone();
+    w.assets = assets_directory(&top).map(|d| top.join(d));
+    w.walk(&top, &mut Vec::new(), &mut Vec::new(), false);
+    if w.found.len() > MAX_FUNCTIONS {
+        w.errors.push(CatalogError::new(
             root,
             None,
             format!(
                 "{} functions found; the limit is {MAX_FUNCTIONS}",
-                found.len()
+                w.found.len()
             ),
         ));
     }
-    found.sort_by(|a, b| a.dir.cmp(&b.dir));
-    (found, errors)
+    w.found
+        .sort_by(|a, b| a.dir.cmp(&b.dir).then(a.handler.cmp(&b.handler)));
+    (w.found, w.errors, w.warnings)
 }
 
-fn walk(
-    root: &Path,
-    dir: &Path,
-    segments: &mut Vec<Segment>,
-    found: &mut Vec<Found>,
-    errors: &mut Vec<CatalogError>,
-) {
-    if segments.len() > MAX_DEPTH {
-        errors.push(CatalogError::new(
-            dir,
-            None,
-            format!("nested deeper than {MAX_DEPTH} folders; flatten the tree"),
-        ));
-        return;
-    }
-    let mut entries = match std::fs::read_dir(dir) {
-        Ok(rd) => rd.filter_map(Result::ok).collect::<Vec<_>>(),
-        Err(e) => {
-            errors.push(CatalogError::new(dir, None, format!("cannot list: {e}")));
+struct Walker {
+    root: PathBuf,
+    /// The top-level `assets.directory`: static files, never functions (as in FastFN).
+    assets: Option<PathBuf>,
+    found: Vec<Found>,
+    errors: Vec<CatalogError>,
+    warnings: Vec<CatalogError>,
+}
+
+struct Listing {
+    files: Vec<(String, PathBuf)>,
+    dirs: Vec<(String, PathBuf)>,
+}
+
+impl Walker {
+    fn walk(&mut self, dir: &Path, rel: &mut Vec<String>, segs: &mut Vec<Segment>, mixed: bool) {
+        if rel.len() > MAX_DEPTH {
+            self.errors.push(CatalogError::new(
+                dir,
+                None,
+                format!("nested deeper than {MAX_DEPTH} folders; flatten the tree"),
+            ));
             return;
         }
-    };
-    entries.sort_by_key(|e| e.file_name());
-
-    let handlers: Vec<(PathBuf, Runtime)> = HANDLER_FILES
-        .iter()
-        .map(|(name, rt)| (dir.join(name), *rt))
-        .filter(|(p, _)| p.symlink_metadata().is_ok())
-        .collect();
-    match handlers.as_slice() {
-        [] => {}
-        [(handler, runtime)] if !segments.is_empty() => {
-            if let Err(e) = check_inside(root, handler) {
-                errors.push(e);
+        let Some(listing) = self.list(dir) else {
+            return;
+        };
+        let entry = self.entry_of(dir, &listing);
+        if let Some((handler, runtime)) = &entry {
+            if segs.is_empty() {
+                self.errors.push(CatalogError::new(
+                    handler,
+                    None,
+                    "a handler at the top of the functions directory has no route; move it into a folder named after the function".into(),
+                ));
             } else {
-                found.push(Found {
-                    segments: segments.clone(),
+                self.found.push(Found {
+                    name: rel.join("/"),
+                    segments: segs.clone(),
                     dir: dir.to_path_buf(),
                     handler: handler.clone(),
                     runtime: *runtime,
+                    method: None,
+                    version: None,
+                    origin: Origin::Folder,
                 });
             }
         }
-        [_] => errors.push(CatalogError::new(
+        if entry.as_ref().is_some_and(|(h, _)| is_cargo_manifest(h)) {
+            // A cargo project is one function: its `src/` holds modules, not routes.
+            return;
+        }
+        let mixed = mixed || entry.is_some();
+        self.file_routes(
             dir,
-            None,
-            "a handler at the top of the functions directory has no route; move it into a folder named after the function".into(),
-        )),
-        many => {
-            let names: Vec<_> = many
-                .iter()
-                .filter_map(|(p, _)| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .collect();
-            errors.push(CatalogError::new(
-                dir,
-                None,
-                format!(
-                    "has {} handlers ({}); keep exactly one handler per folder",
-                    names.len(),
-                    names.join(", ")
-                ),
-            ));
+            &listing,
+            rel,
+            segs,
+            mixed,
+            entry.as_ref().map(|e| &e.0),
+        );
+        for (name, path) in &listing.dirs {
+            if rel.is_empty() && name == "_fn" {
+                self.errors.push(CatalogError::new(
+                    path,
+                    None,
+                    "the route /_fn is reserved for the gateway; rename the folder".into(),
+                ));
+                continue;
+            }
+            if rel.is_empty() && (name == "function" || name == "async-function") {
+                self.errors.push(CatalogError::new(
+                    path,
+                    None,
+                    format!("the route /{name} would collide with OpenFaaS's /{name}/<name> routes; rename the folder"),
+                ));
+                continue;
+            }
+            if rel.is_empty() {
+                if let Some(rt) = runtime_folder(name) {
+                    if !self.exposes_file_routes(path, 0) && self.has_function_child(path) {
+                        self.runtime_grouped(path, rt, &mut Vec::new(), 1);
+                        continue;
+                    }
+                }
+            }
+            match parse_segment(name) {
+                Ok(seg) => {
+                    rel.push(name.clone());
+                    segs.push(seg);
+                    self.walk(path, rel, segs, mixed);
+                    segs.pop();
+                    rel.pop();
+                }
+                Err(msg) => self.errors.push(CatalogError::new(path, None, msg)),
+            }
         }
     }
 
-    for entry in entries {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
-        let Ok(ft) = entry.file_type() else { continue };
-        let is_dir = if ft.is_symlink() {
-            match check_inside(root, &path) {
-                Ok(()) => path.is_dir(),
-                Err(e) => {
-                    errors.push(e);
-                    continue;
-                }
+    /// Every code file of a folder that is a route of its own.
+    fn file_routes(
+        &mut self,
+        dir: &Path,
+        listing: &Listing,
+        rel: &[String],
+        segs: &[Segment],
+        mixed: bool,
+        entry: Option<&PathBuf>,
+    ) {
+        for (file, path) in &listing.files {
+            if entry == Some(path) {
+                continue;
             }
-        } else {
-            ft.is_dir()
-        };
-        if !is_dir || name.starts_with('.') || SKIPPED.contains(&name.as_str()) {
-            continue;
-        }
-        match parse_segment(&name) {
-            Ok(seg) => {
-                if segments.is_empty() && name == "_fn" {
-                    errors.push(CatalogError::new(
-                        &path,
+            let parsed = match file_route::parse(file) {
+                Ok(p) => p,
+                Err(NotRoute::NotCode | NotRoute::Private) => continue,
+                Err(NotRoute::AmbiguousMethod) => {
+                    self.warnings.push(CatalogError::new(
+                        path,
                         None,
-                        "the route /_fn is reserved for the gateway; rename the folder".into(),
+                        "names two methods; ignored (as FastFN does): keep one method prefix"
+                            .into(),
                     ));
                     continue;
                 }
-                if segments.is_empty() && (name == "function" || name == "async-function") {
-                    errors.push(CatalogError::new(
-                        &path,
-                        None,
-                        format!("the route /{name} would collide with OpenFaaS's /{name}/<name> routes; rename the folder"),
-                    ));
-                    continue;
-                }
-                segments.push(seg);
-                walk(root, &path, segments, found, errors);
-                segments.pop();
+            };
+            if (mixed && !parsed.is_explicit()) || parsed.is_entry() {
+                // A helper beside an entry file, or a second entry file (refused by
+                // `entry_of` already).
+                continue;
             }
-            Err(msg) => errors.push(CatalogError::new(&path, None, msg)),
+            let mut route = segs.to_vec();
+            let mut bad = false;
+            for t in &parsed.tokens {
+                match parse_segment(t) {
+                    Ok(s) => route.push(s),
+                    Err(msg) => {
+                        self.errors.push(CatalogError::new(path, None, msg));
+                        bad = true;
+                    }
+                }
+            }
+            if bad {
+                continue;
+            }
+            if route.is_empty() {
+                self.errors.push(CatalogError::new(
+                    path,
+                    None,
+                    "is at the top of the functions directory and has no route; name it after the route (hello.js) or move it into a folder".into(),
+                ));
+                continue;
+            }
+            if let Err(e) = check_inside(&self.root, path) {
+                self.errors.push(e);
+                continue;
+            }
+            let mut name = rel.to_vec();
+            name.push(parsed.stem.clone());
+            self.found.push(Found {
+                name: name.join("/"),
+                segments: route,
+                dir: dir.to_path_buf(),
+                handler: path.clone(),
+                runtime: parsed.runtime,
+                method: parsed.method,
+                version: None,
+                origin: Origin::File,
+            });
         }
     }
+
+    /// `<runtime>/<ns…>/<name>/entry` → function `ns…/name`, versions below it.
+    fn runtime_grouped(&mut self, dir: &Path, rt: Runtime, prefix: &mut Vec<String>, depth: usize) {
+        let Some(listing) = self.list(dir) else {
+            return;
+        };
+        for (name, path) in &listing.dirs {
+            let Some(sub) = self.list(path) else { continue };
+            let entry = self.entry_of(path, &sub);
+            let versions: Vec<(String, PathBuf, PathBuf, Runtime)> = sub
+                .dirs
+                .iter()
+                .filter(|(v, _)| looks_like_version(v))
+                .filter_map(|(v, vp)| {
+                    let l = self.list(vp)?;
+                    let (h, r) = self.entry_of(vp, &l)?;
+                    Some((v.clone(), vp.clone(), h, r))
+                })
+                .collect();
+            prefix.push(name.clone());
+            if entry.is_none() && versions.is_empty() {
+                if depth < MAX_NAMESPACE_DEPTH {
+                    self.runtime_grouped(path, rt, prefix, depth + 1);
+                }
+                prefix.pop();
+                continue;
+            }
+            let fn_name = prefix.join("/");
+            let mut segs = Vec::new();
+            for p in prefix.iter() {
+                match parse_segment(p) {
+                    Ok(s) => segs.push(s),
+                    Err(msg) => self.errors.push(CatalogError::new(path, None, msg)),
+                }
+            }
+            if let Some((handler, runtime)) = entry {
+                if runtime != rt {
+                    self.errors.push(CatalogError::new(
+                        &handler,
+                        None,
+                        format!(
+                            "is a {} handler inside the {} folder; move it or rename the file",
+                            runtime.as_str(),
+                            rt.as_str()
+                        ),
+                    ));
+                } else {
+                    let mut route = segs.clone();
+                    route.push(Segment::OptionalCatchAll(WILDCARD.into()));
+                    self.found.push(Found {
+                        name: fn_name.clone(),
+                        segments: route,
+                        dir: path.clone(),
+                        handler: handler.clone(),
+                        runtime,
+                        method: None,
+                        version: None,
+                        origin: Origin::RuntimeGrouped,
+                    });
+                }
+                let rel: Vec<String> = prefix.clone();
+                self.file_routes(path, &sub, &rel, &segs, true, Some(&handler));
+            }
+            for (ver, vdir, handler, runtime) in versions {
+                let versioned = format!("{fn_name}@{ver}");
+                // FastFN serves `/<name>@<version>` for single-segment names only.
+                let segments = if prefix.len() == 1 {
+                    vec![Segment::Static(versioned.clone())]
+                } else {
+                    Vec::new()
+                };
+                self.found.push(Found {
+                    name: versioned,
+                    segments,
+                    dir: vdir,
+                    handler,
+                    runtime,
+                    method: None,
+                    version: Some(ver),
+                    origin: Origin::Version,
+                });
+            }
+            prefix.pop();
+        }
+    }
+
+    /// A runtime-grouped tree has a function right below the runtime folder
+    /// (`python/hello/handler.py`); without one (`node/api/[id]/handler.js`) the folder is
+    /// an ordinary route prefix, as edgefn always read it.
+    fn has_function_child(&mut self, dir: &Path) -> bool {
+        let Some(l) = self.list(dir) else {
+            return false;
+        };
+        l.dirs.iter().any(|(_, p)| {
+            let Some(sub) = self.list(p) else {
+                return false;
+            };
+            self.entry_of(p, &sub).is_some()
+                || sub.dirs.iter().any(|(v, vp)| {
+                    looks_like_version(v)
+                        && self
+                            .list(vp)
+                            .is_some_and(|l| self.entry_of(vp, &l).is_some())
+                })
+        })
+    }
+
+    /// Whether a runtime-named top folder is a plain namespace (`php/get.export.php`)
+    /// rather than a runtime-grouped tree.
+    fn exposes_file_routes(&mut self, dir: &Path, depth: usize) -> bool {
+        if depth > 6 {
+            return false;
+        }
+        let Some(l) = self.list(dir) else {
+            return false;
+        };
+        if depth > 0 && self.entry_of(dir, &l).is_some() {
+            return false;
+        }
+        if l.files.iter().any(|(f, _)| file_route::parse(f).is_ok()) {
+            return true;
+        }
+        l.dirs
+            .iter()
+            .any(|(_, p)| self.exposes_file_routes(p, depth + 1))
+    }
+
+    /// The folder's entry file: `entrypoint` from its `fn.config.json`, else the first
+    /// of `handler.*`, `main.*`, `index.*`. Two entry files are refused, naming both.
+    fn entry_of(&mut self, dir: &Path, listing: &Listing) -> Option<(PathBuf, Runtime)> {
+        if let Some(ep) = configured_entrypoint(dir) {
+            let path = dir.join(&ep);
+            let runtime = Path::new(&ep)
+                .extension()
+                .and_then(|e| Runtime::from_extension(&e.to_string_lossy()));
+            let safe = !ep.starts_with('/') && !ep.split('/').any(|s| s == ".." || s.is_empty());
+            return match runtime {
+                Some(rt) if safe && path.is_file() => match check_inside(&self.root, &path) {
+                    Ok(()) => Some((path, rt)),
+                    Err(e) => {
+                        self.errors.push(e);
+                        None
+                    }
+                },
+                _ => {
+                    self.errors.push(CatalogError::new(
+                        &dir.join("fn.config.json"),
+                        Some("entrypoint".into()),
+                        format!("{ep:?} is not a handler file inside this folder (py, js, ts, php, lua, rs)"),
+                    ));
+                    None
+                }
+            };
+        }
+        let mut entries: Vec<(usize, &String, &PathBuf, Runtime)> = listing
+            .files
+            .iter()
+            .filter_map(|(f, p)| {
+                let parsed = file_route::parse(f).ok()?;
+                let order = file_route::ENTRY_STEMS
+                    .iter()
+                    .position(|s| *s == parsed.stem.to_ascii_lowercase())?;
+                parsed.is_entry().then_some((order, f, p, parsed.runtime))
+            })
+            .collect();
+        entries.sort_by_key(|e| e.0);
+        match entries.as_slice() {
+            // A Rust function may be a cargo project: its manifest is the entry.
+            [] => listing
+                .files
+                .iter()
+                .find(|(f, _)| f == CARGO_MANIFEST)
+                .and_then(|(_, p)| match check_inside(&self.root, p) {
+                    Ok(()) => Some((p.clone(), Runtime::Rust)),
+                    Err(e) => {
+                        self.errors.push(e);
+                        None
+                    }
+                }),
+            [(_, _, path, rt)] => match check_inside(&self.root, path) {
+                Ok(()) => Some(((*path).clone(), *rt)),
+                Err(e) => {
+                    self.errors.push(e);
+                    None
+                }
+            },
+            many => {
+                let names: Vec<&str> = many.iter().map(|e| e.1.as_str()).collect();
+                self.errors.push(CatalogError::new(
+                    dir,
+                    None,
+                    format!(
+                        "has {} entry files ({}) for one route; keep exactly one handler per folder (FastFN answers 409 here)",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                ));
+                None
+            }
+        }
+    }
+
+    fn list(&mut self, dir: &Path) -> Option<Listing> {
+        let mut entries = match std::fs::read_dir(dir) {
+            Ok(rd) => rd.filter_map(Result::ok).collect::<Vec<_>>(),
+            Err(e) => {
+                self.errors
+                    .push(CatalogError::new(dir, None, format!("cannot list: {e}")));
+                return None;
+            }
+        };
+        entries.sort_by_key(|e| e.file_name());
+        let mut l = Listing {
+            files: Vec::new(),
+            dirs: Vec::new(),
+        };
+        for entry in entries {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            let Ok(ft) = entry.file_type() else { continue };
+            if name.starts_with('.') {
+                continue;
+            }
+            let is_dir = if ft.is_symlink() {
+                match check_inside(&self.root, &path) {
+                    Ok(()) => path.is_dir(),
+                    Err(e) => {
+                        self.errors.push(e);
+                        continue;
+                    }
+                }
+            } else {
+                ft.is_dir()
+            };
+            if is_dir {
+                if !SKIPPED.contains(&name.as_str()) && self.assets.as_ref() != Some(&path) {
+                    l.dirs.push((name, path));
+                }
+            } else {
+                l.files.push((name, path));
+            }
+        }
+        Some(l)
+    }
+}
+
+/// Whether a folder holds a function of its own (used to keep nested functions out of
+/// a parent's code hash).
+pub fn has_entry_file(dir: &Path) -> bool {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    rd.filter_map(Result::ok)
+        .any(|e| file_route::parse(&e.file_name().to_string_lossy()).is_ok_and(|f| f.is_entry()))
+        || configured_entrypoint(dir).is_some()
+}
+
+/// `entrypoint` from a folder's `fn.config.json`, read leniently: the catalog parses the
+/// file strictly and reports its errors.
+fn configured_entrypoint(dir: &Path) -> Option<String> {
+    let text = super::read_optional(&dir.join("fn.config.json")).ok()??;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("entrypoint")?
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// `assets.directory` of the top-level `fn.config.json`, when it is a plain relative path.
+fn assets_directory(root: &Path) -> Option<String> {
+    let text = super::read_optional(&root.join("fn.config.json")).ok()??;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let dir = v.get("assets")?.get("directory")?.as_str()?;
+    let dir = dir.trim_start_matches("./").trim_end_matches('/');
+    let safe = !dir.is_empty() && !dir.starts_with('/') && !dir.split('/').any(|s| s == "..");
+    safe.then(|| dir.to_owned())
+}
+
+/// FastFN's runtime folder names.
+fn runtime_folder(name: &str) -> Option<Runtime> {
+    match name {
+        "python" => Some(Runtime::Python),
+        "node" => Some(Runtime::Node),
+        "php" => Some(Runtime::Php),
+        "lua" => Some(Runtime::Lua),
+        "rust" => Some(Runtime::Rust),
+        _ => None,
+    }
+}
+
+/// `v2`, `2`, `v1.1-beta`: FastFN's version folder labels.
+fn looks_like_version(name: &str) -> bool {
+    let rest = name.strip_prefix('v').unwrap_or(name);
+    rest.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+fn is_cargo_manifest(handler: &Path) -> bool {
+    handler.file_name().is_some_and(|n| n == CARGO_MANIFEST)
 }
 
 /// A symlink may point anywhere inside the tree, never outside it.
@@ -208,20 +597,35 @@ fn check_inside(root: &Path, path: &Path) -> Result<(), CatalogError> {
     }
 }
 
-/// Folder names become URL segments: `[A-Za-z0-9._-]`, or `[param]` for a path parameter.
+/// Folder names and file tokens become URL segments: `[A-Za-z0-9._-]`, `[param]`,
+/// `[...rest]` or `[[...rest]]`.
 pub fn parse_segment(name: &str) -> Result<Segment, String> {
-    if let Some(inner) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
-        let ok = inner
+    let param_ok = |inner: &str| {
+        inner
             .chars()
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && inner.len() <= 64;
-        return if ok {
-            Ok(Segment::Param(inner.to_owned()))
+            && inner.len() <= 64
+    };
+    if let Some(inner) = name.strip_prefix('[') {
+        let (kind, inner): (fn(String) -> Segment, _) = if let Some(i) = inner
+            .strip_prefix("[...")
+            .and_then(|n| n.strip_suffix("]]"))
+        {
+            (Segment::OptionalCatchAll, i)
+        } else if let Some(i) = inner.strip_prefix("...").and_then(|n| n.strip_suffix(']')) {
+            (Segment::CatchAll, i)
+        } else if let Some(i) = inner.strip_suffix(']') {
+            (Segment::Param, i)
+        } else {
+            return Err(format!("parameter {name:?} is missing its closing ]"));
+        };
+        return if param_ok(inner) {
+            Ok(kind(inner.to_owned()))
         } else {
             Err(format!(
-                "parameter folder {name:?} must be [name] with letters, digits and _ (e.g. [id])"
+                "parameter {name:?} must be [name], [...name] or [[...name]] with letters, digits and _ (e.g. [id])"
             ))
         };
     }
@@ -235,7 +639,7 @@ pub fn parse_segment(name: &str) -> Result<Segment, String> {
         Ok(Segment::Static(name.to_owned()))
     } else {
         Err(format!(
-            "folder name {name:?} cannot be a route; use only A-Z a-z 0-9 . _ - (or [param])"
+            "name {name:?} cannot be a route segment; use only A-Z a-z 0-9 . _ - (or [param])"
         ))
     }
 }
@@ -248,10 +652,29 @@ mod tests {
     fn segments() {
         assert_eq!(parse_segment("users"), Ok(Segment::Static("users".into())));
         assert_eq!(parse_segment("[id]"), Ok(Segment::Param("id".into())));
+        assert_eq!(
+            parse_segment("[...slug]"),
+            Ok(Segment::CatchAll("slug".into()))
+        );
+        assert_eq!(
+            parse_segment("[[...slug]]"),
+            Ok(Segment::OptionalCatchAll("slug".into()))
+        );
         assert!(parse_segment("..").is_err());
         assert!(parse_segment("a b").is_err());
         assert!(parse_segment("[1x]").is_err());
         assert!(parse_segment("[]").is_err());
+        assert!(parse_segment("[...]").is_err());
+        assert!(parse_segment("[id").is_err());
+    }
+
+    #[test]
+    fn versions() {
+        assert!(looks_like_version("v2"));
+        assert!(looks_like_version("2"));
+        assert!(looks_like_version("v1.1-beta"));
+        assert!(!looks_like_version("hello"));
+        assert!(!looks_like_version("v"));
     }
 
     #[test]
@@ -261,7 +684,7 @@ mod tests {
             std::fs::create_dir_all(dir.path().join(f)).unwrap();
             std::fs::write(dir.path().join(f).join("handler.py"), "").unwrap();
         }
-        let (found, errors) = discover(dir.path());
+        let (found, errors, _) = discover(dir.path());
         assert_eq!(found.len(), 1, "only `functions` is served");
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors

@@ -6,6 +6,8 @@ use std::time::Duration;
 use http::Method;
 use serde::Deserialize;
 
+use super::discover::Segment;
+use super::fastfn_keys::{self, RawInvoke, RawWorkerPool};
 use super::runtime::Runtime;
 use crate::auth::AuthConfig;
 use crate::limits::RateLimitConfig;
@@ -29,6 +31,24 @@ pub struct RawFnConfig {
     pub auth: Option<AuthConfig>,
     pub rate_limit: Option<RateLimitConfig>,
     pub summary: Option<String>,
+    // FastFN's keys (catalog/fastfn_keys.rs); the unimplemented ones warn at load.
+    pub invoke: Option<RawInvoke>,
+    pub max_concurrency: Option<usize>,
+    pub worker_pool: Option<RawWorkerPool>,
+    pub keep_warm: Option<serde_json::Value>,
+    pub name: Option<String>,
+    pub group: Option<String>,
+    pub runtime: Option<String>,
+    pub entrypoint: Option<String>,
+    pub include_debug_headers: Option<bool>,
+    pub response: Option<serde_json::Value>,
+    pub schedule: Option<serde_json::Value>,
+    pub assets: Option<serde_json::Value>,
+    pub edge: Option<serde_json::Value>,
+    pub shared_deps: Option<serde_json::Value>,
+    pub home: Option<serde_json::Value>,
+    #[serde(rename = "force-url", alias = "force_url", alias = "forceUrl")]
+    pub force_url: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,36 +68,47 @@ pub struct FnPolicy {
     pub max_workers: usize,
     pub concurrency: usize,
     pub summary: Option<String>,
+    /// `invoke.routes`, replacing the discovered route when set.
+    pub routes: Option<Vec<Vec<Segment>>>,
+    /// `invoke.handler`: the callable to run instead of `handler`.
+    pub handler_name: Option<String>,
+    /// `group`: the OpenAPI tag.
+    pub group: Option<String>,
 }
 
 const KNOWN_METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
 /// Validates the plain fields; returns `(field, message)` pairs on failure.
-pub fn validate(raw: &RawFnConfig, runtime: Runtime) -> Result<FnPolicy, Vec<(String, String)>> {
+pub fn validate(
+    raw: &RawFnConfig,
+    runtime: Runtime,
+    file_method: Option<Method>,
+) -> Result<FnPolicy, Vec<(String, String)>> {
     let mut errors: Vec<(String, String)> = Vec::new();
+    let invoke = raw.invoke.as_ref();
+    let configured = match (&raw.methods, invoke.and_then(|i| i.methods.as_ref())) {
+        (Some(_), Some(_)) => {
+            errors.push((
+                "invoke.methods".into(),
+                "is set together with methods; keep one of them".into(),
+            ));
+            None
+        }
+        (m, i) => m.as_ref().or(i),
+    };
     let mut methods = Vec::new();
-    match &raw.methods {
-        None => methods = vec![Method::GET, Method::POST],
-        Some(list) if list.is_empty() => errors.push((
+    match (file_method, configured) {
+        // A file's method prefix is the only method it serves, as in FastFN.
+        (Some(m), _) => methods.push(m),
+        (None, None) => methods = vec![Method::GET, Method::POST],
+        (None, Some(list)) if list.is_empty() => errors.push((
             "methods".into(),
             "is empty; list at least one method, e.g. [\"GET\"]".into(),
         )),
-        Some(list) => {
-            for m in list {
-                let upper = m.to_ascii_uppercase();
-                if !KNOWN_METHODS.contains(&upper.as_str()) {
-                    errors.push((
-                        "methods".into(),
-                        format!("{m:?} is not supported; use any of {KNOWN_METHODS:?}"),
-                    ));
-                    continue;
-                }
-                let method = Method::from_bytes(upper.as_bytes()).expect("known method parses");
-                if !methods.contains(&method) {
-                    methods.push(method);
-                }
-            }
-        }
+        (None, Some(list)) => match fastfn_keys::parse_methods(list, &KNOWN_METHODS) {
+            Ok(m) => methods = m,
+            Err(bad) => errors.extend(bad.into_iter().map(|b| ("methods".to_owned(), b))),
+        },
     }
     let timeout_ms = raw.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
     if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
@@ -93,8 +124,12 @@ pub fn validate(raw: &RawFnConfig, runtime: Runtime) -> Result<FnPolicy, Vec<(St
             format!("{max_body_bytes} is over the {MAX_BODY_CEILING}-byte ceiling"),
         ));
     }
-    let (min_workers, max_workers) = match &raw.workers {
-        None => (1, 4),
+    let pool = raw.worker_pool.as_ref();
+    let (mut min_workers, mut max_workers) = match &raw.workers {
+        None => (
+            pool.and_then(|p| p.min_warm).unwrap_or(1),
+            pool.and_then(|p| p.max_workers).unwrap_or(4),
+        ),
         Some(w) => (w.min.unwrap_or(1), w.max.unwrap_or(4)),
     };
     if max_workers == 0 || max_workers > MAX_WORKERS {
@@ -109,18 +144,64 @@ pub fn validate(raw: &RawFnConfig, runtime: Runtime) -> Result<FnPolicy, Vec<(St
             format!("{min_workers} is larger than workers.max ({max_workers})"),
         ));
     }
-    let concurrency = raw.concurrency.unwrap_or(runtime.default_concurrency());
+    let mut concurrency = raw.concurrency.unwrap_or(runtime.default_concurrency());
+    // FastFN's `max_concurrency` caps in-flight calls of the function (0: no cap): it
+    // only ever lowers the pool's reach (`workers.max` × `concurrency`).
+    if let Some(cap) = raw.max_concurrency.filter(|c| *c > 0) {
+        concurrency = concurrency.min(cap);
+        max_workers = max_workers.min((cap / concurrency).max(1));
+        min_workers = min_workers.min(max_workers);
+    }
     if concurrency == 0 || concurrency > MAX_CONCURRENCY {
         errors.push((
             "concurrency".into(),
             format!("{concurrency} is out of range; use 1 to {MAX_CONCURRENCY}"),
         ));
     }
-    if let Some(s) = &raw.summary {
+    let summary = match (&raw.summary, invoke.and_then(|i| i.summary.as_ref())) {
+        (Some(s), _) | (None, Some(s)) => Some(s.clone()),
+        (None, None) => None,
+    };
+    if let Some(s) = &summary {
         if s.len() > 1024 {
             errors.push((
                 "summary".into(),
                 "is longer than 1024 bytes; keep it to one sentence".into(),
+            ));
+        }
+    }
+    let mut routes = None;
+    if let Some(list) = invoke.and_then(|i| i.routes.as_ref()) {
+        let mut parsed = Vec::new();
+        for r in list {
+            match fastfn_keys::parse_route(r) {
+                Ok(segs) => parsed.push(segs),
+                Err(msg) => errors.push(("invoke.routes".into(), msg)),
+            }
+        }
+        if !parsed.is_empty() {
+            routes = Some(parsed);
+        }
+    }
+    let handler_name = invoke.and_then(|i| i.handler.clone());
+    if let Some(h) = &handler_name {
+        if !fastfn_keys::valid_handler_name(h) {
+            errors.push((
+                "invoke.handler".into(),
+                format!("{h:?} is not a function name; use letters, digits and _"),
+            ));
+        }
+    }
+    if let Some(rt) = &raw.runtime {
+        let same = rt.trim() == runtime.as_str()
+            || (runtime == Runtime::TypeScript && rt.trim() == "node");
+        if !same {
+            errors.push((
+                "runtime".into(),
+                format!(
+                    "{rt:?} does not match the handler file, which is {}; rename the file or fix the key",
+                    runtime.as_str()
+                ),
             ));
         }
     }
@@ -134,7 +215,10 @@ pub fn validate(raw: &RawFnConfig, runtime: Runtime) -> Result<FnPolicy, Vec<(St
         min_workers,
         max_workers,
         concurrency,
-        summary: raw.summary.clone(),
+        summary,
+        routes,
+        handler_name,
+        group: raw.group.clone(),
     })
 }
 
@@ -148,7 +232,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let p = validate(&parse("{}").unwrap(), Runtime::Node).unwrap();
+        let p = validate(&parse("{}").unwrap(), Runtime::Node, None).unwrap();
         assert_eq!(p.methods, [Method::GET, Method::POST]);
         assert_eq!(p.timeout, Duration::from_secs(30));
         assert_eq!(p.max_body_bytes, 1 << 20);
@@ -165,8 +249,50 @@ mod tests {
     fn all_errors_collected() {
         let raw =
             parse(r#"{"methods":["FETCH"],"timeout_ms":0,"workers":{"min":5,"max":2}}"#).unwrap();
-        let e = validate(&raw, Runtime::Python).unwrap_err();
+        let e = validate(&raw, Runtime::Python, None).unwrap_err();
         let fields: Vec<_> = e.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(fields, ["methods", "timeout_ms", "workers.min"]);
+    }
+
+    #[test]
+    fn fastfn_keys_mean_what_they_mean_there() {
+        let raw = parse(
+            r#"{"invoke": {"methods": ["get", "post"], "handler": "main", "summary": "S",
+                "routes": ["/a/:id", "/b/*"], "query": {"n": 1}, "body": "", "content_type": "x"},
+                "max_concurrency": 6, "worker_pool": {"min_warm": 2, "max_workers": 8},
+                "group": "g", "runtime": "python"}"#,
+        )
+        .unwrap();
+        let p = validate(&raw, Runtime::Python, None).unwrap();
+        assert_eq!(p.methods, [Method::GET, Method::POST]);
+        assert_eq!(p.handler_name.as_deref(), Some("main"));
+        assert_eq!(p.summary.as_deref(), Some("S"));
+        assert_eq!(p.routes.as_ref().map(Vec::len), Some(2));
+        assert_eq!(p.group.as_deref(), Some("g"));
+        // max_concurrency caps the pool's reach: 1 per worker × 6 workers.
+        assert_eq!((p.min_workers, p.max_workers, p.concurrency), (2, 6, 1));
+        let node = validate(
+            &parse(r#"{"max_concurrency": 10}"#).unwrap(),
+            Runtime::Node,
+            None,
+        );
+        let node = node.unwrap();
+        assert_eq!((node.max_workers, node.concurrency), (1, 10));
+    }
+
+    #[test]
+    fn a_method_prefix_wins_and_conflicting_keys_are_named() {
+        let raw = parse(r#"{"invoke": {"methods": ["GET"]}}"#).unwrap();
+        let p = validate(&raw, Runtime::Node, Some(Method::DELETE)).unwrap();
+        assert_eq!(p.methods, [Method::DELETE]);
+        let raw = parse(
+            r#"{"methods": ["GET"], "invoke": {"methods": ["POST"], "handler": "a.b"}, "runtime": "node"}"#,
+        )
+        .unwrap();
+        let e = validate(&raw, Runtime::Python, None).unwrap_err();
+        let fields: Vec<_> = e.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["invoke.methods", "invoke.handler", "runtime"]);
+        let ts = parse(r#"{"runtime": "node"}"#).unwrap();
+        assert!(validate(&ts, Runtime::TypeScript, None).is_ok());
     }
 }

@@ -1,4 +1,6 @@
 //! Parsing of `fn.env.json`: `{"NAME": "plain"}` or `{"NAME": {"value": "...", "is_secret": true}}`.
+//! As in FastFN's runtimes, a number or boolean is taken as its text (`5`, `1.5`, `true`)
+//! and a `null` value leaves the variable unset.
 
 use std::collections::BTreeMap;
 
@@ -7,18 +9,23 @@ use serde::Deserialize;
 use super::fn_env::{EnvVar, FnEnv};
 
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum RawValue {
-    Plain(String),
-    Full(RawFull),
-}
-
-#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFull {
-    value: String,
+    value: serde_json::Value,
     #[serde(default)]
     is_secret: bool,
+}
+
+/// A scalar as FastFN's runtimes take it (`str(v)`); `Err` for objects and arrays.
+fn scalar_text(v: serde_json::Value) -> Result<Option<String>, ()> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Ok(Some(s)),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        Value::Bool(b) => Ok(Some(b.to_string())),
+        Value::Null => Ok(None),
+        Value::Array(_) | Value::Object(_) => Err(()),
+    }
 }
 
 /// Parses the file's text; errors are `(field, message)` and never contain a value.
@@ -40,28 +47,20 @@ pub fn parse(text: &str) -> Result<FnEnv, Vec<(String, String)>> {
             ));
             continue;
         }
-        match serde_json::from_value::<RawValue>(value) {
-            Ok(RawValue::Plain(value)) => {
-                vars.insert(
-                    name,
-                    EnvVar {
-                        value,
-                        secret: false,
-                    },
-                );
+        let parsed = match value {
+            serde_json::Value::Object(_) => serde_json::from_value::<RawFull>(value)
+                .map_err(|_| ())
+                .and_then(|f| scalar_text(f.value).map(|v| v.map(|v| (v, f.is_secret)))),
+            other => scalar_text(other).map(|v| v.map(|v| (v, false))),
+        };
+        match parsed {
+            Ok(Some((value, secret))) => {
+                vars.insert(name, EnvVar { value, secret });
             }
-            Ok(RawValue::Full(f)) => {
-                vars.insert(
-                    name,
-                    EnvVar {
-                        value: f.value,
-                        secret: f.is_secret,
-                    },
-                );
-            }
+            Ok(None) => {}
             Err(_) => errors.push((
                 name,
-                "must be a string or {\"value\": \"...\", \"is_secret\": true}".into(),
+                "must be a string, number, boolean or {\"value\": ..., \"is_secret\": true}".into(),
             )),
         }
     }
@@ -93,8 +92,22 @@ mod tests {
     }
 
     #[test]
+    fn numbers_and_booleans_as_fastfn_takes_them() {
+        let env = parse(
+            r#"{"N":5,"F":1.5,"B":true,"S":{"value":42,"is_secret":true},"U":null,"V":{"value":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(env.get("N").unwrap().value, "5");
+        assert_eq!(env.get("F").unwrap().value, "1.5");
+        assert_eq!(env.get("B").unwrap().value, "true");
+        assert_eq!(env.get("S").unwrap().value, "42");
+        assert!(env.get("S").unwrap().secret);
+        assert!(env.get("U").is_none() && env.get("V").is_none());
+    }
+
+    #[test]
     fn bad_entries_named_without_values() {
-        let e = parse(r#"{"1X":"a","OK":{"value":"hidden","secret":true},"N":5}"#).unwrap_err();
+        let e = parse(r#"{"1X":"a","OK":{"value":"hidden","secret":true},"N":[5]}"#).unwrap_err();
         let names: Vec<_> = e.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["1X", "N", "OK"]);
         assert!(!format!("{e:?}").contains("hidden"));

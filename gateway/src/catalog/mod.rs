@@ -2,7 +2,10 @@
 //! [`FunctionDef`]s. Pure (no processes, no sockets), so `edgefn check` and `edgefn
 //! openapi` use it as is and the snapshot adds pools on top.
 
+mod conflicts;
 pub mod discover;
+pub mod fastfn_keys;
+pub mod file_route;
 pub mod fn_config;
 pub mod fn_env;
 pub mod fn_env_parse;
@@ -15,7 +18,7 @@ use ring::digest;
 
 use crate::auth::{AuthConfig, Policy};
 use crate::limits::RateLimiter;
-use discover::Segment;
+use discover::{Origin, Segment};
 use fn_config::{FnPolicy, RawFnConfig};
 use fn_env::FnEnv;
 use runtime::Runtime;
@@ -47,11 +50,23 @@ impl CatalogError {
 /// A function, fully parsed and compiled, without its running pool.
 #[derive(Debug)]
 pub struct FunctionDef {
-    /// Route without the leading slash, folder names kept (`api/users/[id]`).
+    /// Unique name: the folder path (`api/users/[id]`), a file route's path without its
+    /// extension (`products/get`), or `name@version`.
     pub name: Arc<str>,
-    /// OpenAPI form (`/api/users/{id}`).
+    /// OpenAPI form of the first route (`/api/users/{id}`).
     pub route: String,
+    /// The first route.
     pub segments: Vec<Segment>,
+    /// Every route the function serves (the first is `segments`): `invoke.routes` gives
+    /// several.
+    pub routes: Vec<Vec<Segment>>,
+    /// `invoke.handler`: the callable the worker runs instead of `handler`.
+    pub handler_name: Option<String>,
+    /// A runtime-grouped version (`v2`), `None` for the default.
+    pub version: Option<String>,
+    pub origin: Origin,
+    /// FastFN's `schedule`, when enabled: the gateway invokes the function on time.
+    pub schedule: Option<Arc<crate::schedule::Schedule>>,
     pub runtime: Runtime,
     pub dir: PathBuf,
     pub handler: PathBuf,
@@ -65,10 +80,37 @@ pub struct FunctionDef {
 impl FunctionDef {
     pub fn param_names(&self) -> impl Iterator<Item = &str> {
         self.segments.iter().filter_map(|s| match s {
-            Segment::Param(p) => Some(p.as_str()),
+            Segment::Param(p) | Segment::CatchAll(p) | Segment::OptionalCatchAll(p) => {
+                Some(p.as_str())
+            }
             Segment::Static(_) => None,
         })
     }
+}
+
+/// `/api/users/{id}`: the OpenAPI (and `edgefn check`) form of a route.
+pub fn route_text(segments: &[Segment]) -> String {
+    segments
+        .iter()
+        .map(|s| match s {
+            Segment::Static(n) => format!("/{n}"),
+            Segment::Param(p) | Segment::CatchAll(p) | Segment::OptionalCatchAll(p) => {
+                format!("/{{{p}}}")
+            }
+        })
+        .collect()
+}
+
+/// `/api/users/:id`, `/blog/:slug*`: FastFN's form, for `/_fn/catalog`.
+pub fn fastfn_route_text(segments: &[Segment]) -> String {
+    segments
+        .iter()
+        .map(|s| match s {
+            Segment::Static(n) => format!("/{n}"),
+            Segment::Param(p) => format!("/:{p}"),
+            Segment::CatchAll(p) | Segment::OptionalCatchAll(p) => format!("/:{p}*"),
+        })
+        .collect()
 }
 
 /// Every function of a tree, sorted by route.
@@ -76,54 +118,112 @@ impl FunctionDef {
 pub struct Catalog {
     pub root: PathBuf,
     pub functions: Vec<FunctionDef>,
+    /// FastFN keys accepted without effect, and files FastFN too would ignore: printed
+    /// by `edgefn check`, logged at every load.
+    pub warnings: Vec<CatalogError>,
+    /// The top-level `assets` folder, read into memory.
+    pub assets: Option<Arc<crate::assets::Assets>>,
 }
 
 impl Catalog {
     /// Loads the whole tree; any error anywhere fails the load with all errors listed.
     pub fn load(root: &Path) -> Result<Catalog, Vec<CatalogError>> {
-        let (found, mut errors) = discover::discover(root);
+        let (found, mut errors, mut warnings) = discover::discover(root);
+        let assets = root_config(root, &mut errors, &mut warnings);
         let mut functions = Vec::with_capacity(found.len());
         for f in found {
-            match load_function(f) {
+            match load_function(f, &mut warnings) {
                 Ok(def) => functions.push(def),
                 Err(mut e) => errors.append(&mut e),
             }
         }
-        check_route_conflicts(&functions, &mut errors);
+        conflicts::check(&functions, &mut errors);
+        // Discovery may look at a folder twice (probing a runtime folder, then walking it).
+        let mut seen = std::collections::HashSet::new();
+        errors.retain(|e| seen.insert(e.to_string()));
+        let mut seen = std::collections::HashSet::new();
+        warnings.retain(|e| seen.insert(e.to_string()));
         if !errors.is_empty() {
             return Err(errors);
         }
-        functions.sort_by(|a, b| a.route.cmp(&b.route));
+        functions.sort_by(|a, b| a.route.cmp(&b.route).then(a.name.cmp(&b.name)));
         Ok(Catalog {
             root: root.to_path_buf(),
             functions,
+            warnings,
+            assets,
         })
     }
 }
 
-fn load_function(f: discover::Found) -> Result<FunctionDef, Vec<CatalogError>> {
+/// A `fn.config.json` at the top of the tree holds FastFN's tree-wide keys (`assets`):
+/// checked like any other, so a typo there is an error and an unimplemented key a warning.
+fn root_config(
+    root: &Path,
+    errors: &mut Vec<CatalogError>,
+    warnings: &mut Vec<CatalogError>,
+) -> Option<Arc<crate::assets::Assets>> {
+    let path = root.join("fn.config.json");
+    let raw = read_config(&path, errors)?;
+    warnings.extend(
+        fastfn_keys::unimplemented(&raw)
+            .into_iter()
+            .filter(|(field, _)| field != "assets")
+            .map(|(field, msg)| CatalogError::new(&path, Some(field), msg)),
+    );
+    let canon = root.canonicalize().ok()?;
+    match crate::assets::Assets::load(&canon, raw.assets.as_ref()?, warnings) {
+        Ok(a) => Some(Arc::new(a)),
+        Err(mut e) => {
+            errors.append(&mut e);
+            None
+        }
+    }
+}
+
+/// Parses a `fn.config.json` strictly; `None` (with the error pushed) when it is invalid.
+fn read_config(path: &Path, errors: &mut Vec<CatalogError>) -> Option<RawFnConfig> {
+    match read_optional(path) {
+        Ok(None) => None,
+        Ok(Some(text)) => match serde_json::from_str(&text) {
+            Ok(raw) => Some(raw),
+            Err(e) => {
+                let hint = fastfn_keys::did_you_mean(&e.to_string())
+                    .map(|h| format!("; {h}"))
+                    .unwrap_or_default();
+                errors.push(CatalogError::new(
+                    path,
+                    json_error_field(&e),
+                    format!("{e}{hint}; see \"fn.config.json\" in README.md"),
+                ));
+                None
+            }
+        },
+        Err(e) => {
+            errors.push(CatalogError::new(path, None, e));
+            None
+        }
+    }
+}
+
+fn load_function(
+    f: discover::Found,
+    warnings: &mut Vec<CatalogError>,
+) -> Result<FunctionDef, Vec<CatalogError>> {
     let mut errors = Vec::new();
     let cfg_path = f.dir.join("fn.config.json");
     let env_path = f.dir.join("fn.env.json");
 
-    let raw: RawFnConfig = match read_optional(&cfg_path) {
-        Ok(None) => RawFnConfig::default(),
-        Ok(Some(text)) => match serde_json::from_str(&text) {
-            Ok(raw) => raw,
-            Err(e) => {
-                errors.push(CatalogError::new(
-                    &cfg_path,
-                    json_error_field(&e),
-                    format!("{e}; see \"fn.config.json\" in README.md"),
-                ));
-                RawFnConfig::default()
-            }
-        },
-        Err(e) => {
-            errors.push(CatalogError::new(&cfg_path, None, e));
-            RawFnConfig::default()
-        }
+    let raw: RawFnConfig = if cfg_path.exists() {
+        read_config(&cfg_path, &mut errors).unwrap_or_default()
+    } else {
+        RawFnConfig::default()
     };
+    warnings.extend(
+        fastfn_keys::unimplemented(&raw)
+            .into_iter()
+            .map(|(field, msg)| CatalogError::new(&cfg_path, Some(field), msg)),
+    );
     let env = match read_optional(&env_path) {
         Ok(None) => FnEnv::default(),
         Ok(Some(text)) => fn_env_parse::parse(&text).unwrap_or_else(|errs| {
@@ -138,7 +238,7 @@ fn load_function(f: discover::Found) -> Result<FunctionDef, Vec<CatalogError>> {
             FnEnv::default()
         }
     };
-    let policy = fn_config::validate(&raw, f.runtime).map_err(|errs| {
+    let policy = fn_config::validate(&raw, f.runtime, f.method.clone()).map_err(|errs| {
         errors.extend(
             errs.into_iter()
                 .map(|(field, msg)| CatalogError::new(&cfg_path, Some(field), msg)),
@@ -160,30 +260,35 @@ fn load_function(f: discover::Found) -> Result<FunctionDef, Vec<CatalogError>> {
             ));
         }),
     };
+    let schedule = raw
+        .schedule
+        .as_ref()
+        .and_then(|v| compile_schedule(v, &cfg_path, &mut errors, warnings));
     let code_hash = code_hash(&f.dir);
     match (policy, auth, rate_limit) {
         (Ok(policy), Ok(auth), Ok(rate_limit)) if errors.is_empty() => {
-            let name: String = f
-                .segments
-                .iter()
-                .map(|s| match s {
-                    Segment::Static(n) => n.clone(),
-                    Segment::Param(p) => format!("[{p}]"),
-                })
-                .collect::<Vec<_>>()
-                .join("/");
-            let route = f
-                .segments
-                .iter()
-                .map(|s| match s {
-                    Segment::Static(n) => format!("/{n}"),
-                    Segment::Param(p) => format!("/{{{p}}}"),
-                })
-                .collect::<String>();
+            let mut routes = match &policy.routes {
+                Some(r) if f.origin != Origin::File => r.clone(),
+                _ if f.segments.is_empty() => Vec::new(),
+                _ => vec![f.segments.clone()],
+            };
+            if let Err(e) = conflicts::check_shapes(&f.handler, &routes) {
+                return Err(vec![e]);
+            }
+            // A version keeps `/name@v2` beside its own `invoke.routes`.
+            if f.origin == Origin::Version && policy.routes.is_some() && !f.segments.is_empty() {
+                routes.insert(0, f.segments.clone());
+            }
+            let segments = routes.first().cloned().unwrap_or_default();
             Ok(FunctionDef {
-                name: Arc::from(name),
-                route,
-                segments: f.segments,
+                name: Arc::from(f.name),
+                route: route_text(&segments),
+                segments,
+                routes,
+                handler_name: policy.handler_name.clone(),
+                version: f.version,
+                origin: f.origin,
+                schedule,
                 runtime: f.runtime,
                 dir: f.dir,
                 handler: f.handler,
@@ -198,33 +303,33 @@ fn load_function(f: discover::Found) -> Result<FunctionDef, Vec<CatalogError>> {
     }
 }
 
-/// Two folders that give the same route shape (`[id]` vs `[name]` at one level) conflict.
-fn check_route_conflicts(functions: &[FunctionDef], errors: &mut Vec<CatalogError>) {
-    let mut seen: std::collections::HashMap<Vec<Option<&str>>, &Path> = Default::default();
-    for f in functions {
-        let shape: Vec<Option<&str>> = f
-            .segments
-            .iter()
-            .map(|s| match s {
-                Segment::Static(n) => Some(n.as_str()),
-                Segment::Param(_) => None,
-            })
-            .collect();
-        if let Some(other) = seen.insert(shape, &f.dir) {
-            errors.push(CatalogError::new(
-                &f.dir,
-                None,
-                format!(
-                    "route {} conflicts with {}; rename one of the parameter folders",
-                    f.route,
-                    other.display()
-                ),
-            ));
+/// `schedule`: compiled (`None` when not enabled), keys FastFN ignores warned about.
+fn compile_schedule(
+    v: &serde_json::Value,
+    cfg_path: &Path,
+    errors: &mut Vec<CatalogError>,
+    warnings: &mut Vec<CatalogError>,
+) -> Option<Arc<crate::schedule::Schedule>> {
+    for k in crate::schedule::config::ignored_keys(v) {
+        warnings.push(CatalogError::new(
+            cfg_path,
+            Some(format!("schedule.{k}")),
+            "is not a schedule key FastFN or edgefn reads; ignored (as FastFN does)".into(),
+        ));
+    }
+    match crate::schedule::config::compile(v) {
+        Ok(s) => s.map(Arc::new),
+        Err(errs) => {
+            errors.extend(
+                errs.into_iter()
+                    .map(|(field, msg)| CatalogError::new(cfg_path, Some(field), msg)),
+            );
+            None
         }
     }
 }
 
-fn read_optional(path: &Path) -> Result<Option<String>, String> {
+pub(crate) fn read_optional(path: &Path) -> Result<Option<String>, String> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -297,9 +402,7 @@ fn collect_code(root: &Path, dir: &Path, depth: usize, out: &mut Vec<(String, Pa
         if ft.is_dir() {
             // The same rules as discovery: a nested function is its own, dependency and
             // cache folders (virtualenvs included) are not code.
-            let nested_fn = discover::HANDLER_FILES
-                .iter()
-                .any(|(h, _)| path.join(h).exists());
+            let nested_fn = discover::has_entry_file(&path);
             if !nested_fn && !discover::SKIPPED.contains(&name.as_str()) {
                 collect_code(root, &path, depth + 1, out);
             }

@@ -19,6 +19,8 @@ pub const CLUSTER_STORE_FALLBACK: &str = "edgefn_cluster_store_fallback";
 pub const ASYNC_QUEUED: &str = "edgefn_async_queued";
 pub const ASYNC_CALLS_TOTAL: &str = "edgefn_async_calls_total";
 pub const ASYNC_CALLBACKS_TOTAL: &str = "edgefn_async_callbacks_total";
+/// FastFN `schedule` runs, by function and result (ok, error, skipped).
+pub const SCHEDULE_RUNS_TOTAL: &str = "edgefn_schedule_runs_total";
 
 /// `function` label for requests that matched no route: keeps cardinality bounded.
 pub const UNMATCHED: &str = "_unmatched";
@@ -132,6 +134,11 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         ASYNC_CALLBACKS_TOTAL,
         Kind::Counter,
         "Callback deliveries, by result (delivered, failed, refused).",
+    ),
+    (
+        SCHEDULE_RUNS_TOTAL,
+        Kind::Counter,
+        "Scheduled runs (fn.config.json schedule), by function and result: ok, error, or skipped while the previous run was still going.",
     ),
 ];
 

@@ -190,6 +190,8 @@ fn every_metric_is_described_once() {
         .increment(1);
     metrics::counter!(names::XDP_PACKETS_TOTAL, "action" => "drop").increment(1);
     metrics::gauge!(names::XDP_TRACKED_SOURCES).set(0.0);
+    metrics::counter!(names::SCHEDULE_RUNS_TOTAL, "function" => "unit-desc", "result" => "ok")
+        .increment(1);
     FunctionMetrics::new("unit-desc").auth_failure("basic", "missing");
     FunctionMetrics::new("unit-desc").rate_limited("function");
     FunctionMetrics::new("unit-desc").request(&Method::GET, StatusCode::OK, Duration::ZERO);

@@ -89,7 +89,7 @@ pub fn resolve<T>(
 mod tests {
     use super::*;
     use crate::catalog::discover::Segment;
-    use crate::router::Router;
+    use crate::router::{Lookup, Match, RouteSpec, Router};
 
     fn router(routes: &[&str]) -> Router {
         let all: Vec<Vec<Segment>> = routes
@@ -101,11 +101,22 @@ mod tests {
                     .collect()
             })
             .collect();
-        Router::new(all.iter().map(Vec::as_slice))
+        Router::new(all.iter().enumerate().map(|(index, segments)| RouteSpec {
+            index,
+            segments,
+            methods: &[http::Method::GET, http::Method::POST],
+        }))
+    }
+
+    fn find(r: &Router, p: &str) -> Option<Match> {
+        match r.lookup(p, &http::Method::GET) {
+            Lookup::Found(m) => Some(m),
+            _ => None,
+        }
     }
 
     fn check(r: &Router, path: &str) -> Option<(usize, Mode, String, String)> {
-        resolve(path, true, |p| r.lookup(p)).map(|(m, v)| {
+        resolve(path, true, |p| find(r, p)).map(|(m, v)| {
             (
                 m.index,
                 v.mode,
@@ -135,10 +146,13 @@ mod tests {
             check(&r, "/async-function/api/users/42"),
             Some((1, Mode::Async, s("/api/users/42"), s("/")))
         );
-        let (m, v) = resolve("/function/api/users/42/x", true, |p| r.lookup(p)).unwrap();
+        let (m, v) = resolve("/function/api/users/42/x", true, |p| find(&r, p)).unwrap();
         assert_eq!(m.index, 1);
         let p = "/function/api/users/42/x";
-        assert_eq!(m.params(v.routed(p)).collect::<Vec<_>>(), ["42"]);
+        assert_eq!(
+            m.params(v.routed(p)).collect::<Vec<_>>(),
+            [("id", "42".into())]
+        );
         assert_eq!(v.worker_path(p), "/x");
         assert_eq!(
             check(&r, "/function/api/other"),
@@ -157,7 +171,7 @@ mod tests {
     #[test]
     fn disabled_prefixes_are_plain_paths() {
         let r = router(&["/hello"]);
-        assert!(resolve("/function/hello", false, |p| r.lookup(p)).is_none());
-        assert!(resolve("/hello", false, |p| r.lookup(p)).is_some());
+        assert!(resolve("/function/hello", false, |p| find(&r, p)).is_none());
+        assert!(resolve("/hello", false, |p| find(&r, p)).is_some());
     }
 }

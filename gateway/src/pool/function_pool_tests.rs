@@ -167,6 +167,8 @@ fn request() -> WorkerRequest {
             subject: None,
             claims: None,
         },
+        client_ip: None,
+        meta: Arc::default(),
     }
 }
 

@@ -13,6 +13,7 @@
 //! (frames), `output` (captured stdout/stderr with secrets masked).
 
 mod deps;
+pub mod event;
 mod function_pool;
 mod handle;
 mod launch;

@@ -1,17 +1,17 @@
 //! The framed channel between the gateway and a worker (runtimes/PROTOCOL.md):
-//! `u32 total | u32 header_len | JSON header | raw body`. The request header is serialised
-//! straight from the request parts (no intermediate map); sizes are checked before a
-//! single byte of a frame is allocated.
+//! `u32 total | u32 header_len | JSON header | raw body`. The request header (the event)
+//! is serialised by `event.rs`; sizes are checked before a single byte of a frame is
+//! allocated.
 
 use std::borrow::Cow;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use serde::ser::{SerializeMap, Serializer};
+use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::{AuthContext, WorkerRequest, WorkerResponse};
+use super::WorkerResponse;
 
 /// Largest response body a worker may send, plus room for its header.
 pub const MAX_RESPONSE_BODY: u32 = 64 << 20;
@@ -99,118 +99,8 @@ impl Serialize for EnvRef<'_> {
     }
 }
 
-/// `{"type":"req","id":..,"binary":..,"event":{...}}` borrowed from the request.
-pub struct RequestHeader<'a> {
-    pub id: u64,
-    pub function: &'a str,
-    pub req: &'a WorkerRequest,
-}
-
-impl Serialize for RequestHeader<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(4))?;
-        m.serialize_entry("type", "req")?;
-        m.serialize_entry("id", &self.id)?;
-        m.serialize_entry("binary", &std::str::from_utf8(&self.req.body).is_err())?;
-        m.serialize_entry(
-            "event",
-            &Event {
-                function: self.function,
-                req: self.req,
-            },
-        )?;
-        m.end()
-    }
-}
-
-struct Event<'a> {
-    function: &'a str,
-    req: &'a WorkerRequest,
-}
-
-impl Serialize for Event<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let r = self.req;
-        let mut m = s.serialize_map(Some(6))?;
-        m.serialize_entry("method", r.method.as_str())?;
-        m.serialize_entry("path", &r.path)?;
-        m.serialize_entry("query", &Query(r.query.as_deref().unwrap_or("")))?;
-        m.serialize_entry("params", &Params(&r.params))?;
-        m.serialize_entry("headers", &Headers(&r.headers))?;
-        m.serialize_entry(
-            "context",
-            &Context {
-                request_id: &r.request_id,
-                function: self.function,
-                auth: AuthRef(&r.auth),
-            },
-        )?;
-        m.end()
-    }
-}
-
-/// Decoded query string; a repeated name keeps its last value in both runtimes.
-struct Query<'a>(&'a str);
-
-impl Serialize for Query<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(form_urlencoded::parse(self.0.as_bytes()))
-    }
-}
-
-struct Params<'a>(&'a [(String, String)]);
-
-impl Serialize for Params<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
-    }
-}
-
-/// Lower-cased names (hyper already stores them so); repeated headers joined with ", ".
-struct Headers<'a>(&'a HeaderMap);
-
-impl Serialize for Headers<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.keys_len()))?;
-        // `iter` yields every value of a name together: one pass, no per-name lookup.
-        let mut values = self.0.iter().peekable();
-        while let Some((name, first)) = values.next() {
-            let first = String::from_utf8_lossy(first.as_bytes());
-            if values.peek().is_some_and(|(n, _)| *n == name) {
-                let mut joined = first.into_owned();
-                while let Some((_, v)) = values.next_if(|(n, _)| *n == name) {
-                    joined.push_str(", ");
-                    joined.push_str(&String::from_utf8_lossy(v.as_bytes()));
-                }
-                m.serialize_entry(name.as_str(), &joined)?;
-            } else {
-                m.serialize_entry(name.as_str(), &first)?;
-            }
-        }
-        m.end()
-    }
-}
-
-#[derive(Serialize)]
-struct Context<'a> {
-    request_id: &'a str,
-    function: &'a str,
-    auth: AuthRef<'a>,
-}
-
-struct AuthRef<'a>(&'a AuthContext);
-
-impl Serialize for AuthRef<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(2 + usize::from(self.0.claims.is_some())))?;
-        m.serialize_entry("type", self.0.kind)?;
-        m.serialize_entry("subject", &self.0.subject.as_deref())?;
-        if let Some(claims) = &self.0.claims {
-            m.serialize_entry("claims", &**claims)?;
-        }
-        m.end()
-    }
-}
+/// The request frame's header and the event live in `event.rs`.
+pub use super::event::RequestHeader;
 
 /// Any frame a worker sends, by its `type`.
 #[derive(Debug)]
@@ -323,57 +213,7 @@ pub fn response(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-
-    fn request(body: &'static [u8]) -> WorkerRequest {
-        let mut headers = HeaderMap::new();
-        headers.append("x-a", HeaderValue::from_static("1"));
-        headers.append("x-a", HeaderValue::from_static("2"));
-        headers.append("x-b", HeaderValue::from_static("3"));
-        WorkerRequest {
-            request_id: Arc::from("rid"),
-            method: http::Method::POST,
-            path: "/p/7".into(),
-            query: Some("a=1&b=x%20y&a=3".into()),
-            params: vec![("id".into(), "7".into())],
-            headers,
-            body: Bytes::from_static(body),
-            auth: AuthContext {
-                kind: "api_key",
-                subject: Some(Arc::from("k1")),
-                claims: None,
-            },
-        }
-    }
-
-    #[tokio::test]
-    async fn request_frame_round_trips() {
-        let req = request(b"\xff\x00");
-        let (mut frame, rest) = encode(
-            &RequestHeader {
-                id: 9,
-                function: "p/[id]",
-                req: &req,
-            },
-            &req.body,
-        );
-        frame.extend_from_slice(&rest.expect("the body travels beside the header"));
-        let (header, body) = read_frame(&mut frame.as_slice()).await.unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&header).unwrap();
-        assert_eq!(v["id"], 9);
-        assert_eq!(v["binary"], true);
-        assert_eq!(v["event"]["query"]["b"], "x y");
-        assert_eq!(v["event"]["query"]["a"], "3");
-        assert_eq!(v["event"]["params"]["id"], "7");
-        assert_eq!(v["event"]["headers"]["x-a"], "1, 2");
-        assert_eq!(v["event"]["headers"]["x-b"], "3");
-        assert_eq!(v["event"]["context"]["auth"]["subject"], "k1");
-        assert_eq!(v["event"]["context"]["function"], "p/[id]");
-        assert_eq!(&body[..], b"\xff\x00");
-        frame.clear();
-    }
 
     #[tokio::test]
     async fn oversized_frames_are_refused_before_allocation() {

@@ -58,6 +58,10 @@ pub struct WorkerRequest {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub auth: AuthContext,
+    /// `event.client.ip`: the peer the gateway accepted.
+    pub client_ip: Option<std::net::IpAddr>,
+    /// `event.context`'s per-function fields, shared from the snapshot.
+    pub meta: Arc<super::event::EventMeta>,
 }
 
 /// What the handler answered, validated.

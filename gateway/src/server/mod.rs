@@ -132,6 +132,7 @@ pub async fn run(
         .clone()
         .map(|q| tokio::spawn(dispatcher::run(q, store.clone())));
     let _watcher = reload::spawn(reloader.clone());
+    let _scheduler = crate::schedule::spawn(store.clone());
 
     body::register_metrics();
     let state = Arc::new(State {

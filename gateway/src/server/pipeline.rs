@@ -17,6 +17,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
+use crate::assets::Asset;
 use crate::async_queue::AsyncQueue;
 use crate::auth::headers::Headers;
 use crate::auth::mtls::ClientCert;
@@ -31,7 +32,7 @@ use crate::openfaas::routes::{self, Mode, View};
 use crate::pool::{AuthContext, WorkerRequest};
 use crate::request_id;
 use crate::respond::{self, Answer, Body};
-use crate::router::Match;
+use crate::router::{Lookup, Match};
 use crate::snapshot::{Function, Snapshot, Store};
 
 /// Shared by every connection of the public listener.
@@ -95,6 +96,8 @@ pub enum Decision<'s> {
     Refused(Answer, Option<&'s Function>),
     /// Admitted so far; the body and the worker come next.
     Admitted(Admission),
+    /// A file of FastFN's `assets` folder (answered by hyper's path).
+    Asset(&'s Arc<Asset>),
 }
 
 pub struct Admission {
@@ -128,17 +131,42 @@ pub fn decide<'s>(
     if let Some(rest) = head.path.strip_prefix("/_fn/") {
         return Decision::Endpoint(gateway_endpoint(snap, head.method, rest, rid));
     }
-    let found = routes::resolve(head.path, head.openfaas, |p| snap.router.lookup(p));
-    let Some((route, view)) = found else {
-        return Decision::Refused(respond::error_answer(&GatewayError::NotFound, rid), None);
+    // FastFN serves its OpenAPI document here too.
+    if head.path == "/openapi.json" {
+        return Decision::Endpoint(gateway_endpoint(snap, head.method, "openapi.json", rid));
+    }
+    let assets = snap.assets.as_deref();
+    if let Some(a) = assets.filter(|a| !a.worker_first) {
+        if let Some(file) = a.find(head.method, head.path, head.headers, false) {
+            return Decision::Asset(file);
+        }
+    }
+    let found = routes::resolve(head.path, head.openfaas, |p| {
+        match snap.router.lookup(p, head.method) {
+            Lookup::NotFound => None,
+            l => Some(l),
+        }
+    });
+    let (route, view) = match found {
+        Some((Lookup::Found(route), view)) => (route, view),
+        Some((Lookup::MethodNotAllowed { index, allow }, _)) => {
+            let e = GatewayError::MethodNotAllowed {
+                allow: allow.clone(),
+            };
+            let f = &snap.functions[index];
+            return Decision::Refused(respond::error_answer(&e, rid), Some(f));
+        }
+        Some((Lookup::NotFound, _)) | None => {
+            if let Some(file) =
+                assets.and_then(|a| a.find(head.method, head.path, head.headers, true))
+            {
+                return Decision::Asset(file);
+            }
+            return Decision::Refused(respond::error_answer(&GatewayError::NotFound, rid), None);
+        }
     };
     let f = &snap.functions[route.index];
     let refuse = |e: &GatewayError| Decision::Refused(respond::error_answer(e, rid), Some(f));
-    if !f.def.policy.methods.contains(head.method) {
-        return refuse(&GatewayError::MethodNotAllowed {
-            allow: f.allow.clone(),
-        });
-    }
     if view.mode == Mode::Async && head.method != Method::POST {
         let allow = HeaderValue::from_static("POST");
         return refuse(&GatewayError::MethodNotAllowed { allow });
@@ -214,6 +242,7 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
     };
     let admission = match decide(&snap, &head, peer, rid.as_bytes(), stage) {
         Decision::Endpoint(answer) => return Handled::Ready(Some(answer.into_response(&rid))),
+        Decision::Asset(file) => return Handled::Ready(Some(file.response(req.headers(), &rid))),
         Decision::Refused(answer, func) => {
             record(
                 state,
@@ -278,7 +307,8 @@ pub fn record(
     end
 }
 
-/// `/_fn/health` and `/_fn/openapi.json`, answered without touching any function.
+/// `/_fn/health`, `/_fn/openapi.json` and `/_fn/catalog`, answered without touching any
+/// function.
 fn gateway_endpoint(snap: &Snapshot, method: &Method, rest: &str, rid: &[u8]) -> Answer {
     if method != Method::GET && method != Method::HEAD {
         let allow = HeaderValue::from_static("GET, HEAD");
@@ -287,6 +317,7 @@ fn gateway_endpoint(snap: &Snapshot, method: &Method, rest: &str, rid: &[u8]) ->
     match rest {
         "health" => Answer::json(StatusCode::OK, Bytes::from_static(HEALTH)),
         "openapi.json" => Answer::json(StatusCode::OK, snap.openapi.clone()),
+        "catalog" => Answer::json(StatusCode::OK, snap.catalog.clone()),
         _ => respond::error_answer(&GatewayError::NotFound, rid),
     }
 }
@@ -371,11 +402,9 @@ async fn finish(
         (None, None) => Bytes::new(),
     };
     // Only now, with the request admitted, are the parameters copied out of the path.
-    let params = f
-        .def
-        .param_names()
-        .zip(route.params(view.routed(parts.uri.path())))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    let params = route
+        .params(view.routed(parts.uri.path()))
+        .map(|(k, v)| (k.to_owned(), v.into_owned()))
         .collect();
     let subject = identity.identity.subject.clone();
     let path = view.worker_path(parts.uri.path()).to_owned();
@@ -385,11 +414,16 @@ async fn finish(
         return Ok((accepted, subject));
     }
     let call_id = (view.mode == Mode::Sync).then(|| of_headers::call_id(&parts.headers, rid));
-    let hidden = f.def.auth.hidden();
     let answer = f
         .pool
         .dispatch(worker_request(
-            parts, body, identity, params, path, rid, hidden,
+            parts,
+            body,
+            identity,
+            (params, path),
+            rid,
+            f,
+            peer,
         ))
         .await?;
     let mut resp = into_response(answer, rid);
@@ -572,11 +606,12 @@ fn worker_request(
     parts: Parts,
     body: Bytes,
     identity: Admitted,
-    params: Vec<(String, String)>,
-    path: String,
+    (params, path): (Vec<(String, String)>, String),
     rid: &HeaderValue,
-    hidden: &crate::auth::hide::Hidden,
+    f: &Function,
+    peer: IpAddr,
 ) -> WorkerRequest {
+    let hidden = f.def.auth.hidden();
     let mut parts = parts;
     let mut query = parts.uri.query().map(str::to_owned);
     if !hidden.is_empty() {
@@ -595,5 +630,7 @@ fn worker_request(
             subject: identity.identity.subject,
             claims: identity.claims,
         },
+        client_ip: Some(peer),
+        meta: f.event_meta.clone(),
     }
 }

@@ -38,7 +38,8 @@ fn handler(event: Event) -> Response {
             Response::text(text.clone()).header("x-length", text.chars().count().to_string())
         }
         "path_param" | "param_argument" => Response::json(&json!({"id": event.param("id")})),
-        "repeated_query" => Response::json(&json!({"tag": event.query("tag")})),
+        // `Event::query` flattens values to text; the array FastFN sends is in `raw`.
+        "repeated_query" => Response::json(&json!({"tag": event.raw["query"]["tag"]})),
         "request_headers" => Response::text(format!(
             r#"{{"x-conf":{},"method":{}}}"#,
             json!(event.header("x-conf")),

@@ -58,6 +58,8 @@ fn request(i: u64) -> WorkerRequest {
             subject: None,
             claims: None,
         },
+        client_ip: None,
+        meta: Arc::default(),
     }
 }
 

@@ -1,0 +1,245 @@
+//! FastFN's `fn.config.json` keys (fastfn.dev's fn.config.json reference, `routes.lua`'s
+//! `normalize_policy`): their raw shapes, what edgefn makes of the ones it implements,
+//! and a warning for each one it does not implement yet — never a silent drop, never a
+//! refused tree. Keys neither project knows stay serde errors, with a "did you mean".
+
+use http::Method;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::discover::{parse_segment, Segment, WILDCARD};
+
+/// `invoke{...}`: how the function is called, and the console's example request.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawInvoke {
+    pub methods: Option<Vec<String>>,
+    /// The callable to run instead of `handler` (`main`, `run`, ...).
+    pub handler: Option<String>,
+    pub routes: Option<Vec<String>>,
+    pub summary: Option<String>,
+    /// Example query, body and content type: documentation only, in FastFN as here.
+    pub query: Option<Value>,
+    pub body: Option<Value>,
+    pub content_type: Option<String>,
+    pub allow_hosts: Option<Value>,
+    #[serde(rename = "force-url", alias = "force_url", alias = "forceUrl")]
+    pub force_url: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkerPool {
+    pub enabled: Option<bool>,
+    pub min_warm: Option<usize>,
+    pub max_workers: Option<usize>,
+    pub max_queue: Option<Value>,
+    pub queue_timeout_ms: Option<Value>,
+    pub queue_poll_ms: Option<Value>,
+    pub idle_ttl_seconds: Option<Value>,
+    pub overflow_status: Option<Value>,
+}
+
+/// FastFN keys accepted and not implemented yet: (key, what it would do).
+pub fn unimplemented(raw: &super::fn_config::RawFnConfig) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut warn = |key: &str, present: bool, note: &str| {
+        if present {
+            out.push((
+                key.to_owned(),
+                format!("is a FastFN key edgefn does not implement yet; it has no effect{note}"),
+            ));
+        }
+    };
+    warn(
+        "keep_warm",
+        raw.keep_warm.is_some(),
+        " (edgefn keeps workers.min warm at all times)",
+    );
+    warn(
+        "name",
+        raw.name.is_some(),
+        " (the route follows the folder)",
+    );
+    warn(
+        "include_debug_headers",
+        raw.include_debug_headers.is_some(),
+        "",
+    );
+    warn("response", raw.response.is_some(), "");
+    warn("assets", raw.assets.is_some(), "");
+    warn("edge", raw.edge.is_some(), "");
+    warn("shared_deps", raw.shared_deps.is_some(), "");
+    warn("home", raw.home.is_some(), "");
+    warn("force-url", raw.force_url.is_some(), "");
+    if let Some(i) = &raw.invoke {
+        warn("invoke.allow_hosts", i.allow_hosts.is_some(), "");
+        warn("invoke.force-url", i.force_url.is_some(), "");
+    }
+    if let Some(p) = &raw.worker_pool {
+        warn("worker_pool.enabled", p.enabled.is_some(), "");
+        warn("worker_pool.max_queue", p.max_queue.is_some(), "");
+        warn(
+            "worker_pool.queue_timeout_ms",
+            p.queue_timeout_ms.is_some(),
+            "",
+        );
+        warn("worker_pool.queue_poll_ms", p.queue_poll_ms.is_some(), "");
+        warn(
+            "worker_pool.idle_ttl_seconds",
+            p.idle_ttl_seconds.is_some(),
+            "",
+        );
+        warn(
+            "worker_pool.overflow_status",
+            p.overflow_status.is_some(),
+            "",
+        );
+    }
+    out
+}
+
+/// `invoke.routes`: FastFN's route syntax (`/a/:id`, `/files/:path*`, `/x/*`).
+pub fn parse_route(route: &str) -> Result<Vec<Segment>, String> {
+    let rest = route
+        .strip_prefix('/')
+        .ok_or_else(|| format!("{route:?} must start with /"))?;
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.is_empty() {
+        return Err(format!("{route:?} is the site root; name a path"));
+    }
+    let mut out = Vec::with_capacity(parts.len());
+    for (i, p) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let seg = if *p == "*" {
+            Segment::CatchAll(WILDCARD.into())
+        } else if let Some(name) = p.strip_prefix(':') {
+            match name.strip_suffix('*') {
+                Some(n) => parse_segment(&format!("[...{n}]"))?,
+                None => parse_segment(&format!("[{name}]"))?,
+            }
+        } else {
+            parse_segment(p)?
+        };
+        if matches!(seg, Segment::CatchAll(_)) && !last {
+            return Err(format!("{route:?}: a catch-all must be the last segment"));
+        }
+        out.push(seg);
+    }
+    Ok(out)
+}
+
+/// `invoke.handler` names a callable: an identifier, nothing else.
+pub fn valid_handler_name(name: &str) -> bool {
+    let mut c = name.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_' || f == '$')
+        && c.all(|f| f.is_ascii_alphanumeric() || f == '_' || f == '$')
+        && name.len() <= 128
+}
+
+/// Methods as FastFN parses them (case-insensitive, duplicates dropped).
+pub fn parse_methods(list: &[String], known: &[&str]) -> Result<Vec<Method>, Vec<String>> {
+    let mut methods = Vec::new();
+    let mut bad = Vec::new();
+    for m in list {
+        let upper = m.trim().to_ascii_uppercase();
+        if !known.contains(&upper.as_str()) {
+            bad.push(format!("{m:?} is not supported; use any of {known:?}"));
+            continue;
+        }
+        let method = Method::from_bytes(upper.as_bytes()).expect("known method parses");
+        if !methods.contains(&method) {
+            methods.push(method);
+        }
+    }
+    if bad.is_empty() {
+        Ok(methods)
+    } else {
+        Err(bad)
+    }
+}
+
+/// Appends "did you mean `x`?" to serde's unknown-field message when the name is a near
+/// miss of an expected one (`auht` → `auth`).
+pub fn did_you_mean(message: &str) -> Option<String> {
+    let start = message.find("unknown field `")? + "unknown field `".len();
+    let field = &message[start..start + message[start..].find('`')?];
+    let expected = &message[message.find("expected")?..];
+    let best = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|k| {
+            let d = if k.starts_with(field) && field.len() >= 3 {
+                1
+            } else {
+                distance(field, k)
+            };
+            (d, k)
+        })
+        .min()?;
+    let limit = (field.len() / 3).max(2);
+    (best.0 <= limit).then(|| format!("did you mean `{}`?", best.1))
+}
+
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let swap = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + swap).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(
+            parse_route("/hello-demo/:name").unwrap(),
+            [
+                Segment::Static("hello-demo".into()),
+                Segment::Param("name".into())
+            ]
+        );
+        assert_eq!(
+            parse_route("/f/*").unwrap()[1],
+            Segment::CatchAll(WILDCARD.into())
+        );
+        assert_eq!(
+            parse_route("/f/:rest*").unwrap()[1],
+            Segment::CatchAll("rest".into())
+        );
+        assert!(parse_route("nope").is_err());
+        assert!(parse_route("/").is_err());
+        assert!(parse_route("/*/x").is_err());
+    }
+
+    #[test]
+    fn near_misses() {
+        let msg = "unknown field `auht`, expected one of `methods`, `auth`, `timeout_ms`";
+        assert_eq!(did_you_mean(msg).as_deref(), Some("did you mean `auth`?"));
+        let msg = "unknown field `zzzzzz`, expected one of `methods`, `auth`";
+        assert_eq!(did_you_mean(msg), None);
+        let msg = "unknown field `timeout`, expected one of `methods`, `timeout_ms`";
+        assert_eq!(
+            did_you_mean(msg).as_deref(),
+            Some("did you mean `timeout_ms`?")
+        );
+    }
+
+    #[test]
+    fn handler_names() {
+        assert!(valid_handler_name("main"));
+        assert!(!valid_handler_name("os.system"));
+        assert!(!valid_handler_name(""));
+    }
+}

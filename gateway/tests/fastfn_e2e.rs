@@ -1,0 +1,613 @@
+//! FastFN trees on the real binary with real Python and Node workers: file routes,
+//! entry files, catch-alls, runtime-grouped trees and versions, FastFN's precedence,
+//! `fn.config.json` keys (warnings and typos), the event's FastFN fields, `fn.env.json`
+//! scalars, `/_fn/catalog` and `/openapi.json`. Every tree is the project's own, built
+//! in the test's temp dir.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use support::{client, tempdir, write_tree, Gateway};
+
+/// A Python handler answering its tag and the event (minus env and body).
+fn py(tag: &str) -> String {
+    format!(
+        "def handler(event):\n    e = {{k: v for k, v in event.items() if k not in ('env', 'body')}}\n    e['fn'] = {tag:?}\n    return {{'status': 200, 'body': e}}\n"
+    )
+}
+
+/// The same in Node.
+fn js(tag: &str) -> String {
+    format!(
+        "exports.handler = async (event) => {{ const e = {{...event}}; delete e.env; delete e.body; e.fn = {tag:?}; return {{status: 200, body: e}}; }};\n"
+    )
+}
+
+fn check(dir: &Path) -> Output {
+    Command::new(support::BIN)
+        .args(["check", "--functions", dir.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+fn get(gw: &Gateway, path: &str) -> (u16, Value) {
+    call(gw, reqwest::Method::GET, path)
+}
+
+fn call(gw: &Gateway, method: reqwest::Method, path: &str) -> (u16, Value) {
+    let resp = client().request(method, gw.url(path)).send().unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn routing_tree(root: &Path) {
+    let files: Vec<(&str, String)> = vec![
+        ("hello.js", js("hello")),
+        ("products/get.py", py("products-get")),
+        ("products/post.js", js("products-post")),
+        ("products/[id]/get.py", py("product-get")),
+        ("products/[id]/delete.js", js("product-delete")),
+        ("shop/get.items.py", py("shop-items")),
+        ("admin/post.users.[id].js", js("admin-user")),
+        ("users/index.js", js("users-index")),
+        ("users/[id].py", py("user-id")),
+        ("users/get.me.js", js("users-me")),
+        ("users/_shared.js", "module.exports = {};\n".into()),
+        ("users/helper.js", js("helper")),
+        ("docs/index.py", py("docs-index")),
+        ("docs/[...slug].py", py("docs-slug")),
+        ("blog/[[...slug]].js", js("blog")),
+        ("m/main.py", py("main-entry")),
+        ("h/handler.js", js("handler-entry")),
+        ("custom/app.py", py("custom")),
+        (
+            "custom/fn.config.json",
+            r#"{"entrypoint": "app.py"}"#.into(),
+        ),
+        ("_private.py", py("private")),
+        ("util.test.js", js("test-file")),
+        ("util.spec.py", py("spec-file")),
+        ("limited/handler.py", py("limited")),
+        (
+            "limited/fn.config.json",
+            r#"{"invoke": {"methods": ["get"], "summary": "Limited"}, "timeout_ms": 2500}"#.into(),
+        ),
+        ("routed/handler.py", py("routed")),
+        (
+            "routed/fn.config.json",
+            r#"{"invoke": {"routes": ["/r/:name", "/r2/*"]}}"#.into(),
+        ),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
+    write_tree(root, &files);
+}
+
+#[test]
+fn file_routes_entry_files_catch_alls_and_precedence() {
+    let dir = tempdir();
+    routing_tree(dir.path());
+    let gw = Gateway::start(dir.path());
+
+    let (s, e) = get(&gw, "/hello");
+    assert_eq!((s, e["fn"].as_str()), (200, Some("hello")), "{e}");
+    assert_eq!(e["context"]["runtime"], "node");
+
+    // One path, one function per method; the 405 lists their union.
+    assert_eq!(get(&gw, "/products").1["fn"], "products-get");
+    let (s, e) = call(&gw, reqwest::Method::POST, "/products");
+    assert_eq!((s, e["fn"].as_str()), (200, Some("products-post")));
+    let resp = client().delete(gw.url("/products")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    assert_eq!(resp.headers()["allow"], "GET, POST");
+
+    let (_, e) = get(&gw, "/products/42");
+    assert_eq!(e["fn"], "product-get");
+    assert_eq!(e["params"]["id"], "42");
+    assert_eq!(e["path_params"]["id"], "42");
+    let (_, e) = call(&gw, reqwest::Method::DELETE, "/products/42");
+    assert_eq!(e["fn"], "product-delete");
+
+    assert_eq!(get(&gw, "/shop/items").1["fn"], "shop-items");
+    let (s, e) = call(&gw, reqwest::Method::POST, "/admin/users/7");
+    assert_eq!((s, e["fn"].as_str()), (200, Some("admin-user")));
+    assert_eq!(e["params"]["id"], "7");
+    assert_eq!(get(&gw, "/admin/users/7").0, 405);
+
+    // Static beats a parameter; helpers beside an entry file are not routes.
+    assert_eq!(get(&gw, "/users").1["fn"], "users-index");
+    assert_eq!(get(&gw, "/users/me").1["fn"], "users-me");
+    let (_, e) = get(&gw, "/users/9");
+    assert_eq!(
+        (e["fn"].as_str(), e["params"]["id"].as_str()),
+        (Some("user-id"), Some("9"))
+    );
+    assert_eq!(get(&gw, "/users/helper").1["params"]["id"], "helper");
+    assert_eq!(get(&gw, "/users/_shared").1["fn"], "user-id");
+
+    // Catch-alls: one or more segments, zero or more; the value is the rest of the path.
+    assert_eq!(get(&gw, "/docs").1["fn"], "docs-index");
+    let (_, e) = get(&gw, "/docs/a/b%20c");
+    assert_eq!(
+        (e["fn"].as_str(), e["params"]["slug"].as_str()),
+        (Some("docs-slug"), Some("a/b c"))
+    );
+    let (_, e) = get(&gw, "/blog");
+    assert_eq!(e["fn"], "blog");
+    assert_eq!(e["params"], serde_json::json!({}));
+    assert_eq!(get(&gw, "/blog/2024/x").1["params"]["slug"], "2024/x");
+
+    // Entry files and the entrypoint key.
+    assert_eq!(get(&gw, "/m").1["fn"], "main-entry");
+    assert_eq!(get(&gw, "/h").1["fn"], "handler-entry");
+    assert_eq!(get(&gw, "/custom").1["fn"], "custom");
+
+    // Never routed.
+    for path in ["/_private", "/util/test", "/util/spec", "/util"] {
+        assert_eq!(get(&gw, path).0, 404, "{path}");
+    }
+
+    // invoke.methods limits, invoke.routes replaces the folder route.
+    assert_eq!(get(&gw, "/limited").0, 200);
+    assert_eq!(call(&gw, reqwest::Method::POST, "/limited").0, 405);
+    assert_eq!(get(&gw, "/limited").1["context"]["timeout_ms"], 2500);
+    let (_, e) = get(&gw, "/r/bob");
+    assert_eq!(
+        (e["fn"].as_str(), e["params"]["name"].as_str()),
+        (Some("routed"), Some("bob"))
+    );
+    assert_eq!(get(&gw, "/r2/a/b").1["params"]["wildcard"], "a/b");
+    assert_eq!(get(&gw, "/routed").0, 404);
+}
+
+#[test]
+fn openapi_catalog_and_check_show_the_routes() {
+    let dir = tempdir();
+    routing_tree(dir.path());
+    let gw = Gateway::start(dir.path());
+
+    for path in ["/_fn/openapi.json", "/openapi.json"] {
+        let (s, doc) = get(&gw, path);
+        assert_eq!(s, 200, "{path}");
+        let paths = &doc["paths"];
+        assert!(
+            paths["/docs/{slug}"]["get"]["parameters"][0]["x-catch-all"] == true,
+            "{doc}"
+        );
+        assert!(paths["/blog"]["get"].is_object(), "{doc}");
+        assert!(paths["/blog/{slug}"]["get"].is_object(), "{doc}");
+        assert!(paths["/products/{id}"]["get"].is_object());
+        assert!(paths["/products/{id}"]["delete"].is_object());
+        assert!(paths["/products/{id}"]["post"].is_null());
+        assert_eq!(paths["/limited"]["get"]["summary"], "Limited");
+        assert!(paths["/r/{name}"]["get"].is_object());
+    }
+
+    let (s, cat) = get(&gw, "/_fn/catalog");
+    assert_eq!(s, 200);
+    let routes = &cat["mapped_routes"];
+    assert_eq!(
+        routes["/products/:id"].as_array().unwrap().len(),
+        2,
+        "{cat}"
+    );
+    assert_eq!(routes["/docs/:slug*"][0]["runtime"], "python");
+    assert_eq!(routes["/blog"][0]["fn_name"], "blog/[[...slug]]");
+    assert_eq!(routes["/limited"][0]["methods"], serde_json::json!(["GET"]));
+    assert!(cat["runtimes"]["node"]["functions"].is_array());
+
+    let out = check(dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let line = |path: &str| {
+        table
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(path))
+            .unwrap_or_else(|| panic!("{path} in\n{table}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        line("/limited"),
+        ["GET", "/limited", "limited", "python", "2500ms", "none"]
+    );
+    assert_eq!(
+        line("/hello"),
+        ["GET,POST", "/hello", "hello", "node", "30000ms", "none"]
+    );
+    assert_eq!(line("/shop/items")[0], "GET");
+    assert_eq!(line("/admin/users/{id}")[0], "POST");
+}
+
+#[test]
+fn runtime_grouped_trees_and_versions() {
+    let dir = tempdir();
+    let files: Vec<(&str, String)> = vec![
+        ("python/hello/handler.py", py("hello-v1")),
+        ("python/hello/v2/handler.py", py("hello-v2")),
+        ("python/hello/get.extra.py", py("hello-extra")),
+        ("node/greet/handler.js", js("greet")),
+        (
+            "node/greet/fn.config.json",
+            r#"{"invoke": {"methods": ["GET"]}}"#.into(),
+        ),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
+    write_tree(dir.path(), &files);
+    let gw = Gateway::start(dir.path());
+
+    let (s, e) = get(&gw, "/hello");
+    assert_eq!((s, e["fn"].as_str()), (200, Some("hello-v1")), "{e}");
+    assert_eq!(e["context"]["version"], "default");
+    let (_, e) = get(&gw, "/hello/any/path");
+    assert_eq!(e["fn"], "hello-v1");
+    assert_eq!(e["params"]["wildcard"], "any/path");
+    assert_eq!(get(&gw, "/hello/extra").1["fn"], "hello-extra");
+    let (s, e) = get(&gw, "/hello@v2");
+    assert_eq!((s, e["fn"].as_str()), (200, Some("hello-v2")), "{e}");
+    assert_eq!(e["context"]["version"], "v2");
+    assert_eq!(e["context"]["function_name"], "hello");
+    assert_eq!(get(&gw, "/greet").1["fn"], "greet");
+    assert_eq!(call(&gw, reqwest::Method::POST, "/greet").0, 405);
+    assert_eq!(get(&gw, "/python/hello").0, 404);
+}
+
+#[test]
+fn two_handlers_on_one_route_are_refused_naming_both() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("clash/get.py", &py("a")),
+            ("clash/get.js", &js("b")),
+            ("two/handler.py", &py("c")),
+            ("two/main.js", &js("d")),
+            ("ok/get.py", &py("e")),
+            ("ok/post.js", &js("f")),
+        ],
+    );
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let clash = err
+        .lines()
+        .find(|l| l.contains("clash"))
+        .expect("clash named");
+    assert!(
+        clash.contains("get.py") && clash.contains("get.js"),
+        "{err}"
+    );
+    assert!(err.contains("handler.py, main.js"), "{err}");
+    assert!(!err.contains("ok/"), "{err}");
+}
+
+#[test]
+fn fastfn_keys_warn_and_typos_fail() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("fn.config.json", r#"{"assets": {"directory": "public"}}"#),
+            ("a/handler.py", &py("a")),
+            (
+                "a/fn.config.json",
+                r#"{"invoke": {"methods": ["GET"], "handler": "main", "query": {"n": 1}, "body": "", "content_type": "application/json"},
+                   "schedule": {"every_seconds": 60}, "keep_warm": {"enabled": true},
+                   "worker_pool": {"max_workers": 2, "max_queue": 5}, "max_concurrency": 4,
+                   "group": "demo", "runtime": "python", "shared_deps": ["x"], "edge": {}}"#,
+            ),
+        ],
+    );
+    let out = check(dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for key in [
+        "keep_warm",
+        "worker_pool.max_queue",
+        "shared_deps",
+        "edge",
+        "assets",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("warning:") && l.contains(&format!(": {key}: ")))
+            .unwrap_or_else(|| panic!("no warning for {key}:\n{stdout}"));
+        assert!(line.contains("has no effect"), "{line}");
+    }
+    assert!(
+        !stdout.contains("invoke.handler"),
+        "implemented, no warning: {stdout}"
+    );
+
+    std::fs::write(
+        dir.path().join("a/fn.config.json"),
+        r#"{"auht": {"type": "api_key", "secret": "K"}}"#,
+    )
+    .unwrap();
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("auht") && err.contains("did you mean `auth`"),
+        "{err}"
+    );
+
+    std::fs::write(
+        dir.path().join("a/fn.config.json"),
+        r#"{"invoke": {"method": ["GET"]}}"#,
+    )
+    .unwrap();
+    let err = String::from_utf8_lossy(&check(dir.path()).stderr).into_owned();
+    assert!(err.contains("did you mean `methods`"), "{err}");
+}
+
+#[test]
+fn event_carries_fastfn_fields_in_python_and_node() {
+    let dir = tempdir();
+    let auth = r#"{"auth": {"type": "api_key", "secret": "API_KEY"}, "max_body_bytes": 4096}"#;
+    let env = r#"{"API_KEY": {"value": "k-123456", "is_secret": true}, "N": 5, "B": true, "F": {"value": 1.5}, "GONE": null}"#;
+    let env_py = "def handler(event):\n    return {'status': 200, 'body': event['env']}\n";
+    let env_js = "exports.handler = async (e) => ({status: 200, body: e.env});\n";
+    let files: Vec<(&str, String)> = vec![
+        ("py/[id]/handler.py", py("py")),
+        ("py/[id]/fn.config.json", auth.into()),
+        ("py/[id]/fn.env.json", env.into()),
+        ("js/[id]/handler.js", js("js")),
+        ("js/[id]/fn.config.json", auth.into()),
+        ("js/[id]/fn.env.json", env.into()),
+        ("envpy/handler.py", env_py.into()),
+        ("envpy/fn.env.json", env.into()),
+        ("envjs/handler.js", env_js.into()),
+        ("envjs/fn.env.json", env.into()),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
+    write_tree(dir.path(), &files);
+    let gw = Gateway::start(dir.path());
+    for (prefix, runtime) in [("py", "python"), ("js", "node")] {
+        let resp = client()
+            .get(gw.url(&format!("/{prefix}/7?a=1&a=2&flag&b=x+y")))
+            .header("x-api-key", "k-123456")
+            .header("user-agent", "fastfn-test/1")
+            .header("cookie", "sid=s-1; theme=dark")
+            .header("x-multi", "one")
+            .header("x-multi", "two")
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{runtime}");
+        let rid = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let e: Value = resp.json().unwrap();
+        assert_eq!(e["id"], rid.as_str(), "{runtime}: {e}");
+        assert!(e["ts"].as_u64().unwrap() > 1_700_000_000_000, "{e}");
+        assert_eq!(e["raw_path"], format!("/{prefix}/7?a=1&a=2&flag&b=x+y"));
+        assert_eq!(e["query"]["a"], serde_json::json!(["1", "2"]), "{runtime}");
+        assert_eq!(e["query"]["flag"], true);
+        assert_eq!(e["query"]["b"], "x y");
+        assert_eq!(e["path_params"]["id"], "7");
+        assert_eq!(e["headers"]["x-multi"], serde_json::json!(["one", "two"]));
+        assert_eq!(e["client"]["ip"], "127.0.0.1");
+        assert_eq!(e["client"]["ua"], "fastfn-test/1");
+        assert_eq!(e["session"]["id"], "s-1");
+        assert_eq!(e["session"]["cookies"]["theme"], "dark");
+        let c = &e["context"];
+        assert_eq!(c["request_id"], rid.as_str());
+        assert_eq!(c["function_name"], format!("{prefix}/[id]"));
+        assert_eq!(c["runtime"], runtime);
+        assert_eq!(c["version"], "default");
+        assert_eq!(c["timeout_ms"], 30000);
+        assert_eq!(c["max_body_bytes"], 4096);
+        assert_eq!(c["auth"]["type"], "api_key");
+        assert_eq!(c["user"]["auth"], "api_key");
+        assert_eq!(c["user"]["id"], c["auth"]["subject"]);
+    }
+    for prefix in ["envpy", "envjs"] {
+        let (s, env) = get(&gw, &format!("/{prefix}"));
+        assert_eq!(s, 200);
+        assert_eq!(env["N"], "5", "{prefix}: {env}");
+        assert_eq!(env["B"], "true");
+        assert_eq!(env["F"], "1.5");
+        assert!(env.get("GONE").is_none());
+    }
+}
+
+#[test]
+fn schedule_every_second_runs_on_time_and_never_overlaps() {
+    let dir = tempdir();
+    let out_dir = tempdir();
+    let out = out_dir.path().join("runs.log");
+    let handler = "import time\ndef handler(event):\n    path = event['env']['OUT']\n    with open(path, 'a') as f:\n        f.write('start %s %s %s\\n' % (event['method'], event['query'].get('a'), event.get('body')))\n    time.sleep(2)\n    with open(path, 'a') as f:\n        f.write('end\\n')\n    return {'status': 200, 'body': 'ok'}\n";
+    let env = serde_json::json!({"OUT": out.to_str().unwrap()}).to_string();
+    write_tree(
+        dir.path(),
+        &[
+            ("tick/handler.py", handler),
+            (
+                "tick/fn.config.json",
+                r#"{"schedule": {"enabled": true, "every_seconds": 1, "method": "POST", "query": {"a": "1"}, "body": "tick"}}"#,
+            ),
+            ("tick/fn.env.json", &env),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    let runs = || std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(
+        support::wait_until(std::time::Duration::from_secs(90), || {
+            runs().lines().filter(|l| *l == "end").count() >= 3
+        }),
+        "three runs did not finish: {:?}\n{}",
+        runs(),
+        gw.logs()
+    );
+    // Every run ends before the next starts: the lines alternate.
+    let text = runs();
+    for (i, line) in text.lines().enumerate() {
+        if i % 2 == 0 {
+            assert_eq!(line, "start POST 1 tick", "{text}");
+        } else {
+            assert_eq!(line, "end", "{text}");
+        }
+    }
+    assert!(support::wait_until(
+        std::time::Duration::from_secs(30),
+        || {
+            gw.metric(r#"edgefn_schedule_runs_total{function="tick",result="ok"}"#)
+                .is_some_and(|v| v >= 3.0)
+        }
+    ));
+    // Its times came while a run was going: counted as skipped, not overlapped.
+    assert!(gw
+        .metric(r#"edgefn_schedule_runs_total{function="tick",result="skipped"}"#)
+        .is_some_and(|v| v >= 1.0));
+    assert!(gw.wait_log("schedule run", std::time::Duration::from_secs(10)));
+}
+
+#[test]
+fn a_bad_cron_is_an_error_naming_the_field() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("c/handler.py", &py("c")),
+            (
+                "c/fn.config.json",
+                r#"{"schedule": {"enabled": true, "cron": "0 25 * * *", "timezone": "-05:00"}}"#,
+            ),
+        ],
+    );
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fn.config.json: schedule.cron") && err.contains("hour"),
+        "{err}"
+    );
+}
+
+fn assets_tree(root: &Path, worker_first: bool) {
+    let cfg = serde_json::json!({"assets": {"directory": "public",
+        "not_found_handling": "single-page-application", "run_worker_first": worker_first}})
+    .to_string();
+    write_tree(
+        root,
+        &[
+            ("fn.config.json", &cfg),
+            ("public/index.html", "<h1>home</h1>"),
+            ("public/app.js", "console.log(1)"),
+            ("public/hello", "static-hello"),
+            ("public/handler.py", "raise SystemExit('never run')\n"),
+            ("hello/handler.py", &py("hello")),
+            ("api/handler.py", &py("api")),
+        ],
+    );
+}
+
+#[test]
+fn assets_static_first_spa_fallback_and_worker_first() {
+    let dir = tempdir();
+    assets_tree(dir.path(), false);
+    let gw = Gateway::start(dir.path());
+    let c = client();
+    let resp = c.get(gw.url("/")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(resp.headers().contains_key("x-request-id"));
+    let etag = resp.headers()["etag"].clone();
+    assert_eq!(resp.text().unwrap(), "<h1>home</h1>");
+    let resp = c
+        .get(gw.url("/"))
+        .header("if-none-match", etag)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 304);
+    let resp = c.get(gw.url("/app.js")).send().unwrap();
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/javascript; charset=utf-8"
+    );
+    // A file beats a function when the worker does not run first.
+    assert_eq!(
+        c.get(gw.url("/hello")).send().unwrap().text().unwrap(),
+        "static-hello"
+    );
+    assert_eq!(get(&gw, "/api").1["fn"], "api");
+    // Navigation requests fall back to index.html; files and /api paths do not.
+    let resp = c
+        .get(gw.url("/dashboard/settings"))
+        .header("accept", "text/html")
+        .send()
+        .unwrap();
+    assert_eq!(resp.text().unwrap(), "<h1>home</h1>");
+    assert_eq!(get(&gw, "/missing.css").0, 404);
+    assert_eq!(get(&gw, "/api/nothing").0, 404);
+    // The assets folder holds no functions, and its files are never run.
+    let resp = c
+        .get(gw.url("/public"))
+        .header("accept", "application/json")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    let code = c.get(gw.url("/handler.py")).send().unwrap().text().unwrap();
+    assert!(code.contains("never run"));
+    assert_eq!(call(&gw, reqwest::Method::POST, "/app.js").0, 404);
+    drop(gw);
+
+    let dir = tempdir();
+    assets_tree(dir.path(), true);
+    let gw = Gateway::start(dir.path());
+    assert_eq!(get(&gw, "/hello").1["fn"], "hello");
+    assert_eq!(
+        c.get(gw.url("/")).send().unwrap().text().unwrap(),
+        "<h1>home</h1>"
+    );
+}
+
+#[test]
+fn an_oversized_asset_is_not_served_and_says_so() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("fn.config.json", r#"{"assets": {"directory": "public"}}"#),
+            ("public/index.html", "ok"),
+        ],
+    );
+    let big = vec![b'x'; (gateway_limit() + 1) as usize];
+    std::fs::write(dir.path().join("public/big.bin"), big).unwrap();
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("big.bin") && stdout.contains("asset limit"),
+        "{stdout}"
+    );
+    let gw = Gateway::start(dir.path());
+    assert_eq!(get(&gw, "/big.bin").0, 404);
+    assert_eq!(get(&gw, "/").0, 200);
+
+    std::fs::write(
+        dir.path().join("fn.config.json"),
+        r#"{"assets": {"directory": "../elsewhere"}}"#,
+    )
+    .unwrap();
+    let err = String::from_utf8_lossy(&check(dir.path()).stderr).into_owned();
+    assert!(err.contains("assets.directory"), "{err}");
+}
+
+fn gateway_limit() -> u64 {
+    8 << 20
+}
