@@ -313,10 +313,11 @@ fn rust_functions_are_built_once_and_served() {
                 "pub fn reply(e: &edgefn_sdk::Event) -> edgefn_sdk::Response {\n    edgefn_sdk::Response::text(format!(\"project {}\", e.path)).status(201)\n}\n",
             ),
             // FastFN's Rust shape: serde_json values in and out, the route parameter in the
-            // event, a module beside the handler.
+            // event's `params` (its top-level `id` is the request id), a module beside the
+            // handler.
             (
                 "rsff/[id]/handler.rs",
-                "use serde_json::{json, Value};\n\nmod shared;\n\npub fn handler(event: Value) -> Value {\n    let id = event[\"id\"].as_str().unwrap_or(\"0\");\n    json!({\"status\": 200, \"headers\": {\"Content-Type\": \"application/json\"}, \"body\": serde_json::to_string(&json!({\"id\": id, \"name\": shared::NAME, \"env\": event[\"env\"][\"TOKEN\"].is_string()})).unwrap()})\n}\n",
+                "use serde_json::{json, Value};\n\nmod shared;\n\npub fn handler(event: Value) -> Value {\n    let id = event[\"params\"][\"id\"].as_str().unwrap_or(\"0\");\n    json!({\"status\": 200, \"headers\": {\"Content-Type\": \"application/json\"}, \"body\": serde_json::to_string(&json!({\"id\": id, \"name\": shared::NAME, \"env\": event[\"env\"][\"TOKEN\"].is_string()})).unwrap()})\n}\n",
             ),
             ("rsff/[id]/shared.rs", "pub const NAME: &str = \"Widget\";\n"),
             ("rsff/[id]/fn.env.json", &env),

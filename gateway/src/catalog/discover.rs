@@ -360,25 +360,31 @@ impl Walker {
         }
     }
 
-    /// A runtime-grouped tree has a function right below the runtime folder
-    /// (`python/hello/handler.py`); without one (`node/api/[id]/handler.js`) the folder is
-    /// an ordinary route prefix, as edgefn always read it.
+    /// A runtime-grouped tree has a plainly named function right below the runtime folder
+    /// (`python/hello/handler.py`); without one (`node/api/[id]/handler.js`,
+    /// `node/[id]/handler.js`) the folder is an ordinary route prefix, as edgefn always
+    /// read it.
     fn has_function_child(&mut self, dir: &Path) -> bool {
         let Some(l) = self.list(dir) else {
             return false;
         };
-        l.dirs.iter().any(|(_, p)| {
-            let Some(sub) = self.list(p) else {
-                return false;
-            };
-            self.entry_of(p, &sub).is_some()
-                || sub.dirs.iter().any(|(v, vp)| {
-                    looks_like_version(v)
-                        && self
-                            .list(vp)
-                            .is_some_and(|l| self.entry_of(vp, &l).is_some())
-                })
-        })
+        // FastFN names grouped functions plainly; `python/[id]/handler.py` is a route
+        // parameter below a prefix, as edgefn always read it.
+        l.dirs
+            .iter()
+            .filter(|(n, _)| !n.starts_with('['))
+            .any(|(_, p)| {
+                let Some(sub) = self.list(p) else {
+                    return false;
+                };
+                self.entry_of(p, &sub).is_some()
+                    || sub.dirs.iter().any(|(v, vp)| {
+                        looks_like_version(v)
+                            && self
+                                .list(vp)
+                                .is_some_and(|l| self.entry_of(vp, &l).is_some())
+                    })
+            })
     }
 
     /// Whether a runtime-named top folder is a plain namespace (`php/get.export.php`)
@@ -529,6 +535,7 @@ pub fn has_entry_file(dir: &Path) -> bool {
     rd.filter_map(Result::ok)
         .any(|e| file_route::parse(&e.file_name().to_string_lossy()).is_ok_and(|f| f.is_entry()))
         || configured_entrypoint(dir).is_some()
+        || dir.join(CARGO_MANIFEST).is_file()
 }
 
 /// `entrypoint` from a folder's `fn.config.json`, read leniently: the catalog parses the
@@ -675,6 +682,23 @@ mod tests {
         assert!(looks_like_version("v1.1-beta"));
         assert!(!looks_like_version("hello"));
         assert!(!looks_like_version("v"));
+    }
+
+    #[test]
+    fn runtime_folders_with_a_parameter_child_stay_prefixes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("node/[id]")).unwrap();
+        std::fs::write(dir.path().join("node/[id]/handler.js"), "").unwrap();
+        std::fs::create_dir_all(dir.path().join("rsproj/src")).unwrap();
+        std::fs::write(dir.path().join("rsproj/Cargo.toml"), "").unwrap();
+        std::fs::write(dir.path().join("rsproj/src/main.rs"), "").unwrap();
+        let (found, errors, _) = discover(dir.path());
+        assert!(errors.is_empty(), "{errors:?}");
+        let names: Vec<&str> = found.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["node/[id]", "rsproj"]);
+        assert_eq!(found[0].segments[0], Segment::Static("node".into()));
+        assert!(found[1].handler.ends_with("Cargo.toml"));
+        assert_eq!(found[1].runtime, Runtime::Rust);
     }
 
     #[test]

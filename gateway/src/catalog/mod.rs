@@ -402,7 +402,9 @@ fn collect_code(root: &Path, dir: &Path, depth: usize, out: &mut Vec<(String, Pa
         if ft.is_dir() {
             // The same rules as discovery: a nested function is its own, dependency and
             // cache folders (virtualenvs included) are not code.
-            let nested_fn = discover::has_entry_file(&path);
+            // A cargo project's own folders (`src/main.rs`) are its code, not functions.
+            let cargo = dir.join("Cargo.toml").is_file();
+            let nested_fn = !cargo && discover::has_entry_file(&path);
             if !nested_fn && !discover::SKIPPED.contains(&name.as_str()) {
                 collect_code(root, &path, depth + 1, out);
             }

@@ -35,7 +35,7 @@ fn request(body: &'static [u8], auth: AuthContext) -> WorkerRequest {
 }
 
 async fn event_of(req: &WorkerRequest) -> (serde_json::Value, Bytes) {
-    let (frame, rest) = encode(
+    let (mut frame, rest) = encode(
         &RequestHeader {
             id: 9,
             function: "p/[id]",
@@ -43,7 +43,10 @@ async fn event_of(req: &WorkerRequest) -> (serde_json::Value, Bytes) {
         },
         &req.body,
     );
-    assert!(rest.is_none());
+    // Protocol v2: the body travels beside the header.
+    if let Some(rest) = rest {
+        frame.extend_from_slice(&rest);
+    }
     let (header, body) = read_frame(&mut frame.as_slice()).await.unwrap();
     (serde_json::from_slice(&header).unwrap(), body)
 }
