@@ -333,6 +333,34 @@ struct Presented<'a> {
     client: Option<&'a ClientCert>,
 }
 
+impl<'a> Presented<'a> {
+    /// What the policy reads: the request's credentials and its connection's context.
+    fn request<'b>(
+        self,
+        body: &'b [u8],
+        now_unix: u64,
+        peer: IpAddr,
+        may_wait: bool,
+    ) -> (AuthRequest<'b>, AuthContextOf<'a>)
+    where
+        'a: 'b,
+    {
+        let req = AuthRequest {
+            headers: self.headers,
+            query: self.query,
+            path: self.path,
+            body,
+            now_unix,
+            peer,
+        };
+        let ctx = AuthContextOf {
+            client: self.client,
+            may_wait,
+        };
+        (req, ctx)
+    }
+}
+
 /// Body read (bounded in size and time), verification when the policy needs the body,
 /// the rate limit (local, or through the cluster store), then the pool.
 async fn finish(
@@ -497,18 +525,7 @@ async fn authenticate_shared(
     now_unix: u64,
     peer: IpAddr,
 ) -> Result<Admitted, GatewayError> {
-    let req = AuthRequest {
-        headers: p.headers,
-        query: p.query,
-        path: p.path,
-        body,
-        now_unix,
-        peer,
-    };
-    let ctx = AuthContextOf {
-        client: p.client,
-        may_wait: true,
-    };
+    let (req, ctx) = p.request(body, now_unix, peer, true);
     let (admitted, claim) = match f.def.auth.verify_deferred(&req, ctx) {
         Ok(verified) => verified,
         Err(Refusal::RefreshKeys) => {
@@ -538,18 +555,7 @@ fn authenticate(
     peer: IpAddr,
     may_wait: bool,
 ) -> Result<Option<Admitted>, GatewayError> {
-    let req = AuthRequest {
-        headers: p.headers,
-        query: p.query,
-        path: p.path,
-        body,
-        now_unix,
-        peer,
-    };
-    let ctx = AuthContextOf {
-        client: p.client,
-        may_wait,
-    };
+    let (req, ctx) = p.request(body, now_unix, peer, may_wait);
     match f.def.auth.check(&req, ctx) {
         Ok(admitted) => Ok(Some(admitted)),
         Err(Refusal::RefreshKeys) => Ok(None),
