@@ -30,7 +30,9 @@ pub struct Fetched {
     pub max_age: Option<Duration>,
 }
 
-fn client() -> &'static reqwest::Client {
+/// The one outbound client of the auth code (key sets, discovery, OIDC token endpoint):
+/// no redirects, no proxy, bounded connect and total time.
+pub(crate) fn client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
         reqwest::Client::builder()

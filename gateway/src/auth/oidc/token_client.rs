@@ -3,13 +3,9 @@
 //! [`MAX_TOKEN_RESPONSE`] while streaming. Its own client rather than the discovery
 //! fetcher's because it posts credentials; the same limits apply.
 
-use std::sync::OnceLock;
-use std::time::Duration;
-
 use super::token::{parse_response, TokenError, TokenResponse, MAX_TOKEN_RESPONSE};
 
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::auth::http_fetch::{CONNECT_TIMEOUT, TOTAL_TIMEOUT};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExchangeError {
@@ -23,18 +19,7 @@ pub enum ExchangeError {
     Token(#[from] TokenError),
 }
 
-fn client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(TOTAL_TIMEOUT)
-            .no_proxy()
-            .build()
-            .expect("a rustls client with default roots always builds")
-    })
-}
+use crate::auth::http_fetch::client;
 
 pub async fn post_form(endpoint: &str, form: String) -> Result<TokenResponse, ExchangeError> {
     let transport = |e: reqwest::Error| ExchangeError::Transport {
