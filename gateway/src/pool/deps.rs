@@ -295,15 +295,21 @@ pub(super) async fn run(mut cmd: Command, what: &str) -> Result<(), DepsError> {
     if out.status.success() {
         return Ok(());
     }
-    let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stdout));
-    let start = text.len().saturating_sub(OUTPUT_TAIL);
-    let start = (start..text.len())
-        .find(|i| text.is_char_boundary(*i))
-        .unwrap_or(text.len());
     Err(DepsError::Failed {
         command: what.into(),
         status: out.status,
-        output: text[start..].trim().to_owned(),
+        output: output_tail(&out, OUTPUT_TAIL),
     })
+}
+
+/// The last `limit` bytes (at a character boundary) of a tool's stderr then stdout: what
+/// the log shows of a failed install or compile, bounded whatever the tool printed.
+pub(super) fn output_tail(out: &std::process::Output, limit: usize) -> String {
+    let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stdout));
+    let start = text.len().saturating_sub(limit);
+    let start = (start..text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(text.len());
+    text[start..].trim().to_owned()
 }

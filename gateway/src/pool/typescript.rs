@@ -141,15 +141,9 @@ async fn run_esbuild(esbuild: &Path, dir: &Path, entry: &Path, out: &Path) -> Re
     if out.status.success() {
         return Ok(());
     }
-    let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stdout));
-    let start = text.len().saturating_sub(OUTPUT_TAIL);
-    let start = (start..text.len())
-        .find(|i| text.is_char_boundary(*i))
-        .unwrap_or(text.len());
     Err(TsError::Compile {
         entry: entry.to_path_buf(),
-        output: text[start..].trim().to_owned(),
+        output: super::deps::output_tail(&out, OUTPUT_TAIL),
     })
 }
 
