@@ -290,6 +290,7 @@ impl OidcPolicy {
                     .seal_cookie(new.clone(), secure)
                     .ok()
                     .and_then(|c| HeaderValue::try_from(c).ok());
+                tracing::debug!("OIDC session refreshed");
                 Ok((admitted(&new), cookie))
             }
             Err(e) if live => {
