@@ -505,6 +505,89 @@ mod tests {
         assert_eq!(origin(None, false), None);
     }
 
+    use crate::auth::test_support::{env, headers, req};
+    use crate::auth::{AuthConfig, Policy};
+    use base64::Engine;
+
+    fn key() -> String {
+        base64::engine::general_purpose::STANDARD.encode([5u8; 32])
+    }
+
+    fn policy(json: serde_json::Value) -> Policy {
+        let cfg: AuthConfig = serde_json::from_value(json).unwrap();
+        let env = env(&[("CS", "client-secret"), ("CK", &key())]);
+        Policy::compile(&cfg, &env, std::path::Path::new("/x")).unwrap()
+    }
+
+    fn oidc_json() -> serde_json::Value {
+        serde_json::json!({"type": "oidc", "issuer": "http://127.0.0.1:1", "client_id": "web",
+            "client_secret": "CS", "cookie_secret": "CK", "refresh_margin_s": 60})
+    }
+
+    fn cookie(exp: u64) -> String {
+        let ring = super::super::seal::KeyRing::parse(&key()).unwrap();
+        let s = Session {
+            sid: "sid".into(),
+            sub: "alice".into(),
+            claims: ClaimMap::new(),
+            exp,
+            iat: 1_000,
+            refresh: Some("rt".into()),
+        };
+        let value = session::encode(&ring, "http://127.0.0.1:1 web", &s).unwrap();
+        format!("a=1; {}={value}", session::COOKIE_NAME)
+    }
+
+    #[test]
+    fn sessions_logins_refreshes_and_refusals() {
+        let p = policy(oidc_json());
+        assert_eq!(p.kind(), "oidc");
+        assert_eq!(p.hidden().cookies.len(), 2);
+        assert_eq!(p.openapi_scheme().unwrap()["type"], "openIdConnect");
+        let h = headers(&[("accept", "text/html")]);
+        assert!(matches!(
+            p.verify(&req(&h, b"", 2_000)),
+            Err(Refusal::Login(_))
+        ));
+        let h = headers(&[("accept", "application/json")]);
+        let Err(Refusal::Unauthorized(f)) = p.verify(&req(&h, b"", 2_000)) else {
+            panic!()
+        };
+        assert_eq!(f.challenge.unwrap(), "Bearer");
+        let c = cookie(5_000);
+        let h = headers(&[("cookie", &c)]);
+        let a = p.verify(&req(&h, b"", 2_000)).unwrap();
+        assert_eq!(a.identity.kind, "oidc");
+        assert_eq!(a.identity.subject.as_deref(), Some("alice"));
+        assert_eq!(a.claims.unwrap()["sub"], "alice");
+        // Inside the margin, or expired with a refresh token: refresh on hyper's path.
+        assert_eq!(p.verify(&req(&h, b"", 4_950)), Err(Refusal::RefreshSession));
+        assert_eq!(p.verify(&req(&h, b"", 6_000)), Err(Refusal::RefreshSession));
+    }
+
+    #[test]
+    fn any_of_with_oidc() {
+        let p = policy(serde_json::json!([{"type": "none"}, oidc_json()]));
+        let h = headers(&[("accept", "text/html")]);
+        assert_eq!(
+            p.verify(&req(&h, b"", 2_000)).unwrap().identity.kind,
+            "anonymous"
+        );
+        let c = cookie(5_000);
+        let h = headers(&[("cookie", &c)]);
+        assert_eq!(
+            p.verify(&req(&h, b"", 2_000)).unwrap().identity.kind,
+            "oidc"
+        );
+        let p = policy(serde_json::json!([{"type": "api_key", "secret": "CS"}, oidc_json()]));
+        let h = headers(&[("accept", "text/html")]);
+        assert!(
+            matches!(p.verify(&req(&h, b"", 2_000)), Err(Refusal::Login(_))),
+            "a browser with neither is sent to log in"
+        );
+        assert!(p.oidc().is_some());
+    }
+
     #[test]
     fn every_error_has_a_reason() {
         for e in [
