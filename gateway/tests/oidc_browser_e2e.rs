@@ -42,6 +42,9 @@ fn tree(dir: &std::path::Path, issuer: &str) {
             "forward_claims": ["email"], "session_ttl_s": 10, "refresh_margin_s": 10}}"#
     );
     let me = format!(r#"{{"methods": ["GET", "POST"], "auth": {oidc}}}"#);
+    // An issuer nothing answers on: no discovery document, ever.
+    let dead = oidc.replace(issuer, &format!("http://127.0.0.1:{}", free_port()));
+    let down = format!(r#"{{"auth": {dead}}}"#);
     let mixed = format!(r#"{{"auth": [{oidc}, {{"type": "api_key", "secret": "KEY"}}]}}"#);
     write_tree(
         dir,
@@ -52,6 +55,9 @@ fn tree(dir: &std::path::Path, issuer: &str) {
             ("mixed/handler.py", HANDLER),
             ("mixed/fn.config.json", &mixed),
             ("mixed/fn.env.json", &env),
+            ("down/handler.py", HANDLER),
+            ("down/fn.config.json", &down),
+            ("down/fn.env.json", &env),
         ],
     );
 }
@@ -306,6 +312,15 @@ fn bad_callbacks_are_400_and_any_of_admits_a_key_or_sends_a_browser_to_log_in() 
         (v["auth"]["type"].as_str(), v["auth"]["subject"].as_str()),
         (Some("oidc"), Some("bob"))
     );
+
+    // No discovery document from the issuer yet: a login cannot start, 503 (not 401).
+    let resp = http
+        .get(gw.url("/down"))
+        .header(ACCEPT, HTML)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
 
     // OpenAPI describes the login as an openIdConnect scheme.
     let doc: Value = http
