@@ -112,6 +112,15 @@ impl AnyOfPolicy {
         out
     }
 
+    /// The alternatives' types in order, `none` last when anonymous requests pass.
+    pub fn label(&self) -> String {
+        let mut kinds: Vec<&str> = self.alternatives.iter().map(Policy::kind).collect();
+        if self.anonymous {
+            kinds.push("none");
+        }
+        kinds.join("|")
+    }
+
     pub fn oidc(&self) -> Option<&crate::auth::oidc::policy::OidcPolicy> {
         self.alternatives.iter().find_map(Policy::oidc)
     }
@@ -208,6 +217,7 @@ mod tests {
             "a wrong key is not anonymous"
         );
         assert_eq!(p.openapi_alternatives().len(), 2);
+        assert_eq!(p.label(), "api_key|none");
     }
 
     #[test]

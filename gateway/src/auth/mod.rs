@@ -344,6 +344,14 @@ impl Policy {
         }
     }
 
+    /// What `edgefn check` prints: the type, or an any-of list's types (`oidc|api_key`).
+    pub fn label(&self) -> String {
+        match &self.inner {
+            Inner::AnyOf(p) => p.label(),
+            _ => self.kind().to_owned(),
+        }
+    }
+
     /// True when verification needs the raw body (HMAC): the gateway reads it first.
     pub fn needs_body(&self) -> bool {
         match &self.inner {
