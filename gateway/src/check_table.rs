@@ -34,7 +34,7 @@ pub fn print(functions: &[FunctionDef], out: &mut impl Write) {
                     f.name,
                     f.runtime.as_str(),
                     timeout,
-                    f.auth.kind()
+                    f.auth.label()
                 );
             }
         }
@@ -47,7 +47,7 @@ pub fn print(functions: &[FunctionDef], out: &mut impl Write) {
                 f.name,
                 f.runtime.as_str(),
                 timeout,
-                f.auth.kind()
+                f.auth.label()
             );
         }
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use http::{HeaderValue, StatusCode};
 
 use crate::async_queue::AsyncError;
+use crate::auth::oidc::policy::OidcError;
 use crate::auth::AuthFailure;
 use crate::pool::PoolError;
 
@@ -38,6 +39,16 @@ pub enum GatewayError {
     StoreUnavailable,
     #[error(transparent)]
     Async(#[from] AsyncError),
+    /// An OIDC-protected function asked by a browser without a session: 302 to the
+    /// provider, setting the sealed login-state cookie.
+    #[error("login required: follow the redirect to the identity provider")]
+    LoginRequired {
+        location: HeaderValue,
+        cookie: HeaderValue,
+    },
+    /// A step of the OIDC callback or login that could not complete.
+    #[error(transparent)]
+    Oidc(#[from] OidcError),
 }
 
 /// Which body-read rule a client broke (`server/body.rs`): 408 either way.
@@ -103,6 +114,17 @@ impl GatewayError {
                 }
                 AsyncError::Callback { .. } => StatusCode::BAD_REQUEST,
                 AsyncError::Duplicate => StatusCode::CONFLICT,
+            },
+            GatewayError::LoginRequired { .. } => StatusCode::FOUND,
+            GatewayError::Oidc(o) => match o {
+                OidcError::NoDiscovery => StatusCode::SERVICE_UNAVAILABLE,
+                OidcError::Callback(_)
+                | OidcError::Login(_)
+                | OidcError::NoLoginCookie
+                | OidcError::BadHost
+                | OidcError::CodeRefused { .. }
+                | OidcError::Nonce => StatusCode::BAD_REQUEST,
+                OidcError::Provider { .. } => StatusCode::BAD_GATEWAY,
             },
         }
     }
@@ -189,6 +211,33 @@ mod tests {
                 400,
             ),
             (AsyncError::Duplicate.into(), 409),
+            (
+                GatewayError::LoginRequired {
+                    location: HeaderValue::from_static("https://id.example/auth"),
+                    cookie: HeaderValue::from_static("l=v"),
+                },
+                302,
+            ),
+            (OidcError::NoDiscovery.into(), 503),
+            (
+                OidcError::Callback(crate::auth::oidc::callback::CallbackError::Missing).into(),
+                400,
+            ),
+            (
+                OidcError::Login(crate::auth::oidc::login_state::LoginError::StateMismatch).into(),
+                400,
+            ),
+            (OidcError::NoLoginCookie.into(), 400),
+            (OidcError::BadHost.into(), 400),
+            (OidcError::CodeRefused { status: 400 }.into(), 400),
+            (OidcError::Nonce.into(), 400),
+            (
+                OidcError::Provider {
+                    detail: "is unreachable",
+                }
+                .into(),
+                502,
+            ),
         ];
         for (err, status) in cases {
             assert_eq!(err.status().as_u16(), status, "{err:?}");

@@ -2,11 +2,14 @@
 //! `{"error": ..., "request_id": ...}` and the headers each failure owes the client.
 
 use bytes::Bytes;
-use http::header::{ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{
+    ALLOW, CONNECTION, CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE, WWW_AUTHENTICATE,
+};
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::async_queue::AsyncError;
+use crate::auth::oidc::policy::OidcError;
 use crate::error::GatewayError;
 use crate::pool::PoolError;
 use crate::request_id;
@@ -110,6 +113,11 @@ pub fn error_answer(err: &GatewayError, rid: &[u8]) -> Answer {
         GatewayError::Async(AsyncError::Full | AsyncError::Unavailable { .. }) => {
             Some((RETRY_AFTER, HeaderValue::from_static("1")))
         }
+        GatewayError::LoginRequired { location, .. } => Some((LOCATION, location.clone())),
+        GatewayError::Oidc(OidcError::NoDiscovery) => Some((
+            RETRY_AFTER,
+            HeaderValue::from(crate::auth::jwks_fetch::DEMAND_INTERVAL.as_secs()),
+        )),
         _ => None,
     };
     Answer {
@@ -120,7 +128,29 @@ pub fn error_answer(err: &GatewayError, rid: &[u8]) -> Answer {
 }
 
 pub fn error(err: &GatewayError, rid: &HeaderValue) -> Response<Body> {
-    error_answer(err, rid.as_bytes()).into_response(rid)
+    let mut resp = error_answer(err, rid.as_bytes()).into_response(rid);
+    // The one error with a second header: the login redirect's state cookie (only
+    // hyper's path makes it, so the front's one-header `Answer` never needs it).
+    if let GatewayError::LoginRequired { cookie, .. } = err {
+        resp.headers_mut().append(SET_COOKIE, cookie.clone());
+    }
+    resp
+}
+
+/// A 302 the gateway makes (the OIDC callback and logout), setting `cookies`.
+pub fn redirect(location: &str, cookies: &[String], rid: &HeaderValue) -> Response<Body> {
+    let mut resp = json(StatusCode::FOUND, Bytes::from_static(b"{}"), rid);
+    let h = resp.headers_mut();
+    match HeaderValue::try_from(location) {
+        Ok(v) => h.insert(LOCATION, v),
+        Err(_) => h.insert(LOCATION, HeaderValue::from_static("/")),
+    };
+    for c in cookies {
+        if let Ok(v) = HeaderValue::try_from(c.as_str()) {
+            h.append(SET_COOKIE, v);
+        }
+    }
+    resp
 }
 
 #[cfg(test)]

@@ -15,87 +15,12 @@ use gateway::auth::oidc::token_client::{post_form, ExchangeError};
 use gateway::auth::oidc::{
     authorize, callback, login_state::LoginState, seal::KeyRing, session, token,
 };
-use identity::{free_port, Provider};
+use identity::{free_port, Browser, Provider};
 use reqwest::blocking::Client;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::Value;
 
 const WEB_ID: &str = "web";
 const WEB_SECRET: &str = "web-secret-0123456789abcdef";
-
-/// A browser's cookie jar for one host, and manual redirects (to stop at the callback).
-struct Browser {
-    http: Client,
-    jar: BTreeMap<String, String>,
-}
-
-impl Browser {
-    fn new() -> Browser {
-        Browser {
-            http: Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            jar: BTreeMap::new(),
-        }
-    }
-
-    fn send(&mut self, req: reqwest::blocking::RequestBuilder) -> reqwest::blocking::Response {
-        let cookies: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let resp = req.header(COOKIE, cookies.join("; ")).send().unwrap();
-        for sc in resp.headers().get_all(SET_COOKIE) {
-            let pair = sc.to_str().unwrap().split(';').next().unwrap();
-            let (k, v) = pair.split_once('=').unwrap();
-            self.jar.insert(k.trim().to_owned(), v.to_owned());
-        }
-        resp
-    }
-
-    /// Follows redirects and submits the provider's login and consent forms until the
-    /// provider redirects to `callback`; returns that URL.
-    fn login(&mut self, issuer: &str, start: &str, callback: &str, user: &str) -> reqwest::Url {
-        let mut url = start.to_owned();
-        for _ in 0..20 {
-            let resp = self.send(self.http.get(&url));
-            if resp.status().is_redirection() {
-                let loc = resp.headers()[LOCATION].to_str().unwrap().to_owned();
-                if loc.starts_with(callback) {
-                    return reqwest::Url::parse(&loc).unwrap();
-                }
-                url = absolute(issuer, &loc);
-                continue;
-            }
-            let html = resp.text().unwrap();
-            let action = html
-                .split("action=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or_else(|| panic!("no form on the provider's page: {html}"))
-                .to_owned();
-            let form: Vec<(&str, &str)> = if html.contains(r#"name="prompt" value="login""#) {
-                vec![("prompt", "login"), ("login", user), ("password", "any")]
-            } else {
-                vec![("prompt", "consent")]
-            };
-            let resp = self.send(self.http.post(absolute(issuer, &action)).form(&form));
-            assert!(
-                resp.status().is_redirection(),
-                "form answered {}",
-                resp.status()
-            );
-            url = absolute(issuer, resp.headers()[LOCATION].to_str().unwrap());
-        }
-        panic!("the provider never redirected to the callback");
-    }
-}
-
-fn absolute(issuer: &str, loc: &str) -> String {
-    if loc.starts_with("http") {
-        loc.to_owned()
-    } else {
-        format!("{issuer}{loc}")
-    }
-}
 
 fn now() -> u64 {
     std::time::SystemTime::now()

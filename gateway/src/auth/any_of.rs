@@ -19,7 +19,7 @@ use crate::catalog::fn_env::FnEnv;
 pub const MAX_ALTERNATIVES: usize = 8;
 
 /// Reasons that mean "this alternative's credential was not in the request".
-const NOT_PRESENTED: [&str; 2] = ["missing", "wrong_scheme"];
+const NOT_PRESENTED: [&str; 3] = ["missing", "wrong_scheme", "no_session"];
 
 #[derive(Debug)]
 pub struct AnyOfPolicy {
@@ -94,7 +94,7 @@ impl AnyOfPolicy {
             }
         }
         match best {
-            Some((0, _)) | None if self.anonymous => Ok(Identity {
+            Some((0 | 1, _)) | None if self.anonymous => Ok(Identity {
                 kind: "anonymous",
                 subject: None,
             }
@@ -110,6 +110,19 @@ impl AnyOfPolicy {
             out.merge(p.hidden().clone());
         }
         out
+    }
+
+    /// The alternatives' types in order, `none` last when anonymous requests pass.
+    pub fn label(&self) -> String {
+        let mut kinds: Vec<&str> = self.alternatives.iter().map(Policy::kind).collect();
+        if self.anonymous {
+            kinds.push("none");
+        }
+        kinds.join("|")
+    }
+
+    pub fn oidc(&self) -> Option<&crate::auth::oidc::policy::OidcPolicy> {
+        self.alternatives.iter().find_map(Policy::oidc)
     }
 
     pub async fn refresh_keys(&self) {
@@ -131,14 +144,16 @@ impl AnyOfPolicy {
     }
 }
 
-/// Higher wins; 0 is "nothing presented".
+/// Higher wins; 0 is "nothing presented", 1 a browser without a session (sent to log
+/// in rather than refused, unless anonymous requests are admitted).
 fn rank(r: &Refusal) -> u8 {
     match r {
-        Refusal::RefreshKeys => 4,
-        Refusal::Forbidden(_) => 3,
-        Refusal::Unavailable(_) => 2,
+        Refusal::RefreshKeys | Refusal::RefreshSession => 5,
+        Refusal::Forbidden(_) => 4,
+        Refusal::Unavailable(_) => 3,
         Refusal::Unauthorized(f) if NOT_PRESENTED.contains(&f.reason) => 0,
-        Refusal::Unauthorized(_) => 1,
+        Refusal::Login(f) if NOT_PRESENTED.contains(&f.reason) => 1,
+        Refusal::Unauthorized(_) | Refusal::Login(_) => 2,
     }
 }
 
@@ -202,6 +217,7 @@ mod tests {
             "a wrong key is not anonymous"
         );
         assert_eq!(p.openapi_alternatives().len(), 2);
+        assert_eq!(p.label(), "api_key|none");
     }
 
     #[test]

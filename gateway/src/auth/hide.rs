@@ -4,22 +4,39 @@
 //! basic); after admission those headers and query parameters are removed from the
 //! request handed to the worker. Any-of lists hide every alternative's credential.
 //! Webhook signature headers are left: they are not credentials a function could replay.
+//! Cookies are removed one by one (the OIDC session and login-state cookies): the
+//! function's own cookies in the same `Cookie` header pass.
 
-use http::header::AUTHORIZATION;
-use http::{HeaderMap, HeaderName};
+use http::header::{Entry, AUTHORIZATION, COOKIE};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::auth::oidc::cookies;
 
 /// Where a policy's credentials travel.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Hidden {
     pub headers: Vec<HeaderName>,
     pub query_params: Vec<&'static str>,
+    /// Cookie names removed from `Cookie` headers.
+    pub cookies: Vec<&'static str>,
 }
 
 impl Hidden {
     pub fn authorization() -> Hidden {
         Hidden {
             headers: vec![AUTHORIZATION],
-            query_params: Vec::new(),
+            ..Default::default()
+        }
+    }
+
+    /// The OIDC session cookie and the login-state cookie.
+    pub fn oidc_cookies() -> Hidden {
+        Hidden {
+            cookies: vec![
+                crate::auth::oidc::session::COOKIE_NAME,
+                crate::auth::oidc::login_state::COOKIE_NAME,
+            ],
+            ..Default::default()
         }
     }
 
@@ -34,10 +51,15 @@ impl Hidden {
                 self.query_params.push(q);
             }
         }
+        for c in other.cookies {
+            if !self.cookies.contains(&c) {
+                self.cookies.push(c);
+            }
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.headers.is_empty() && self.query_params.is_empty()
+        self.headers.is_empty() && self.query_params.is_empty() && self.cookies.is_empty()
     }
 
     /// Removes the credential headers, and rewrites `query` without the credential
@@ -45,6 +67,9 @@ impl Hidden {
     pub fn strip(&self, headers: &mut HeaderMap, query: &mut Option<String>) {
         for h in &self.headers {
             headers.remove(h);
+        }
+        if !self.cookies.is_empty() {
+            self.strip_cookies(headers);
         }
         if self.query_params.is_empty() {
             return;
@@ -65,6 +90,25 @@ impl Hidden {
     }
 }
 
+impl Hidden {
+    /// Rewrites every `Cookie` header without the hidden cookies (a header left empty
+    /// goes; one that is not text is dropped rather than searched).
+    fn strip_cookies(&self, headers: &mut HeaderMap) {
+        let values: Vec<_> = match headers.entry(COOKIE) {
+            Entry::Occupied(e) => e.remove_entry_mult().1.collect(),
+            Entry::Vacant(_) => return,
+        };
+        for v in values {
+            let Ok(text) = v.to_str() else { continue };
+            if let Some(kept) = cookies::strip(text, &self.cookies) {
+                if let Ok(kept) = HeaderValue::try_from(kept) {
+                    headers.append(COOKIE, kept);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +119,7 @@ mod tests {
         h.merge(Hidden {
             headers: vec![HeaderName::from_static("x-api-key")],
             query_params: vec!["api_key"],
+            ..Default::default()
         });
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, "Bearer t".parse().unwrap());
@@ -87,5 +132,17 @@ mod tests {
         let mut only = Some("api_key=secret".to_owned());
         h.strip(&mut headers, &mut only);
         assert_eq!(only, None);
+    }
+
+    #[test]
+    fn strips_only_the_gateway_cookies() {
+        let h = Hidden::oidc_cookies();
+        let mut headers = HeaderMap::new();
+        headers.append(COOKIE, "theme=dark; __edgefn_session=s".parse().unwrap());
+        headers.append(COOKIE, "__edgefn_oidc_login=l".parse().unwrap());
+        headers.append(COOKIE, "cart=3".parse().unwrap());
+        h.strip(&mut headers, &mut None);
+        let left: Vec<_> = headers.get_all(COOKIE).iter().collect();
+        assert_eq!(left, ["theme=dark", "cart=3"]);
     }
 }

@@ -7,7 +7,8 @@
 //! unknown `kid`, or arriving while no set has ever been fetched, may ask for a fetch at
 //! once ([`RemoteKeys::refresh`]), at most once per [`DEMAND_INTERVAL`] per source; it
 //! waits for that fetch and is then decided with what it brought. A failed fetch never
-//! replaces the last good set.
+//! replaces the last good set. A discovery source also keeps the document's endpoints
+//! (authorization, token, end-session) for OIDC login, fetched by the same task.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,6 +68,8 @@ pub struct RemoteKeys {
     source: Source,
     allow_insecure: bool,
     current: ArcSwapOption<KeySet>,
+    /// The last good discovery document (discovery sources only).
+    endpoints: ArcSwapOption<discovery::Discovery>,
     /// Wakes the background task (a demand, or this value's drop).
     wake: Arc<Notify>,
     /// Counts finished fetch attempts, good or bad; waiters watch it.
@@ -113,6 +116,7 @@ impl RemoteKeys {
             source,
             allow_insecure,
             current: ArcSwapOption::empty(),
+            endpoints: ArcSwapOption::empty(),
             wake: Arc::new(Notify::new()),
             attempts: watch::channel(0).0,
             demand: Mutex::new(None),
@@ -128,6 +132,11 @@ impl RemoteKeys {
     /// The last good set, if any fetch ever succeeded.
     pub fn current(&self) -> Option<Arc<KeySet>> {
         self.current.load_full()
+    }
+
+    /// The issuer's endpoints from the last good discovery document, if any.
+    pub fn endpoints(&self) -> Option<Arc<discovery::Discovery>> {
+        self.endpoints.load_full()
     }
 
     /// Whether a request may wait for a fetch now: one is in flight, or the last demand is
@@ -165,6 +174,7 @@ impl RemoteKeys {
     }
 
     async fn fetch_once(&self) -> Result<Duration, FetchFailure> {
+        let mut endpoints = None;
         let jwks_url = match &self.source {
             Source::Url(url) => url.clone(),
             Source::Discovery { issuer } => {
@@ -178,7 +188,9 @@ impl RemoteKeys {
                         error,
                     }
                 })?;
-                d.jwks_uri
+                let url = d.jwks_uri.clone();
+                endpoints = Some(d);
+                url
             }
         };
         let got = http_fetch::get(&jwks_url, MAX_JWKS_BYTES).await?;
@@ -187,6 +199,9 @@ impl RemoteKeys {
         tracing::info!(source = ?self.source, keys = keys.len(), "JWKS fetched");
         self.current
             .store(Some(Arc::new(KeySet { keys, generation })));
+        if let Some(d) = endpoints {
+            self.endpoints.store(Some(Arc::new(d)));
+        }
         Ok(refresh_after(got.max_age))
     }
 }

@@ -66,6 +66,8 @@ pub enum AuthConfig {
     Mtls(mtls::MtlsConfig),
     Token(token::TokenConfig),
     Ed25519(ed25519::Ed25519Config),
+    /// Browser login (see [`oidc`]).
+    Oidc(oidc::config::OidcConfig),
 }
 
 impl TryFrom<serde_json::Value> for AuthConfig {
@@ -109,6 +111,7 @@ enum RawAuthConfig {
     Mtls(mtls::MtlsConfig),
     Token(token::TokenConfig),
     Ed25519(ed25519::Ed25519Config),
+    Oidc(oidc::config::OidcConfig),
 }
 
 #[derive(Deserialize)]
@@ -126,6 +129,7 @@ impl From<RawAuthConfig> for AuthConfig {
             RawAuthConfig::Mtls(c) => AuthConfig::Mtls(c),
             RawAuthConfig::Token(c) => AuthConfig::Token(c),
             RawAuthConfig::Ed25519(c) => AuthConfig::Ed25519(c),
+            RawAuthConfig::Oidc(c) => AuthConfig::Oidc(c),
         }
     }
 }
@@ -182,14 +186,24 @@ pub enum Refusal {
     /// The token names a key not (yet) in the fetched set: fetch, then decide again with
     /// [`Policy::verify_refreshed`] (the asynchronous path).
     RefreshKeys,
+    /// OIDC: no usable session. A browser's GET/HEAD is sent to the provider (302 on
+    /// the asynchronous path); anything else gets this 401.
+    Login(AuthFailure),
+    /// OIDC: the session is due for a refresh with its refresh token (the asynchronous
+    /// path posts it, then admits or ends the session).
+    RefreshSession,
 }
 
 impl Refusal {
     /// The failure, or the metric reason `refresh_keys` for a pending fetch.
     pub fn reason(&self) -> &'static str {
         match self {
-            Refusal::Unauthorized(f) | Refusal::Forbidden(f) | Refusal::Unavailable(f) => f.reason,
+            Refusal::Unauthorized(f)
+            | Refusal::Forbidden(f)
+            | Refusal::Unavailable(f)
+            | Refusal::Login(f) => f.reason,
             Refusal::RefreshKeys => "refresh_keys",
+            Refusal::RefreshSession => "refresh_session",
         }
     }
 }
@@ -240,6 +254,7 @@ enum Inner {
     Mtls(mtls::MtlsPolicy),
     Token(token::TokenPolicy),
     Ed25519(ed25519::Ed25519Policy),
+    Oidc(Box<oidc::policy::OidcPolicy>),
 }
 
 /// What a policy reads besides the request: the connection's verified client
@@ -279,6 +294,7 @@ impl Policy {
             }
             AuthConfig::Token(c) => Inner::Token(token::compile(c, env)?),
             AuthConfig::Ed25519(c) => Inner::Ed25519(ed25519::compile(c, env)?),
+            AuthConfig::Oidc(c) => Inner::Oidc(Box::new(oidc::policy::compile(c, env)?)),
         };
         let hidden = match &inner {
             Inner::None | Inner::Hmac(_) | Inner::Mtls(_) | Inner::Ed25519(_) => {
@@ -286,8 +302,9 @@ impl Policy {
             }
             Inner::Token(p) => hide::Hidden {
                 headers: vec![p.header().clone()],
-                query_params: vec![],
+                ..Default::default()
             },
+            Inner::Oidc(_) => hide::Hidden::oidc_cookies(),
             Inner::ApiKey(p) => {
                 let (header, query) = p.credential_location();
                 hide::Hidden {
@@ -297,6 +314,7 @@ impl Policy {
                     } else {
                         vec![]
                     },
+                    ..Default::default()
                 }
             }
             Inner::Bearer(_) | Inner::Basic(_) => hide::Hidden::authorization(),
@@ -322,6 +340,15 @@ impl Policy {
             Inner::Mtls(_) => "mtls",
             Inner::Token(_) => "token",
             Inner::Ed25519(_) => "ed25519",
+            Inner::Oidc(_) => "oidc",
+        }
+    }
+
+    /// What `edgefn check` prints: the type, or an any-of list's types (`oidc|api_key`).
+    pub fn label(&self) -> String {
+        match &self.inner {
+            Inner::AnyOf(p) => p.label(),
+            _ => self.kind().to_owned(),
         }
     }
 
@@ -339,7 +366,11 @@ impl Policy {
     pub fn needs_clock(&self) -> bool {
         matches!(
             self.inner,
-            Inner::Hmac(_) | Inner::Bearer(_) | Inner::AnyOf(_) | Inner::Ed25519(_)
+            Inner::Hmac(_)
+                | Inner::Bearer(_)
+                | Inner::AnyOf(_)
+                | Inner::Ed25519(_)
+                | Inner::Oidc(_)
         )
     }
 
@@ -380,7 +411,17 @@ impl Policy {
             | Inner::Basic(_)
             | Inner::Mtls(_)
             | Inner::Token(_)
-            | Inner::Ed25519(_) => {}
+            | Inner::Ed25519(_)
+            | Inner::Oidc(_) => {}
+        }
+    }
+
+    /// The OIDC login policy, alone or among any-of alternatives.
+    pub fn oidc(&self) -> Option<&oidc::policy::OidcPolicy> {
+        match &self.inner {
+            Inner::Oidc(p) => Some(p),
+            Inner::AnyOf(p) => p.oidc(),
+            _ => None,
         }
     }
 
@@ -402,6 +443,7 @@ impl Policy {
             Inner::Mtls(p) => plain(p.verify(ctx.client)),
             Inner::Token(p) => plain(p.verify(req)),
             Inner::Ed25519(p) => plain(p.verify(req)),
+            Inner::Oidc(p) => p.verify(req),
         }
     }
 
@@ -421,6 +463,7 @@ impl Policy {
             Inner::Mtls(p) => Some(p.openapi_scheme()),
             Inner::Token(p) => Some(p.openapi_scheme()),
             Inner::Ed25519(p) => Some(p.openapi_scheme()),
+            Inner::Oidc(p) => Some(p.openapi_scheme()),
         }
     }
 

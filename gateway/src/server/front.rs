@@ -293,7 +293,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
                     pipeline::record(state, func, &plain.method, answer.status, start, rid, None);
                 (answer, now)
             }
-            Decision::Admitted(_) | Decision::Asset(_) => return false,
+            Decision::Admitted(_) | Decision::Asset(_) | Decision::Oidc(_) => return false,
         };
         let head_only = plain.method == Method::HEAD;
         h1::write_answer(&mut self.out, &answer, rid, head_only, plain.close, now);

@@ -143,6 +143,7 @@ pub fn empty_state() -> Arc<State> {
         cluster: None,
         openfaas: false,
         async_queue: None,
+        tls: false,
     })
 }
 

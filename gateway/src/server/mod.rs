@@ -10,6 +10,7 @@ pub mod front;
 pub mod front_check;
 pub mod h1;
 pub mod idle;
+pub mod oidc_routes;
 pub mod pipeline;
 pub mod tls;
 
@@ -149,6 +150,7 @@ pub async fn run(
         })?,
         openfaas: config.openfaas.enabled,
         async_queue,
+        tls: config.tls.is_some(),
     });
     let public_task = {
         let acceptor = Acceptor {

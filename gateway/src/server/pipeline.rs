@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::CONTENT_LENGTH;
+use http::header::{CONTENT_LENGTH, SET_COOKIE};
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -21,6 +21,7 @@ use crate::assets::Asset;
 use crate::async_queue::AsyncQueue;
 use crate::auth::headers::Headers;
 use crate::auth::mtls::ClientCert;
+use crate::auth::oidc::policy::OidcError;
 use crate::auth::{Admitted, AuthRequest, Context as AuthContextOf, Identity, Refusal};
 use crate::cluster::{self, ClusterStore};
 use crate::error::GatewayError;
@@ -34,6 +35,8 @@ use crate::request_id;
 use crate::respond::{self, Answer, Body};
 use crate::router::{Lookup, Match};
 use crate::snapshot::{Function, Snapshot, Store};
+
+use super::oidc_routes;
 
 /// Shared by every connection of the public listener.
 pub struct State {
@@ -49,6 +52,8 @@ pub struct State {
     pub openfaas: bool,
     /// The durable queue behind `/async-function/` (present when `openfaas` is).
     pub async_queue: Option<Arc<AsyncQueue>>,
+    /// `[server] tls` is set: OIDC cookies are `Secure`, redirect URIs `https`.
+    pub tls: bool,
 }
 
 static HEALTH: &[u8] = br#"{"status":"ok"}"#;
@@ -98,6 +103,9 @@ pub enum Decision<'s> {
     Admitted(Admission),
     /// A file of FastFN's `assets` folder (answered by hyper's path).
     Asset(&'s Arc<Asset>),
+    /// `/_fn/oidc/callback` or `/_fn/oidc/logout` (hyper's path: the callback posts to
+    /// the token endpoint).
+    Oidc(oidc_routes::Route),
 }
 
 pub struct Admission {
@@ -128,6 +136,9 @@ pub fn decide<'s>(
     rid: &[u8],
     stage: Final,
 ) -> Decision<'s> {
+    if let Some(route) = oidc_routes::Route::of(head.path) {
+        return Decision::Oidc(route);
+    }
     if let Some(rest) = head.path.strip_prefix("/_fn/") {
         return Decision::Endpoint(gateway_endpoint(snap, head.method, rest, rid));
     }
@@ -187,9 +198,11 @@ pub fn decide<'s>(
         });
     }
     let presented = Presented {
+        method: head.method,
         headers: head.headers,
         query: head.query,
         path: head.path,
+        authority: None,
         client: head.client,
     };
     let identity = match authenticate(f, presented, &[], now_unix, peer, true) {
@@ -243,6 +256,13 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
     let admission = match decide(&snap, &head, peer, rid.as_bytes(), stage) {
         Decision::Endpoint(answer) => return Handled::Ready(Some(answer.into_response(&rid))),
         Decision::Asset(file) => return Handled::Ready(Some(file.response(req.headers(), &rid))),
+        Decision::Oidc(route) => {
+            let snap = arc_swap::Guard::into_inner(snap);
+            let tls = state.tls;
+            return Handled::Boxed(Box::pin(async move {
+                oidc_routes::serve(route, &snap, &req, tls, &rid).await
+            }));
+        }
         Decision::Refused(answer, func) => {
             record(
                 state,
@@ -327,10 +347,32 @@ type Invoked = (Response<Body>, Option<Arc<str>>);
 /// What the request presents to the policy, borrowed from its head.
 #[derive(Clone, Copy)]
 struct Presented<'a> {
+    method: &'a Method,
     headers: Headers<'a>,
     query: Option<&'a str>,
     path: &'a str,
+    /// The URI's authority (h2's `:authority`), when the `Host` header is absent.
+    authority: Option<&'a str>,
     client: Option<&'a ClientCert>,
+}
+
+impl Presented<'_> {
+    /// A page a browser may be sent to log in for (GET or HEAD, `Accept: text/html`).
+    fn is_page(&self) -> bool {
+        let accept = self
+            .headers
+            .first(&http::header::ACCEPT)
+            .and_then(|v| std::str::from_utf8(v).ok());
+        (self.method == Method::GET || self.method == Method::HEAD)
+            && crate::auth::oidc::decide::is_browser(accept)
+    }
+
+    fn host(&self) -> Option<&str> {
+        self.headers
+            .first(&http::header::HOST)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .or(self.authority)
+    }
 }
 
 impl<'a> Presented<'a> {
@@ -388,6 +430,8 @@ async fn finish(
     let (parts, incoming) = req.into_parts();
     let mut incoming = Some(incoming);
     let mut signed_body = None;
+    // A refreshed OIDC session's cookie, set on the answer.
+    let mut reissue = None;
     if identity.is_none() && f.def.auth.needs_body() {
         if let Some(i) = incoming.take() {
             signed_body = Some(read_body(f, &parts, i, limits).await?);
@@ -397,21 +441,28 @@ async fn finish(
         Some(identity) => identity,
         None => {
             let presented = Presented {
+                method: &parts.method,
                 headers: Headers::Map(&parts.headers),
                 query: parts.uri.query(),
                 path: parts.uri.path(),
+                authority: parts.uri.authority().map(|a| a.as_str()),
                 client: parts.extensions.get::<Arc<ClientCert>>().map(|c| &**c),
             };
             let raw = signed_body.as_deref().unwrap_or_default();
+            let wait = Waiting {
+                tls: state.tls,
+                reissue: &mut reissue,
+            };
             let identity = match cluster {
                 None => {
-                    let identity = authenticate_waiting(f, presented, raw, now_unix, peer).await?;
+                    let identity =
+                        authenticate_waiting(f, presented, raw, now_unix, peer, wait).await?;
                     check_limit(f, peer, &identity.identity)?;
                     identity
                 }
                 Some(store) => {
                     let identity =
-                        authenticate_shared(f, store, presented, raw, now_unix, peer).await?;
+                        authenticate_shared(f, store, presented, raw, now_unix, peer, wait).await?;
                     shared_limit(f, store, peer, &identity.identity).await?;
                     identity
                 }
@@ -438,7 +489,11 @@ async fn finish(
     let path = view.worker_path(parts.uri.path()).to_owned();
     if view.mode == Mode::Async {
         let identity = identity.identity;
-        let accepted = accept::enqueue(queue, f, parts, body, identity, params, path, rid).await?;
+        let mut accepted =
+            accept::enqueue(queue, f, parts, body, identity, params, path, rid).await?;
+        if let Some(c) = reissue {
+            accepted.headers_mut().append(SET_COOKIE, c);
+        }
         return Ok((accepted, subject));
     }
     let call_id = (view.mode == Mode::Sync).then(|| of_headers::call_id(&parts.headers, rid));
@@ -457,6 +512,9 @@ async fn finish(
     let mut resp = into_response(answer, rid);
     if let Some(call_id) = call_id {
         of_headers::stamp(resp.headers_mut(), call_id, started.1, started.0.elapsed());
+    }
+    if let Some(c) = reissue {
+        resp.headers_mut().append(SET_COOKIE, c);
     }
     Ok((resp, subject))
 }
@@ -497,21 +555,78 @@ fn client_cert<B>(req: &Request<B>) -> Option<&ClientCert> {
     req.extensions().get::<Arc<ClientCert>>().map(|c| &**c)
 }
 
-/// [`authenticate`], and when the policy asks for a key fetch first (a token naming an
-/// unknown key), the fetch and a second decision that may not wait again.
+/// What the asynchronous decision needs beyond the request: whether the listener is
+/// TLS (OIDC cookies and redirect URIs), and where a refreshed session's cookie goes.
+struct Waiting<'r> {
+    tls: bool,
+    reissue: &'r mut Option<HeaderValue>,
+}
+
+/// The decision on hyper's path, with what it may wait for: a key fetch when a token
+/// names an unknown key (then a second decision that may not wait again), an OIDC
+/// session refresh, or the login redirect for a browser without a session.
 async fn authenticate_waiting(
     f: &Function,
     p: Presented<'_>,
     body: &[u8],
     now_unix: u64,
     peer: IpAddr,
+    wait: Waiting<'_>,
 ) -> Result<Admitted, GatewayError> {
-    match authenticate(f, p, body, now_unix, peer, true)? {
-        Some(admitted) => Ok(admitted),
-        None => {
+    let (req, ctx) = p.request(body, now_unix, peer, true);
+    match f.def.auth.check(&req, ctx) {
+        Ok(admitted) => Ok(admitted),
+        Err(Refusal::RefreshKeys) => {
             f.def.auth.refresh_keys().await;
             authenticate(f, p, body, now_unix, peer, false)?.ok_or(GatewayError::AuthUnavailable)
         }
+        Err(Refusal::RefreshSession) => {
+            let Some(oidc) = f.def.auth.oidc() else {
+                return Err(GatewayError::AuthUnavailable);
+            };
+            match oidc.refresh(p.headers, now_unix, wait.tls).await {
+                Ok((admitted, cookie)) => {
+                    *wait.reissue = cookie;
+                    Ok(admitted)
+                }
+                Err(failure) if p.is_page() => {
+                    Err(login_redirect(f, p, now_unix, wait.tls, failure))
+                }
+                Err(failure) => Err(refused(f, Refusal::Unauthorized(failure))),
+            }
+        }
+        Err(Refusal::Login(failure)) if p.is_page() => {
+            Err(login_redirect(f, p, now_unix, wait.tls, failure))
+        }
+        Err(refusal) => Err(refused(f, refusal)),
+    }
+}
+
+/// The 302 to the provider with the sealed login state (counted as a refusal).
+fn login_redirect(
+    f: &Function,
+    p: Presented<'_>,
+    now_unix: u64,
+    tls: bool,
+    failure: crate::auth::AuthFailure,
+) -> GatewayError {
+    f.metrics.auth_failure(f.def.auth.kind(), failure.reason);
+    let Some(oidc) = f.def.auth.oidc() else {
+        return GatewayError::AuthUnavailable;
+    };
+    let Some(origin) = crate::auth::oidc::policy::origin(p.host(), tls) else {
+        return OidcError::BadHost.into();
+    };
+    let return_to = match p.query {
+        Some(q) => format!("{}?{q}", p.path),
+        None => p.path.to_owned(),
+    };
+    match oidc.login(&f.def.name, &origin, &return_to, now_unix, tls) {
+        Ok(r) => GatewayError::LoginRequired {
+            location: r.location,
+            cookie: r.cookie,
+        },
+        Err(e) => e.into(),
     }
 }
 
@@ -524,12 +639,13 @@ async fn authenticate_shared(
     body: &[u8],
     now_unix: u64,
     peer: IpAddr,
+    wait: Waiting<'_>,
 ) -> Result<Admitted, GatewayError> {
     let (req, ctx) = p.request(body, now_unix, peer, true);
     let (admitted, claim) = match f.def.auth.verify_deferred(&req, ctx) {
         Ok(verified) => verified,
-        Err(Refusal::RefreshKeys) => {
-            return authenticate_waiting(f, p, body, now_unix, peer).await;
+        Err(Refusal::RefreshKeys | Refusal::RefreshSession | Refusal::Login(_)) => {
+            return authenticate_waiting(f, p, body, now_unix, peer, wait).await;
         }
         Err(refusal) => return Err(refused(f, refusal)),
     };
@@ -546,7 +662,8 @@ async fn authenticate_shared(
     }
 }
 
-/// `Ok(None)`: the policy waits for a key fetch (only when `may_wait`).
+/// `Ok(None)`: the policy waits for hyper's path (only when `may_wait`): a key fetch, an
+/// OIDC session refresh, or a browser's login redirect.
 fn authenticate(
     f: &Function,
     p: Presented<'_>,
@@ -558,7 +675,8 @@ fn authenticate(
     let (req, ctx) = p.request(body, now_unix, peer, may_wait);
     match f.def.auth.check(&req, ctx) {
         Ok(admitted) => Ok(Some(admitted)),
-        Err(Refusal::RefreshKeys) => Ok(None),
+        Err(Refusal::RefreshKeys | Refusal::RefreshSession) if may_wait => Ok(None),
+        Err(Refusal::Login(_)) if may_wait && p.is_page() => Ok(None),
         Err(refusal) => Err(refused(f, refusal)),
     }
 }
@@ -573,9 +691,18 @@ fn refused(f: &Function, refusal: Refusal) -> GatewayError {
     f.metrics.auth_failure(f.def.auth.kind(), refusal.reason());
     tracing::debug!(function = %f.def.name, reason = refusal.reason(), "auth refused");
     match refusal {
-        Refusal::Unauthorized(failure) => GatewayError::Unauthorized { failure },
+        Refusal::Unauthorized(failure) | Refusal::Login(failure) => {
+            GatewayError::Unauthorized { failure }
+        }
         Refusal::Forbidden(failure) => GatewayError::Forbidden { failure },
         Refusal::Unavailable(_) | Refusal::RefreshKeys => GatewayError::AuthUnavailable,
+        // Only after a key fetch, whose second decision may not wait again.
+        Refusal::RefreshSession => GatewayError::Unauthorized {
+            failure: crate::auth::AuthFailure {
+                reason: "refresh_session",
+                challenge: Some(HeaderValue::from_static("Bearer")),
+            },
+        },
     }
 }
 

@@ -32,6 +32,9 @@ pub struct OidcConfig {
     pub forward_claims: Option<Vec<String>>,
     /// Session lifetime before a refresh is due, default 3600 s.
     pub session_ttl_s: Option<u64>,
+    /// Refresh a session this long before it expires, default 60 s (at most the TTL:
+    /// equal to it, every request refreshes).
+    pub refresh_margin_s: Option<u64>,
     #[serde(default)]
     pub allow_insecure_issuer: bool,
 }
@@ -45,6 +48,8 @@ pub struct CompiledOidc {
     pub scopes: String,
     pub forward_claims: Vec<String>,
     pub session_ttl_s: u64,
+    pub refresh_margin_s: u64,
+    pub allow_insecure_issuer: bool,
 }
 
 pub fn compile(
@@ -87,6 +92,15 @@ pub fn compile(
             &format!("must be {MIN_SESSION_TTL_S}..={MAX_SESSION_TTL_S} seconds"),
         ));
     }
+    let refresh_margin_s = c
+        .refresh_margin_s
+        .unwrap_or(super::decide::REFRESH_MARGIN_SECS.min(session_ttl_s));
+    if refresh_margin_s > session_ttl_s {
+        errors.push(err(
+            "refresh_margin_s",
+            "must not exceed session_ttl_s (equal refreshes on every request)",
+        ));
+    }
     let scopes = match &c.scopes {
         None => DEFAULT_SCOPES.to_owned(),
         Some(s) => s.names().join(" "),
@@ -112,6 +126,8 @@ pub fn compile(
         scopes,
         forward_claims,
         session_ttl_s,
+        refresh_margin_s,
+        allow_insecure_issuer: c.allow_insecure_issuer,
     })
 }
 

@@ -16,7 +16,7 @@ pub const REFRESH_MARGIN_SECS: u64 = 60;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     Admit(Session),
-    /// Admit, and refresh the session off this request's path.
+    /// Admit, after trying to refresh the session (the answer carries the new cookie).
     AdmitAndRefresh(Session),
     /// The session expired but can be refreshed: do so, then admit or end it.
     RefreshFirst(Session),
@@ -34,6 +34,8 @@ pub struct Presented<'a> {
     pub session_cookie: Option<&'a str>,
     pub accept: Option<&'a str>,
     pub now_unix: u64,
+    /// Refresh this long before expiry.
+    pub margin_secs: u64,
 }
 
 pub fn is_browser(accept: Option<&str>) -> bool {
@@ -58,8 +60,11 @@ pub fn decide(ring: &KeyRing, function: &str, revoked: &Revoked, p: &Presented<'
     if revoked.is_revoked(&s.sid, p.now_unix) {
         return refuse("session_revoked");
     }
+    if s.iat.saturating_add(session::MAX_SESSION_AGE_SECS) <= p.now_unix {
+        return refuse("session_too_old");
+    }
     match (s.exp > p.now_unix, s.refresh.is_some()) {
-        (true, true) if s.exp <= p.now_unix + REFRESH_MARGIN_SECS => Decision::AdmitAndRefresh(s),
+        (true, true) if s.exp <= p.now_unix + p.margin_secs => Decision::AdmitAndRefresh(s),
         (true, _) => Decision::Admit(s),
         (false, true) => Decision::RefreshFirst(s),
         (false, false) => refuse("session_expired"),
@@ -92,6 +97,7 @@ mod tests {
             session_cookie: c,
             accept,
             now_unix: now,
+            margin_secs: REFRESH_MARGIN_SECS,
         };
         decide(&ring(), "f", revoked, &p)
     }

@@ -8,7 +8,7 @@
 //! endpoint's forms, parses its answer and checks the ID token (JWKS, `iss`, `aud`, `exp`,
 //! `nonce`); [`decide`] maps a presented cookie to admit / refresh / login / 401; [`callback`]
 //! reads the callback query with caps and builds the logout redirect; [`config`] compiles
-//! the `fn.config.json` object.
+//! the `fn.config.json` object; [`policy`] is the compiled policy the pipeline calls.
 
 pub mod authorize;
 pub mod callback;
@@ -16,6 +16,7 @@ pub mod config;
 pub mod cookies;
 pub mod decide;
 pub mod login_state;
+pub mod policy;
 pub mod revoked;
 pub mod seal;
 pub mod session;

@@ -11,6 +11,13 @@ use std::collections::HashMap;
 
 pub const MAX_ENTRIES: usize = 100_000;
 
+/// The process's one set: session ids are random, so every OIDC policy shares it, and it
+/// outlives reloads (a reload must not bring a logged-out cookie back).
+pub fn global() -> &'static Revoked {
+    static GLOBAL: std::sync::OnceLock<Revoked> = std::sync::OnceLock::new();
+    GLOBAL.get_or_init(Revoked::default)
+}
+
 #[derive(Debug, Default)]
 pub struct Revoked {
     ids: Mutex<HashMap<String, u64>>,

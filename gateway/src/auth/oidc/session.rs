@@ -14,6 +14,9 @@ pub const MAX_SUBJECT: usize = 255;
 pub const MAX_CLAIMS: usize = 32;
 pub const MAX_REFRESH_TOKEN: usize = 2048;
 pub const COOKIE_NAME: &str = "__edgefn_session";
+/// A session ends this long after the login, refreshed or not (and a logged-out id is
+/// kept revoked this long); the cookie's `Max-Age` when it carries a refresh token.
+pub const MAX_SESSION_AGE_SECS: u64 = super::config::MAX_SESSION_TTL_S;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
