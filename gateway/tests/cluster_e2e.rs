@@ -334,13 +334,50 @@ fn a_token_lease_saves_round_trips_within_its_bound() {
         gw.metric("edgefn_cluster_store_round_trip_seconds_count{op=\"rate_limit\"}")
             .unwrap_or(0.0)
     };
-    // One client on A, burst 6: trips grant 4 (1 + 3 leased), then 2 (1 + 1), then none.
+    // One client on A, burst 6: trips grant 4 (1 + 3 leased), then 2 (1 + 1), then none,
+    // and that refusal is repeated locally while the bucket stays empty.
     assert_eq!(hammer(&a, "/solo", 10), 6);
-    assert_eq!(trips(&a), 6.0, "10 requests, 4 served from the lease");
+    assert_eq!(
+        trips(&a),
+        3.0,
+        "10 requests: 4 from the lease, 3 refused without asking"
+    );
     assert_eq!(hammer(&b, "/solo", 3), 0, "the bucket is shared");
     // Both nodes at once: never above the burst, at most 2 × 3 leased tokens stranded.
     let admitted: usize = concurrent(2, |i| hammer(if i == 0 { &a } else { &b }, "/both", 20))
         .into_iter()
         .sum();
     assert!((4..=10).contains(&admitted), "{admitted}");
+}
+
+/// Many concurrent clients on one node, per-request mode: their calls are combined into
+/// batches (fewer round trips than requests), and the shared bucket still grants its burst
+/// exactly once; the refusal is then repeated without a round trip.
+#[test]
+fn concurrent_requests_share_round_trips_and_hold_the_limit() {
+    let redis = Redis::start(free_port());
+    let dir = tempdir();
+    let functions = dir.path().join("functions");
+    tree(&functions);
+    let config = dir.path().join("edgefn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nstore = \"redis://127.0.0.1:{}/0\"\ntimeout_ms = 5000\n",
+            redis.port
+        ),
+    )
+    .unwrap();
+    let a = node(&config, &functions);
+    let trips = || {
+        a.metric("edgefn_cluster_store_round_trip_seconds_count{op=\"rate_limit\"}")
+            .unwrap_or(0.0)
+    };
+    let admitted: usize = concurrent(16, |_| hammer(&a, "/both", 4)).into_iter().sum();
+    assert_eq!(admitted, 10, "burst 10, 64 requests from 16 clients");
+    let after = trips();
+    assert!(after < 64.0, "{after} round trips for 64 requests");
+    assert_eq!(hammer(&a, "/both", 5), 0);
+    // At most one more ask: a refusal is repeated for up to a second before asking again.
+    assert!(trips() <= after + 1.0, "a refusal in force asks nothing");
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
+use super::batch::{Ask, Batcher};
 use super::config::ClusterConfig;
 use super::health::Health;
 use super::lease::Leases;
@@ -35,8 +36,10 @@ pub struct ClusterStore {
     pub replay_fail_open: bool,
     pub lease_tokens: u32,
     pub lease_window: Duration,
-    /// Tokens this node holds under `lease_tokens` > 1.
+    /// Leased tokens (`lease_tokens` > 1) and refusals this node repeats.
     pub leases: Leases,
+    /// Rate-limit calls of concurrent requests, combined.
+    pub batcher: Batcher,
     gcra: Script,
 }
 
@@ -74,6 +77,7 @@ impl ClusterStore {
             lease_tokens: cfg.lease_tokens,
             lease_window: Duration::from_millis(cfg.lease_ms),
             leases: Leases::default(),
+            batcher: Batcher::default(),
             gcra: Script::new(include_str!("gcra.lua")),
         });
         metrics::gauge!(CLUSTER_STORE_FALLBACK).set(1.0);
@@ -85,26 +89,31 @@ impl ClusterStore {
         self.health.is_shared()
     }
 
-    /// Up to `wanted` tokens of `key`'s bucket: `Ok(Ok(n))` with 1 <= n <= wanted granted,
-    /// `Ok(Err(retry_after))` when the bucket is empty.
-    pub async fn take(
-        self: &Arc<Self>,
-        key: &str,
-        interval_us: u64,
-        tolerance_us: u64,
-        wanted: u32,
-    ) -> Result<Result<u32, Duration>, StoreDown> {
-        let wanted = wanted.max(1);
-        let mut conn = self.conn.clone();
-        let mut call = self.gcra.key(key);
-        call.arg(interval_us).arg(tolerance_us).arg(wanted);
-        let reply: (i64, i64) = self
-            .timed(OP_RATE_LIMIT, call.invoke_async(&mut conn))
+    /// One script call for a batch's buckets: per bucket, the tokens granted (up to its
+    /// `wanted`) and how long until it holds a token again.
+    pub async fn gcra(self: &Arc<Self>, asks: &[Ask]) -> Result<Vec<(u32, Duration)>, StoreDown> {
+        let mut call = self.gcra.prepare_invoke();
+        for a in asks {
+            call.key(&a.key)
+                .arg(a.interval_us)
+                .arg(a.tolerance_us)
+                .arg(a.wanted.max(1));
+        }
+        let reply: Vec<i64> = self
+            .timed(OP_RATE_LIMIT, call.invoke_async(&mut self.conn.clone()))
             .await?;
-        Ok(match reply {
-            (n, _) if n >= 1 => Ok((n.min(i64::from(wanted))) as u32),
-            (_, retry_us) => Err(Duration::from_micros(retry_us.max(1) as u64)),
-        })
+        if reply.len() != 2 * asks.len() {
+            self.failed(OP_RATE_LIMIT, "unexpected reply from the rate-limit script");
+            return Err(StoreDown);
+        }
+        Ok(reply
+            .chunks_exact(2)
+            .zip(asks)
+            .map(|(r, a)| {
+                let granted = r[0].clamp(0, i64::from(a.wanted)) as u32;
+                (granted, Duration::from_micros(r[1].max(0) as u64))
+            })
+            .collect())
     }
 
     /// `SET key 1 NX EX ttl`: true when this is the first use of `key`.

@@ -277,12 +277,32 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
         }
         Decision::Admitted(admission) => admission,
     };
+    // With a cluster store, what the node already knows of the shared bucket (a leased
+    // token, a refusal in force) is decided here too, without the boxed future.
+    let f = &snap.functions[admission.route.index];
+    let limited = match known_limit(f, state.cluster.as_ref(), &admission, peer) {
+        None => false,
+        Some(Ok(())) => true,
+        Some(Err(e)) => {
+            let answer = respond::error_answer(&e, rid.as_bytes());
+            record(
+                state,
+                Some(f),
+                req.method(),
+                answer.status,
+                start,
+                rid.as_bytes(),
+                None,
+            );
+            return Handled::Ready(Some(answer.into_response(&rid)));
+        }
+    };
     let method = req.method().clone();
     let state = state.clone();
     let snap = arc_swap::Guard::into_inner(snap);
     Handled::Boxed(Box::pin(async move {
         let f = &snap.functions[admission.route.index];
-        let (resp, subject) = match finish(f, &state, req, admission, peer, &rid).await {
+        let (resp, subject) = match finish(f, &state, req, admission, peer, &rid, limited).await {
             Ok(done) => done,
             Err(e) => (respond::error(&e, &rid), None),
         };
@@ -412,6 +432,7 @@ async fn finish(
     admission: Admission,
     peer: IpAddr,
     rid: &HeaderValue,
+    limited: bool,
 ) -> Result<Invoked, GatewayError> {
     let started = (Instant::now(), SystemTime::now());
     let (cluster, limits) = (state.cluster.as_ref(), state.body);
@@ -424,7 +445,7 @@ async fn finish(
     } = admission;
     // Decided before the body is read when auth did not need it (cluster mode only: the
     // synchronous decision already limited otherwise).
-    if let (Some(store), Some(identity)) = (cluster, &identity) {
+    if let (Some(store), Some(identity), false) = (cluster, &identity, limited) {
         shared_limit(f, store, peer, &identity.identity).await?;
     }
     let (parts, incoming) = req.into_parts();
@@ -529,6 +550,23 @@ fn check_limit(f: &Function, peer: IpAddr, identity: &Identity) -> Result<(), Ga
             }),
         None => Ok(()),
     }
+}
+
+/// [`cluster::limit::known`] for an admission authenticated before the body: `Some(Ok)`
+/// when a leased token was spent, `Some(Err)` when the bucket is known to be empty.
+fn known_limit(
+    f: &Function,
+    store: Option<&Arc<ClusterStore>>,
+    admission: &Admission,
+    peer: IpAddr,
+) -> Option<Result<(), GatewayError>> {
+    let (store, limiter) = (store?, f.def.rate_limit.as_ref()?);
+    let subject = admission.identity.as_ref()?.identity.subject.as_deref();
+    let verdict = cluster::limit::known(store, &f.def.name, limiter, peer, subject)?;
+    Some(verdict.map_err(|retry_after| {
+        f.metrics.rate_limited("function");
+        GatewayError::RateLimited { retry_after }
+    }))
 }
 
 /// The function's limit through the cluster store (or this node's share of it).
