@@ -38,6 +38,9 @@ pub enum GatewayError {
     StoreUnavailable,
     #[error(transparent)]
     Async(#[from] AsyncError),
+    /// A handler's FastFN `proxy` answer that could not be served (FastFN answers 502).
+    #[error("edge proxy failed: {0}")]
+    Edge(#[from] crate::edge::EdgeError),
 }
 
 /// Which body-read rule a client broke (`server/body.rs`): 408 either way.
@@ -104,6 +107,7 @@ impl GatewayError {
                 AsyncError::Callback { .. } => StatusCode::BAD_REQUEST,
                 AsyncError::Duplicate => StatusCode::CONFLICT,
             },
+            GatewayError::Edge(_) => StatusCode::BAD_GATEWAY,
         }
     }
 }

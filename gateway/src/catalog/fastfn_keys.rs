@@ -68,7 +68,6 @@ pub fn unimplemented(raw: &super::fn_config::RawFnConfig) -> Vec<(String, String
     );
     warn("response", raw.response.is_some(), "");
     warn("assets", raw.assets.is_some(), "");
-    warn("edge", raw.edge.is_some(), "");
     warn("shared_deps", raw.shared_deps.is_some(), "");
     warn("home", raw.home.is_some(), "");
     warn("force-url", raw.force_url.is_some(), "");

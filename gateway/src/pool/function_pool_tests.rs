@@ -38,6 +38,7 @@ impl FakeWorker {
             status: StatusCode::from_u16(status).unwrap(),
             headers: HeaderMap::new(),
             body: Bytes::from_static(b"ok"),
+            proxy: None,
         }));
         true
     }

@@ -70,6 +70,8 @@ pub struct WorkerResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// FastFN's `proxy` answer, for the gateway's `edge` fetch (`crate::edge`).
+    pub proxy: Option<Box<serde_json::Value>>,
 }
 
 #[derive(Debug, thiserror::Error)]
