@@ -702,6 +702,11 @@ fn edge_proxy_fetches_the_upstream_within_its_config() {
             ("elsewhere/handler.js", &js_other),
             ("elsewhere/fn.config.json", &other_host),
             ("noedge/handler.py", &py_private),
+            ("debug/handler.py", &py("debug")),
+            (
+                "debug/fn.config.json",
+                r#"{"response": {"include_debug_headers": true}}"#,
+            ),
         ],
     );
     let out = check(dir.path());
@@ -746,4 +751,21 @@ fn edge_proxy_fetches_the_upstream_within_its_config() {
     refused("/elsewhere", "not in edge.allow_hosts");
     refused("/noedge", "no \"edge\" config");
     assert!(gw.wait_log("edge proxy failed", std::time::Duration::from_secs(10)));
+
+    // `response.include_debug_headers`: FastFN's X-Fn-* headers, only where asked for.
+    let resp = client().get(gw.url("/debug")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let h = resp.headers();
+    assert_eq!(h["x-fn-runtime"], "python");
+    assert_eq!(h["x-fn-function"], "debug");
+    assert_eq!(h["x-fn-version"], "default");
+    assert_eq!(h["x-fn-request-id"], h["x-request-id"]);
+    assert!(h["x-fn-latency-ms"]
+        .to_str()
+        .unwrap()
+        .parse::<u64>()
+        .is_ok());
+    assert!(h.contains_key("x-fn-worker-pool-max-workers"));
+    let plain = client().get(gw.url("/noedge")).send().unwrap();
+    assert!(plain.headers().get("x-fn-runtime").is_none());
 }

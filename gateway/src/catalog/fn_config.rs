@@ -76,6 +76,9 @@ pub struct FnPolicy {
     pub group: Option<String>,
     /// `edge`: where a `{"proxy": {...}}` answer may send the gateway (none: refused).
     pub edge: Option<std::sync::Arc<crate::edge::EdgeConfig>>,
+    /// FastFN's `include_debug_headers` / `response.include_debug_headers`: answers carry
+    /// `X-Fn-Runtime`, `X-Fn-Function`, ... (`server/debug_headers.rs`).
+    pub debug_headers: bool,
 }
 
 const KNOWN_METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -230,6 +233,12 @@ pub fn validate(
         handler_name,
         group: raw.group.clone(),
         edge,
+        debug_headers: raw.include_debug_headers == Some(true)
+            || raw
+                .response
+                .as_ref()
+                .and_then(|r| r.get("include_debug_headers"))
+                == Some(&serde_json::Value::Bool(true)),
     })
 }
 

@@ -460,6 +460,9 @@ async fn finish(
         .await
         .inspect_err(|e| tracing::warn!(function = %f.def.name, error = %e, "edge proxy failed"))?;
     let mut resp = into_response(answer, rid);
+    if f.def.policy.debug_headers {
+        super::debug_headers::stamp(resp.headers_mut(), f, rid, started.0.elapsed());
+    }
     if let Some(call_id) = call_id {
         of_headers::stamp(resp.headers_mut(), call_id, started.1, started.0.elapsed());
     }
