@@ -306,7 +306,7 @@ fn fastfn_keys_warn_and_typos_fail() {
                 r#"{"invoke": {"methods": ["GET"], "handler": "main", "query": {"n": 1}, "body": "", "content_type": "application/json"},
                    "schedule": {"every_seconds": 60}, "keep_warm": {"enabled": true},
                    "worker_pool": {"max_workers": 2, "max_queue": 5}, "max_concurrency": 4,
-                   "group": "demo", "runtime": "python", "shared_deps": ["x"]}"#,
+                   "group": "demo", "runtime": "python", "home": {}}"#,
             ),
         ],
     );
@@ -318,7 +318,7 @@ fn fastfn_keys_warn_and_typos_fail() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for key in ["keep_warm", "worker_pool.max_queue", "shared_deps"] {
+    for key in ["keep_warm", "worker_pool.max_queue", "home"] {
         let line = stdout
             .lines()
             .find(|l| l.starts_with("warning:") && l.contains(&format!(": {key}: ")))
@@ -768,4 +768,68 @@ fn edge_proxy_fetches_the_upstream_within_its_config() {
     assert!(h.contains_key("x-fn-worker-pool-max-workers"));
     let plain = client().get(gw.url("/noedge")).send().unwrap();
     assert!(plain.headers().get("x-fn-runtime").is_none());
+}
+
+/// `shared_deps`: a Python pack shipping `.deps/` and a Node pack shipping
+/// `node_modules/` (FastFN's layout, one level above a runtime-scoped root), importable
+/// by the functions that name them; a missing pack is a load error naming it.
+#[test]
+fn shared_deps_packs_are_importable_and_missing_ones_named() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (".fastfn/packs/python/common/.deps/packmod.py", "GREETING = 'from the python pack'\n"),
+            (
+                ".fastfn/packs/node/common/node_modules/packmod/index.js",
+                "module.exports = { greeting: 'from the node pack' };\n",
+            ),
+            (
+                "fns/py/handler.py",
+                "import packmod\n\ndef handler(event):\n    return {'body': packmod.GREETING}\n",
+            ),
+            ("fns/py/fn.config.json", r#"{"shared_deps": ["common"]}"#),
+            (
+                "fns/js/handler.js",
+                "const p = require('packmod');\nexports.handler = async () => ({ body: p.greeting });\n",
+            ),
+            ("fns/js/fn.config.json", r#"{"shared_deps": "common"}"#),
+        ],
+    );
+    let root = dir.path().join("fns");
+    let out = check(&root);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !stdout.contains("shared_deps"),
+        "implemented, no warning: {stdout}"
+    );
+    let gw = Gateway::start(&root);
+    assert_eq!(
+        get(&gw, "/py"),
+        (200, Value::String("from the python pack".into()))
+    );
+    assert_eq!(
+        get(&gw, "/js"),
+        (200, Value::String("from the node pack".into()))
+    );
+    drop(gw);
+
+    std::fs::write(
+        root.join("py/fn.config.json"),
+        r#"{"shared_deps": ["absent"]}"#,
+    )
+    .unwrap();
+    let out = check(&root);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("shared_deps") && err.contains("pack \"absent\" not found"),
+        "{err}"
+    );
 }

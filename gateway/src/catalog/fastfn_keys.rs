@@ -68,7 +68,6 @@ pub fn unimplemented(raw: &super::fn_config::RawFnConfig) -> Vec<(String, String
         }
     }
     warn("assets", raw.assets.is_some(), "");
-    warn("shared_deps", raw.shared_deps.is_some(), "");
     warn("home", raw.home.is_some(), "");
     warn("force-url", raw.force_url.is_some(), "");
     if let Some(i) = &raw.invoke {

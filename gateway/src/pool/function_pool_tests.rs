@@ -151,6 +151,7 @@ fn spec(min: usize, max: usize, timeout_ms: u64) -> Arc<PoolSpec> {
         timeout: Duration::from_millis(timeout_ms),
         code_hash: [0; 32],
         handler_name: None,
+        shared_deps: Vec::new(),
     })
 }
 
