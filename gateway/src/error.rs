@@ -49,6 +49,9 @@ pub enum GatewayError {
     /// A step of the OIDC callback or login that could not complete.
     #[error(transparent)]
     Oidc(#[from] OidcError),
+    /// A handler's FastFN `proxy` answer that could not be served (FastFN answers 502).
+    #[error("edge proxy failed: {0}")]
+    Edge(#[from] crate::edge::EdgeError),
 }
 
 /// Which body-read rule a client broke (`server/body.rs`): 408 either way.
@@ -126,6 +129,7 @@ impl GatewayError {
                 | OidcError::Nonce => StatusCode::BAD_REQUEST,
                 OidcError::Provider { .. } => StatusCode::BAD_GATEWAY,
             },
+            GatewayError::Edge(_) => StatusCode::BAD_GATEWAY,
         }
     }
 }

@@ -132,5 +132,6 @@ fn pool_spec(def: &FunctionDef) -> PoolSpec {
         timeout: def.policy.timeout,
         code_hash: def.code_hash,
         handler_name: def.handler_name.clone(),
+        shared_deps: def.shared_deps.clone(),
     }
 }

@@ -306,7 +306,7 @@ fn fastfn_keys_warn_and_typos_fail() {
                 r#"{"invoke": {"methods": ["GET"], "handler": "main", "query": {"n": 1}, "body": "", "content_type": "application/json"},
                    "schedule": {"every_seconds": 60}, "keep_warm": {"enabled": true},
                    "worker_pool": {"max_workers": 2, "max_queue": 5}, "max_concurrency": 4,
-                   "group": "demo", "runtime": "python", "shared_deps": ["x"], "edge": {}}"#,
+                   "group": "demo", "runtime": "python", "home": {}}"#,
             ),
         ],
     );
@@ -318,7 +318,7 @@ fn fastfn_keys_warn_and_typos_fail() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for key in ["keep_warm", "worker_pool.max_queue", "shared_deps", "edge"] {
+    for key in ["keep_warm", "worker_pool.max_queue", "home"] {
         let line = stdout
             .lines()
             .find(|l| l.starts_with("warning:") && l.contains(&format!(": {key}: ")))
@@ -610,4 +610,226 @@ fn an_oversized_asset_is_not_served_and_says_so() {
 
 fn gateway_limit() -> u64 {
     8 << 20
+}
+
+/// A real HTTP/1.1 upstream on loopback: `/big` answers 4000 bytes, anything else a JSON
+/// echo of the method, path, `x-edge` header and body, with a hop-by-hop header to drop.
+fn upstream() -> u16 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let mut parts = line.split_whitespace();
+                let (method, path) = (
+                    parts.next().unwrap_or("").to_owned(),
+                    parts.next().unwrap_or("").to_owned(),
+                );
+                let (mut len, mut edge) = (0usize, String::new());
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap();
+                    if h.trim().is_empty() {
+                        break;
+                    }
+                    let (k, v) = h.split_once(':').unwrap();
+                    match k.trim().to_ascii_lowercase().as_str() {
+                        "content-length" => len = v.trim().parse().unwrap(),
+                        "x-edge" => edge = v.trim().to_owned(),
+                        _ => {}
+                    }
+                }
+                let mut body = vec![0u8; len];
+                reader.read_exact(&mut body).unwrap();
+                let payload = if path == "/big" {
+                    "x".repeat(4000)
+                } else {
+                    serde_json::json!({"method": method, "path": path, "x_edge": edge,
+                        "body": String::from_utf8_lossy(&body)})
+                    .to_string()
+                };
+                let head = format!(
+                    "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\nx-upstream: yes\r\nkeep-alive: timeout=5\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+                    payload.len()
+                );
+                let mut s = stream;
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.write_all(payload.as_bytes());
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn edge_proxy_fetches_the_upstream_within_its_config() {
+    let port = upstream();
+    let open = format!(
+        r#"{{"edge": {{"base_url": "http://127.0.0.1:{port}", "allow_private": true, "max_response_bytes": 1024}}}}"#
+    );
+    let listed_not_private = format!(r#"{{"edge": {{"allow_hosts": ["127.0.0.1:{port}"]}}}}"#);
+    let other_host =
+        format!(r#"{{"edge": {{"base_url": "http://localhost:{port}", "allow_private": true}}}}"#);
+    let to = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let js_proxy = "exports.handler = async (event) => ({ proxy: { path: '/echo?via=edge', method: 'PUT', headers: { 'x-edge': String(event.query.n || '1'), connection: 'x' }, body: 'hi ' + event.method } });\n";
+    let py_big = "def handler(event):\n    return {'status': 200, 'proxy': {'path': '/big'}}\n";
+    let py_private = format!(
+        "def handler(event):\n    return {{'proxy': {{'url': {:?}}}}}\n",
+        to("/echo")
+    );
+    let js_other = format!(
+        "exports.handler = async () => ({{ proxy: {{ url: {:?} }} }});\n",
+        to("/echo")
+    );
+    let py_control = "def handler(event):\n    return {'proxy': {'path': '/_fn/health'}}\n";
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("proxied/handler.js", js_proxy),
+            ("proxied/fn.config.json", &open),
+            ("big/handler.py", py_big),
+            ("big/fn.config.json", &open),
+            ("control/handler.py", py_control),
+            ("control/fn.config.json", &open),
+            ("private/handler.py", &py_private),
+            ("private/fn.config.json", &listed_not_private),
+            ("elsewhere/handler.js", &js_other),
+            ("elsewhere/fn.config.json", &other_host),
+            ("noedge/handler.py", &py_private),
+            ("debug/handler.py", &py("debug")),
+            (
+                "debug/fn.config.json",
+                r#"{"response": {"include_debug_headers": true}}"#,
+            ),
+        ],
+    );
+    let out = check(dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !stdout.contains(": edge: "),
+        "edge is implemented, no warning: {stdout}"
+    );
+    let gw = Gateway::start(dir.path());
+
+    let resp = client().post(gw.url("/proxied?n=7")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    assert_eq!(resp.headers()["x-upstream"], "yes");
+    assert!(
+        resp.headers().get("keep-alive").is_none(),
+        "hop-by-hop dropped"
+    );
+    let body: Value = resp.json().unwrap();
+    assert_eq!(body["method"], "PUT");
+    assert_eq!(body["path"], "/echo?via=edge");
+    assert_eq!(body["x_edge"], "7");
+    assert_eq!(body["body"], "hi POST");
+
+    let refused = |path: &str, needle: &str| {
+        let (status, body) = get(&gw, path);
+        assert_eq!(status, 502, "{path}: {body}");
+        let err = body["error"].as_str().unwrap_or_default();
+        assert!(
+            err.starts_with("edge proxy failed: ") && err.contains(needle),
+            "{path}: {body}"
+        );
+    };
+    refused("/big", "over the 1024-byte edge.max_response_bytes limit");
+    refused("/control", "control-plane path not allowed");
+    refused("/private", "set edge.allow_private");
+    refused("/elsewhere", "not in edge.allow_hosts");
+    refused("/noedge", "no \"edge\" config");
+    assert!(gw.wait_log("edge proxy failed", std::time::Duration::from_secs(10)));
+
+    // `response.include_debug_headers`: FastFN's X-Fn-* headers, only where asked for.
+    let resp = client().get(gw.url("/debug")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let h = resp.headers();
+    assert_eq!(h["x-fn-runtime"], "python");
+    assert_eq!(h["x-fn-function"], "debug");
+    assert_eq!(h["x-fn-version"], "default");
+    assert_eq!(h["x-fn-request-id"], h["x-request-id"]);
+    assert!(h["x-fn-latency-ms"]
+        .to_str()
+        .unwrap()
+        .parse::<u64>()
+        .is_ok());
+    assert!(h.contains_key("x-fn-worker-pool-max-workers"));
+    let plain = client().get(gw.url("/noedge")).send().unwrap();
+    assert!(plain.headers().get("x-fn-runtime").is_none());
+}
+
+/// `shared_deps`: a Python pack shipping `.deps/` and a Node pack shipping
+/// `node_modules/` (FastFN's layout, one level above a runtime-scoped root), importable
+/// by the functions that name them; a missing pack is a load error naming it.
+#[test]
+fn shared_deps_packs_are_importable_and_missing_ones_named() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (".fastfn/packs/python/common/.deps/packmod.py", "GREETING = 'from the python pack'\n"),
+            (
+                ".fastfn/packs/node/common/node_modules/packmod/index.js",
+                "module.exports = { greeting: 'from the node pack' };\n",
+            ),
+            (
+                "fns/py/handler.py",
+                "import packmod\n\ndef handler(event):\n    return {'body': packmod.GREETING}\n",
+            ),
+            ("fns/py/fn.config.json", r#"{"shared_deps": ["common"]}"#),
+            (
+                "fns/js/handler.js",
+                "const p = require('packmod');\nexports.handler = async () => ({ body: p.greeting });\n",
+            ),
+            ("fns/js/fn.config.json", r#"{"shared_deps": "common"}"#),
+        ],
+    );
+    let root = dir.path().join("fns");
+    let out = check(&root);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !stdout.contains("shared_deps"),
+        "implemented, no warning: {stdout}"
+    );
+    let gw = Gateway::start(&root);
+    assert_eq!(
+        get(&gw, "/py"),
+        (200, Value::String("from the python pack".into()))
+    );
+    assert_eq!(
+        get(&gw, "/js"),
+        (200, Value::String("from the node pack".into()))
+    );
+    drop(gw);
+
+    std::fs::write(
+        root.join("py/fn.config.json"),
+        r#"{"shared_deps": ["absent"]}"#,
+    )
+    .unwrap();
+    let out = check(&root);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("shared_deps") && err.contains("pack \"absent\" not found"),
+        "{err}"
+    );
 }

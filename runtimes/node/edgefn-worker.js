@@ -13,7 +13,7 @@ const path = require('path');
 const PROTOCOL = 2;
 const MAX_REQUEST_FRAME = (64 << 20) + (1 << 20);
 // Keys that make a returned object a response envelope rather than a JSON body (FastFN's).
-const ENVELOPE_KEYS = ['status', 'statusCode', 'headers', 'body', 'is_base64', 'isBase64Encoded', 'body_base64'];
+const ENVELOPE_KEYS = ['status', 'statusCode', 'headers', 'body', 'is_base64', 'isBase64Encoded', 'body_base64', 'proxy'];
 const [sockPath, handlerPath] = process.argv.slice(2);
 
 class BadResponse extends Error {}
@@ -243,11 +243,13 @@ function envelope(result) {
   } else if (result.isBase64Encoded === true && !('is_base64' in result)) {
     body = { is_base64: true, body: body === undefined || body === null ? '' : body };
   }
-  return { status, headers: result.headers, body, bare: false };
+  const p = result.proxy;
+  const proxy = p !== null && typeof p === 'object' && !Array.isArray(p) ? p : undefined;
+  return { status, headers: result.headers, body, bare: false, proxy };
 }
 
 function toResponse(result) {
-  const { status, headers: rawHeaders, body, bare } = envelope(result);
+  const { status, headers: rawHeaders, body, bare, proxy } = envelope(result);
   if (!Number.isInteger(status) || status < 100 || status > 599) {
     throw new BadResponse('status is not an HTTP status code');
   }
@@ -264,7 +266,7 @@ function toResponse(result) {
       pairs.push([k, String(item)]);
     }
   }
-  return { status, pairs, payload };
+  return { status, pairs, payload, proxy };
 }
 
 // --- serving ---------------------------------------------------------------------------------
@@ -296,6 +298,7 @@ class Worker {
     try {
       const res = toResponse(await this.call(event, raw));
       header = { type: 'res', id, status: res.status, headers: res.pairs };
+      if (res.proxy !== undefined) header.proxy = res.proxy;
       payload = res.payload;
     } catch (e) {
       if (!this.inflight.has(id)) return;

@@ -31,7 +31,7 @@ CO_COROUTINE = 0x80
 CO_VARARGS = 0x04
 CO_VARKEYWORDS = 0x08
 # Keys that make a returned dict a response envelope rather than a JSON body (FastFN's).
-ENVELOPE_KEYS = ("status", "statusCode", "headers", "body", "is_base64", "isBase64Encoded", "body_base64")
+ENVELOPE_KEYS = ("status", "statusCode", "headers", "body", "is_base64", "isBase64Encoded", "body_base64", "proxy")
 
 
 class BadResponse(Exception):
@@ -308,8 +308,11 @@ def envelope(result):
 
 
 def to_response(result):
-    """Returns (status, header pairs, body bytes) or raises BadResponse."""
+    """Returns (status, header pairs, body bytes, proxy) or raises BadResponse."""
     status, raw_headers, body, bare = envelope(result)
+    proxy = result.get("proxy") if isinstance(result, dict) and not bare else None
+    if proxy is not None and not isinstance(proxy, dict):
+        raise BadResponse("proxy is not an object")
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
         raise BadResponse("status is not an HTTP status code")
     if raw_headers is None:
@@ -328,17 +331,20 @@ def to_response(result):
             if isinstance(item, bool) or not isinstance(item, (str, int, float)):
                 raise BadResponse("a header value is not a string or number")
             pairs.append([k, str(item)])
-    return status, pairs, payload
+    return status, pairs, payload, proxy
 
 
 def answer(rid, result):
     """The frame (header, body) that answers request `rid` with `result`."""
     try:
-        status, pairs, payload = to_response(result)
+        status, pairs, payload, proxy = to_response(result)
     except BadResponse as e:
         print(f"edgefn: handler returned an invalid response: {e}", file=sys.stderr, flush=True)
         return {"type": "err", "id": rid, "kind": "bad_response", "detail": str(e)}, b""
-    return {"type": "res", "id": rid, "status": status, "headers": pairs}, payload
+    header = {"type": "res", "id": rid, "status": status, "headers": pairs}
+    if proxy is not None:
+        header["proxy"] = proxy
+    return header, payload
 
 
 def failure(rid, error=None):

@@ -35,14 +35,20 @@ pub struct Fetched {
 pub(crate) fn client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT)
+        builder()
             .timeout(TOTAL_TIMEOUT)
-            .no_proxy()
             .build()
             .expect("a rustls client with default roots always builds")
     })
+}
+
+/// The settings every outbound client of the gateway shares (this module's, the `edge`
+/// proxy's): no redirects, no proxy from the environment, a bounded connect.
+pub(crate) fn builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(CONNECT_TIMEOUT)
+        .no_proxy()
 }
 
 pub async fn get(url: &str, limit: usize) -> Result<Fetched, FetchError> {

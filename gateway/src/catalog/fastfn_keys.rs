@@ -61,15 +61,13 @@ pub fn unimplemented(raw: &super::fn_config::RawFnConfig) -> Vec<(String, String
         raw.name.is_some(),
         " (the route follows the folder)",
     );
-    warn(
-        "include_debug_headers",
-        raw.include_debug_headers.is_some(),
-        "",
-    );
-    warn("response", raw.response.is_some(), "");
+    // `response` holds one key FastFN reads, `include_debug_headers` (implemented).
+    if let Some(obj) = raw.response.as_ref().and_then(|r| r.as_object()) {
+        for k in obj.keys().filter(|k| *k != "include_debug_headers") {
+            warn(&format!("response.{k}"), true, "");
+        }
+    }
     warn("assets", raw.assets.is_some(), "");
-    warn("edge", raw.edge.is_some(), "");
-    warn("shared_deps", raw.shared_deps.is_some(), "");
     warn("home", raw.home.is_some(), "");
     warn("force-url", raw.force_url.is_some(), "");
     if let Some(i) = &raw.invoke {

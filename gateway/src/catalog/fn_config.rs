@@ -44,7 +44,7 @@ pub struct RawFnConfig {
     pub response: Option<serde_json::Value>,
     pub schedule: Option<serde_json::Value>,
     pub assets: Option<serde_json::Value>,
-    pub edge: Option<serde_json::Value>,
+    pub edge: Option<crate::edge::RawEdge>,
     pub shared_deps: Option<serde_json::Value>,
     pub home: Option<serde_json::Value>,
     #[serde(rename = "force-url", alias = "force_url", alias = "forceUrl")]
@@ -74,6 +74,11 @@ pub struct FnPolicy {
     pub handler_name: Option<String>,
     /// `group`: the OpenAPI tag.
     pub group: Option<String>,
+    /// `edge`: where a `{"proxy": {...}}` answer may send the gateway (none: refused).
+    pub edge: Option<std::sync::Arc<crate::edge::EdgeConfig>>,
+    /// FastFN's `include_debug_headers` / `response.include_debug_headers`: answers carry
+    /// `X-Fn-Runtime`, `X-Fn-Function`, ... (`server/debug_headers.rs`).
+    pub debug_headers: bool,
 }
 
 const KNOWN_METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -205,6 +210,14 @@ pub fn validate(
             ));
         }
     }
+    let edge = match raw.edge.as_ref().map(crate::edge::config::compile) {
+        None => None,
+        Some(Ok(e)) => Some(std::sync::Arc::new(e)),
+        Some(Err(e)) => {
+            errors.extend(e);
+            None
+        }
+    };
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -219,6 +232,13 @@ pub fn validate(
         routes,
         handler_name,
         group: raw.group.clone(),
+        edge,
+        debug_headers: raw.include_debug_headers == Some(true)
+            || raw
+                .response
+                .as_ref()
+                .and_then(|r| r.get("include_debug_headers"))
+                == Some(&serde_json::Value::Bool(true)),
     })
 }
 

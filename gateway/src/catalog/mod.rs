@@ -10,6 +10,7 @@ pub mod fn_config;
 pub mod fn_env;
 pub mod fn_env_parse;
 pub mod runtime;
+pub mod shared_deps;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -75,6 +76,8 @@ pub struct FunctionDef {
     pub rate_limit: Option<RateLimiter>,
     pub env: FnEnv,
     pub code_hash: [u8; 32],
+    /// FastFN's `shared_deps`: the pack folders whose dependencies the workers also see.
+    pub shared_deps: Vec<PathBuf>,
 }
 
 impl FunctionDef {
@@ -132,7 +135,7 @@ impl Catalog {
         let assets = root_config(root, &mut errors, &mut warnings);
         let mut functions = Vec::with_capacity(found.len());
         for f in found {
-            match load_function(f, &mut warnings) {
+            match load_function(f, root, &mut warnings) {
                 Ok(def) => functions.push(def),
                 Err(mut e) => errors.append(&mut e),
             }
@@ -208,6 +211,7 @@ fn read_config(path: &Path, errors: &mut Vec<CatalogError>) -> Option<RawFnConfi
 
 fn load_function(
     f: discover::Found,
+    root: &Path,
     warnings: &mut Vec<CatalogError>,
 ) -> Result<FunctionDef, Vec<CatalogError>> {
     let mut errors = Vec::new();
@@ -264,6 +268,28 @@ fn load_function(
         .schedule
         .as_ref()
         .and_then(|v| compile_schedule(v, &cfg_path, &mut errors, warnings));
+    let shared_deps = match raw.shared_deps.as_ref() {
+        None => Vec::new(),
+        Some(v) => match shared_deps::resolve(v, root, f.runtime) {
+            Ok((packs, note)) => {
+                if let Some(note) = note {
+                    warnings.push(CatalogError::new(
+                        &cfg_path,
+                        Some("shared_deps".into()),
+                        note,
+                    ));
+                }
+                packs
+            }
+            Err(errs) => {
+                errors.extend(
+                    errs.into_iter()
+                        .map(|(field, msg)| CatalogError::new(&cfg_path, Some(field), msg)),
+                );
+                Vec::new()
+            }
+        },
+    };
     let code_hash = code_hash(&f.dir);
     match (policy, auth, rate_limit) {
         (Ok(policy), Ok(auth), Ok(rate_limit)) if errors.is_empty() => {
@@ -297,6 +323,7 @@ fn load_function(
                 rate_limit,
                 env,
                 code_hash,
+                shared_deps,
             })
         }
         _ => Err(errors),

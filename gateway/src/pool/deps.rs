@@ -85,6 +85,41 @@ pub async fn ensure(
     }
 }
 
+/// [`ensure`], then each `shared_deps` pack (its manifest installed the same way, its own
+/// `.deps` / `node_modules` folder if it ships one), searched after the function's own.
+pub async fn ensure_with_packs(
+    spec: &super::PoolSpec,
+    interpreter: &[String],
+) -> Result<DepsEnv, DepsError> {
+    let mut env = ensure(spec.runtime, &spec.dir, &spec.handler, interpreter).await?;
+    for pack in &spec.shared_deps {
+        let (installed, shipped, var) = match spec.runtime {
+            Runtime::Python => (python(pack, interpreter).await?, ".deps", "PYTHONPATH"),
+            Runtime::Node | Runtime::TypeScript => (node(pack).await?, "node_modules", "NODE_PATH"),
+            _ => continue,
+        };
+        for (k, v) in installed.vars {
+            append_path(&mut env, k, v);
+        }
+        let own = pack.join(shipped);
+        if own.is_dir() {
+            append_path(&mut env, var, own);
+        }
+    }
+    Ok(env)
+}
+
+/// Adds a search path after the ones already set for `var`.
+fn append_path(env: &mut DepsEnv, var: &'static str, path: PathBuf) {
+    match env.vars.iter_mut().find(|(k, _)| *k == var) {
+        Some((_, existing)) => {
+            let joined = format!("{}:{}", existing.display(), path.display());
+            *existing = PathBuf::from(joined);
+        }
+        None => env.vars.push((var, path)),
+    }
+}
+
 async fn python(dir: &Path, interpreter: &[String]) -> Result<DepsEnv, DepsError> {
     let manifest = dir.join("requirements.txt");
     if !manifest.is_file() {

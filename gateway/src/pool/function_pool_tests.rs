@@ -38,6 +38,7 @@ impl FakeWorker {
             status: StatusCode::from_u16(status).unwrap(),
             headers: HeaderMap::new(),
             body: Bytes::from_static(b"ok"),
+            proxy: None,
         }));
         true
     }
@@ -150,6 +151,7 @@ fn spec(min: usize, max: usize, timeout_ms: u64) -> Arc<PoolSpec> {
         timeout: Duration::from_millis(timeout_ms),
         code_hash: [0; 32],
         handler_name: None,
+        shared_deps: Vec::new(),
     })
 }
 

@@ -204,7 +204,7 @@ async fn start_version(shared: Arc<Shared>, pool: Arc<Pool>, spec: PoolSpec) {
         }
     };
     let interpreter = launcher.interpreter(spec.runtime).to_vec();
-    let deps = match deps::ensure(spec.runtime, &spec.dir, &spec.handler, &interpreter).await {
+    let deps = match deps::ensure_with_packs(&spec, &interpreter).await {
         Ok(d) => d,
         Err(e) => {
             if previous.is_some() {

@@ -117,6 +117,7 @@ pub enum FromWorker<'a> {
         id: u64,
         status: i64,
         headers: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+        proxy: Option<Box<serde_json::Value>>,
     },
     Err {
         id: u64,
@@ -142,6 +143,8 @@ struct RawFromWorker<'a> {
     kind: Option<Cow<'a, str>>,
     error: Option<String>,
     version: Option<u64>,
+    /// FastFN's `{"proxy": {...}}`: the handler asks the gateway to fetch an upstream.
+    proxy: Option<Box<serde_json::Value>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +164,7 @@ impl<'a> FromWorker<'a> {
                 id: raw.id.ok_or_else(missing)?,
                 status: raw.status.ok_or_else(missing)?,
                 headers: raw.headers,
+                proxy: raw.proxy,
             },
             "err" => FromWorker::Err {
                 id: raw.id.ok_or_else(missing)?,
@@ -208,6 +212,7 @@ pub fn response(
         status,
         headers: map,
         body,
+        proxy: None,
     })
 }
 
@@ -251,6 +256,7 @@ mod tests {
             id,
             status,
             headers,
+            ..
         } = parsed
         else {
             panic!("res")

@@ -35,6 +35,9 @@ pub struct PoolSpec {
     /// FastFN's `invoke.handler`: the callable the worker calls instead of its default
     /// lookup (sent in `init`).
     pub handler_name: Option<String>,
+    /// FastFN's `shared_deps` pack folders: installed like the function's own manifest,
+    /// importable after it.
+    pub shared_deps: Vec<PathBuf>,
 }
 
 /// Who the gateway let in, for `event.context.auth`.
@@ -70,6 +73,8 @@ pub struct WorkerResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// FastFN's `proxy` answer, for the gateway's `edge` fetch (`crate::edge`).
+    pub proxy: Option<Box<serde_json::Value>>,
 }
 
 #[derive(Debug, thiserror::Error)]

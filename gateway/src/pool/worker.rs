@@ -27,7 +27,7 @@ use super::machine::{RequestId, WorkerId};
 use super::output::{self, Masker};
 use super::protocol::{self, Cancel, FromWorker, Init, RequestHeader, PROTOCOL_VERSION};
 use super::seam::{BoxFuture, Channel, Events, Reply, Spawn, WorkerEvent};
-use super::{PoolError, PoolSpec, WorkerRequest};
+use super::{PoolError, PoolSpec, WorkerRequest, WorkerResponse};
 use crate::logging::Stream;
 
 /// How long a worker may take from spawn to `ready` (imports included).
@@ -514,10 +514,12 @@ async fn read_loop(worker: &Worker, reader: &mut BufReader<OwnedReadHalf>) -> Ex
                 id,
                 status,
                 headers,
+                proxy,
             }) => worker.deliver(
                 id,
                 Some(
                     protocol::response(status, headers, body)
+                        .map(|r| WorkerResponse { proxy, ..r })
                         .map_err(|detail| PoolError::BadResponse { detail }),
                 ),
             ),

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod async_admin;
 pub mod body;
 pub mod conn;
+pub mod debug_headers;
 pub mod front;
 pub mod front_check;
 pub mod h1;

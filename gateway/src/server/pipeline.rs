@@ -518,6 +518,7 @@ async fn finish(
         return Ok((accepted, subject));
     }
     let call_id = (view.mode == Mode::Sync).then(|| of_headers::call_id(&parts.headers, rid));
+    let method = parts.method.clone();
     let answer = f
         .pool
         .dispatch(worker_request(
@@ -530,7 +531,14 @@ async fn finish(
             peer,
         ))
         .await?;
+    let policy = &f.def.policy;
+    let answer = crate::edge::answer(policy.edge.as_deref(), answer, &method, policy.timeout)
+        .await
+        .inspect_err(|e| tracing::warn!(function = %f.def.name, error = %e, "edge proxy failed"))?;
     let mut resp = into_response(answer, rid);
+    if f.def.policy.debug_headers {
+        super::debug_headers::stamp(resp.headers_mut(), f, rid, started.0.elapsed());
+    }
     if let Some(call_id) = call_id {
         of_headers::stamp(resp.headers_mut(), call_id, started.1, started.0.elapsed());
     }

@@ -41,6 +41,7 @@ fn spec(handler: &Path, runtime: Runtime, n: u8) -> PoolSpec {
         timeout: Duration::from_secs(30),
         code_hash,
         handler_name: None,
+        shared_deps: Vec::new(),
     }
 }
 
