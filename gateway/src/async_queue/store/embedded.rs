@@ -16,7 +16,7 @@ use std::sync::Arc;
 use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
 use tokio::sync::oneshot;
 
-use super::{now_ms, record, Claimed, Settle, StoreError};
+use super::{now_ms, Claimed, Settle, StoreError};
 use crate::async_queue::call::{Call, Record};
 use crate::async_queue::machine::{CallState, Progress};
 
@@ -161,16 +161,18 @@ fn recover(db: &Database, seq: &mut u64) -> Result<u64, StoreError> {
         let mut cut_short = Vec::new();
         for entry in calls.iter()? {
             let (k, v) = entry?;
-            if let Some(rec) = Record::decode(v.value()) {
-                if rec.progress.state == CallState::Running {
-                    cut_short.push((k.value().to_owned(), rec));
+            if let Some(mut p) = Record::progress_of(v.value()) {
+                if p.state == CallState::Running {
+                    p.state = CallState::Queued;
+                    if let Some(rec) = Record::with_progress(v.value(), p) {
+                        cut_short.push((k.value().to_owned(), rec));
+                    }
                 }
             }
         }
         let now = now_ms();
-        for (id, mut rec) in cut_short {
-            rec.progress.state = CallState::Queued;
-            calls.insert(id.as_str(), rec.encode().as_slice())?;
+        for (id, rec) in cut_short {
+            calls.insert(id.as_str(), rec.as_slice())?;
             *seq += 1;
             ready.insert((now, *seq), id.as_str())?;
         }
@@ -254,14 +256,20 @@ fn apply(
             for op in ops.by_ref() {
                 match op {
                     Op::Enqueue(call, tx) => {
-                        if calls.get(call.id.as_str())?.is_some() {
+                        let id = call.id.as_str();
+                        let rec = Record::queued(&call);
+                        // One lookup: the insert hands back what it replaced, put back
+                        // in the rare case of a duplicate id.
+                        let old = calls
+                            .insert(id, rec.as_slice())?
+                            .map(|v| v.value().to_vec());
+                        if let Some(old) = old {
+                            calls.insert(id, old.as_slice())?;
                             answers.push(Answer::Unit(tx, Err(StoreError::Duplicate)));
                             continue;
                         }
-                        let id = call.id.clone();
-                        calls.insert(id.as_str(), record(*call).encode().as_slice())?;
                         *seq += 1;
-                        ready.insert((now, *seq), id.as_str())?;
+                        ready.insert((now, *seq), id)?;
                         *delta += 1;
                         changed = true;
                         enqueued = true;
@@ -277,67 +285,67 @@ fn apply(
                         for (key, id) in due {
                             ready.remove(key)?;
                             changed = true;
-                            let Some(rec) = calls
-                                .get(id.as_str())?
-                                .and_then(|v| Record::decode(v.value()))
-                            else {
+                            let Some((rec, running)) = calls.get(id.as_str())?.and_then(|v| {
+                                let rec = Record::decode(v.value())?;
+                                let p = rec.progress.start();
+                                Some((rec, Record::with_progress(v.value(), p)?))
+                            }) else {
                                 continue;
                             };
                             let Some(call) = rec.call else { continue };
-                            let progress = rec.progress.start();
-                            let running = Record {
-                                call: Some(call),
-                                progress,
-                            };
-                            calls.insert(id.as_str(), running.encode().as_slice())?;
+                            calls.insert(id.as_str(), running.as_slice())?;
                             out.push(Claimed {
-                                call: running.call.expect("just set"),
-                                progress,
+                                call,
+                                progress: rec.progress.start(),
                                 entry: None,
                             });
                         }
                         answers.push(Answer::Claimed(tx, out));
                     }
                     Op::Settle(id, progress, how, tx) => {
-                        let rec = calls
-                            .get(id.as_str())?
-                            .and_then(|v| Record::decode(v.value()));
-                        let Some(mut rec) = rec else {
+                        let rec = match how {
+                            // The request is dropped: nothing of the old record is read.
+                            Settle::Done if calls.get(id.as_str())?.is_some() => {
+                                Some(Record::finished(progress))
+                            }
+                            Settle::Done => None,
+                            _ => calls
+                                .get(id.as_str())?
+                                .and_then(|v| Record::with_progress(v.value(), progress)),
+                        };
+                        let Some(rec) = rec else {
                             answers.push(Answer::Unit(tx, Ok(())));
                             continue;
                         };
-                        rec.progress = progress;
                         match how {
                             Settle::RetryAt(at) => {
                                 *seq += 1;
                                 ready.insert((at, *seq), id.as_str())?;
                             }
                             Settle::Done => {
-                                rec.call = None;
                                 *delta -= 1;
                                 *seq += 1;
                                 done.insert((now, *seq), id.as_str())?;
                             }
                             Settle::Dead => *delta -= 1,
                         }
-                        calls.insert(id.as_str(), rec.encode().as_slice())?;
+                        calls.insert(id.as_str(), rec.as_slice())?;
                         changed = true;
                         answers.push(Answer::Unit(tx, Ok(())));
                     }
                     Op::Get(id, tx) => {
                         let p = calls
                             .get(id.as_str())?
-                            .and_then(|v| Record::decode(v.value()))
-                            .map(|r| r.progress);
+                            .and_then(|v| Record::progress_of(v.value()));
                         answers.push(Answer::Got(tx, p));
                     }
                     Op::List(state, limit, tx) => {
                         let mut out = Vec::new();
                         for entry in calls.iter()? {
                             let (k, v) = entry?;
-                            if let Some(r) = Record::decode(v.value()) {
-                                if r.progress.state == state {
-                                    out.push((k.value().to_owned(), r.progress));
+                            if let Some(p) = Record::progress_of(v.value()) {
+                                if p.state == state {
+                                    out.push((k.value().to_owned(), p));
                                     if out.len() >= limit {
                                         break;
                                     }
