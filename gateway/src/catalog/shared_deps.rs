@@ -11,13 +11,16 @@ use super::runtime::Runtime;
 
 const MAX_PACKS: usize = 32;
 
+/// The resolved pack folders, and a note when the key has no effect for the runtime.
+pub type Resolved = (Vec<PathBuf>, Option<String>);
+
 /// The pack folders `shared_deps` names, in order; `(field, message)` on failure. `Ok`
 /// with a note when the runtime has no packs in FastFN (the key then has no effect).
 pub fn resolve(
     raw: &Value,
     root: &Path,
     runtime: Runtime,
-) -> Result<(Vec<PathBuf>, Option<String>), Vec<(String, String)>> {
+) -> Result<Resolved, Vec<(String, String)>> {
     let names: Vec<&str> = match raw {
         Value::Null => return Ok((Vec::new(), None)),
         Value::String(s) => vec![s.as_str()],
