@@ -1,9 +1,12 @@
 //! Serves one accepted connection: on the public listener first through the HTTP/1 front
 //! (`front.rs`), then — from the first request the front hands over, or from the start on
 //! the admin listener — with hyper's auto builder (HTTP/1.1, h2, h2c prior knowledge).
+//! The handler gets the front's decision with the first request it handed over, and
+//! `None` for every other request.
 //! The connection ends gracefully on gateway shutdown or when idle; the `_drain` sender it
 //! holds lets shutdown wait for every connection to finish.
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::poll_fn;
 use std::future::Future;
@@ -23,6 +26,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::front::{Front, FrontCtx, Outcome};
 use super::idle::{self, Activity};
+use super::pipeline::Decided;
 use crate::respond::Body;
 
 /// Limits that apply to every connection of a listener.
@@ -60,26 +64,31 @@ pub async fn serve<I, H, Fut>(
     _drain: mpsc::Sender<()>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, Option<Box<Decided>>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     let activity = Activity::new();
     let svc_activity = activity.clone();
-    let mut svc = Some(service_fn(move |req| {
-        let in_flight = svc_activity.begin();
-        let fut = handler(req);
-        async move {
-            let resp = fut.await;
-            drop(in_flight);
-            Ok::<_, Infallible>(resp)
-        }
-    }));
+    // Built when hyper takes the connection, with the decision for its first request.
+    let service = move |decided: Option<Box<Decided>>| {
+        let first = Cell::new(decided);
+        service_fn(move |req| {
+            let in_flight = svc_activity.begin();
+            let fut = handler(req, first.take());
+            async move {
+                let resp = fut.await;
+                drop(in_flight);
+                Ok::<_, Infallible>(resp)
+            }
+        })
+    };
+    let mut service = Some(service);
     let io = idle::Tracked::new(io, activity.clone());
     let mut conn = pin!(None);
     let mut front = match front {
         Some(ctx) => Some(Front::new(io, ctx, activity.clone())),
         None => {
-            let svc = svc.take().expect("service present");
+            let svc = service.take().expect("service present")(None);
             conn.set(Some(builder.serve_connection(TokioIo::new(io), svc)));
             None
         }
@@ -112,9 +121,9 @@ pub async fn serve<I, H, Fut>(
             match Pin::new(f).poll(cx) {
                 Poll::Pending => {}
                 Poll::Ready(Outcome::Closed) => return Poll::Ready(()),
-                Poll::Ready(Outcome::Handover(io, rest)) => {
+                Poll::Ready(Outcome::Handover(io, rest, decided)) => {
                     front = None;
-                    let svc = svc.take().expect("the front hands over once");
+                    let svc = service.take().expect("the front hands over once")(decided);
                     conn.set(Some(
                         builder.serve_connection(TokioIo::new(io.rewound(rest)), svc),
                     ));

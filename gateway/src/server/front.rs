@@ -9,7 +9,8 @@
 //! an upgrade, h2, anything unusual or malformed — is handed to hyper together with
 //! every byte already read, and hyper serves the rest of the connection. The handover
 //! happens at most once and only between requests, after the front's answers are flushed,
-//! so the client sees one ordered stream of responses.
+//! so the client sees one ordered stream of responses. A request the front admitted goes
+//! with its [`Decided`]: hyper's service serves it from that decision, never a second one.
 //!
 //! Between requests a connection holds no input buffer: reads land in a per-thread scratch
 //! buffer, and only the bytes of a head still arriving are kept. The output buffer keeps
@@ -35,7 +36,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::h1;
 use super::idle::Activity;
-use super::pipeline::{self, Decision, Final, Head, State};
+use super::pipeline::{self, Decided, Decision, Head, State};
 use crate::auth::headers::Headers;
 use crate::request_id;
 
@@ -63,14 +64,15 @@ pub struct FrontCtx {
 
 pub enum Outcome<I> {
     Closed,
-    /// hyper serves the rest, starting with these bytes.
-    Handover(I, Bytes),
+    /// hyper serves the rest, starting with these bytes; the first request comes with the
+    /// front's decision when the front admitted it.
+    Handover(I, Bytes, Option<Box<Decided>>),
 }
 
 enum Then {
     Read,
     Close,
-    Handover(Bytes),
+    Handover(Bytes, Option<Box<Decided>>),
 }
 
 pub struct Front<I> {
@@ -138,9 +140,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Future for Front<I> {
             match std::mem::replace(&mut this.then, Then::Read) {
                 Then::Read => {}
                 Then::Close => this.closing = true,
-                Then::Handover(rest) => {
+                Then::Handover(rest, decided) => {
                     let io = this.io.take().expect("io present until the front finishes");
-                    return Poll::Ready(Outcome::Handover(io, rest));
+                    return Poll::Ready(Outcome::Handover(io, rest, decided));
                 }
             }
             if this.closing {
@@ -238,13 +240,13 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
                 Ok(httparse::Status::Complete(len)) => len,
                 Ok(httparse::Status::Partial) if bytes.len() - pos < MAX_HEAD => return pos,
                 // Too long, too many fields, or malformed: hyper answers.
-                _ => return self.hand_over(&bytes[pos..]),
+                _ => return self.hand_over(&bytes[pos..], None),
             };
             let Some(plain) = h1::screen(&req) else {
-                return self.hand_over(&bytes[pos..]);
+                return self.hand_over(&bytes[pos..], None);
             };
-            if !self.respond(&plain, Headers::Raw(req.headers), start) {
-                return self.hand_over(&bytes[pos..]);
+            if let Err(decided) = self.respond(&plain, Headers::Raw(req.headers), start) {
+                return self.hand_over(&bytes[pos..], decided);
             }
             pos += len;
             if plain.close {
@@ -255,15 +257,20 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
         pos
     }
 
-    fn hand_over(&mut self, rest: &[u8]) -> usize {
+    fn hand_over(&mut self, rest: &[u8], decided: Option<Box<Decided>>) -> usize {
         self.ctx.state.front.handover.increment(1);
-        self.then = Then::Handover(Bytes::copy_from_slice(rest));
+        self.then = Then::Handover(Bytes::copy_from_slice(rest), decided);
         rest.len()
     }
 
-    /// Decides the request and writes the answer; `false` when it is admitted (hyper and
-    /// then a worker serve it).
-    fn respond(&mut self, plain: &h1::Plain<'_>, headers: Headers<'_>, start: Instant) -> bool {
+    /// Decides the request and writes the answer; `Err` when hyper serves it, with the
+    /// decision when the front admitted it (then a worker serves it).
+    fn respond(
+        &mut self,
+        plain: &h1::Plain<'_>,
+        headers: Headers<'_>,
+        start: Instant,
+    ) -> Result<(), Option<Box<Decided>>> {
         let state = &*self.ctx.state;
         let snap = state.store.load();
         let fresh;
@@ -282,23 +289,24 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
             // Connections with a client certificate are served by hyper alone.
             client: None,
             openfaas: state.openfaas,
+            shared_limits: state.cluster.is_some(),
         };
-        // Not final: an admitted request is decided again by hyper's service, which also
-        // spends its rate-limit token.
-        let decision = pipeline::decide(&snap, &head, self.ctx.peer, rid, Final::BeforeLimit);
-        let (answer, now) = match decision {
+        let (answer, now) = match pipeline::decide(&snap, &head, self.ctx.peer, rid) {
             Decision::Endpoint(answer) => (answer, Instant::now()),
             Decision::Refused(answer, func) => {
                 let now =
                     pipeline::record(state, func, &plain.method, answer.status, start, rid, None);
                 (answer, now)
             }
-            Decision::Admitted(_) | Decision::Asset(_) | Decision::Oidc(_) => return false,
+            Decision::Admitted(a) => return Err(Some(Decided::admitted(a, &snap, rid, start))),
+            Decision::Asset(file) => return Err(Some(Decided::asset(file, &snap, rid, start))),
+            // The callback and logout post to the provider: hyper's path decides them.
+            Decision::Oidc(_) => return Err(None),
         };
         let head_only = plain.method == Method::HEAD;
         h1::write_answer(&mut self.out, &answer, rid, head_only, plain.close, now);
         state.front.answered.increment(1);
         self.activity.answered_at(now);
-        true
+        Ok(())
     }
 }

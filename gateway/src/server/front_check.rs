@@ -90,7 +90,7 @@ fn run(state: &Arc<State>, input: &[u8], read_step: usize, write_step: usize) ->
     // Always-ready IO never leaves the front waiting: one poll runs it to the end.
     let (written, handover) = match Pin::new(&mut front).poll(&mut cx) {
         Poll::Ready(Outcome::Closed) => (front.into_io().written, None),
-        Poll::Ready(Outcome::Handover(io, rest)) => {
+        Poll::Ready(Outcome::Handover(io, rest, _)) => {
             let mut rest = rest.to_vec();
             rest.extend_from_slice(&io.input[io.pos..]);
             (io.written, Some(rest))

@@ -92,7 +92,7 @@ pub async fn run(
 
     let admin_task = {
         let st = admin_state.clone();
-        let handler = move |req: http::Request<hyper::body::Incoming>| {
+        let handler = move |req: http::Request<hyper::body::Incoming>, _| {
             let st = st.clone();
             async move { admin::serve(&st, req).await }
         };
@@ -164,7 +164,9 @@ pub async fn run(
         };
         let factory = move |peer: SocketAddr| {
             let st = state.clone();
-            move |req: http::Request<hyper::body::Incoming>| pipeline::handle(&st, req, peer.ip())
+            move |req: http::Request<hyper::body::Incoming>, decided| {
+                pipeline::handle(&st, req, peer.ip(), decided)
+            }
         };
         tokio::spawn(acceptor.run(factory, shutdown_rx.clone(), drain_tx.clone()))
     };
@@ -244,7 +246,11 @@ impl Acceptor {
         drain: mpsc::Sender<()>,
     ) where
         F: Fn(SocketAddr) -> H,
-        H: Fn(http::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        H: Fn(http::Request<hyper::body::Incoming>, Option<Box<pipeline::Decided>>) -> Fut
+            + Clone
+            + Send
+            + Sync
+            + 'static,
         Fut: std::future::Future<Output = http::Response<crate::respond::Body>> + Send + 'static,
     {
         let builder = Arc::new(conn::builder());
@@ -303,7 +309,11 @@ async fn serve_stream<H, Fut>(
     shutdown: watch::Receiver<bool>,
     drain: mpsc::Sender<()>,
 ) where
-    H: Fn(http::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    H: Fn(http::Request<hyper::body::Incoming>, Option<Box<pipeline::Decided>>) -> Fut
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     Fut: std::future::Future<Output = http::Response<crate::respond::Body>> + Send + 'static,
 {
     match tls {
@@ -326,10 +336,11 @@ async fn serve_stream<H, Fut>(
                         // mTLS: every request of the connection carries the verified
                         // certificate's names; hyper serves it all (the front never sees it).
                         Some(cert) => {
-                            let with_cert = move |mut req: http::Request<hyper::body::Incoming>| {
-                                req.extensions_mut().insert(cert.clone());
-                                handler(req)
-                            };
+                            let with_cert =
+                                move |mut req: http::Request<hyper::body::Incoming>, decided| {
+                                    req.extensions_mut().insert(cert.clone());
+                                    handler(req, decided)
+                                };
                             conn::serve(
                                 tls_stream, builder, with_cert, limits, None, shutdown, drain,
                             )

@@ -89,6 +89,9 @@ pub struct Head<'a> {
     pub client: Option<&'a ClientCert>,
     /// `[openfaas] enabled`.
     pub openfaas: bool,
+    /// `[cluster] store` set: the rate limit is an await on the store, so `decide` leaves
+    /// it to the admitted request's future.
+    pub shared_limits: bool,
 }
 
 /// What the gateway decided before reading a body or touching a worker. Returned by value
@@ -118,24 +121,48 @@ pub struct Admission {
     now_unix: u64,
 }
 
-/// Whether the decision is the last word on the request. The HTTP/1 front hands admitted
-/// requests to hyper, which decides again: it must not spend a rate-limit token the
-/// second decision would spend too.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Final {
-    Yes,
-    /// Stop at "authenticated"; the rate limit is left to the final decision.
-    BeforeLimit,
+/// What the HTTP/1 front decided for the request it hands to hyper. hyper's service serves
+/// that request from it instead of deciding again, so route, request id, auth and the rate
+/// limit are each applied once, on the snapshot the front decided on.
+pub struct Decided {
+    snap: Arc<Snapshot>,
+    rid: HeaderValue,
+    /// When the front started on the request (its latency counts from there).
+    start: Instant,
+    what: Admit,
+}
+
+enum Admit {
+    Function(Admission),
+    Asset(Arc<Asset>),
+}
+
+impl Decided {
+    /// A request the front admitted for a function.
+    pub fn admitted(a: Admission, snap: &Arc<Snapshot>, rid: &[u8], start: Instant) -> Box<Self> {
+        Decided::new(Admit::Function(a), snap, rid, start)
+    }
+
+    /// A file of the `assets` folder the front found for the request.
+    pub fn asset(file: &Arc<Asset>, snap: &Arc<Snapshot>, rid: &[u8], start: Instant) -> Box<Self> {
+        Decided::new(Admit::Asset(file.clone()), snap, rid, start)
+    }
+
+    fn new(what: Admit, snap: &Arc<Snapshot>, rid: &[u8], start: Instant) -> Box<Self> {
+        // The front only passes a well-formed caller id or a generated one.
+        let rid = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(rid))
+            .unwrap_or_else(|_| request_id::new_id());
+        Box::new(Decided {
+            snap: snap.clone(),
+            rid,
+            start,
+            what,
+        })
+    }
 }
 
 /// Route → method → auth → rate limit, everything that needs no IO.
-pub fn decide<'s>(
-    snap: &'s Snapshot,
-    head: &Head<'_>,
-    peer: IpAddr,
-    rid: &[u8],
-    stage: Final,
-) -> Decision<'s> {
+pub fn decide<'s>(snap: &'s Snapshot, head: &Head<'_>, peer: IpAddr, rid: &[u8]) -> Decision<'s> {
     if let Some(route) = oidc_routes::Route::of(head.path) {
         return Decision::Oidc(route);
     }
@@ -217,7 +244,7 @@ pub fn decide<'s>(
         }
         Err(e) => return refuse(&e),
     };
-    if stage == Final::Yes {
+    if !head.shared_limits {
         if let Err(e) = check_limit(f, peer, &identity.identity) {
             return refuse(&e);
         }
@@ -230,9 +257,26 @@ pub fn decide<'s>(
     })
 }
 
-/// hyper's service: the decision, then (for an admitted request) a boxed future for the
-/// body read and the worker.
-pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handled {
+/// hyper's service: the decision (or the one the HTTP/1 front made for this request), then
+/// (for an admitted request) a boxed future for the body read and the worker.
+pub fn handle(
+    state: &Arc<State>,
+    req: Request<Incoming>,
+    peer: IpAddr,
+    decided: Option<Box<Decided>>,
+) -> Handled {
+    if let Some(d) = decided {
+        let Decided {
+            snap,
+            rid,
+            start,
+            what,
+        } = *d;
+        return match what {
+            Admit::Function(admission) => admitted(state, req, peer, (snap, admission), rid, start),
+            Admit::Asset(file) => Handled::Ready(Some(file.response(req.headers(), &rid))),
+        };
+    }
     let start = Instant::now();
     let rid = request_id::for_request(req.headers());
     // A guard (no reference-count traffic) while the answer is decided synchronously;
@@ -245,15 +289,9 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
         headers: Headers::Map(req.headers()),
         client: client_cert(&req),
         openfaas: state.openfaas,
+        shared_limits: state.cluster.is_some(),
     };
-    // With a cluster store the rate limit is an await, so it moves into the boxed future
-    // below (the HTTP/1 front already leaves limits to this path).
-    let stage = if state.cluster.is_some() {
-        Final::BeforeLimit
-    } else {
-        Final::Yes
-    };
-    let admission = match decide(&snap, &head, peer, rid.as_bytes(), stage) {
+    let admission = match decide(&snap, &head, peer, rid.as_bytes()) {
         Decision::Endpoint(answer) => return Handled::Ready(Some(answer.into_response(&rid))),
         Decision::Asset(file) => return Handled::Ready(Some(file.response(req.headers(), &rid))),
         Decision::Oidc(route) => {
@@ -277,6 +315,19 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
         }
         Decision::Admitted(admission) => admission,
     };
+    let snap = arc_swap::Guard::into_inner(snap);
+    admitted(state, req, peer, (snap, admission), rid, start)
+}
+
+/// The boxed future of an admitted request: body, worker, then its metrics and access line.
+fn admitted(
+    state: &Arc<State>,
+    req: Request<Incoming>,
+    peer: IpAddr,
+    (snap, admission): (Arc<Snapshot>, Admission),
+    rid: HeaderValue,
+    start: Instant,
+) -> Handled {
     // With a cluster store, what the node already knows of the shared bucket (a leased
     // token, a refusal in force) is decided here too, without the boxed future.
     let f = &snap.functions[admission.route.index];
@@ -299,7 +350,6 @@ pub fn handle(state: &Arc<State>, req: Request<Incoming>, peer: IpAddr) -> Handl
     };
     let method = req.method().clone();
     let state = state.clone();
-    let snap = arc_swap::Guard::into_inner(snap);
     Handled::Boxed(Box::pin(async move {
         let f = &snap.functions[admission.route.index];
         let (resp, subject) = match finish(f, &state, req, admission, peer, &rid, limited).await {
