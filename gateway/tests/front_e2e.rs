@@ -384,3 +384,69 @@ fn front_and_hyper_answer_alike() {
     assert_eq!(hyper_only.metric(answered).unwrap_or(0.0), 0.0);
     assert!(env.calls().is_empty());
 }
+
+/// The front's decision is the only one: an admitted request spends one rate-limit token
+/// (hyper does not decide it again), the refusal that follows is the front's own answer and
+/// the same bytes as hyper's, and the access line names the request id the client sees.
+#[test]
+fn an_admitted_request_is_decided_once() {
+    let calls_dir = tempdir();
+    let calls = calls_dir.path().join("calls.log");
+    let dir = tempdir();
+    let config = json!({"auth": {"type": "api_key", "secret": "API_KEY"},
+                        "rate_limit": {"per_second": 0.001, "burst": 2}})
+    .to_string();
+    let env = json!({"CALLS": calls.to_str().unwrap(),
+                     "API_KEY": {"value": KEY, "is_secret": true}})
+    .to_string();
+    write_tree(
+        dir.path(),
+        &[
+            ("limited/fn.config.json", &config),
+            ("limited/fn.env.json", &env),
+            ("limited/handler.py", RECORDING),
+        ],
+    );
+    let start = |fast_path: bool| {
+        let toml = calls_dir.path().join(format!("edgefn-{fast_path}.toml"));
+        std::fs::write(
+            &toml,
+            format!("[server]\nhttp1_fast_path = {fast_path}\n[log]\naccess = true\n"),
+        )
+        .unwrap();
+        Gateway::start_with_config(&toml, dir.path())
+    };
+    let (front, hyper_only) = (start(true), start(false));
+    let key = format!("x-api-key: {KEY}\r\n");
+    let ask = |gw: &Gateway, rid: &str| {
+        let mut c = Conn::open(gw);
+        c.send(get("/limited", &format!("{key}x-request-id: {rid}\r\n")).as_bytes());
+        let mut a = c.answer(false);
+        a.headers.sort();
+        a
+    };
+    for gw in [&front, &hyper_only] {
+        for rid in ["once-1", "once-2"] {
+            assert_eq!(ask(gw, rid).status, 200, "{rid}: one token per request");
+        }
+    }
+    let (a, b) = (ask(&front, "once-3"), ask(&hyper_only, "once-3"));
+    assert_eq!(a.status, 429, "the third request finds the bucket empty");
+    assert_eq!(a, b, "the front's 429 is hyper's, byte for byte");
+    let limited = r#"edgefn_rate_limited_total{function="limited",layer="function"}"#;
+    assert_eq!(front.metric(limited), Some(1.0));
+    assert_eq!(hyper_only.metric(limited), Some(1.0));
+    assert_eq!(
+        front.metric(r#"edgefn_http1_front_total{outcome="handover"}"#),
+        Some(2.0)
+    );
+    assert_eq!(
+        front.metric(r#"edgefn_http1_front_total{outcome="answered"}"#),
+        Some(1.0)
+    );
+    assert!(
+        front.wait_log("once-2", Duration::from_secs(10)),
+        "the access line of a handed-over request carries its id: {}",
+        front.logs()
+    );
+}
