@@ -9,6 +9,10 @@
 //! handler into the cache: neither is timed) → each fresh start is a new function of the
 //! same handler, timed from `PoolRegistry::ensure` until its first worker is ready, then
 //! retired → the warm pool answers `requests` requests in a closed loop.
+//!
+//! Beside each fresh start's wall time it reports the CPU time the new worker process
+//! spent until it was ready (`/proc/<pid>/schedstat`, nanoseconds): on a shared machine
+//! wall times swing with the load, the child's own CPU time much less.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -64,6 +68,31 @@ fn request(i: u64) -> WorkerRequest {
     }
 }
 
+/// This process's children (the workers) by pid.
+fn children() -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // After the `(comm)` field: state, then ppid.
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            rest.split_whitespace().nth(1) == Some(me.to_string().as_str())
+        })
+        .collect()
+}
+
+/// CPU time on record for `pids` (the first field of schedstat).
+fn cpu_of(pids: &[u32]) -> Duration {
+    pids.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map(Duration::from_nanos)
+        .sum()
+}
+
 /// Waits until `pool` has a serving version. The watcher is an OS thread sleeping
 /// between looks, so the wait costs the pinned core almost nothing and the tokio
 /// runtime stays free to run the start.
@@ -99,9 +128,10 @@ async fn answers(pool: &Pool, what: &str) {
     }
 }
 
-fn pct(sorted: &[Duration], p: f64) -> f64 {
+/// `None` when nothing was measured (`requests` 0: only the fresh starts).
+fn pct(sorted: &[Duration], p: f64) -> Option<f64> {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1e6
+    sorted.get(i).map(|d| d.as_secs_f64() * 1e6)
 }
 
 fn fail(msg: String) -> ! {
@@ -129,14 +159,21 @@ async fn main() {
     let first = first.unwrap_or_else(|e| fail(format!("first start: {e}")));
     answers(&pool, "the first start").await;
     let mut ready_ms = Vec::new();
+    let mut cpu_ms = Vec::new();
     for i in 1..=fresh {
+        let before = children();
         let p = registry.ensure(spec(&handler, runtime, i));
         let took = ready(&p, FRESH_START).await;
         ready_ms.push(took.unwrap_or_else(|e| fail(format!("fresh start {i}: {e}"))));
+        let fresh_pids: Vec<u32> = children()
+            .into_iter()
+            .filter(|c| !before.contains(c))
+            .collect();
+        cpu_ms.push(cpu_of(&fresh_pids));
         answers(&p, &format!("fresh start {i}")).await;
         registry.retire_except(std::slice::from_ref(&pool)).await;
     }
-    for i in 0..1000 {
+    for i in 0..n.min(1000) {
         if let Err(e) = pool.dispatch(request(i)).await {
             fail(format!("warm-up request: {e}"));
         }
@@ -156,6 +193,7 @@ async fn main() {
     let total = start.elapsed();
     lat.sort();
     ready_ms.sort();
+    cpu_ms.sort();
     let ms = |d: Option<&Duration>| d.map(|d| d.as_secs_f64() * 1e3);
     let out = serde_json::json!({
         "handler": handler,
@@ -170,6 +208,7 @@ async fn main() {
         "ready_ms_p50": ms(ready_ms.get(ready_ms.len() / 2)),
         "ready_ms_min": ms(ready_ms.first()),
         "ready_ms_max": ms(ready_ms.last()),
+        "ready_cpu_ms_p50": ms(cpu_ms.get(cpu_ms.len() / 2)),
     });
     println!("{out}");
     registry.shutdown().await;
