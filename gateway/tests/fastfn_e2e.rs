@@ -833,3 +833,78 @@ fn shared_deps_packs_are_importable_and_missing_ones_named() {
         "{err}"
     );
 }
+
+/// FastFN's `FN_RUNTIMES`: a tree that implements each route once per runtime (as FastFN's
+/// `rest-api-methods` does) loads when one runtime is enabled and is served by it; the
+/// skipped handlers are counted in a warning; without the variable the clash stays an error;
+/// an unknown runtime name is an error naming it.
+#[test]
+fn fn_runtimes_selects_the_runtime_of_a_per_runtime_tree() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("products/get.py", &py("py-list")),
+            ("products/get.js", &js("js-list")),
+            ("products/[id]/get.py", &py("py-one")),
+            ("products/[id]/get.js", &js("js-one")),
+            ("products/[id]/delete.py", &py("py-delete")),
+            ("products/[id]/delete.js", &js("js-delete")),
+        ],
+    );
+    let check_with = |value: Option<&str>| {
+        let mut cmd = Command::new(support::BIN);
+        cmd.args(["check", "--functions", dir.path().to_str().unwrap()]);
+        match value {
+            Some(v) => cmd.env("FN_RUNTIMES", v),
+            None => cmd.env_remove("FN_RUNTIMES"),
+        };
+        cmd.output().unwrap()
+    };
+    let all = check_with(None);
+    assert_eq!(
+        all.status.code(),
+        Some(1),
+        "every runtime on: the routes clash"
+    );
+    let typo = check_with(Some("pyton"));
+    assert_eq!(typo.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&typo.stderr).contains("`pyton`"),
+        "{}",
+        String::from_utf8_lossy(&typo.stderr)
+    );
+    let node = check_with(Some("node"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&node.stdout),
+        String::from_utf8_lossy(&node.stderr)
+    );
+    assert_eq!(node.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("FN_RUNTIMES") && text.contains("python 3"),
+        "{text}"
+    );
+
+    let functions = dir.path().to_str().unwrap();
+    let gw = Gateway::start_args(&["--functions", functions], &[("FN_RUNTIMES", "python")]);
+    let (status, body) = get(&gw, "/products");
+    assert_eq!(
+        (status, body["fn"].as_str()),
+        (200, Some("py-list")),
+        "{body}"
+    );
+    let (status, body) = get(&gw, "/products/42");
+    assert_eq!(
+        (status, body["fn"].as_str()),
+        (200, Some("py-one")),
+        "{body}"
+    );
+    assert_eq!(body["params"]["id"], "42", "{body}");
+    let (status, body) = call(&gw, reqwest::Method::DELETE, "/products/42");
+    assert_eq!(
+        (status, body["fn"].as_str()),
+        (200, Some("py-delete")),
+        "{body}"
+    );
+}

@@ -4,6 +4,7 @@
 
 mod conflicts;
 pub mod discover;
+mod enabled_runtimes;
 pub mod fastfn_keys;
 pub mod file_route;
 pub mod fn_config;
@@ -131,7 +132,8 @@ pub struct Catalog {
 impl Catalog {
     /// Loads the whole tree; any error anywhere fails the load with all errors listed.
     pub fn load(root: &Path) -> Result<Catalog, Vec<CatalogError>> {
-        let (found, mut errors, mut warnings) = discover::discover(root);
+        let (mut found, mut errors, mut warnings) = discover::discover(root);
+        enabled_runtimes::apply(&mut found, root, &mut errors, &mut warnings);
         let assets = root_config(root, &mut errors, &mut warnings);
         let mut functions = Vec::with_capacity(found.len());
         for f in found {
