@@ -35,7 +35,9 @@ struct Shared {
 
 struct State {
     buf: Vec<u8>,
-    /// Batches handed to the writer so far; `flush` waits for it to move.
+    /// Batches the writer has taken out of `buf`, and of those, written: `flush` waits
+    /// until the batch holding what is in `buf` now (or the one being written) is written.
+    taken: u64,
     batches: u64,
     flush_asked: bool,
 }
@@ -53,6 +55,7 @@ impl LogSink {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 buf: Vec::with_capacity(capacity),
+                taken: 0,
                 batches: 0,
                 flush_asked: false,
             }),
@@ -95,8 +98,7 @@ impl LogSink {
     /// hold up shutdown forever).
     pub fn flush(&self, limit: Duration) {
         let mut st = lock(&self.shared.state);
-        // One more batch than now covers a batch the writer may be writing already.
-        let target = st.batches + 1;
+        let target = st.taken + u64::from(!st.buf.is_empty());
         st.flush_asked = true;
         self.shared.wake.notify_one();
         let deadline = std::time::Instant::now() + limit;
@@ -132,6 +134,7 @@ fn write_loop<W: Write>(shared: &Shared, mut out: W, capacity: usize) {
             };
         }
         std::mem::swap(&mut st.buf, &mut spare);
+        st.taken += 1;
         st.flush_asked = false;
         drop(st);
         if !spare.is_empty() {
