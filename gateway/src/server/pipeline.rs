@@ -305,21 +305,33 @@ pub fn handle(
             }));
         }
         Decision::Refused(answer, func) => {
-            record(
-                state,
-                func,
-                req.method(),
-                answer.status,
-                start,
-                rid.as_bytes(),
-                None,
-            );
-            return Handled::Ready(Some(answer.into_response(&rid)));
+            return refuse_now(state, func, &req, answer, start, &rid)
         }
         Decision::Admitted(admission) => admission,
     };
     let snap = arc_swap::Guard::into_inner(snap);
     admitted(state, req, peer, (snap, admission), rid, start)
+}
+
+/// A refusal decided without IO: counted and logged, answered at once.
+fn refuse_now(
+    state: &State,
+    func: Option<&Function>,
+    req: &Request<Incoming>,
+    answer: Answer,
+    start: Instant,
+    rid: &HeaderValue,
+) -> Handled {
+    record(
+        state,
+        func,
+        req.method(),
+        answer.status,
+        start,
+        rid.as_bytes(),
+        None,
+    );
+    Handled::Ready(Some(answer.into_response(rid)))
 }
 
 /// The boxed future of an admitted request: body, worker, then its metrics and access line.
@@ -339,16 +351,7 @@ fn admitted(
         Some(Ok(())) => true,
         Some(Err(e)) => {
             let answer = respond::error_answer(&e, rid.as_bytes());
-            record(
-                state,
-                Some(f),
-                req.method(),
-                answer.status,
-                start,
-                rid.as_bytes(),
-                None,
-            );
-            return Handled::Ready(Some(answer.into_response(&rid)));
+            return refuse_now(state, Some(f), &req, answer, start, &rid);
         }
     };
     let method = req.method().clone();
