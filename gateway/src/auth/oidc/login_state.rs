@@ -47,8 +47,12 @@ pub enum LoginError {
 impl LoginState {
     /// A fresh login for `function`, returning to `return_to` (a local path).
     pub fn start(function: &str, return_to: &str, now_unix: u64) -> Option<Self> {
+        // Browsers read `\` as `/`, so `/\evil.test` would leave the site as `//` does.
         let return_to = if return_to.starts_with('/')
             && !return_to.starts_with("//")
+            && !return_to
+                .bytes()
+                .any(|b| b == b'\\' || b < 0x20 || b == 0x7f)
             && return_to.len() <= MAX_RETURN_TO
         {
             return_to.to_owned()
@@ -127,6 +131,17 @@ mod tests {
         assert_eq!(
             LoginState::start("f", "//evil.test/", 0).unwrap().return_to,
             "/"
+        );
+        for sneaky in ["/\\evil.test/", "/\t/evil.test", "/a\r\nSet-Cookie: x=1"] {
+            assert_eq!(
+                LoginState::start("f", sneaky, 0).unwrap().return_to,
+                "/",
+                "{sneaky:?}"
+            );
+        }
+        assert_eq!(
+            LoginState::start("f", "/app?x=1", 0).unwrap().return_to,
+            "/app?x=1"
         );
     }
 
