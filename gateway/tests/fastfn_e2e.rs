@@ -27,10 +27,18 @@ fn js(tag: &str) -> String {
 }
 
 fn check(dir: &Path) -> Output {
-    Command::new(support::BIN)
-        .args(["check", "--functions", dir.to_str().unwrap()])
-        .output()
-        .unwrap()
+    check_with_runtimes(dir, None)
+}
+
+/// `edgefn check` with `FN_RUNTIMES` set to `runtimes`, or unset.
+fn check_with_runtimes(dir: &Path, runtimes: Option<&str>) -> Output {
+    let mut cmd = Command::new(support::BIN);
+    cmd.args(["check", "--functions", dir.to_str().unwrap()]);
+    match runtimes {
+        Some(v) => cmd.env("FN_RUNTIMES", v),
+        None => cmd.env_remove("FN_RUNTIMES"),
+    };
+    cmd.output().unwrap()
 }
 
 fn get(gw: &Gateway, path: &str) -> (u16, Value) {
@@ -852,15 +860,7 @@ fn fn_runtimes_selects_the_runtime_of_a_per_runtime_tree() {
             ("products/[id]/delete.js", &js("js-delete")),
         ],
     );
-    let check_with = |value: Option<&str>| {
-        let mut cmd = Command::new(support::BIN);
-        cmd.args(["check", "--functions", dir.path().to_str().unwrap()]);
-        match value {
-            Some(v) => cmd.env("FN_RUNTIMES", v),
-            None => cmd.env_remove("FN_RUNTIMES"),
-        };
-        cmd.output().unwrap()
-    };
+    let check_with = |runtimes| check_with_runtimes(dir.path(), runtimes);
     let all = check_with(None);
     assert_eq!(
         all.status.code(),
