@@ -6,11 +6,10 @@
 //! the gateway verified. The fixtures are written from the templates' documented shapes.
 
 mod support;
-mod worker_driver;
 
 use serde_json::{json, Value};
+use support::worker::{init_frame, Worker, NODE, PYTHON};
 use support::{client, serve_tree};
-use worker_driver::{Lang, Worker};
 
 const KEY_CONFIG: &str = r#"{"auth": {"type": "api_key", "secret": "KEY"}}"#;
 const KEY_ENV: &str = r#"{"KEY": {"value": "k-123", "is_secret": true}}"#;
@@ -94,40 +93,31 @@ fn fastfn_lookup_main_and_route_parameters_as_arguments() {
 
 #[test]
 fn init_handler_name_picks_the_callable_in_both_runtimes() {
-    for (lang, file, src) in [
+    for (rt, src) in [
         (
-            Lang::Python,
-            "handler.py",
+            &PYTHON,
             "def handler(e):\n    return 'default'\n\ndef custom(e):\n    return 'custom'\n",
         ),
         (
-            Lang::Node,
-            "handler.js",
+            &NODE,
             "exports.handler = async () => 'default';\nexports.custom = async () => 'custom';\n",
         ),
     ] {
-        let mut w = Worker::spawn(lang, file, src, 1);
-        w.send(
-            &json!({"type": "init", "version": 2, "function": "t", "env": {}, "handler_name": "custom"}),
-            b"",
-        );
-        assert_eq!(w.recv().0["type"], "ready", "{lang:?}");
+        let mut w = Worker::spawn(rt, src, 1);
+        w.handshake(json!({}), Some("custom"));
         w.send(
             &json!({"type": "req", "id": 1, "binary": false, "event": {"method": "GET", "path": "/",
                     "query": {}, "params": {}, "headers": {}, "context": {}}}),
             b"",
         );
         let (h, body) = w.recv();
-        assert_eq!(h["status"], 200, "{lang:?}: {h}");
-        assert_eq!(body, b"custom", "{lang:?}");
+        assert_eq!(h["status"], 200, "{rt}: {h}");
+        assert_eq!(body, b"custom", "{rt}");
 
-        let mut w = Worker::spawn(lang, file, src, 1);
-        w.send(
-            &json!({"type": "init", "version": 2, "function": "t", "env": {}, "handler_name": "absent"}),
-            b"",
-        );
+        let mut w = Worker::spawn(rt, src, 1);
+        w.send(&init_frame(rt.name, json!({}), Some("absent")), b"");
         let (h, _) = w.recv();
-        assert_eq!(h["type"], "fatal", "{lang:?}");
+        assert_eq!(h["type"], "fatal", "{rt}");
         assert!(h["error"].as_str().unwrap().contains("`absent`"), "{h}");
     }
 }

@@ -3,10 +3,10 @@
 //! `ready`, env sent once and present on every event, body bytes intact, `cancel` →
 //! `cancelled` for async, sync and unknown requests, late results discarded, oversized frames.
 
-mod worker_driver;
+mod support;
 
 use serde_json::{json, Value};
-use worker_driver::{Lang, Worker};
+use support::worker::{Runtime, Worker, NODE, PYTHON};
 
 const ECHO_PY: &str = r#"
 import binascii
@@ -77,50 +77,47 @@ fn req(id: u64, query: Value, body: &[u8], binary: bool) -> (Value, Vec<u8>) {
     (header, body.to_vec())
 }
 
-fn both() -> [(Lang, &'static str, &'static str); 2] {
-    [
-        (Lang::Python, ECHO_PY, "handler.py"),
-        (Lang::Node, ECHO_JS, "handler.js"),
-    ]
+fn both() -> [(&'static Runtime, &'static str); 2] {
+    [(&PYTHON, ECHO_PY), (&NODE, ECHO_JS)]
 }
 
 #[test]
 fn a_version_mismatch_is_fatal_naming_both_versions() {
-    for (lang, src, file) in both() {
+    for (rt, src) in both() {
         for sent in [json!(1), json!(3), Value::Null] {
-            let mut w = Worker::spawn(lang, file, src, 1);
+            let mut w = Worker::spawn(rt, src, 1);
             let mut init = json!({"type": "init", "function": "t", "env": {}});
             if !sent.is_null() {
                 init["version"] = sent.clone();
             }
             w.send(&init, b"");
             let (h, _) = w.recv();
-            assert_eq!(h["type"], "fatal", "{lang:?}: {h}");
+            assert_eq!(h["type"], "fatal", "{rt}: {h}");
             assert_eq!(
                 h["error"],
                 format!("edgefn worker speaks protocol 2; the gateway sent version {sent}"),
-                "{lang:?}"
+                "{rt}"
             );
             let status = w.wait_exit();
-            assert_eq!(status.code(), Some(1), "{lang:?}");
+            assert_eq!(status.code(), Some(1), "{rt}");
         }
     }
 }
 
 #[test]
 fn ready_names_the_version_and_env_is_the_init_env_on_every_event() {
-    for (lang, src, file) in both() {
-        let mut w = Worker::spawn(lang, file, src, 1);
-        let pid = w.init(json!({"A": "one", "B": "two"}));
-        assert_eq!(pid, w.pid(), "{lang:?}");
+    for (rt, src) in both() {
+        let mut w = Worker::spawn(rt, src, 1);
+        let pid = w.handshake(json!({"A": "one", "B": "two"}), None);
+        assert_eq!(pid, w.pid(), "{rt}");
         for id in 1..=3 {
             let (h, b) = req(id, json!({}), b"hi", false);
             w.send(&h, &b);
             let (h, body) = w.recv();
-            assert_eq!(h["type"], "res", "{lang:?}: {h}");
+            assert_eq!(h["type"], "res", "{rt}: {h}");
             assert_eq!(h["id"], id);
             let v: Value = serde_json::from_slice(&body).unwrap();
-            assert_eq!(v["env"], json!({"A": "one", "B": "two"}), "{lang:?}");
+            assert_eq!(v["env"], json!({"A": "one", "B": "two"}), "{rt}");
             assert_eq!(v["body"], "hi");
         }
     }
@@ -130,50 +127,47 @@ fn ready_names_the_version_and_env_is_the_init_env_on_every_event() {
 fn bodies_arrive_intact_text_binary_and_large() {
     let binary: Vec<u8> = (0..=255u8).cycle().take(256 * 1024 + 7).collect();
     let text = "héllo wörld ✓ ".repeat(600_000); // ~9 MiB of UTF-8
-    for (lang, src, file) in both() {
-        let mut w = Worker::spawn(lang, file, src, 1);
-        w.init(json!({}));
+    for (rt, src) in both() {
+        let mut w = Worker::spawn(rt, src, 1);
+        w.handshake(json!({}), None);
         let (h, b) = req(1, json!({}), &binary, true);
         w.send(&h, &b);
         let (h, body) = w.recv();
-        assert_eq!(h["status"], 200, "{lang:?}: {h}");
-        assert!(body == binary, "{lang:?}: binary body changed");
+        assert_eq!(h["status"], 200, "{rt}: {h}");
+        assert!(body == binary, "{rt}: binary body changed");
         let (h, b) = req(2, json!({"raw": "1"}), text.as_bytes(), false);
         w.send(&h, &b);
         let (h, body) = w.recv();
-        assert_eq!(h["status"], 200, "{lang:?}: {h}");
-        assert_eq!(body.len(), text.len(), "{lang:?}");
-        assert!(body == text.as_bytes(), "{lang:?}: text body changed");
+        assert_eq!(h["status"], 200, "{rt}: {h}");
+        assert_eq!(body.len(), text.len(), "{rt}");
+        assert!(body == text.as_bytes(), "{rt}: text body changed");
     }
 }
 
 #[test]
 fn cancel_of_an_unknown_id_is_acknowledged_at_once() {
-    for (lang, src, file) in both() {
-        let mut w = Worker::spawn(lang, file, src, 1);
-        w.init(json!({}));
+    for (rt, src) in both() {
+        let mut w = Worker::spawn(rt, src, 1);
+        w.handshake(json!({}), None);
         w.send(&json!({"type": "cancel", "id": 77}), b"");
         let (h, _) = w.recv();
-        assert_eq!(h, json!({"type": "cancelled", "id": 77}), "{lang:?}");
+        assert_eq!(h, json!({"type": "cancelled", "id": 77}), "{rt}");
         // Still serving.
         let (h, b) = req(1, json!({}), b"x", false);
         w.send(&h, &b);
-        assert_eq!(w.recv().0["type"], "res", "{lang:?}");
+        assert_eq!(w.recv().0["type"], "res", "{rt}");
     }
 }
 
 #[test]
 fn cancel_of_a_running_async_request_answers_cancelled_and_drops_its_result() {
-    for (lang, src, file) in [
-        (Lang::Python, WAIT_PY, "handler.py"),
-        (Lang::Node, WAIT_JS, "handler.js"),
-    ] {
+    for (rt, src) in [(&PYTHON, WAIT_PY), (&NODE, WAIT_JS)] {
         for concurrency in [1, 2] {
-            let mut w = Worker::spawn(lang, file, src, concurrency);
-            w.init(json!({}));
+            let mut w = Worker::spawn(rt, src, concurrency);
+            w.handshake(json!({}), None);
             let (h, b) = req(1, json!({"op": "wait"}), b"", false);
             w.send(&h, &b);
-            if lang == Lang::Python {
+            if *rt == PYTHON {
                 // Cancel a coroutine that is running (awaiting), not one not yet started.
                 assert!(w.wait_stderr("waiting"), "{}", w.stderr());
             }
@@ -182,9 +176,9 @@ fn cancel_of_a_running_async_request_answers_cancelled_and_drops_its_result() {
             assert_eq!(
                 h,
                 json!({"type": "cancelled", "id": 1}),
-                "{lang:?} c={concurrency}"
+                "{rt} c={concurrency}"
             );
-            if lang == Lang::Python {
+            if *rt == PYTHON {
                 assert!(
                     w.wait_stderr("task was cancelled"),
                     "the asyncio task was not cancelled: {}",
@@ -196,13 +190,13 @@ fn cancel_of_a_running_async_request_answers_cancelled_and_drops_its_result() {
             let (h, b) = req(2, json!({"op": "release"}), b"", false);
             w.send(&h, &b);
             let (h, body) = w.recv();
-            assert_eq!(h["id"], 2, "{lang:?}: {h}");
+            assert_eq!(h["id"], 2, "{rt}: {h}");
             assert_eq!(body, b"released");
             w.send(&json!({"type": "cancel", "id": 99}), b"");
             assert_eq!(
                 w.recv().0,
                 json!({"type": "cancelled", "id": 99}),
-                "{lang:?}"
+                "{rt}"
             );
         }
     }
@@ -212,8 +206,8 @@ fn cancel_of_a_running_async_request_answers_cancelled_and_drops_its_result() {
 fn cancel_of_a_running_sync_python_request_is_acknowledged_when_it_returns() {
     let dir = tempfile::tempdir().unwrap();
     let flag = dir.path().join("release");
-    let mut w = Worker::spawn(Lang::Python, "handler.py", BLOCK_PY, 2);
-    w.init(json!({"FLAG": flag.to_str().unwrap()}));
+    let mut w = Worker::spawn(&PYTHON, BLOCK_PY, 2);
+    w.handshake(json!({"FLAG": flag.to_str().unwrap()}), None);
     let (h, b) = req(1, json!({}), b"", false);
     w.send(&h, &b);
     w.send(&json!({"type": "cancel", "id": 1}), b"");
@@ -236,8 +230,8 @@ fn cancel_of_a_running_sync_python_request_is_acknowledged_when_it_returns() {
 fn with_concurrency_one_a_sync_python_handler_answers_before_its_cancel_is_read() {
     let dir = tempfile::tempdir().unwrap();
     let flag = dir.path().join("release");
-    let mut w = Worker::spawn(Lang::Python, "handler.py", BLOCK_PY, 1);
-    w.init(json!({"FLAG": flag.to_str().unwrap()}));
+    let mut w = Worker::spawn(&PYTHON, BLOCK_PY, 1);
+    w.handshake(json!({"FLAG": flag.to_str().unwrap()}), None);
     let (h, b) = req(1, json!({}), b"", false);
     w.send(&h, &b);
     w.send(&json!({"type": "cancel", "id": 1}), b"");
@@ -253,17 +247,17 @@ fn with_concurrency_one_a_sync_python_handler_answers_before_its_cancel_is_read(
 
 #[test]
 fn an_oversized_request_frame_stops_the_worker_before_it_allocates() {
-    for (lang, src, file) in both() {
-        let mut w = Worker::spawn(lang, file, src, 1);
-        w.init(json!({}));
+    for (rt, src) in both() {
+        let mut w = Worker::spawn(rt, src, 1);
+        w.handshake(json!({}), None);
         // Claims 65 MiB + 1 of payload; nothing follows.
         w.send_raw(&((65u32 << 20) + 5).to_be_bytes());
         w.send_raw(&2u32.to_be_bytes());
         let status = w.wait_exit();
-        assert!(!status.success(), "{lang:?}");
+        assert!(!status.success(), "{rt}");
         assert!(
             w.wait_stderr("oversized or malformed frame"),
-            "{lang:?}: {}",
+            "{rt}: {}",
             w.stderr()
         );
     }
@@ -271,18 +265,18 @@ fn an_oversized_request_frame_stops_the_worker_before_it_allocates() {
 
 #[test]
 fn a_handler_that_cannot_load_is_fatal_with_the_reason() {
-    for (lang, file, src) in [
-        (Lang::Python, "handler.py", "x = 1\n"),
-        (Lang::Node, "handler.js", "exports.nothing = 1;\n"),
-        (Lang::Python, "handler.py", "raise ValueError('boom')\n"),
+    for (rt, src) in [
+        (&PYTHON, "x = 1\n"),
+        (&NODE, "exports.nothing = 1;\n"),
+        (&PYTHON, "raise ValueError('boom')\n"),
     ] {
-        let mut w = Worker::spawn(lang, file, src, 1);
+        let mut w = Worker::spawn(rt, src, 1);
         w.send(
             &json!({"type": "init", "version": 2, "function": "t", "env": {}}),
             b"",
         );
         let (h, _) = w.recv();
-        assert_eq!(h["type"], "fatal", "{lang:?}: {h}");
+        assert_eq!(h["type"], "fatal", "{rt}: {h}");
         assert_eq!(w.wait_exit().code(), Some(1));
     }
 }

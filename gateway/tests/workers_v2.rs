@@ -4,25 +4,90 @@
 //! unknown and queued requests, oversized frames, and load failures.
 
 mod support;
-mod workers_v2_support;
 
 use serde_json::{json, Value};
-use workers_v2_support::{Driver, Rt, LUA, PHP};
+use support::worker::{frame, init_frame, Runtime, Worker, LUA, PHP};
 
-fn echo(rt: &Rt) -> Driver {
-    Driver::start(rt, rt.echo, json!({"GREETING": "hi", "TOKEN": "t0k"}), None)
+/// One runtime's fixture handlers. `echo` returns the event with `getenv("GREETING")` and
+/// its second argument's `id`, or with `?form=` one response form or failure each;
+/// `custom_entry` is the callable `invoke.handler` names. `broken` fails as it loads.
+struct Handlers {
+    echo: &'static str,
+    broken: &'static str,
 }
 
-fn each(f: impl Fn(&Rt)) {
-    for rt in [&PHP, &LUA] {
-        f(rt);
+const PHP_HANDLERS: Handlers = Handlers {
+    echo: r#"<?php
+function handler(array $event, array $params)
+{
+    switch ($event['query']['form'] ?? '') {
+        case 'b64': return ['status' => 201, 'is_base64' => true, 'body' => base64_encode("\x01\x02\xff")];
+        case 'json': return ['body' => ['ok' => true, 'n' => 3]];
+        case 'text': return ['headers' => ['x-num' => 42], 'body' => 'plain'];
+        case 'nil': return null;
+        case 'multi': return ['headers' => ['set-cookie' => ['a=1', 'b=2']], 'body' => ''];
+        case 'raise': throw new RuntimeException('boom-from-handler');
+        case 'badstatus': return ['status' => 'x', 'body' => ''];
+        case 'badb64': return ['is_base64' => true, 'body' => '***'];
+    }
+    $out = $event;
+    $out['getenv'] = getenv('GREETING');
+    $out['second_arg'] = $params['id'] ?? null;
+    return ['status' => 200, 'body' => $out];
+}
+
+function custom_entry(array $event): string
+{
+    return 'custom';
+}
+"#,
+    broken: "<?php\nthrow new RuntimeException('broken-on-load');\n",
+};
+
+const LUA_HANDLERS: Handlers = Handlers {
+    echo: r#"
+local M = {}
+
+function M.handler(event, params)
+  local form = event.query and event.query.form
+  if form == "b64" then return { status = 201, is_base64 = true, body = "AQL/" } end
+  if form == "json" then return { body = { ok = true, n = 3 } } end
+  if form == "text" then return { headers = { ["x-num"] = 42 }, body = "plain" } end
+  if form == "nil" then return nil end
+  if form == "multi" then return { headers = { ["set-cookie"] = { "a=1", "b=2" } }, body = "" } end
+  if form == "raise" then error("boom-from-handler") end
+  if form == "badstatus" then return { status = "x" } end
+  if form == "badb64" then return { is_base64 = true, body = "***" } end
+  local out = {}
+  for k, v in pairs(event) do out[k] = v end
+  out.getenv = os.getenv("GREETING")
+  out.second_arg = params and params.id
+  return { status = 200, body = out }
+end
+
+function custom_entry(event)
+  return "custom"
+end
+
+return M
+"#,
+    broken: "error('broken-on-load')\n",
+};
+
+fn echo(rt: &Runtime, fx: &Handlers) -> Worker {
+    Worker::start(rt, fx.echo, json!({"GREETING": "hi", "TOKEN": "t0k"}), None)
+}
+
+fn each(f: impl Fn(&Runtime, &Handlers)) {
+    for (rt, fx) in [(&PHP, &PHP_HANDLERS), (&LUA, &LUA_HANDLERS)] {
+        f(rt, fx);
     }
 }
 
 #[test]
 fn version_mismatch_is_a_fatal_naming_both_versions() {
-    each(|rt| {
-        let mut d = Driver::spawn(rt, rt.echo);
+    each(|rt, fx| {
+        let mut d = Worker::spawn(rt, fx.echo, 1);
         d.send(&json!({"type": "init", "version": 1, "function": "f", "runtime": rt.name, "env": {}, "handler_name": null}), b"");
         let (h, _) = d.recv();
         assert_eq!(h["type"], "fatal", "{}: {h}", rt.name);
@@ -31,14 +96,14 @@ fn version_mismatch_is_a_fatal_naming_both_versions() {
             "{}",
             rt.name
         );
-        assert_eq!(d.wait_exit(), Some(1), "{}", rt.name);
+        assert_eq!(d.wait_exit().code(), Some(1), "{}", rt.name);
     });
 }
 
 #[test]
 fn ready_then_text_request_sees_event_body_and_env() {
-    each(|rt| {
-        let mut d = echo(rt);
+    each(|rt, fx| {
+        let mut d = echo(rt, fx);
         let event = json!({"method": "POST", "path": "/f", "query": {"a": "1"}, "params": {"id": "7"},
             "headers": {"x-h": "v"}, "context": {"request_id": "r1"}});
         d.send(
@@ -75,8 +140,8 @@ fn ready_then_text_request_sees_event_body_and_env() {
 
 #[test]
 fn binary_request_body_arrives_as_base64() {
-    each(|rt| {
-        let mut d = echo(rt);
+    each(|rt, fx| {
+        let mut d = echo(rt, fx);
         let bytes = [0u8, 159, 146, 150, 255, b'\n'];
         d.send(&json!({"type": "req", "id": 5, "binary": true, "event": {"method": "POST", "params": {}}}), &bytes);
         let (h, body) = d.recv();
@@ -89,8 +154,8 @@ fn binary_request_body_arrives_as_base64() {
 
 #[test]
 fn response_forms_status_headers_base64_and_json() {
-    each(|rt| {
-        let mut d = echo(rt);
+    each(|rt, fx| {
+        let mut d = echo(rt, fx);
         for (id, form) in ["b64", "json", "text", "nil", "multi"].iter().enumerate() {
             let event = json!({"method": "GET", "query": {"form": form}, "params": {}});
             d.send(
@@ -148,8 +213,8 @@ fn response_forms_status_headers_base64_and_json() {
 
 #[test]
 fn handler_error_and_bad_response_are_err_frames_and_the_worker_lives_on() {
-    each(|rt| {
-        let mut d = echo(rt);
+    each(|rt, fx| {
+        let mut d = echo(rt, fx);
         for (id, form, kind) in [
             (1, "raise", "handler_error"),
             (2, "badstatus", "bad_response"),
@@ -166,7 +231,7 @@ fn handler_error_and_bad_response_are_err_frames_and_the_worker_lives_on() {
             assert_eq!(h["kind"], kind, "{} {form}", rt.name);
         }
         assert!(
-            d.stderr_has("boom-from-handler"),
+            d.wait_stderr("boom-from-handler"),
             "{}: the error reaches stderr",
             rt.name
         );
@@ -177,8 +242,8 @@ fn handler_error_and_bad_response_are_err_frames_and_the_worker_lives_on() {
 
 #[test]
 fn cancel_of_an_unknown_id_is_acknowledged_at_once() {
-    each(|rt| {
-        let mut d = echo(rt);
+    each(|rt, fx| {
+        let mut d = echo(rt, fx);
         d.send(&json!({"type": "cancel", "id": 77}), b"");
         assert_eq!(
             d.recv().0,
@@ -191,20 +256,20 @@ fn cancel_of_an_unknown_id_is_acknowledged_at_once() {
 
 #[test]
 fn cancel_of_a_queued_request_drops_it_unrun() {
-    each(|rt| {
-        let mut d = echo(rt);
+    each(|rt, fx| {
+        let mut d = echo(rt, fx);
         // Three frames in one write: the worker reads them together, so request 2 is still
         // queued when its cancel is read.
         let mut all = Vec::new();
         for id in [1, 2] {
             let event = json!({"method": "GET", "query": {"form": "text"}, "params": {}});
-            all.extend(Driver::frame(
+            all.extend(frame(
                 &json!({"type": "req", "id": id, "binary": false, "event": event}),
                 b"",
             ));
         }
-        all.extend(Driver::frame(&json!({"type": "cancel", "id": 2}), b""));
-        d.write_raw(&all);
+        all.extend(frame(&json!({"type": "cancel", "id": 2}), b""));
+        d.send_raw(&all);
         let mut seen = [d.recv().0, d.recv().0];
         seen.sort_by_key(|h| h["type"].as_str().unwrap().to_owned());
         assert_eq!(
@@ -227,8 +292,8 @@ fn cancel_of_a_queued_request_drops_it_unrun() {
 
 #[test]
 fn invoke_handler_name_selects_the_callable() {
-    each(|rt| {
-        let mut d = Driver::start(rt, rt.echo, json!({}), Some("custom_entry"));
+    each(|rt, fx| {
+        let mut d = Worker::start(rt, fx.echo, json!({}), Some("custom_entry"));
         d.send(&json!({"type": "req", "id": 1, "binary": false, "event": {"method": "GET", "params": {}}}), b"");
         let (h, body) = d.recv();
         assert_eq!(h["status"], 200, "{}: {h}", rt.name);
@@ -238,14 +303,14 @@ fn invoke_handler_name_selects_the_callable() {
 
 #[test]
 fn a_handler_that_cannot_load_is_a_fatal_and_exit() {
-    each(|rt| {
-        let mut d = Driver::spawn(rt, rt.broken);
-        d.send(&Driver::init(rt, json!({}), None), b"");
+    each(|rt, fx| {
+        let mut d = Worker::spawn(rt, fx.broken, 1);
+        d.send(&init_frame(rt.name, json!({}), None), b"");
         let (h, _) = d.recv();
         assert_eq!(h["type"], "fatal", "{}: {h}", rt.name);
-        assert_eq!(d.wait_exit(), Some(1), "{}", rt.name);
+        assert_eq!(d.wait_exit().code(), Some(1), "{}", rt.name);
         assert!(
-            d.stderr_has("broken-on-load"),
+            d.wait_stderr("broken-on-load"),
             "{}: the cause reaches stderr",
             rt.name
         );
@@ -254,19 +319,19 @@ fn a_handler_that_cannot_load_is_a_fatal_and_exit() {
 
 #[test]
 fn an_oversized_frame_is_refused_before_reading_it() {
-    each(|rt| {
-        let mut d = echo(rt);
+    each(|rt, fx| {
+        let mut d = echo(rt, fx);
         let total: u32 = (66 << 20) + 10;
         let mut head = total.to_be_bytes().to_vec();
         head.extend(2u32.to_be_bytes());
-        d.write_raw(&head);
-        let code = d.wait_exit();
+        d.send_raw(&head);
+        let code = d.wait_exit().code();
         assert!(
             matches!(code, Some(c) if c != 0),
             "{}: exit {code:?}",
             rt.name
         );
-        assert!(d.stderr_has("oversized"), "{}", rt.name);
+        assert!(d.wait_stderr("oversized"), "{}", rt.name);
     });
 }
 
@@ -277,17 +342,17 @@ fn req(id: u64, query: Value) -> Value {
 
 #[test]
 fn rust_sdk_worker_checks_the_version_and_serves_events() {
-    let mut d = Driver::spawn_sdk(1);
+    let mut d = Worker::spawn_sdk(1);
     d.send(&json!({"type": "init", "version": 3, "env": {}}), b"");
     let (h, _) = d.recv();
     assert_eq!(
         h["error"],
         "edgefn worker speaks protocol 2; the gateway sent version 3"
     );
-    assert_eq!(d.wait_exit(), Some(1));
+    assert_eq!(d.wait_exit().code(), Some(1));
 
-    let mut d = Driver::spawn_sdk(1);
-    d.handshake("rust", json!({"GREETING": "hi"}), None);
+    let mut d = Worker::spawn_sdk(1);
+    d.handshake(json!({"GREETING": "hi"}), None);
     d.send(&req(1, json!({})), "héllo".as_bytes());
     let (h, body) = d.recv();
     assert_eq!(
@@ -312,7 +377,7 @@ fn rust_sdk_worker_checks_the_version_and_serves_events() {
         d.recv().0,
         json!({"type": "err", "id": 3, "kind": "handler_error", "detail": "handler panicked"})
     );
-    assert!(d.stderr_has("boom-from-handler"));
+    assert!(d.wait_stderr("boom-from-handler"));
     d.send(&req(4, json!({"bad": "1"})), b"");
     let (h, _) = d.recv();
     assert_eq!(
@@ -327,11 +392,11 @@ fn rust_sdk_worker_checks_the_version_and_serves_events() {
 /// result is dropped, and the worker's other request is answered meanwhile.
 #[test]
 fn rust_sdk_worker_acknowledges_a_running_cancel_when_the_handler_returns() {
-    let mut d = Driver::spawn_sdk(2);
-    d.handshake("rust", json!({}), None);
+    let mut d = Worker::spawn_sdk(2);
+    d.handshake(json!({}), None);
     d.send(&req(1, json!({"sleep": "5000"})), b"");
     // Cancelled only once it runs (a queued request would be dropped and acknowledged at once).
-    assert!(d.stderr_has("sleeping 5000 ms"), "{}", d.stderr_text());
+    assert!(d.wait_stderr("sleeping 5000 ms"), "{}", d.stderr());
     d.send(&json!({"type": "cancel", "id": 1}), b"");
     d.send(&req(2, json!({})), b"");
     let (first, _) = d.recv();
@@ -351,11 +416,11 @@ fn rust_sdk_worker_acknowledges_a_running_cancel_when_the_handler_returns() {
 
 #[test]
 fn rust_sdk_worker_refuses_an_oversized_frame() {
-    let mut d = Driver::spawn_sdk(1);
-    d.handshake("rust", json!({}), None);
+    let mut d = Worker::spawn_sdk(1);
+    d.handshake(json!({}), None);
     let mut head = ((66u32 << 20) + 10).to_be_bytes().to_vec();
     head.extend(2u32.to_be_bytes());
-    d.write_raw(&head);
-    assert_eq!(d.wait_exit(), Some(1));
-    assert!(d.stderr_has("oversized"), "{}", d.stderr_text());
+    d.send_raw(&head);
+    assert_eq!(d.wait_exit().code(), Some(1));
+    assert!(d.wait_stderr("oversized"), "{}", d.stderr());
 }

@@ -5,6 +5,7 @@
 
 pub mod prometheus;
 pub mod raw_http;
+pub mod worker;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
