@@ -202,8 +202,8 @@ impl Drop for Netns {
     }
 }
 
-/// Value of one exact series (`name{labels}`) in the Prometheus text, 0 when absent.
-/// One series, 0 when not exported yet; a failed scrape fails the test (`Gateway::metrics`).
+/// One series (`name{labels}`), 0 when not exported yet; a failed scrape fails the test
+/// (`Gateway::metrics`).
 fn metric(gw: &Gateway, series: &str) -> f64 {
     gw.metric(series).unwrap_or(0.0)
 }
@@ -217,55 +217,91 @@ fn addrs(net: &Netns, v6: bool) -> [String; 3] {
     }
 }
 
-/// Starts edgefn (through `wrapper`, e.g. `setpriv …`) on `listen` with the tree's
-/// `edgefn.toml` and `functions/`.
-fn start_tree(wrapper: &[&str], listen: &str, dir: &std::path::Path) -> Gateway {
-    let config = dir.join("edgefn.toml");
-    let functions = dir.join("functions");
-    Gateway::try_start_wrapped(
-        wrapper,
-        listen,
-        &[
+/// How a test starts edgefn: where it listens and the `[xdp]` table of its `edgefn.toml`.
+struct XdpStart<'a> {
+    /// Runs edgefn through this, e.g. `setpriv …`.
+    wrapper: &'a [&'a str],
+    listen: String,
+    interface: &'a str,
+    enabled: bool,
+    mode: &'a str,
+    /// Both `new_connections_per_second` and `burst`.
+    rate: u32,
+    /// With the `hello` function; else the tree has none.
+    hello: bool,
+}
+
+impl<'a> XdpStart<'a> {
+    /// On the namespace's gateway address (`.1`), XDP in skb mode on its host side at 20
+    /// new connections a second, serving `hello`.
+    fn on(net: &'a Netns, v6: bool) -> XdpStart<'a> {
+        let [gateway, _, _] = addrs(net, v6);
+        XdpStart {
+            wrapper: &[],
+            listen: if v6 {
+                format!("[{gateway}]:0")
+            } else {
+                format!("{gateway}:0")
+            },
+            interface: &net.host,
+            enabled: true,
+            mode: "skb",
+            rate: 20,
+            hello: true,
+        }
+    }
+
+    /// On loopback, XDP in driver mode on `interface` at 1 new connection a second, no
+    /// function.
+    fn loopback(interface: &'a str) -> XdpStart<'a> {
+        XdpStart {
+            wrapper: &[],
+            listen: "127.0.0.1:0".into(),
+            interface,
+            enabled: true,
+            mode: "driver",
+            rate: 1,
+            hello: false,
+        }
+    }
+
+    /// Writes the tree (`edgefn.toml`, `functions/`) and starts edgefn on it.
+    fn start(self) -> (Gateway, tempfile::TempDir) {
+        let dir = tempdir();
+        let XdpStart {
+            wrapper,
+            listen,
+            interface,
+            enabled,
+            mode,
+            rate,
+            hello,
+        } = self;
+        let config = format!(
+            "[xdp]\nenabled = {enabled}\ninterface = \"{interface}\"\nmode = \"{mode}\"\n\
+             new_connections_per_second = {rate}\nburst = {rate}\n"
+        );
+        let function = if hello {
+            (
+                "functions/hello/handler.py",
+                "def handler(event):\n    return {\"status\": 200, \"body\": \"hi\"}\n",
+            )
+        } else {
+            ("functions/.keep", "")
+        };
+        write_tree(dir.path(), &[function, ("edgefn.toml", &config)]);
+        let config = dir.path().join("edgefn.toml");
+        let functions = dir.path().join("functions");
+        let args = [
             "--config",
             config.to_str().unwrap(),
             "--functions",
             functions.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn start(net: &Netns, enabled: bool, v6: bool) -> (Gateway, tempfile::TempDir) {
-    start_mode(net, enabled, v6, "skb")
-}
-
-fn start_mode(net: &Netns, enabled: bool, v6: bool, mode: &str) -> (Gateway, tempfile::TempDir) {
-    let dir = tempdir();
-    write_tree(
-        dir.path(),
-        &[
-            (
-                "functions/hello/handler.py",
-                "def handler(event):\n    return {\"status\": 200, \"body\": \"hi\"}\n",
-            ),
-            (
-                "edgefn.toml",
-                &format!(
-                    "[xdp]\nenabled = {enabled}\ninterface = \"{}\"\nmode = \"{mode}\"\n\
-                 new_connections_per_second = 20\nburst = 20\n",
-                    net.host
-                ),
-            ),
-        ],
-    );
-    let listen = if v6 {
-        format!("[{}]:0", addrs(net, true)[0])
-    } else {
-        format!("{}:0", addrs(net, false)[0])
-    };
-    let gw = start_tree(&[], &listen, dir.path());
-    (gw, dir)
+        ];
+        let gw = Gateway::try_start_wrapped(wrapper, &listen, &args, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        (gw, dir)
+    }
 }
 
 /// Floods from `<net>.2` while `<net>.3` makes 15 polite requests; returns the flood report.
@@ -303,7 +339,7 @@ fn xdp_drops_an_ipv6_connection_flood_and_serves_a_polite_client() {
 
 fn xdp_flood(tag: u32, v6: bool, mode: &str) {
     let net = Netns::create(tag);
-    let (gw, _dir) = start_mode(&net, true, v6, mode);
+    let (gw, _dir) = XdpStart { mode, ..XdpStart::on(&net, v6) }.start();
     let layer = format!("xdp ({mode} mode on {})", net.host);
     let ready = gw.connection_limit();
     assert!(
@@ -386,7 +422,7 @@ fn xdp_prog_id(dev: &str) -> Option<u64> {
 #[test]
 fn reload_updates_the_xdp_deny_list_without_reattaching() {
     let net = Netns::create(3);
-    let (gw, dir) = start(&net, true, false);
+    let (gw, dir) = XdpStart::on(&net, false).start();
     let [dst, _, polite_src] = addrs(&net, false);
     let port = gw.public.port().to_string();
     let denied = r#"edgefn_xdp_packets_total{action="denylisted"}"#;
@@ -427,7 +463,11 @@ fn reload_updates_the_xdp_deny_list_without_reattaching() {
 #[test]
 fn user_space_fallback_limits_a_connection_flood_when_xdp_is_disabled() {
     let net = Netns::create(1);
-    let (gw, _dir) = start(&net, false, false);
+    let (gw, _dir) = XdpStart {
+        enabled: false,
+        ..XdpStart::on(&net, false)
+    }
+    .start();
     let ready = gw.connection_limit();
     assert!(
         ready.contains("user-space (xdp.enabled = false)"),
@@ -462,33 +502,14 @@ fn user_space_fallback_limits_a_connection_flood_when_xdp_is_disabled() {
     assert!(metric(&gw, "edgefn_xdp_tracked_sources") >= 2.0);
 }
 
-/// Starts edgefn on loopback with XDP enabled on `interface`, through `wrapper`.
-fn start_fallback(wrapper: &[&str], interface: &str) -> (Gateway, tempfile::TempDir) {
-    let dir = tempdir();
-    write_tree(
-        dir.path(),
-        &[
-            ("functions/.keep", ""),
-            (
-                "edgefn.toml",
-                &format!(
-                    "[xdp]\nenabled = true\ninterface = \"{interface}\"\nmode = \"driver\"\n\
-                     new_connections_per_second = 1\nburst = 1\n"
-                ),
-            ),
-        ],
-    );
-    let gw = start_tree(wrapper, "127.0.0.1:0", dir.path());
-    (gw, dir)
-}
-
 #[test]
 fn without_privilege_xdp_falls_back_to_user_space_and_says_why() {
     // Root without any capability: the kernel refuses to create the maps.
-    let (gw, _dir) = start_fallback(
-        &["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"],
-        "lo",
-    );
+    let (gw, _dir) = XdpStart {
+        wrapper: &["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"],
+        ..XdpStart::loopback("lo")
+    }
+    .start();
     let ready = gw.connection_limit();
     assert!(
         ready.contains("user-space (cannot load the XDP object")
@@ -499,7 +520,7 @@ fn without_privilege_xdp_falls_back_to_user_space_and_says_why() {
 
 #[test]
 fn unattachable_xdp_falls_back_to_user_space_and_says_why() {
-    let (gw, _dir) = start_fallback(&[], "efx-missing0");
+    let (gw, _dir) = XdpStart::loopback("efx-missing0").start();
     let ready = gw.connection_limit();
     assert!(
         ready.contains("user-space (cannot attach XDP to efx-missing0"),
@@ -534,7 +555,7 @@ fn driver_mode_falls_back_to_skb_with_a_warning() {
     }
     let bridge = Bridge(format!("efx{}br", std::process::id() % 10_000));
     ip(&["link", "add", &bridge.0, "type", "bridge"]).unwrap_or_else(|e| panic!("{e}"));
-    let (gw, _dir) = start_fallback(&[], &bridge.0);
+    let (gw, _dir) = XdpStart::loopback(&bridge.0).start();
     let ready = gw.connection_limit();
     assert!(
         ready.contains(&format!("xdp (skb mode on {})", bridge.0)),
