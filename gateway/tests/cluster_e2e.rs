@@ -6,78 +6,24 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{client, concurrent, repo_root, tempdir, wait_until, write_tree, Gateway};
+use support::redis::Redis;
+use support::{client, concurrent, free_port, tempdir, wait_until, write_tree, Gateway};
 
 const HANDLER: &str = "def handler(event):\n    return {\"status\": 200, \"body\": \"ok\"}\n";
 const STRIPE_SECRET: &str = "whsec_cluster-e2e";
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const LONG: Duration = Duration::from_secs(60);
 
-/// A `redis-server` child on a fixed loopback port, without persistence.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start(port: u16) -> Redis {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("redis-server: {e}; run scripts/setup.sh --test"));
-        let r = Redis { child, port };
-        assert!(
-            wait_until(LONG, || r.ping()),
-            "redis-server did not answer PING"
-        );
-        r
-    }
-
-    fn ping(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        let mut buf = [0u8; 7];
-        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn secret(v: &str) -> Value {
     json!({"value": v, "is_secret": true})
 }
 
 /// Rate-limited functions (burst N, practically no refill), two replay-guarded webhooks.
-fn tree(root: &Path) {
+fn write_functions(root: &Path) {
     let mut files: Vec<(String, String)> = Vec::new();
     for (name, burst) in [("both", 10), ("solo", 6), ("outage", 6), ("restored", 6)] {
         files.push((
@@ -116,15 +62,38 @@ fn tree(root: &Path) {
     write_tree(root, &files);
 }
 
-fn node(config: &Path, functions: &Path) -> Gateway {
-    let gw = Gateway::start_with_config(config, functions);
-    assert!(
-        wait_until(LONG, || gw.metric("edgefn_cluster_store_fallback")
-            == Some(0.0)),
-        "node never reached the store: {}",
-        gw.logs()
-    );
-    gw
+/// A fresh folder with the functions and an `edgefn.toml` of one `[cluster]` table; every
+/// node started on it shares that store.
+struct Cluster {
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// `settings`: the table's lines.
+    fn new(settings: &str) -> Cluster {
+        let dir = tempdir();
+        write_functions(&dir.path().join("functions"));
+        let config = format!("[cluster]\n{settings}");
+        write_tree(dir.path(), &[("edgefn.toml", &config)]);
+        Cluster { dir }
+    }
+
+    fn start(&self) -> Gateway {
+        let root = self.dir.path();
+        Gateway::start_with_config(&root.join("edgefn.toml"), &root.join("functions"))
+    }
+
+    /// A node that reached the store.
+    fn node(&self) -> Gateway {
+        let gw = self.start();
+        assert!(
+            wait_until(LONG, || gw.metric("edgefn_cluster_store_fallback")
+                == Some(0.0)),
+            "node never reached the store: {}",
+            gw.logs()
+        );
+        gw
+    }
 }
 
 /// Requests to `path` on `gw`, `n` times; how many were admitted (200). Anything but
@@ -153,25 +122,7 @@ fn signed(body: &str, id: &str) -> (Value, Value) {
         {"op": "stripe", "secret": STRIPE_SECRET, "body": body, "timestamp": now()},
         {"op": "standard", "secret": WHSEC, "body": body, "timestamp": now(), "id": id},
     ]);
-    let mut child = Command::new("python3")
-        .arg("sign.py")
-        .current_dir(repo_root().join("gateway/tests/webhooks"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(jobs.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "sign.py failed: run scripts/setup.sh --test"
-    );
-    let v: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let v = support::signers::run("python3", "sign.py", &jobs);
     (v[0].clone(), v[1].clone())
 }
 
@@ -191,20 +142,12 @@ fn replayed(gw: &Gateway, function: &str) -> Option<f64> {
 
 #[test]
 fn two_nodes_share_limits_and_replay_guards_and_survive_an_outage() {
-    let mut redis = Redis::start(free_port());
-    let dir = tempdir();
-    let functions = dir.path().join("functions");
-    tree(&functions);
-    let config = dir.path().join("edgefn.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[cluster]\nstore = \"redis://127.0.0.1:{}/0\"\nnodes_hint = 2\ntimeout_ms = 5000\n",
-            redis.port
-        ),
-    )
-    .unwrap();
-    let (a, b) = (node(&config, &functions), node(&config, &functions));
+    let mut redis = Redis::start();
+    let cluster = Cluster::new(&format!(
+        "store = \"{}\"\nnodes_hint = 2\ntimeout_ms = 5000\n",
+        redis.url()
+    ));
+    let (a, b) = (cluster.node(), cluster.node());
 
     // A function with neither a limit nor a replay guard never calls the store.
     let calls = |gw: &Gateway| {
@@ -255,7 +198,7 @@ fn two_nodes_share_limits_and_replay_guards_and_survive_an_outage() {
     }
 
     // Redis returns: the probe restores shared limits (A alone gets the whole burst).
-    let _redis = Redis::start(redis.port);
+    let _redis = Redis::start_on(redis.port);
     for gw in [&a, &b] {
         assert!(
             wait_until(LONG, || gw.metric("edgefn_cluster_store_fallback")
@@ -276,20 +219,12 @@ fn two_nodes_share_limits_and_replay_guards_and_survive_an_outage() {
 /// says so once, and with `replay_fail_open` its own replay guard decides.
 #[test]
 fn unreachable_store_at_start_with_replay_fail_open() {
-    let dir = tempdir();
-    let functions = dir.path().join("functions");
-    tree(&functions);
-    let config = dir.path().join("edgefn.toml");
     // A port nothing listens on (bound, read, released).
     let port = free_port();
-    std::fs::write(
-        &config,
-        format!(
-            "[cluster]\nstore = \"redis://127.0.0.1:{port}/0\"\nnodes_hint = 2\nreplay_fail_open = true\n"
-        ),
-    )
-    .unwrap();
-    let gw = Gateway::start_with_config(&config, &functions);
+    let gw = Cluster::new(&format!(
+        "store = \"redis://127.0.0.1:{port}/0\"\nnodes_hint = 2\nreplay_fail_open = true\n"
+    ))
+    .start();
     assert!(
         gw.wait_log("cluster store unreachable at start", LONG),
         "{}",
@@ -316,20 +251,12 @@ fn unreachable_store_at_start_with_replay_fail_open() {
 /// round trips than requests.
 #[test]
 fn a_token_lease_saves_round_trips_within_its_bound() {
-    let redis = Redis::start(free_port());
-    let dir = tempdir();
-    let functions = dir.path().join("functions");
-    tree(&functions);
-    let config = dir.path().join("edgefn.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[cluster]\nstore = \"redis://127.0.0.1:{}/0\"\nnodes_hint = 2\ntimeout_ms = 5000\nlease_tokens = 4\nlease_ms = 10000\n",
-            redis.port
-        ),
-    )
-    .unwrap();
-    let (a, b) = (node(&config, &functions), node(&config, &functions));
+    let redis = Redis::start();
+    let cluster = Cluster::new(&format!(
+        "store = \"{}\"\nnodes_hint = 2\ntimeout_ms = 5000\nlease_tokens = 4\nlease_ms = 10000\n",
+        redis.url()
+    ));
+    let (a, b) = (cluster.node(), cluster.node());
     let trips = |gw: &Gateway| {
         gw.metric("edgefn_cluster_store_round_trip_seconds_count{op=\"rate_limit\"}")
             .unwrap_or(0.0)
@@ -355,20 +282,9 @@ fn a_token_lease_saves_round_trips_within_its_bound() {
 /// exactly once; the refusal is then repeated without a round trip.
 #[test]
 fn concurrent_requests_share_round_trips_and_hold_the_limit() {
-    let redis = Redis::start(free_port());
-    let dir = tempdir();
-    let functions = dir.path().join("functions");
-    tree(&functions);
-    let config = dir.path().join("edgefn.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[cluster]\nstore = \"redis://127.0.0.1:{}/0\"\ntimeout_ms = 5000\n",
-            redis.port
-        ),
-    )
-    .unwrap();
-    let a = node(&config, &functions);
+    let redis = Redis::start();
+    let cluster = Cluster::new(&format!("store = \"{}\"\ntimeout_ms = 5000\n", redis.url()));
+    let a = cluster.node();
     let trips = || {
         a.metric("edgefn_cluster_store_round_trip_seconds_count{op=\"rate_limit\"}")
             .unwrap_or(0.0)

@@ -11,8 +11,9 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use openfaas_support::{marks, CallbackServer, Redis, ECHO_PY};
-use support::{client, concurrent, path_str, tempdir, wait_until, write_tree, Gateway};
+use openfaas_support::{marks, CallbackServer, ECHO_PY};
+use support::redis::Redis;
+use support::{client, concurrent, free_port, path_str, tempdir, wait_until, write_tree, Gateway};
 
 const CALLS: usize = 500;
 
@@ -154,7 +155,7 @@ fn redis_unreachable_at_start_is_an_error_and_an_outage_later_is_a_503() {
     let fns = dir.path().join("fns");
     let mark = dir.path().join("mark");
     slow_tree(&fns, &mark);
-    let port = openfaas_support::free_port();
+    let port = free_port();
     let url = format!("redis://127.0.0.1:{port}/0");
     let config = write_config(dir.path(), &url);
     let extra = [

@@ -8,12 +8,10 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 use reqwest::blocking::Response;
 use serde_json::{json, Value};
-use support::{client, repo_root, tempdir, write_tree, Gateway};
+use support::{client, tempdir, write_tree, Gateway};
 
 const HANDLER: &str = r#"def handler(event):
     return {"status": 200, "body": "ok " + str(event["context"]["auth"]["subject"])}
@@ -24,38 +22,8 @@ const WHSEC_A: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const WHSEC_B: &str = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 const PUBLIC_URL: &str = "https://hooks.example.test";
 
-fn signers_dir() -> std::path::PathBuf {
-    repo_root().join("gateway/tests/webhooks")
-}
-
-/// Runs a signer (`python3 sign.py` or `node sign-github.mjs`) on `jobs`; a signer that
-/// cannot run fails the test naming the fix.
-fn run_signer(program: &str, script: &str, jobs: &Value) -> Vec<Value> {
-    let mut child = Command::new(program)
-        .arg(script)
-        .current_dir(signers_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program} {script}: {e}; run scripts/setup.sh --test"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(jobs.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {script} failed (run scripts/setup.sh --test): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn python(jobs: Value) -> Vec<Value> {
-    run_signer("python3", "sign.py", &jobs)
+    support::signers::run("python3", "sign.py", &jobs)
 }
 
 fn now() -> u64 {
@@ -322,7 +290,7 @@ fn each_scheme_admits_its_publishers_signature_and_refuses_the_rest() {
 
     // GitHub, signed by @octokit/webhooks-methods.
     let body = body_for("github", 1);
-    let gh = run_signer(
+    let gh = support::signers::run(
         "node",
         "sign-github.mjs",
         &json!([{"secret": "github-e2e-secret", "body": body}, {"secret": "other", "body": body}]),

@@ -1,13 +1,11 @@
 //! Test support for the OpenFaaS tests: a loopback HTTP/1.1 server that records every
-//! callback it receives (keep-alive, bounded reads), a real `redis-server` on a free port,
-//! and the fixture handlers.
+//! callback it receives (keep-alive, bounded reads), and the fixture handlers.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -151,73 +149,6 @@ fn serve(stream: TcpStream, got: Arc<Mutex<Vec<Received>>>, b: Behaviour) {
             left -= n;
         }
     }
-}
-
-/// A real `redis-server` on a free loopback port, no persistence; stopped on drop.
-pub struct Redis {
-    child: Child,
-    pub port: u16,
-}
-
-impl Redis {
-    pub fn start() -> Redis {
-        Self::start_on(free_port())
-    }
-
-    pub fn start_on(port: u16) -> Redis {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("redis-server cannot start ({e}); scripts/setup.sh --test installs it")
-            });
-        let up = crate::support::wait_until(Duration::from_secs(20), || {
-            TcpStream::connect(("127.0.0.1", port))
-                .and_then(|mut s| {
-                    s.write_all(b"PING\r\n")?;
-                    let mut buf = [0u8; 7];
-                    s.read_exact(&mut buf)?;
-                    Ok(&buf == b"+PONG\r\n")
-                })
-                .unwrap_or(false)
-        });
-        assert!(up, "redis-server did not answer PING on port {port}");
-        Redis { child, port }
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The call ids a `$MARK` file lists (one per function run).

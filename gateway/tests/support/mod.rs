@@ -5,6 +5,8 @@
 
 pub mod prometheus;
 pub mod raw_http;
+pub mod redis;
+pub mod signers;
 pub mod worker;
 
 use std::io::{BufRead, BufReader};
@@ -339,6 +341,15 @@ pub fn serve_tree(files: &[(&str, &str)]) -> (tempfile::TempDir, Gateway) {
     write_tree(dir.path(), files);
     let gw = Gateway::start(dir.path());
     (dir, gw)
+}
+
+/// A loopback port that was free a moment ago (for a server the test starts next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn tempdir() -> tempfile::TempDir {
