@@ -13,7 +13,7 @@ use base64::Engine;
 use reqwest::blocking::{RequestBuilder, Response};
 use ring::hmac;
 use serde_json::{json, Value};
-use support::{client, tempdir, wait_until, write_tree, Gateway};
+use support::{client, prometheus, tempdir, wait_until, write_tree, Gateway};
 
 /// Records each call in the file named by `CALLS` (one line per call), then answers 200.
 const RECORDING: &str = r#"import os
@@ -124,35 +124,14 @@ fn send(rb: RequestBuilder) -> Response {
 }
 
 fn auth_failures(gw: &Gateway) -> BTreeMap<(String, String, String), u64> {
-    let text = client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    let mut out = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("edgefn_auth_failures_total{"))
-    {
-        let (series, value) = line.rsplit_once(' ').unwrap();
-        let labels: BTreeMap<&str, &str> = series
-            .trim_start_matches("edgefn_auth_failures_total{")
-            .trim_end_matches('}')
-            .split(',')
-            .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| (k, v.trim_matches('"')))
-            .collect();
-        out.insert(
-            (
-                labels["function"].to_owned(),
-                labels["type"].to_owned(),
-                labels["reason"].to_owned(),
-            ),
-            value.parse::<f64>().unwrap() as u64,
-        );
-    }
-    out
+    prometheus::parse(&gw.metrics())
+        .into_iter()
+        .filter(|(name, _, _)| name == "edgefn_auth_failures_total")
+        .map(|(_, l, v)| {
+            let key = (l["function"].clone(), l["type"].clone(), l["reason"].clone());
+            (key, v as u64)
+        })
+        .collect()
 }
 
 fn counted(m: &BTreeMap<(String, String, String), u64>, f: &str, t: &str, r: &str) -> u64 {
@@ -371,18 +350,12 @@ fn rate_limit_answers_429_with_retry_after() {
     let rid = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
     let body: Value = resp.json().unwrap();
     assert_eq!(body["request_id"], json!(rid));
-    let text = c
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let page = prometheus::parse(&gw.metrics());
     assert!(
-        text.lines()
-            .any(|l| l.starts_with("edgefn_rate_limited_total{")
-                && l.contains(r#"function="limited""#)
-                && l.ends_with(" 1")),
-        "{text}"
+        page.iter().any(|(name, l, v)| name == "edgefn_rate_limited_total"
+            && l.get("function").map(String::as_str) == Some("limited")
+            && *v == 1.0),
+        "{page:?}"
     );
 }
 

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use reqwest::blocking::Response;
 use serde_json::{json, Value};
-use support::{client, tempdir, write_tree, Gateway};
+use support::{client, prometheus, tempdir, write_tree, Gateway};
 
 const HANDLER: &str = r#"def handler(event):
     return {"status": 200, "body": "ok " + str(event["context"]["auth"]["subject"])}
@@ -197,28 +197,11 @@ fn post(gw: &Gateway, scheme: &str, headers: &Value, body: &str) -> Response {
 }
 
 fn auth_failures(gw: &Gateway) -> BTreeMap<(String, String), u64> {
-    let text = client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    let mut out = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("edgefn_auth_failures_total{"))
-    {
-        let (series, value) = line.rsplit_once(' ').unwrap();
-        let label = |k: &str| {
-            let start = series.find(&format!("{k}=\"")).unwrap() + k.len() + 2;
-            series[start..].split('"').next().unwrap().to_owned()
-        };
-        out.insert(
-            (label("function"), label("reason")),
-            value.parse::<f64>().unwrap() as u64,
-        );
-    }
-    out
+    prometheus::parse(&gw.metrics())
+        .into_iter()
+        .filter(|(name, _, _)| name == "edgefn_auth_failures_total")
+        .map(|(_, l, v)| ((l["function"].clone(), l["reason"].clone()), v as u64))
+        .collect()
 }
 
 fn admitted(resp: Response) -> String {
