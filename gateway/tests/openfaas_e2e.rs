@@ -6,7 +6,7 @@
 mod openfaas_support;
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -42,7 +42,7 @@ fn tree(root: &Path, mark: &Path) {
     );
 }
 
-fn config(dir: &Path, extra: &str) -> std::path::PathBuf {
+fn config(dir: &Path, extra: &str) -> PathBuf {
     let p = dir.join("edgefn.toml");
     let text = format!(
         "[async]\ndata_dir = \"{}\"\nmax_attempts = 2\ncallback_allow = [\"127.0.0.1/32\"]\n{extra}",
@@ -52,13 +52,21 @@ fn config(dir: &Path, extra: &str) -> std::path::PathBuf {
     p
 }
 
-#[test]
-fn function_route_shares_every_policy_of_the_own_route() {
+/// A gateway on [`tree`] plus `more` with [`config`] plus `extra`; the folder it returns
+/// holds `fns/`, the queue and the `MARK` file (returned second).
+fn serve(extra: &str, more: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf, Gateway) {
     let dir = tempdir();
     let fns = dir.path().join("fns");
     let mark = dir.path().join("mark");
     tree(&fns, &mark);
-    let gw = Gateway::start_with_config(&config(dir.path(), ""), &fns);
+    write_tree(&fns, more);
+    let gw = Gateway::start_with_config(&config(dir.path(), extra), &fns);
+    (dir, mark, gw)
+}
+
+#[test]
+fn function_route_shares_every_policy_of_the_own_route() {
+    let (_dir, mark, gw) = serve("", &[]);
     let c = client();
 
     let r = c.get(gw.url("/function/hello/a/b?x=1")).send().unwrap();
@@ -135,10 +143,7 @@ fn function_route_shares_every_policy_of_the_own_route() {
 
 #[test]
 fn openfaas_routes_can_be_turned_off() {
-    let dir = tempdir();
-    let fns = dir.path().join("fns");
-    tree(&fns, &dir.path().join("mark"));
-    let gw = Gateway::start_with_config(&config(dir.path(), "[openfaas]\nenabled = false\n"), &fns);
+    let (_dir, _, gw) = serve("[openfaas]\nenabled = false\n", &[]);
     let c = client();
     assert_eq!(c.get(gw.url("/hello")).send().unwrap().status(), 200);
     assert_eq!(
@@ -169,11 +174,7 @@ fn folders_named_like_the_prefixes_are_refused_at_load() {
 
 #[test]
 fn async_calls_are_queued_after_every_check_and_call_back() {
-    let dir = tempdir();
-    let fns = dir.path().join("fns");
-    let mark = dir.path().join("mark");
-    tree(&fns, &mark);
-    let gw = Gateway::start_with_config(&config(dir.path(), ""), &fns);
+    let (dir, mark, gw) = serve("", &[]);
     let cb = CallbackServer::start(200);
     let c = client();
 
@@ -301,10 +302,7 @@ fn async_calls_are_queued_after_every_check_and_call_back() {
 
 #[test]
 fn crashing_calls_are_retried_then_dead_lettered() {
-    let dir = tempdir();
-    let fns = dir.path().join("fns");
-    tree(&fns, &dir.path().join("mark"));
-    let gw = Gateway::start_with_config(&config(dir.path(), ""), &fns);
+    let (_dir, _, gw) = serve("", &[]);
     let cb = CallbackServer::start(200);
     let c = client();
     let r = c
@@ -450,12 +448,8 @@ fn secrets_are_files_under_secret_mount_path() {
 
 #[test]
 fn callbacks_are_retried_on_5xx_and_huge_answers_are_cut() {
-    let dir = tempdir();
-    let fns = dir.path().join("fns");
-    let mark = dir.path().join("mark");
-    tree(&fns, &mark);
-    write_tree(
-        &fns,
+    let (_dir, _, gw) = serve(
+        "",
         &[
             ("limited/handler.py", ECHO_PY),
             (
@@ -464,7 +458,6 @@ fn callbacks_are_retried_on_5xx_and_huge_answers_are_cut() {
             ),
         ],
     );
-    let gw = Gateway::start_with_config(&config(dir.path(), ""), &fns);
     let c = client();
     // max_attempts = 2: one 503, then delivered.
     let flaky = CallbackServer::start_with(openfaas_support::Behaviour {
