@@ -8,7 +8,7 @@ mod openfaas_support;
 mod support;
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use openfaas_support::{marks, CallbackServer, ECHO_PY};
@@ -32,7 +32,7 @@ fn slow_tree(root: &Path, mark: &Path) {
     );
 }
 
-fn write_config(dir: &Path, store: &str) -> std::path::PathBuf {
+fn write_config(dir: &Path, store: &str) -> PathBuf {
     let p = dir.join("edgefn.toml");
     let text = format!(
         "[async]\nstore = \"{store}\"\ndata_dir = \"{}\"\nvisibility_timeout_ms = 3000\ncallback_allow = [\"127.0.0.1/32\"]\n",
@@ -40,6 +40,35 @@ fn write_config(dir: &Path, store: &str) -> std::path::PathBuf {
     );
     std::fs::write(&p, text).unwrap();
     p
+}
+
+/// [`slow_tree`] and [`write_config`] for `store` in a fresh folder, and how to start a
+/// node on them.
+struct Slow {
+    _dir: tempfile::TempDir,
+    fns: PathBuf,
+    mark: PathBuf,
+    config: PathBuf,
+}
+
+impl Slow {
+    fn new(store: &str) -> Slow {
+        let dir = tempdir();
+        let fns = dir.path().join("fns");
+        let mark = dir.path().join("mark");
+        slow_tree(&fns, &mark);
+        let config = write_config(dir.path(), store);
+        Slow {
+            _dir: dir,
+            fns,
+            mark,
+            config,
+        }
+    }
+
+    fn start(&self) -> Gateway {
+        Gateway::start_with_config(&self.config, &self.fns)
+    }
 }
 
 /// Sends `CALLS` async calls over 10 threads through `gws[i % len]`; returns their ids.
@@ -99,13 +128,9 @@ fn assert_all_delivered(
 
 #[test]
 fn embedded_store_loses_nothing_across_kill_9() {
-    let dir = tempdir();
-    let fns = dir.path().join("fns");
-    let mark = dir.path().join("mark");
-    slow_tree(&fns, &mark);
-    let config = write_config(dir.path(), "embedded");
+    let slow = Slow::new("embedded");
     let cb = CallbackServer::start(200);
-    let mut gw = Gateway::start_with_config(&config, &fns);
+    let mut gw = slow.start();
     let ids = enqueue_all(&[&gw], &cb.url("/cb"));
     assert!(
         wait_until(Duration::from_secs(120), || cb.count() >= 20),
@@ -119,21 +144,17 @@ fn embedded_store_loses_nothing_across_kill_9() {
         at_kill < CALLS,
         "the kill came after everything ran; slow the fixture down"
     );
-    let gw = Gateway::start_with_config(&config, &fns);
-    assert_all_delivered(&ids, &mark, &cb, &|| gw.logs());
+    let gw = slow.start();
+    assert_all_delivered(&ids, &slow.mark, &cb, &|| gw.logs());
 }
 
 #[test]
 fn redis_store_two_nodes_lose_nothing_when_one_is_killed() {
     let redis = Redis::start();
-    let dir = tempdir();
-    let fns = dir.path().join("fns");
-    let mark = dir.path().join("mark");
-    slow_tree(&fns, &mark);
-    let config = write_config(dir.path(), &redis.url());
+    let slow = Slow::new(&redis.url());
     let cb = CallbackServer::start(200);
-    let mut a = Gateway::start_with_config(&config, &fns);
-    let b = Gateway::start_with_config(&config, &fns);
+    let mut a = slow.start();
+    let b = slow.start();
     let ids = enqueue_all(&[&a, &b], &cb.url("/cb"));
     assert!(
         wait_until(Duration::from_secs(120), || cb.count() >= 20),
@@ -146,23 +167,18 @@ fn redis_store_two_nodes_lose_nothing_when_one_is_killed() {
         called_back(&cb).len() < CALLS,
         "the kill came after everything ran"
     );
-    assert_all_delivered(&ids, &mark, &cb, &|| b.logs());
+    assert_all_delivered(&ids, &slow.mark, &cb, &|| b.logs());
 }
 
 #[test]
 fn redis_unreachable_at_start_is_an_error_and_an_outage_later_is_a_503() {
-    let dir = tempdir();
-    let fns = dir.path().join("fns");
-    let mark = dir.path().join("mark");
-    slow_tree(&fns, &mark);
     let port = free_port();
-    let url = format!("redis://127.0.0.1:{port}/0");
-    let config = write_config(dir.path(), &url);
+    let slow = Slow::new(&format!("redis://127.0.0.1:{port}/0"));
     let extra = [
         "--config",
-        &path_str(&config),
+        &path_str(&slow.config),
         "--functions",
-        &path_str(&fns),
+        &path_str(&slow.fns),
     ];
     let err = match Gateway::try_start(&extra, &[]) {
         Ok(_) => panic!("started without its Redis"),
@@ -171,7 +187,7 @@ fn redis_unreachable_at_start_is_an_error_and_an_outage_later_is_a_503() {
     assert!(err.contains("async.store"), "{err}");
 
     let mut redis = Redis::start_on(port);
-    let gw = Gateway::start_with_config(&config, &fns);
+    let gw = slow.start();
     let cb = CallbackServer::start(200);
     let c = client();
     let post = || {
