@@ -3,10 +3,22 @@
 
 mod support;
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 use support::{client, path_str, tempdir, write_tree, Gateway, BIN};
+
+/// `edgefn import openfaas <stack> --out <out>`.
+fn import(stack: &Path, out: &Path) -> Output {
+    Command::new(BIN)
+        .args(["import", "openfaas"])
+        .arg(stack)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
 
 const STACK: &str = r#"version: 1.0
 provider:
@@ -58,13 +70,7 @@ fn a_stack_file_becomes_a_served_functions_tree() {
         ],
     );
     let out = dir.path().join("functions");
-    let run = Command::new(BIN)
-        .args(["import", "openfaas"])
-        .arg(dir.path().join("stack.yml"))
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = import(&dir.path().join("stack.yml"), &out);
     let text = String::from_utf8_lossy(&run.stdout).into_owned();
     assert_eq!(run.status.code(), Some(1), "gopher is skipped: {text}");
     assert!(text.contains("imported hello"), "{text}");
@@ -125,13 +131,7 @@ fn a_stack_file_becomes_a_served_functions_tree() {
     );
 
     // A second import into the same tree refuses to overwrite.
-    let again = Command::new(BIN)
-        .args(["import", "openfaas"])
-        .arg(dir.path().join("stack.yml"))
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let again = import(&dir.path().join("stack.yml"), &out);
     assert!(String::from_utf8_lossy(&again.stdout).contains("exists already"));
 }
 
@@ -139,22 +139,12 @@ fn a_stack_file_becomes_a_served_functions_tree() {
 fn a_bad_stack_file_is_a_clear_error() {
     let dir = tempdir();
     write_tree(dir.path(), &[("stack.yml", "functions: [not, a, map]\n")]);
-    let run = Command::new(BIN)
-        .args(["import", "openfaas"])
-        .arg(dir.path().join("stack.yml"))
-        .args(["--out", &path_str(&dir.path().join("o"))])
-        .output()
-        .unwrap();
+    let run = import(&dir.path().join("stack.yml"), &dir.path().join("o"));
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("not an OpenFaaS stack file"));
     let big = dir.path().join("big.yml");
     std::fs::write(&big, vec![b'#'; 2 << 20]).unwrap();
-    let run = Command::new(BIN)
-        .args(["import", "openfaas"])
-        .arg(&big)
-        .args(["--out", &path_str(&dir.path().join("o"))])
-        .output()
-        .unwrap();
+    let run = import(&big, &dir.path().join("o"));
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("larger than"));
 }
