@@ -33,6 +33,33 @@ fn barrier_js(dir: &Path, n: usize) -> String {
     )
 }
 
+/// A Node handler that records each arrival as a file in `arrived`, never answers
+/// `?hang=1`, and answers the others with its pid once `release` exists (500 after 60 s).
+fn arrivals_js(arrived: &Path, release: &Path) -> String {
+    format!(
+        "const fs = require('fs'), path = require('path');\nexports.handler = async (event) => {{\n  fs.writeFileSync(path.join({arrived:?}, String(Math.random())), '');\n  if (event.query.hang) return new Promise(() => {{}});\n  const end = Date.now() + 60000;\n  while (!fs.existsSync({release:?})) {{\n    if (Date.now() > end) return {{ status: 500, body: 'never released' }};\n    await new Promise((r) => setTimeout(r, 20));\n  }}\n  return {{ status: 200, body: String(process.pid) }};\n}};\n",
+        arrived = path_str(arrived),
+        release = path_str(release),
+    )
+}
+
+/// Serves `handler` as `/<name>` on one Node worker with `concurrency` slots.
+fn one_node_worker(name: &str, handler: &str, concurrency: usize, timeout_ms: u64) -> (tempfile::TempDir, Gateway) {
+    let dir = tempdir();
+    let config = format!(
+        r#"{{"workers": {{"min": 1, "max": 1}}, "concurrency": {concurrency}, "timeout_ms": {timeout_ms}}}"#
+    );
+    write_tree(
+        dir.path(),
+        &[
+            (&format!("{name}/handler.js"), handler),
+            (&format!("{name}/fn.config.json"), &config),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    (dir, gw)
+}
+
 fn get(url: &str) -> (u16, String) {
     let r = client()
         .get(url)
@@ -113,26 +140,11 @@ fn sequential_requests_reuse_one_warm_worker() {
 /// on the same Node worker finish normally and the worker is not replaced.
 #[test]
 fn node_worker_with_sixteen_in_flight_times_out_one_and_serves_fifteen() {
-    let (dir, flags) = (tempdir(), tempdir());
+    let flags = tempdir();
     let release = flags.path().join("release");
     let arrived = flags.path().join("arrived");
     std::fs::create_dir(&arrived).unwrap();
-    let handler = format!(
-        "const fs = require('fs'), path = require('path');\nexports.handler = async (event) => {{\n  fs.writeFileSync(path.join({arrived:?}, String(Math.random())), '');\n  if (event.query.hang) return new Promise(() => {{}});\n  const end = Date.now() + 60000;\n  while (!fs.existsSync({release:?})) {{\n    if (Date.now() > end) return {{ status: 500, body: 'never released' }};\n    await new Promise((r) => setTimeout(r, 20));\n  }}\n  return {{ status: 200, body: String(process.pid) }};\n}};\n",
-        arrived = path_str(&arrived),
-        release = path_str(&release),
-    );
-    write_tree(
-        dir.path(),
-        &[
-            ("many/handler.js", &handler),
-            (
-                "many/fn.config.json",
-                r#"{"workers": {"min": 1, "max": 1}, "concurrency": 16, "timeout_ms": 6000}"#,
-            ),
-        ],
-    );
-    let gw = Gateway::start(dir.path());
+    let (_dir, gw) = one_node_worker("many", &arrivals_js(&arrived, &release), 16, 6000);
     let url = gw.url("/many");
     let hang = gw.url("/many?hang=1");
     let count = || std::fs::read_dir(&arrived).unwrap().count();
@@ -371,26 +383,15 @@ fn a_protocol_1_worker_is_refused_naming_both_versions() {
 /// could not run otherwise: one worker, one slot) is served by the same process.
 #[test]
 fn a_client_that_goes_away_cancels_its_request_on_the_worker() {
-    let (dir, flags) = (tempdir(), tempdir());
-    let arrived = flags.path().join("arrived");
-    let handler = format!(
-        "const fs = require('fs');\nexports.handler = async (event) => {{\n  if (event.query.hang) {{ fs.writeFileSync({arrived:?}, ''); return new Promise(() => {{}}); }}\n  return {{ status: 200, body: String(process.pid) }};\n}};\n",
-        arrived = path_str(&arrived),
-    );
-    write_tree(
-        dir.path(),
-        &[
-            ("gone/handler.js", &handler),
-            (
-                "gone/fn.config.json",
-                r#"{"workers": {"min": 1, "max": 1}, "concurrency": 1, "timeout_ms": 600000}"#,
-            ),
-        ],
-    );
-    let gw = Gateway::start(dir.path());
+    let flags = tempdir();
+    let (arrived, release) = (flags.path().join("arrived"), flags.path().join("release"));
+    std::fs::create_dir(&arrived).unwrap();
+    std::fs::write(&release, "").unwrap();
+    let (_dir, gw) = one_node_worker("gone", &arrivals_js(&arrived, &release), 1, 600_000);
+    let count = || std::fs::read_dir(&arrived).unwrap().count();
     let (_, pid) = get(&gw.url("/gone"));
     let s = support::raw_http::send(gw.public, b"GET /gone?hang=1 HTTP/1.1\r\nhost: x\r\n\r\n");
-    assert!(wait_until(Duration::from_secs(30), || arrived.exists()));
+    assert!(wait_until(Duration::from_secs(30), || count() == 2));
     drop(s);
     assert_eq!(get(&gw.url("/gone")), (200, pid), "{}", gw.logs());
     assert!(!gw.metrics().contains("edgefn_worker_restarts_total{"));
