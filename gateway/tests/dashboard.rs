@@ -3,12 +3,14 @@
 //! `_bucket` / `_sum` / `_count` series), every exported name appears on it, the panels are
 //! well formed, and every PromQL expression parses (`promtool check rules`).
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::process::Command;
 
 use gateway::metrics::names::{Kind, ALL};
 use serde_json::Value;
+use support::prometheus::promtool;
 
 fn dashboard() -> Value {
     let path = concat!(
@@ -193,21 +195,11 @@ fn every_expression_parses_with_promtool() {
         .expect("temp file");
     file.write_all(doc.to_string().as_bytes())
         .expect("write rules");
-    let out = Command::new("promtool")
-        .args(["check", "rules"])
-        .arg(file.path())
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "promtool is required to parse the dashboard's PromQL and could not run ({e}); \
-                 install it with `scripts/setup.sh --test` (Debian package `prometheus`)"
-            )
-        });
-    assert!(
-        out.status.success(),
-        "promtool check rules failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let rules = file.path().to_str().unwrap();
+    promtool(
+        &["check", "rules", rules],
+        b"",
+        "parse the dashboard's PromQL",
     );
 }
 

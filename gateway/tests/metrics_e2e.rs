@@ -5,11 +5,9 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::prometheus::{get, parse, Labels};
+use support::prometheus::{get, parse, promtool, Labels};
 use support::{client, tempdir, wait_until, write_tree, Gateway};
 
 const HELLO: &str = "def handler(event):\n    return {\"status\": 200, \"body\": \"hello\"}\n";
@@ -24,32 +22,7 @@ fn scrape(gw: &Gateway) -> String {
 }
 
 fn promtool_check(text: &str) {
-    let child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = child.unwrap_or_else(|e| {
-        panic!(
-            "promtool is required to validate /metrics and could not run ({e}); \
-             install it with `scripts/setup.sh --test` (Debian package `prometheus`)"
-        )
-    });
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed ({}):\n{}{}\n--- page ---\n{text}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool(&["check", "metrics"], text.as_bytes(), "validate /metrics");
 }
 
 fn send(gw: &Gateway, method: &str, path: &str) -> u16 {

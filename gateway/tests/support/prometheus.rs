@@ -1,6 +1,9 @@
-//! The one Prometheus text parser the integration tests share.
+//! The one Prometheus text parser the integration tests share, and Prometheus's own
+//! checker for what a parser of ours would accept too readily.
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -42,4 +45,32 @@ pub fn get(page: &[(String, Labels, f64)], name: &str, labels: &[(&str, &str)]) 
     page.iter()
         .find(|(n, l, _)| n == name && *l == want)
         .map_or(0.0, |(_, _, v)| *v)
+}
+
+/// Runs `promtool <args>` with `input` on its stdin and fails the test with promtool's
+/// report unless it passes; `needed_for` says why the test cannot do without it.
+pub fn promtool(args: &[&str], input: &[u8], needed_for: &str) {
+    let mut child = Command::new("promtool")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "promtool is required to {needed_for} and could not run ({e}); \
+                 install it with `scripts/setup.sh --test` (Debian package `prometheus`)"
+            )
+        });
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool {} failed ({}):\n{}{}\n--- input ---\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(input)
+    );
 }
