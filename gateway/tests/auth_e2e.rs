@@ -13,7 +13,7 @@ use base64::Engine;
 use reqwest::blocking::{RequestBuilder, Response};
 use ring::hmac;
 use serde_json::{json, Value};
-use support::{client, prometheus, tempdir, wait_until, write_tree, Gateway};
+use support::{client, get_json, prometheus, tempdir, wait_until, write_tree, Gateway};
 
 /// Records each call in the file named by `CALLS` (one line per call), then answers 200.
 const RECORDING: &str = r#"import os
@@ -128,7 +128,11 @@ fn auth_failures(gw: &Gateway) -> BTreeMap<(String, String, String), u64> {
         .into_iter()
         .filter(|(name, _, _)| name == "edgefn_auth_failures_total")
         .map(|(_, l, v)| {
-            let key = (l["function"].clone(), l["type"].clone(), l["reason"].clone());
+            let key = (
+                l["function"].clone(),
+                l["type"].clone(),
+                l["reason"].clone(),
+            );
             (key, v as u64)
         })
         .collect()
@@ -352,9 +356,10 @@ fn rate_limit_answers_429_with_retry_after() {
     assert_eq!(body["request_id"], json!(rid));
     let page = prometheus::parse(&gw.metrics());
     assert!(
-        page.iter().any(|(name, l, v)| name == "edgefn_rate_limited_total"
-            && l.get("function").map(String::as_str) == Some("limited")
-            && *v == 1.0),
+        page.iter()
+            .any(|(name, l, v)| name == "edgefn_rate_limited_total"
+                && l.get("function").map(String::as_str) == Some("limited")
+                && *v == 1.0),
         "{page:?}"
     );
 }
@@ -362,12 +367,7 @@ fn rate_limit_answers_429_with_retry_after() {
 #[test]
 fn openapi_lists_security_schemes_without_secrets() {
     let env = start();
-    let doc: Value = client()
-        .get(env.gw.url("/_fn/openapi.json"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let doc: Value = get_json(&env.gw.url("/_fn/openapi.json"));
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(
         schemes["keyed_auth"],

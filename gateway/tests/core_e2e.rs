@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{client, tempdir, wait_until, write_tree, Gateway};
+use support::{client, get_json, tempdir, wait_until, write_tree, Gateway};
 
 const HELLO: &str = "def handler(event):\n    return {\"status\": 200, \"body\": \"hello\"}\n";
 
@@ -96,12 +96,7 @@ fn health_404_405_and_request_ids() {
 fn openapi_lists_every_route_method_and_parameter() {
     let dir = fixture();
     let gw = Gateway::start(dir.path());
-    let doc: Value = client()
-        .get(gw.url("/_fn/openapi.json"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let doc: Value = get_json(&gw.url("/_fn/openapi.json"));
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
     let paths = doc["paths"].as_object().unwrap();

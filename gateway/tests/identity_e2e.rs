@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use identity::{free_port, kid, pyjwt, Provider, RESOURCE};
 use reqwest::blocking::Response;
 use serde_json::{json, Value};
-use support::{client, tempdir, wait_until, write_tree, Gateway};
+use support::{client, get_json, tempdir, wait_until, write_tree, Gateway};
 
 /// Answers with what the gateway told it about the caller.
 const WHOAMI: &str = r#"def handler(event):
@@ -290,12 +290,7 @@ fn pyjwt_tokens_and_refusals() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 401);
-    let openapi: Value = client()
-        .get(gw.url("/_fn/openapi.json"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let openapi: Value = get_json(&gw.url("/_fn/openapi.json"));
     let security = &openapi["paths"]["/either"]["get"]["security"];
     assert_eq!(security.as_array().map(Vec::len), Some(2), "{security}");
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use openfaas_support::{marks, CallbackServer, CRASH_PY, ECHO_PY};
 use serde_json::Value;
-use support::{client, path_str, tempdir, wait_until, write_tree, Gateway, BIN};
+use support::{client, get_json, path_str, tempdir, wait_until, write_tree, Gateway, BIN};
 
 const KEY: &str = "k-123";
 
@@ -100,12 +100,7 @@ fn function_route_shares_every_policy_of_the_own_route() {
     assert_eq!(r.headers()["x-call-id"], "caller-id-1");
     assert_eq!(r.json::<Value>().unwrap()["path"], "/");
 
-    let v: Value = c
-        .get(gw.url("/function/api/users/42"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let v: Value = get_json(&gw.url("/function/api/users/42"));
     assert_eq!(v["params"]["id"], "42");
 
     // Refusals are the own route's, decided before any worker runs.
@@ -211,12 +206,7 @@ fn async_calls_are_queued_after_every_check_and_call_back() {
         assert_eq!(&v["call_id"], id.as_str());
         assert!(v["body"].as_str().unwrap().starts_with("payload-"));
     }
-    let s: Value = c
-        .get(gw.admin_url(&format!("/async/{}", ids[0])))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let s: Value = get_json(&gw.admin_url(&format!("/async/{}", ids[0])));
     assert_eq!(s["state"], "done");
     assert_eq!(s["attempts"], 1);
     assert_eq!(s["last_status"], 200);
@@ -279,12 +269,7 @@ fn async_calls_are_queued_after_every_check_and_call_back() {
     assert_eq!(r.status(), 202);
     let id = r.headers()["x-call-id"].to_str().unwrap().to_owned();
     assert!(wait_until(Duration::from_secs(60), || {
-        c.get(gw.admin_url(&format!("/async/{id}")))
-            .send()
-            .unwrap()
-            .json::<Value>()
-            .unwrap()["state"]
-            == "done"
+        get_json(&gw.admin_url(&format!("/async/{id}")))["state"] == "done"
     }));
     assert_eq!(marks(&mark).len(), runs + 1, "only the admitted call ran");
     let stored = std::fs::read(dir.path().join("queue/queue.redb")).unwrap();
@@ -312,13 +297,7 @@ fn crashing_calls_are_retried_then_dead_lettered() {
         .unwrap();
     assert_eq!(r.status(), 202);
     let id = r.headers()["x-call-id"].to_str().unwrap().to_owned();
-    let status = |id: &str| -> Value {
-        c.get(gw.admin_url(&format!("/async/{id}")))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap()
-    };
+    let status = |id: &str| -> Value { get_json(&gw.admin_url(&format!("/async/{id}"))) };
     assert!(
         wait_until(Duration::from_secs(90), || status(&id)["state"] == "dead"),
         "{}\n{}",
@@ -328,12 +307,7 @@ fn crashing_calls_are_retried_then_dead_lettered() {
     let s = status(&id);
     assert_eq!(s["attempts"], 2);
     assert_eq!(s["last_status"], 502);
-    let dead: Value = c
-        .get(gw.admin_url("/async?state=dead"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let dead: Value = get_json(&gw.admin_url("/async?state=dead"));
     assert!(dead["calls"]
         .as_array()
         .unwrap()
@@ -496,12 +470,7 @@ fn callbacks_are_retried_on_5xx_and_huge_answers_are_cut() {
     let id = r.headers()["x-call-id"].to_str().unwrap().to_owned();
     assert!(
         wait_until(Duration::from_secs(60), || {
-            c.get(gw.admin_url(&format!("/async/{id}")))
-                .send()
-                .unwrap()
-                .json::<Value>()
-                .unwrap()["state"]
-                == "done"
+            get_json(&gw.admin_url(&format!("/async/{id}")))["state"] == "done"
         }),
         "{}",
         gw.logs()

@@ -44,7 +44,12 @@ fn arrivals_js(arrived: &Path, release: &Path) -> String {
 }
 
 /// Serves `handler` as `/<name>` on one Node worker with `concurrency` slots.
-fn one_node_worker(name: &str, handler: &str, concurrency: usize, timeout_ms: u64) -> (tempfile::TempDir, Gateway) {
+fn one_node_worker(
+    name: &str,
+    handler: &str,
+    concurrency: usize,
+    timeout_ms: u64,
+) -> (tempfile::TempDir, Gateway) {
     let dir = tempdir();
     let config = format!(
         r#"{{"workers": {{"min": 1, "max": 1}}, "concurrency": {concurrency}, "timeout_ms": {timeout_ms}}}"#

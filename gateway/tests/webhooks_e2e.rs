@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use reqwest::blocking::Response;
 use serde_json::{json, Value};
-use support::{client, prometheus, tempdir, write_tree, Gateway};
+use support::{client, get_json, prometheus, tempdir, write_tree, Gateway};
 
 const HANDLER: &str = r#"def handler(event):
     return {"status": 200, "body": "ok " + str(event["context"]["auth"]["subject"])}
@@ -358,12 +358,7 @@ fn zoom_url_validation_is_answered_by_the_gateway() {
 #[test]
 fn openapi_describes_each_scheme_without_secrets() {
     let env = start();
-    let doc: Value = client()
-        .get(env.gw.url("/_fn/openapi.json"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let doc: Value = get_json(&env.gw.url("/_fn/openapi.json"));
     let text = doc.to_string();
     for needle in [
         "webhook-signature",

@@ -193,11 +193,7 @@ fn cancel_of_a_running_async_request_answers_cancelled_and_drops_its_result() {
             assert_eq!(h["id"], 2, "{rt}: {h}");
             assert_eq!(body, b"released");
             w.send(&json!({"type": "cancel", "id": 99}), b"");
-            assert_eq!(
-                w.recv().0,
-                json!({"type": "cancelled", "id": 99}),
-                "{rt}"
-            );
+            assert_eq!(w.recv().0, json!({"type": "cancelled", "id": 99}), "{rt}");
         }
     }
 }

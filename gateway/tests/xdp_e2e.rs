@@ -339,7 +339,11 @@ fn xdp_drops_an_ipv6_connection_flood_and_serves_a_polite_client() {
 
 fn xdp_flood(tag: u32, v6: bool, mode: &str) {
     let net = Netns::create(tag);
-    let (gw, _dir) = XdpStart { mode, ..XdpStart::on(&net, v6) }.start();
+    let (gw, _dir) = XdpStart {
+        mode,
+        ..XdpStart::on(&net, v6)
+    }
+    .start();
     let layer = format!("xdp ({mode} mode on {})", net.host);
     let ready = gw.connection_limit();
     assert!(

@@ -325,6 +325,11 @@ pub fn client() -> reqwest::blocking::Client {
         .unwrap()
 }
 
+/// GETs `url` and reads its body as JSON.
+pub fn get_json(url: &str) -> serde_json::Value {
+    client().get(url).send().unwrap().json().unwrap()
+}
+
 /// The value of one series in a `/metrics` text (several reads from one scrape agree).
 pub fn metric_in(text: &str, series: &str) -> Option<f64> {
     let want = prometheus::parse_series(series);

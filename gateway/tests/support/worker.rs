@@ -132,7 +132,13 @@ impl Worker {
     /// A worker of the SDK's echo example (built ahead of time) with `concurrency` threads.
     pub fn spawn_sdk(concurrency: usize) -> Worker {
         let argv = [sdk_echo_binary().display().to_string()];
-        Worker::spawn_argv("rust", &argv, "handler.rs", "// built ahead of time\n", concurrency)
+        Worker::spawn_argv(
+            "rust",
+            &argv,
+            "handler.rs",
+            "// built ahead of time\n",
+            concurrency,
+        )
     }
 
     /// Like [`Worker::spawn`] for any worker command (`argv` before `<socket> <handler>
@@ -162,7 +168,9 @@ impl Worker {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {program}: {e} (scripts/setup.sh installs it)"));
+            .unwrap_or_else(|e| {
+                panic!("cannot start {program}: {e} (scripts/setup.sh installs it)")
+            });
         let stderr = Arc::new((Mutex::new(String::new()), Condvar::new()));
         let mut pipe = child.stderr.take().unwrap();
         let sink = stderr.clone();
