@@ -6,6 +6,7 @@
 //! and the refresh token used. Not yet through the gateway's own routes (not wired).
 
 mod identity;
+mod support;
 
 use std::collections::BTreeMap;
 
