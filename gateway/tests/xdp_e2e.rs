@@ -54,130 +54,57 @@ impl Netns {
         };
         let peer = format!("efx{id}p{tag}");
         let (ns, host, net, net6) = (&t.ns, &t.host, &t.net, &t.net6);
-        let steps: Vec<Vec<String>> = vec![
-            vec!["netns".into(), "add".into(), ns.clone()],
-            vec![
-                "link".into(),
-                "add".into(),
-                host.clone(),
-                "type".into(),
-                "veth".into(),
-                "peer".into(),
-                "name".into(),
-                peer.clone(),
-            ],
-            vec![
-                "link".into(),
-                "set".into(),
-                peer.clone(),
-                "netns".into(),
-                ns.clone(),
-            ],
-            vec![
-                "addr".into(),
-                "add".into(),
-                format!("{net}.1/24"),
-                "dev".into(),
-                host.clone(),
-            ],
-            // nodad: the addresses are usable at once, no duplicate-detection wait.
-            vec![
-                "addr".into(),
-                "add".into(),
-                format!("{net6}:1/64"),
-                "dev".into(),
-                host.clone(),
-                "nodad".into(),
-            ],
-            vec!["link".into(), "set".into(), host.clone(), "up".into()],
+        // nodad: the IPv6 addresses are usable at once, no duplicate-detection wait.
+        let steps = [
+            format!("netns add {ns}"),
+            format!("link add {host} type veth peer name {peer}"),
+            format!("link set {peer} netns {ns}"),
+            format!("addr add {net}.1/24 dev {host}"),
+            format!("addr add {net6}:1/64 dev {host} nodad"),
+            format!("link set {host} up"),
         ];
-        let in_ns: Vec<Vec<String>> = vec![
-            vec![
-                "addr".into(),
-                "add".into(),
-                format!("{net}.2/24"),
-                "dev".into(),
-                peer.clone(),
-            ],
-            vec![
-                "addr".into(),
-                "add".into(),
-                format!("{net}.3/24"),
-                "dev".into(),
-                peer.clone(),
-            ],
-            vec![
-                "addr".into(),
-                "add".into(),
-                format!("{net6}:2/64"),
-                "dev".into(),
-                peer.clone(),
-                "nodad".into(),
-            ],
-            vec![
-                "addr".into(),
-                "add".into(),
-                format!("{net6}:3/64"),
-                "dev".into(),
-                peer.clone(),
-                "nodad".into(),
-            ],
-            vec!["link".into(), "set".into(), peer.clone(), "up".into()],
-            vec!["link".into(), "set".into(), "lo".into(), "up".into()],
+        let in_ns = [
+            format!("addr add {net}.2/24 dev {peer}"),
+            format!("addr add {net}.3/24 dev {peer}"),
+            format!("addr add {net6}:2/64 dev {peer} nodad"),
+            format!("addr add {net6}:3/64 dev {peer} nodad"),
+            format!("link set {peer} up"),
+            "link set lo up".to_owned(),
         ];
-        for s in steps {
-            let a: Vec<&str> = s.iter().map(String::as_str).collect();
+        for s in &steps {
+            let a: Vec<&str> = s.split_whitespace().collect();
             ip(&a).unwrap_or_else(|e| panic!("network setup failed (root needed): {e}"));
         }
-        for s in in_ns {
+        for s in &in_ns {
             let mut a: Vec<&str> = vec!["netns", "exec", ns, "ip"];
-            a.extend(s.iter().map(String::as_str));
+            a.extend(s.split_whitespace());
             ip(&a).unwrap_or_else(|e| panic!("network setup failed: {e}"));
         }
         t
     }
 
-    /// Runs connflood.py inside the namespace and returns its JSON report.
     /// `connflood.py flood` from `src` to `dst:port` for `duration` seconds (+ `extra` flags).
     fn flood(&self, src: &str, dst: &str, port: &str, duration: &str, extra: &[&str]) -> Value {
-        let mut args = vec![
-            "flood",
-            "--src",
-            src,
-            "--dst",
-            dst,
-            "--port",
-            port,
-            "--duration",
-            duration,
-        ];
-        args.extend_from_slice(extra);
-        self.connflood(&args)
+        let mut rest = vec!["--duration", duration];
+        rest.extend_from_slice(extra);
+        self.connflood("flood", src, dst, port, &rest)
     }
 
     /// `connflood.py polite`: `count` requests from `src`, `interval` seconds apart.
     fn polite(&self, src: &str, dst: &str, port: &str, count: &str, interval: &str) -> Value {
-        self.connflood(&[
-            "polite",
-            "--src",
-            src,
-            "--dst",
-            dst,
-            "--port",
-            port,
-            "--count",
-            count,
-            "--interval",
-            interval,
-        ])
+        let rest = ["--count", count, "--interval", interval];
+        self.connflood("polite", src, dst, port, &rest)
     }
 
-    fn connflood(&self, args: &[&str]) -> Value {
+    /// Runs `connflood.py <mode>` inside the namespace and returns its JSON report.
+    fn connflood(&self, mode: &str, src: &str, dst: &str, port: &str, rest: &[&str]) -> Value {
+        let mut args = vec![mode, "--src", src, "--dst", dst, "--port", port];
+        args.extend_from_slice(rest);
         let script = repo_root().join("bench/tools/connflood.py");
         let out = Command::new("ip")
             .args(["netns", "exec", &self.ns, "python3"])
             .arg(script)
-            .args(args)
+            .args(&args)
             .output()
             .expect("run connflood.py");
         assert!(
