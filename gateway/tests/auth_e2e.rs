@@ -13,16 +13,12 @@ use base64::Engine;
 use reqwest::blocking::{RequestBuilder, Response};
 use ring::hmac;
 use serde_json::{json, Value};
+use support::recording::{recording_py, Calls};
 use support::{client, get_json, prometheus, tempdir, wait_until, write_tree, Gateway};
 
-/// Records each call in the file named by `CALLS` (one line per call), then answers 200.
-const RECORDING: &str = r#"import os
-
-def handler(event):
-    with open(event["env"]["CALLS"], "a") as f:
-        f.write(event["context"]["auth"]["type"] + " " + str(event["context"]["auth"]["subject"]) + "\n")
-    return {"status": 200, "body": "ok"}
-"#;
+/// What the recording handlers write per call: the identity the gateway verified.
+const RECORDED: &str =
+    r#"event["context"]["auth"]["type"] + " " + str(event["context"]["auth"]["subject"])"#;
 const KEY_ONE: &str = "key-one-aaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const KEY_TWO: &str = "key-two-bbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const GITHUB_SECRET: &str = "It's a Secret to Everybody";
@@ -70,28 +66,26 @@ fn fixture(calls: &std::path::Path) -> tempfile::TempDir {
     .iter()
     .map(|f| format!("{f}/handler.py"))
     .collect();
-    all.extend(handlers.iter().map(|h| (h.as_str(), RECORDING)));
+    let recording = recording_py(RECORDED);
+    all.extend(handlers.iter().map(|h| (h.as_str(), recording.as_str())));
     write_tree(dir.path(), &all);
     dir
 }
 
 struct Env {
     _dir: tempfile::TempDir,
-    _calls_dir: tempfile::TempDir,
-    calls: std::path::PathBuf,
+    calls: Calls,
     root: std::path::PathBuf,
     gw: Gateway,
 }
 
 fn start() -> Env {
-    let calls_dir = tempdir();
-    let calls = calls_dir.path().join("calls.log");
-    let dir = fixture(&calls);
+    let calls = Calls::new();
+    let dir = fixture(&calls.path);
     let gw = Gateway::start(dir.path());
     Env {
         root: dir.path().to_path_buf(),
         _dir: dir,
-        _calls_dir: calls_dir,
         calls,
         gw,
     }
@@ -183,7 +177,7 @@ fn key_rotation_through_reload_needs_no_restart() {
     assert_401(send(c.get(&url).header("x-api-key", KEY_TWO)));
 
     // Issue the next key: both are accepted during the overlap.
-    let calls = env.calls.to_str().unwrap();
+    let calls = env.calls.env_value();
     let rotate = |current: &str, next: &str| {
         let before = gw.generation();
         let text = json!({"CALLS": calls, "API_KEY_CURRENT": secret(current), "API_KEY_NEXT": secret(next)});
@@ -453,17 +447,20 @@ fn rejected_requests_never_reach_the_worker() {
     );
     assert_eq!(ok.status().as_u16(), 200);
     accepted += 1;
-    let lines = std::fs::read_to_string(&env.calls).unwrap();
-    assert_eq!(lines.lines().count(), accepted, "{lines}");
+    let lines = env.calls.lines();
+    assert_eq!(lines.len(), accepted, "{lines:?}");
     assert_eq!(
         lines
-            .lines()
+            .iter()
             .filter(|l| *l == "api_key API_KEY_CURRENT")
             .count(),
         3,
-        "{lines}"
+        "{lines:?}"
     );
-    assert!(lines.contains("hmac HOOK_SECRET"), "{lines}");
+    assert!(
+        lines.iter().any(|l| l.contains("hmac HOOK_SECRET")),
+        "{lines:?}"
+    );
 }
 
 #[test]

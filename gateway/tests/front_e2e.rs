@@ -11,28 +11,23 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use support::recording::{recording_py, Calls};
 use support::*;
 
 const KEY: &str = "front-key-aaaaaaaaaaaaaaaaaaaaaaaaaa";
-const RECORDING: &str = r#"
-def handler(event):
-    with open(event["env"]["CALLS"], "a") as f:
-        f.write(event["method"] + " " + event["path"] + "\n")
-    return {"status": 200, "body": "ok"}
-"#;
+/// What the recording handlers write per call.
+const RECORDED: &str = r#"event["method"] + " " + event["path"]"#;
 
 struct Env {
     _dir: tempfile::TempDir,
-    _calls_dir: tempfile::TempDir,
-    calls: std::path::PathBuf,
+    calls: Calls,
     root: std::path::PathBuf,
 }
 
 impl Env {
     fn new() -> Env {
-        let calls_dir = tempdir();
-        let calls = calls_dir.path().join("calls.log");
-        let c = calls.to_str().unwrap();
+        let calls = Calls::new();
+        let c = calls.env_value();
         let secret = |v: &str| json!({"value": v, "is_secret": true});
         let hash =
             gateway::auth::hash_key::basic_hash(b"pw", gateway::auth::hash_key::MIN_ITERATIONS);
@@ -49,24 +44,22 @@ impl Env {
             .iter()
             .map(|(p, c)| (p.as_str(), c.as_str()))
             .collect();
+        let recording = recording_py(RECORDED);
         all.extend([
-            ("keyed/handler.py", RECORDING),
-            ("bearer/handler.py", RECORDING),
-            ("staff/handler.py", RECORDING),
+            ("keyed/handler.py", recording.as_str()),
+            ("bearer/handler.py", &recording),
+            ("staff/handler.py", &recording),
         ]);
         write_tree(dir.path(), &all);
         Env {
             root: dir.path().to_path_buf(),
             _dir: dir,
-            _calls_dir: calls_dir,
             calls,
         }
     }
 
     fn start(&self, fast_path: bool) -> Gateway {
-        let config = self
-            .calls
-            .with_file_name(format!("edgefn-{fast_path}.toml"));
+        let config = self.calls.dir().join(format!("edgefn-{fast_path}.toml"));
         std::fs::write(
             &config,
             format!("[server]\nhttp1_fast_path = {fast_path}\n"),
@@ -76,11 +69,7 @@ impl Env {
     }
 
     fn calls(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.calls)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        self.calls.lines()
     }
 }
 
@@ -390,13 +379,12 @@ fn front_and_hyper_answer_alike() {
 /// the same bytes as hyper's, and the access line names the request id the client sees.
 #[test]
 fn an_admitted_request_is_decided_once() {
-    let calls_dir = tempdir();
-    let calls = calls_dir.path().join("calls.log");
+    let calls = Calls::new();
     let dir = tempdir();
     let config = json!({"auth": {"type": "api_key", "secret": "API_KEY"},
                         "rate_limit": {"per_second": 0.001, "burst": 2}})
     .to_string();
-    let env = json!({"CALLS": calls.to_str().unwrap(),
+    let env = json!({"CALLS": calls.env_value(),
                      "API_KEY": {"value": KEY, "is_secret": true}})
     .to_string();
     write_tree(
@@ -404,11 +392,11 @@ fn an_admitted_request_is_decided_once() {
         &[
             ("limited/fn.config.json", &config),
             ("limited/fn.env.json", &env),
-            ("limited/handler.py", RECORDING),
+            ("limited/handler.py", &recording_py(RECORDED)),
         ],
     );
     let start = |fast_path: bool| {
-        let toml = calls_dir.path().join(format!("edgefn-{fast_path}.toml"));
+        let toml = calls.dir().join(format!("edgefn-{fast_path}.toml"));
         std::fs::write(
             &toml,
             format!("[server]\nhttp1_fast_path = {fast_path}\n[log]\naccess = true\n"),

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -152,10 +151,4 @@ fn serve(stream: TcpStream, got: Arc<Mutex<Vec<Received>>>, b: Behaviour) {
 }
 
 /// The call ids a `$MARK` file lists (one per function run).
-pub fn marks(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
+pub use crate::support::recording::lines as marks;

@@ -5,6 +5,7 @@
 
 pub mod prometheus;
 pub mod raw_http;
+pub mod recording;
 pub mod redis;
 pub mod signers;
 pub mod worker;
