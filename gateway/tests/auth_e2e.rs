@@ -14,7 +14,9 @@ use reqwest::blocking::{RequestBuilder, Response};
 use ring::hmac;
 use serde_json::{json, Value};
 use support::recording::{recording_py, Calls};
-use support::{client, get_json, prometheus, tempdir, wait_until, write_tree, Gateway};
+use support::{
+    client, get_json, prometheus, tempdir, wait_until, write_tree, write_tree_owned, Gateway,
+};
 
 /// What the recording handlers write per call: the identity the gateway verified.
 const RECORDED: &str =
@@ -39,7 +41,7 @@ fn fixture(calls: &std::path::Path) -> tempfile::TempDir {
         gateway::auth::hash_key::MIN_ITERATIONS,
     );
     let jwks = json!({"keys": [{"kty": "oct", "kid": "k1", "k": URL_SAFE_NO_PAD.encode(HS_KEY)}]});
-    let files: Vec<(String, String)> = vec![
+    let mut files: Vec<(String, String)> = vec![
         ("keyed/fn.config.json".into(), json!({"methods": ["GET", "POST"], "auth": {"type": "api_key", "secret": ["API_KEY_CURRENT", "API_KEY_NEXT"], "query": true}}).to_string()),
         ("keyed/fn.env.json".into(), json!({"CALLS": calls, "API_KEY_CURRENT": secret(KEY_ONE), "API_KEY_NEXT": secret("not-issued-yet-zzzzzzzzzzzzzzzz")}).to_string()),
         ("hook/fn.config.json".into(), json!({"methods": ["POST"], "auth": {"type": "hmac", "scheme": "github", "secret": "HOOK_SECRET"}}).to_string()),
@@ -56,19 +58,13 @@ fn fixture(calls: &std::path::Path) -> tempfile::TempDir {
         ("limited/fn.config.json".into(), json!({"rate_limit": {"per_second": 0.5, "burst": 2}}).to_string()),
         ("limited/fn.env.json".into(), json!({"CALLS": calls}).to_string()),
     ];
-    let mut all: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
-    let handlers: Vec<String> = [
-        "keyed", "hook", "bearer", "jwt", "staff", "limited", "stripe",
-    ]
-    .iter()
-    .map(|f| format!("{f}/handler.py"))
-    .collect();
     let recording = recording_py(RECORDED);
-    all.extend(handlers.iter().map(|h| (h.as_str(), recording.as_str())));
-    write_tree(dir.path(), &all);
+    for f in [
+        "keyed", "hook", "bearer", "jwt", "staff", "limited", "stripe",
+    ] {
+        files.push((format!("{f}/handler.py"), recording.clone()));
+    }
+    write_tree_owned(dir.path(), &files);
     dir
 }
 

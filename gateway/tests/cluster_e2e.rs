@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::redis::Redis;
-use support::{client, concurrent, free_port, tempdir, wait_until, write_tree, Gateway};
+use support::{
+    client, concurrent, free_port, tempdir, wait_until, write_tree, write_tree_owned, Gateway,
+};
 
 const HANDLER: &str = "def handler(event):\n    return {\"status\": 200, \"body\": \"ok\"}\n";
 const STRIPE_SECRET: &str = "whsec_cluster-e2e";
@@ -55,11 +57,7 @@ fn write_functions(root: &Path) {
     ] {
         files.push((format!("{name}/handler.py"), HANDLER.into()));
     }
-    let files: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
-    write_tree(root, &files);
+    write_tree_owned(root, &files);
 }
 
 /// A fresh folder with the functions and an `edgefn.toml` of one `[cluster]` table; every

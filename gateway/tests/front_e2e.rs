@@ -31,6 +31,7 @@ impl Env {
         let secret = |v: &str| json!({"value": v, "is_secret": true});
         let hash =
             gateway::auth::hash_key::basic_hash(b"pw", gateway::auth::hash_key::MIN_ITERATIONS);
+        let recording = recording_py(RECORDED);
         let files: Vec<(String, String)> = vec![
             ("keyed/fn.config.json".into(), json!({"methods": ["GET", "HEAD", "POST"], "auth": {"type": "api_key", "secret": "API_KEY"}}).to_string()),
             ("keyed/fn.env.json".into(), json!({"CALLS": c, "API_KEY": secret(KEY)}).to_string()),
@@ -38,19 +39,12 @@ impl Env {
             ("bearer/fn.env.json".into(), json!({"CALLS": c, "TOKEN": secret("tok-ccccccccccccccccccccccccccccc")}).to_string()),
             ("staff/fn.config.json".into(), json!({"auth": {"type": "basic", "users": "USERS", "realm": "Staff"}}).to_string()),
             ("staff/fn.env.json".into(), json!({"CALLS": c, "USERS": secret(&format!("ops:{hash}\n"))}).to_string()),
+            ("keyed/handler.py".into(), recording.clone()),
+            ("bearer/handler.py".into(), recording.clone()),
+            ("staff/handler.py".into(), recording),
         ];
         let dir = tempdir();
-        let mut all: Vec<(&str, &str)> = files
-            .iter()
-            .map(|(p, c)| (p.as_str(), c.as_str()))
-            .collect();
-        let recording = recording_py(RECORDED);
-        all.extend([
-            ("keyed/handler.py", recording.as_str()),
-            ("bearer/handler.py", &recording),
-            ("staff/handler.py", &recording),
-        ]);
-        write_tree(dir.path(), &all);
+        write_tree_owned(dir.path(), &files);
         Env {
             root: dir.path().to_path_buf(),
             _dir: dir,

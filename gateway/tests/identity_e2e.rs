@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use identity::{free_port, kid, pyjwt, Provider, RESOURCE};
 use reqwest::blocking::Response;
 use serde_json::{json, Value};
-use support::{client, get_json, tempdir, wait_until, write_tree, Gateway};
+use support::{client, get_json, tempdir, wait_until, write_tree, write_tree_owned, Gateway};
 
 /// Answers with what the gateway told it about the caller.
 const WHOAMI: &str = r#"def handler(event):
@@ -40,11 +40,7 @@ fn tree(root: &Path, functions: &[(&str, Value)], extra: &[(&str, String)]) {
         files.push((format!("{name}/handler.py"), WHOAMI.to_owned()));
     }
     files.extend(extra.iter().map(|(p, c)| ((*p).to_owned(), c.clone())));
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
-    write_tree(root, &refs);
+    write_tree_owned(root, &files);
 }
 
 fn start(root: &Path, fast_path: bool) -> Gateway {

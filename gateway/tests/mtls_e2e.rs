@@ -11,7 +11,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use serde_json::{json, Value};
-use support::{tempdir, write_tree, Gateway};
+use support::{tempdir, write_tree, write_tree_owned, Gateway};
 
 const WHOAMI: &str = r#"def handler(event):
     return {"status": 200, "body": {"auth": event["context"]["auth"]}}
@@ -79,11 +79,7 @@ fn serve(client_ca: &Ca, mode: &str) -> Served {
         ),
         ("fns/either/handler.py".to_owned(), WHOAMI.to_owned()),
     ];
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
-    write_tree(dir.path(), &refs);
+    write_tree_owned(dir.path(), &files);
     let gw = Gateway::start_with_config(&dir.path().join("edgefn.toml"), &dir.path().join("fns"));
     assert!(gw.tls);
     let server_root = reqwest::Certificate::from_pem(server.cert.pem().as_bytes()).unwrap();

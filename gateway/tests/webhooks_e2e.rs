@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use reqwest::blocking::Response;
 use serde_json::{json, Value};
-use support::{client, get_json, prometheus, tempdir, write_tree, Gateway};
+use support::{client, get_json, prometheus, tempdir, write_tree, write_tree_owned, Gateway};
 
 const HANDLER: &str = r#"def handler(event):
     return {"status": 200, "body": "ok " + str(event["context"]["auth"]["subject"])}
@@ -124,11 +124,7 @@ fn start() -> Env {
         files.push((format!("{name}/fn.env.json"), env.to_string()));
         files.push((format!("{name}/handler.py"), HANDLER.to_owned()));
     }
-    let files: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
-    write_tree(dir.path(), &files);
+    write_tree_owned(dir.path(), &files);
     let gw = Gateway::start(dir.path());
     Env { _dir: dir, gw }
 }

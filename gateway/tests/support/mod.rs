@@ -39,6 +39,15 @@ pub fn write_tree(root: &Path, files: &[(&str, &str)]) {
     }
 }
 
+/// [`write_tree`] for paths and contents built at run time.
+pub fn write_tree_owned(root: &Path, files: &[(String, String)]) {
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    write_tree(root, &refs);
+}
+
 impl Gateway {
     /// `edgefn serve --functions <dir>` on loopback port 0.
     pub fn start(functions: &Path) -> Gateway {
