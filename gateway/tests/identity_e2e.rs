@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use identity::{free_port, kid, pyjwt, Provider, RESOURCE};
 use reqwest::blocking::Response;
 use serde_json::{json, Value};
-use support::{client, get_json, tempdir, wait_until, write_tree, write_tree_owned, Gateway};
+use support::{client, get_json, tempdir, wait_until, write_tree_owned, Gateway};
 
 /// Answers with what the gateway told it about the caller.
 const WHOAMI: &str = r#"def handler(event):

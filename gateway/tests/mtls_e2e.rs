@@ -11,7 +11,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use serde_json::{json, Value};
-use support::{tempdir, write_tree, write_tree_owned, Gateway};
+use support::{tempdir, write_tree_owned, Gateway};
 
 const WHOAMI: &str = r#"def handler(event):
     return {"status": 200, "body": {"auth": event["context"]["auth"]}}

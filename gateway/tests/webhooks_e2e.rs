@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use reqwest::blocking::Response;
 use serde_json::{json, Value};
-use support::{client, get_json, prometheus, tempdir, write_tree, write_tree_owned, Gateway};
+use support::{client, get_json, prometheus, tempdir, write_tree_owned, Gateway};
 
 const HANDLER: &str = r#"def handler(event):
     return {"status": 200, "body": "ok " + str(event["context"]["auth"]["subject"])}

@@ -196,7 +196,7 @@ impl Worker {
             accepted = listener.accept().ok().map(|(s, _)| s);
             accepted.is_some() || exited.is_some()
         });
-        let mut worker = match accepted {
+        let worker = match accepted {
             Some(stream) => Worker {
                 runtime: runtime.to_owned(),
                 child,
