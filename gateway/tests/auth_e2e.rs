@@ -15,7 +15,8 @@ use ring::hmac;
 use serde_json::{json, Value};
 use support::recording::{recording_py, Calls};
 use support::{
-    client, get_json, prometheus, tempdir, wait_until, write_tree, write_tree_owned, Gateway,
+    client, get_json, prometheus, secret, tempdir, wait_until, write_tree, write_tree_owned,
+    Gateway,
 };
 
 /// What the recording handlers write per call: the identity the gateway verified.
@@ -27,10 +28,6 @@ const GITHUB_SECRET: &str = "It's a Secret to Everybody";
 const TOKEN: &str = "static-bearer-token-ccccccccccccccc";
 const STRIPE_SECRET: &str = "whsec_stripe-test-secret-ddddddddddd";
 const HS_KEY: &[u8] = b"an-hs256-key-of-at-least-32-bytes!!";
-
-fn secret(value: &str) -> Value {
-    json!({"value": value, "is_secret": true})
-}
 
 /// The functions every test serves; `calls` is the file the handlers append to.
 fn fixture(calls: &std::path::Path) -> tempfile::TempDir {

@@ -12,17 +12,14 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::redis::Redis;
 use support::{
-    client, concurrent, free_port, tempdir, wait_until, write_tree, write_tree_owned, Gateway,
+    client, concurrent, free_port, secret, tempdir, wait_until, write_tree, write_tree_owned,
+    Gateway,
 };
 
 const HANDLER: &str = "def handler(event):\n    return {\"status\": 200, \"body\": \"ok\"}\n";
 const STRIPE_SECRET: &str = "whsec_cluster-e2e";
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const LONG: Duration = Duration::from_secs(60);
-
-fn secret(v: &str) -> Value {
-    json!({"value": v, "is_secret": true})
-}
 
 /// Rate-limited functions (burst N, practically no refill), two replay-guarded webhooks.
 fn write_functions(root: &Path) {

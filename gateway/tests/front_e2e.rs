@@ -28,7 +28,6 @@ impl Env {
     fn new() -> Env {
         let calls = Calls::new();
         let c = calls.env_value();
-        let secret = |v: &str| json!({"value": v, "is_secret": true});
         let hash =
             gateway::auth::hash_key::basic_hash(b"pw", gateway::auth::hash_key::MIN_ITERATIONS);
         let recording = recording_py(RECORDED);

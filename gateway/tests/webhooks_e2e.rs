@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use reqwest::blocking::Response;
 use serde_json::{json, Value};
-use support::{client, get_json, prometheus, tempdir, write_tree_owned, Gateway};
+use support::{client, get_json, prometheus, secret, tempdir, write_tree_owned, Gateway};
 
 const HANDLER: &str = r#"def handler(event):
     return {"status": 200, "body": "ok " + str(event["context"]["auth"]["subject"])}
@@ -31,10 +31,6 @@ fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-fn secret(value: &str) -> Value {
-    json!({"value": value, "is_secret": true})
 }
 
 /// One function per scheme: (name, auth config, env).

@@ -335,6 +335,11 @@ pub fn client() -> reqwest::blocking::Client {
         .unwrap()
 }
 
+/// An `fn.env.json` entry marked secret (masked wherever the gateway logs it).
+pub fn secret(value: &str) -> serde_json::Value {
+    serde_json::json!({"value": value, "is_secret": true})
+}
+
 /// GETs `url` and reads its body as JSON.
 pub fn get_json(url: &str) -> serde_json::Value {
     client().get(url).send().unwrap().json().unwrap()
