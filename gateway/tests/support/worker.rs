@@ -228,7 +228,7 @@ impl Worker {
     }
 
     /// Sends [`init_frame`] and checks the `ready` answer: protocol 2, this process's pid.
-    /// Returns that pid.
+    /// Returns the pid `ready` named.
     pub fn handshake(&mut self, env: Value, handler_name: Option<&str>) -> u32 {
         self.send(&init_frame(&self.runtime, env, handler_name), b"");
         let runtime = self.runtime.clone();
@@ -242,7 +242,7 @@ impl Worker {
         assert_eq!(ready["version"], 2, "{runtime}: {ready}");
         let pid = ready["pid"].as_u64();
         assert_eq!(pid, Some(u64::from(self.pid())), "{runtime}: {ready}");
-        self.pid()
+        pid.unwrap() as u32
     }
 
     pub fn send(&mut self, header: &Value, body: &[u8]) {
