@@ -908,3 +908,88 @@ fn fn_runtimes_selects_the_runtime_of_a_per_runtime_tree() {
         "{body}"
     );
 }
+
+/// The PHP and Lua twins of `edge_proxy_fetches_the_upstream_within_its_config`: their
+/// `proxy` answers are fetched by the gateway with the same rewrite (path, method, headers,
+/// body), the same cap and the same refusals.
+#[test]
+fn edge_proxy_from_php_and_lua_handlers() {
+    let port = upstream();
+    let open = format!(
+        r#"{{"edge": {{"base_url": "http://127.0.0.1:{port}", "allow_private": true, "max_response_bytes": 1024}}}}"#
+    );
+    let php_proxy = r#"<?php
+function handler(array $event): array
+{
+    return ['proxy' => [
+        'path' => '/echo?via=php',
+        'method' => 'PUT',
+        'headers' => ['x-edge' => (string) ($event['query']['n'] ?? '1'), 'connection' => 'x'],
+        'body' => 'php ' . $event['method'],
+    ]];
+}
+"#;
+    let lua_proxy = r#"
+local function handler(event, params)
+  return {
+    status = 200,
+    proxy = {
+      path = "/echo?via=lua",
+      method = "PUT",
+      headers = { ["x-edge"] = event.query.n or "1" },
+      body = "lua " .. event.method,
+      timeout_ms = 3000,
+    },
+  }
+end
+return handler
+"#;
+    let php_big = "<?php\nfunction handler($event) { return ['proxy' => ['path' => '/big', 'headers' => []]]; }\n";
+    let lua_control = "return function() return { proxy = { path = \"/_fn/health\" } } end\n";
+    let lua_bad = "return function() return { proxy = { \"not\", \"an\", \"object\" } } end\n";
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("php-proxied/handler.php", php_proxy),
+            ("php-proxied/fn.config.json", &open),
+            ("lua-proxied/handler.lua", lua_proxy),
+            ("lua-proxied/fn.config.json", &open),
+            ("php-big/handler.php", php_big),
+            ("php-big/fn.config.json", &open),
+            ("lua-control/handler.lua", lua_control),
+            ("lua-control/fn.config.json", &open),
+            ("lua-bad/handler.lua", lua_bad),
+            ("lua-bad/fn.config.json", &open),
+            ("php-noedge/handler.php", php_proxy),
+            ("lua-noedge/handler.lua", lua_proxy),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    for (path, tag) in [("/php-proxied", "php"), ("/lua-proxied", "lua")] {
+        let resp = client()
+            .post(gw.url(&format!("{path}?n=9")))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 201, "{path}: {}", gw.logs());
+        assert_eq!(resp.headers()["x-upstream"], "yes");
+        assert!(resp.headers().get("keep-alive").is_none());
+        let body: Value = resp.json().unwrap();
+        assert_eq!(body["method"], "PUT", "{path}");
+        assert_eq!(body["path"], format!("/echo?via={tag}"));
+        assert_eq!(body["x_edge"], "9");
+        assert_eq!(body["body"], format!("{tag} POST"));
+    }
+    let refused = |path: &str, needle: &str| {
+        let (status, body) = get(&gw, path);
+        assert_eq!(status, 502, "{path}: {body}");
+        let err = body["error"].as_str().unwrap_or_default();
+        assert!(err.contains(needle), "{path}: {body}");
+    };
+    refused("/php-big", "over the 1024-byte edge.max_response_bytes limit");
+    refused("/lua-control", "control-plane path not allowed");
+    refused("/php-noedge", "no \"edge\" config");
+    refused("/lua-noedge", "no \"edge\" config");
+    refused("/lua-bad", "");
+    assert!(gw.wait_log("proxy is not an object", std::time::Duration::from_secs(10)));
+}

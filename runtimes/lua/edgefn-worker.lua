@@ -459,7 +459,8 @@ local function main(sock_path, handler_path)
       if header.binary == true then
         event.body = nil
         event.body_base64 = (mime.b64(body)) or ""
-      else
+      elseif #body > 0 then
+        -- No body, event.body is nil: FastFN's event.
         event.body = body
       end
       event.env = env

@@ -507,7 +507,8 @@ function edgefn_main(array $argv): void
         if (($header['binary'] ?? false) === true) {
             $event['body'] = null;
             $event['body_base64'] = base64_encode($body);
-        } else {
+        } elseif ($body !== '') {
+            // No body, no 'body' key: FastFN's event.
             $event['body'] = $body;
         }
         $event['env'] = $env;

@@ -366,7 +366,8 @@ def build_event(header, body, env):
     if header.get("binary"):
         event["body"] = None
         event["body_base64"] = binascii.b2a_base64(body, newline=False).decode("ascii")
-    else:
+    elif len(body):
+        # No body, no `body` key: FastFN's event (`event.get("body", {})` sees the default).
         event["body"] = str(body, "utf-8")
     event["env"] = env
     return event
