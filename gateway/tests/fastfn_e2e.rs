@@ -993,3 +993,77 @@ return handler
     refused("/lua-bad", "");
     assert!(gw.wait_log("proxy is not an object", std::time::Duration::from_secs(10)));
 }
+
+/// FastFN's event leaves out what the request does not carry: no body → no `body` field in
+/// Python, Node, PHP and Lua (handlers written as FastFN's examples are, `event.get("body",
+/// {})` / `event.body || {}`, see their default), and in Lua no `session` without cookies
+/// and no `session.id` without a session cookie (nil, not a truthy `cjson.null`).
+#[test]
+fn absent_body_and_session_are_absent_in_every_runtime() {
+    let py = "import json\n\ndef handler(event):\n    body = event.get('body', {})\n    if isinstance(body, str):\n        body = json.loads(body)\n    return {'status': 200, 'body': {'name': body.get('name'), 'has_body': 'body' in event}}\n";
+    let js = "exports.handler = async (event) => {\n  const b = typeof event.body === 'string' ? JSON.parse(event.body) : event.body || {};\n  return { status: 200, body: { name: b.name ?? null, has_body: 'body' in event } };\n};\n";
+    let php = "<?php\nfunction handler(array $event): array\n{\n    $b = array_key_exists('body', $event) ? json_decode($event['body'], true) : [];\n    return ['status' => 200, 'body' => ['name' => $b['name'] ?? null, 'has_body' => array_key_exists('body', $event)]];\n}\n";
+    let lua = r#"
+local cjson = require("cjson.safe")
+function handler(event)
+  local session = event.session or {}
+  local cookies = session.cookies or {}
+  local b = event.body and cjson.decode(event.body) or {}
+  if not session.id then
+    return { status = 401, body = { error = "no session", name = b.name, has_body = event.body ~= nil } }
+  end
+  return { status = 200, body = { id = session.id, theme = cookies.theme or "light" } }
+end
+"#;
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("py/handler.py", py),
+            ("js/handler.js", js),
+            ("php/handler.php", php),
+            ("lua/handler.lua", lua),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    for path in ["/py", "/js", "/php"] {
+        let (status, body) = get(&gw, path);
+        assert_eq!(status, 200, "{path}: {body} {}", gw.logs());
+        assert_eq!(body, serde_json::json!({"name": null, "has_body": false}), "{path}");
+        let resp = client()
+            .post(gw.url(path))
+            .body(r#"{"name":"x"}"#)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        let body: Value = resp.json().unwrap();
+        assert_eq!(body, serde_json::json!({"name": "x", "has_body": true}), "{path}");
+    }
+    let lua_call = |cookie: Option<&str>, body: Option<&str>| {
+        let mut req = client().post(gw.url("/lua"));
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        if let Some(b) = body {
+            req = req.body(b.to_owned());
+        }
+        let resp = req.send().unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().unwrap())
+    };
+    assert_eq!(
+        lua_call(None, None),
+        (401, serde_json::json!({"error": "no session", "has_body": false}))
+    );
+    assert_eq!(
+        lua_call(Some("theme=dark"), Some(r#"{"name":"y"}"#)),
+        (
+            401,
+            serde_json::json!({"error": "no session", "name": "y", "has_body": true})
+        )
+    );
+    assert_eq!(
+        lua_call(Some("session_id=abc123; theme=dark"), None),
+        (200, serde_json::json!({"id": "abc123", "theme": "dark"}))
+    );
+}
