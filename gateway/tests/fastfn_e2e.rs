@@ -986,7 +986,10 @@ return handler
         let err = body["error"].as_str().unwrap_or_default();
         assert!(err.contains(needle), "{path}: {body}");
     };
-    refused("/php-big", "over the 1024-byte edge.max_response_bytes limit");
+    refused(
+        "/php-big",
+        "over the 1024-byte edge.max_response_bytes limit",
+    );
     refused("/lua-control", "control-plane path not allowed");
     refused("/php-noedge", "no \"edge\" config");
     refused("/lua-noedge", "no \"edge\" config");
@@ -1029,7 +1032,11 @@ end
     for path in ["/py", "/js", "/php"] {
         let (status, body) = get(&gw, path);
         assert_eq!(status, 200, "{path}: {body} {}", gw.logs());
-        assert_eq!(body, serde_json::json!({"name": null, "has_body": false}), "{path}");
+        assert_eq!(
+            body,
+            serde_json::json!({"name": null, "has_body": false}),
+            "{path}"
+        );
         let resp = client()
             .post(gw.url(path))
             .body(r#"{"name":"x"}"#)
@@ -1037,7 +1044,11 @@ end
             .unwrap();
         assert_eq!(resp.status().as_u16(), 200, "{path}");
         let body: Value = resp.json().unwrap();
-        assert_eq!(body, serde_json::json!({"name": "x", "has_body": true}), "{path}");
+        assert_eq!(
+            body,
+            serde_json::json!({"name": "x", "has_body": true}),
+            "{path}"
+        );
     }
     let lua_call = |cookie: Option<&str>, body: Option<&str>| {
         let mut req = client().post(gw.url("/lua"));
@@ -1053,7 +1064,10 @@ end
     };
     assert_eq!(
         lua_call(None, None),
-        (401, serde_json::json!({"error": "no session", "has_body": false}))
+        (
+            401,
+            serde_json::json!({"error": "no session", "has_body": false})
+        )
     );
     assert_eq!(
         lua_call(Some("theme=dark"), Some(r#"{"name":"y"}"#)),
