@@ -711,6 +711,7 @@ fn edge_proxy_fetches_the_upstream_within_its_config() {
             ("elsewhere/fn.config.json", &other_host),
             ("noedge/handler.py", &py_private),
             ("debug/handler.py", &py("debug")),
+            ("limited-debug/handler.py", &py("no-debug")),
             (
                 "debug/fn.config.json",
                 r#"{"response": {"include_debug_headers": true}}"#,
@@ -774,6 +775,12 @@ fn edge_proxy_fetches_the_upstream_within_its_config() {
         .parse::<u64>()
         .is_ok());
     assert!(h.contains_key("x-fn-worker-pool-max-workers"));
+    let event: Value = resp.json().unwrap();
+    assert_eq!(event["context"]["debug"]["enabled"], true, "{event}");
+    assert_eq!(
+        get(&gw, "/limited-debug").1["context"]["debug"]["enabled"],
+        false
+    );
     let plain = client().get(gw.url("/noedge")).send().unwrap();
     assert!(plain.headers().get("x-fn-runtime").is_none());
 }
