@@ -1030,6 +1030,10 @@ end
         dir.path(),
         &[
             ("py/handler.py", py),
+            (
+                "pyindex/handler.py",
+                "def handler(event):\n    return {'status': 200, 'body': {'text': event['body']}}\n",
+            ),
             ("js/handler.js", js),
             ("php/handler.php", php),
             ("lua/handler.lua", lua),
@@ -1057,6 +1061,8 @@ end
             "{path}"
         );
     }
+    // edgefn's own Python handlers index the body: still the empty text.
+    assert_eq!(get(&gw, "/pyindex"), (200, serde_json::json!({"text": ""})));
     let lua_call = |cookie: Option<&str>, body: Option<&str>| {
         let mut req = client().post(gw.url("/lua"));
         if let Some(c) = cookie {
