@@ -1094,3 +1094,45 @@ end
         (200, serde_json::json!({"id": "abc123", "theme": "dark"}))
     );
 }
+
+/// The Rust twin: FastFN's `fn(Value) -> Value` handler answering `{"proxy": {...}}` is
+/// fetched by the gateway as the other runtimes' answers are.
+#[test]
+fn edge_proxy_from_a_rust_handler() {
+    let port = upstream();
+    let open =
+        format!(r#"{{"edge": {{"base_url": "http://127.0.0.1:{port}", "allow_private": true}}}}"#);
+    let rust = r#"use serde_json::{json, Value};
+
+pub fn handler(event: Value) -> Value {
+    let n = event["query"]["n"].as_str().unwrap_or("1").to_owned();
+    let method = event["method"].as_str().unwrap_or("").to_owned();
+    json!({"proxy": {"path": "/echo?via=rust", "method": "PUT",
+                     "headers": {"x-edge": n}, "body": format!("rust {method}")}})
+}
+"#;
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("rs-proxied/handler.rs", rust),
+            ("rs-proxied/fn.config.json", &open),
+            ("rs-noedge/handler.rs", rust),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    let resp = client().post(gw.url("/rs-proxied?n=4")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 201, "{}", gw.logs());
+    assert_eq!(resp.headers()["x-upstream"], "yes");
+    let body: Value = resp.json().unwrap();
+    assert_eq!(body["method"], "PUT");
+    assert_eq!(body["path"], "/echo?via=rust");
+    assert_eq!(body["x_edge"], "4");
+    assert_eq!(body["body"], "rust POST");
+    let (status, body) = get(&gw, "/rs-noedge");
+    assert_eq!(status, 502, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("no \"edge\" config"));
+}
