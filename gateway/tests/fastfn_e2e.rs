@@ -1,8 +1,9 @@
 //! FastFN trees on the real binary with real Python and Node workers: file routes,
 //! entry files, catch-alls, runtime-grouped trees and versions, FastFN's precedence,
 //! `fn.config.json` keys (warnings and typos), the event's FastFN fields, `fn.env.json`
-//! scalars, `/_fn/catalog` and `/openapi.json`. Every tree is the project's own, built
-//! in the test's temp dir.
+//! scalars, `/_fn/catalog` and `/openapi.json`; the edge proxy answered from Python, Node,
+//! PHP, Lua and Rust handlers; what FastFN's event leaves out (no body, no session) in
+//! every runtime. Every tree is the project's own, built in the test's temp dir.
 
 mod support;
 
