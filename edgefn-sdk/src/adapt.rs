@@ -58,7 +58,7 @@ impl IntoResponse for Response {
     }
 }
 
-const ENVELOPE: [&str; 7] = [
+const ENVELOPE: [&str; 8] = [
     "status",
     "statusCode",
     "headers",
@@ -66,6 +66,7 @@ const ENVELOPE: [&str; 7] = [
     "is_base64",
     "isBase64Encoded",
     "body_base64",
+    "proxy",
 ];
 
 impl IntoResponse for Value {
@@ -86,6 +87,11 @@ impl IntoResponse for Value {
                 .ok_or("status is not an integer from 100 to 599")? as u16,
         };
         let mut r = Response::new(status);
+        match m.remove("proxy") {
+            None | Some(Value::Null) => {}
+            Some(p @ Value::Object(_)) => r.proxy = Some(p),
+            Some(_) => return Err("proxy is not an object".into()),
+        }
         let mut typed = false;
         match m.remove("headers") {
             None | Some(Value::Null) => {}
@@ -205,6 +211,18 @@ mod tests {
             .into_response()
             .unwrap();
         assert_eq!(ct(&r), ["text/csv"]);
+    }
+
+    #[test]
+    fn a_proxy_answer_is_handed_to_the_gateway() {
+        let r = json!({"proxy": {"path": "/echo", "method": "PUT"}})
+            .into_response()
+            .unwrap();
+        assert_eq!(r.proxy, Some(json!({"path": "/echo", "method": "PUT"})));
+        assert!(json!({"proxy": ["not", "an", "object"]})
+            .into_response()
+            .is_err());
+        assert_eq!(json!({"body": "x"}).into_response().unwrap().proxy, None);
     }
 
     #[test]

@@ -8,6 +8,10 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// FastFN's edge proxy: the request (`path` or `url`, `method`, `headers`, `body`, ...)
+    /// the gateway sends instead of answering with this response, within the function's
+    /// `edge` config.
+    pub proxy: Option<Value>,
 }
 
 impl Response {
@@ -17,6 +21,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            proxy: None,
         }
     }
 
@@ -59,6 +64,12 @@ impl Response {
 
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Response {
         self.body = body.into();
+        self
+    }
+
+    /// Has the gateway fetch this upstream request and answer with it (FastFN's edge proxy).
+    pub fn proxy(mut self, request: Value) -> Response {
+        self.proxy = Some(request);
         self
     }
 }

@@ -192,10 +192,13 @@ where
                     let h = json!({"type": "err", "id": job.id, "kind": "bad_response", "detail": detail});
                     (h, Vec::new())
                 }
-                None => (
-                    json!({"type": "res", "id": job.id, "status": r.status, "headers": r.headers}),
-                    r.body,
-                ),
+                None => {
+                    let mut h = json!({"type": "res", "id": job.id, "status": r.status, "headers": r.headers});
+                    if let Some(p) = r.proxy {
+                        h["proxy"] = p;
+                    }
+                    (h, r.body)
+                }
             },
         };
         if writer.send(&header, &body).is_err() {

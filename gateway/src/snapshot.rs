@@ -111,6 +111,7 @@ fn event_meta(def: &FunctionDef) -> EventMeta {
         version: Arc::from(def.version.as_deref().unwrap_or("default")),
         timeout_ms: def.policy.timeout.as_millis() as u64,
         max_body_bytes: def.policy.max_body_bytes,
+        debug: def.policy.debug_headers,
     }
 }
 

@@ -1,8 +1,9 @@
 //! FastFN trees on the real binary with real Python and Node workers: file routes,
 //! entry files, catch-alls, runtime-grouped trees and versions, FastFN's precedence,
 //! `fn.config.json` keys (warnings and typos), the event's FastFN fields, `fn.env.json`
-//! scalars, `/_fn/catalog` and `/openapi.json`. Every tree is the project's own, built
-//! in the test's temp dir.
+//! scalars, `/_fn/catalog` and `/openapi.json`; the edge proxy answered from Python, Node,
+//! PHP, Lua and Rust handlers; what FastFN's event leaves out (no body, no session) in
+//! every runtime. Every tree is the project's own, built in the test's temp dir.
 
 mod support;
 
@@ -711,6 +712,7 @@ fn edge_proxy_fetches_the_upstream_within_its_config() {
             ("elsewhere/fn.config.json", &other_host),
             ("noedge/handler.py", &py_private),
             ("debug/handler.py", &py("debug")),
+            ("limited-debug/handler.py", &py("no-debug")),
             (
                 "debug/fn.config.json",
                 r#"{"response": {"include_debug_headers": true}}"#,
@@ -774,6 +776,12 @@ fn edge_proxy_fetches_the_upstream_within_its_config() {
         .parse::<u64>()
         .is_ok());
     assert!(h.contains_key("x-fn-worker-pool-max-workers"));
+    let event: Value = resp.json().unwrap();
+    assert_eq!(event["context"]["debug"]["enabled"], true, "{event}");
+    assert_eq!(
+        get(&gw, "/limited-debug").1["context"]["debug"]["enabled"],
+        false
+    );
     let plain = client().get(gw.url("/noedge")).send().unwrap();
     assert!(plain.headers().get("x-fn-runtime").is_none());
 }
@@ -907,4 +915,225 @@ fn fn_runtimes_selects_the_runtime_of_a_per_runtime_tree() {
         (200, Some("py-delete")),
         "{body}"
     );
+}
+
+/// The PHP and Lua twins of `edge_proxy_fetches_the_upstream_within_its_config`: their
+/// `proxy` answers are fetched by the gateway with the same rewrite (path, method, headers,
+/// body), the same cap and the same refusals.
+#[test]
+fn edge_proxy_from_php_and_lua_handlers() {
+    let port = upstream();
+    let open = format!(
+        r#"{{"edge": {{"base_url": "http://127.0.0.1:{port}", "allow_private": true, "max_response_bytes": 1024}}}}"#
+    );
+    let php_proxy = r#"<?php
+function handler(array $event): array
+{
+    return ['proxy' => [
+        'path' => '/echo?via=php',
+        'method' => 'PUT',
+        'headers' => ['x-edge' => (string) ($event['query']['n'] ?? '1'), 'connection' => 'x'],
+        'body' => 'php ' . $event['method'],
+    ]];
+}
+"#;
+    let lua_proxy = r#"
+local function handler(event, params)
+  return {
+    status = 200,
+    proxy = {
+      path = "/echo?via=lua",
+      method = "PUT",
+      headers = { ["x-edge"] = event.query.n or "1" },
+      body = "lua " .. event.method,
+      timeout_ms = 3000,
+    },
+  }
+end
+return handler
+"#;
+    let php_big = "<?php\nfunction handler($event) { return ['proxy' => ['path' => '/big', 'headers' => []]]; }\n";
+    let lua_control = "return function() return { proxy = { path = \"/_fn/health\" } } end\n";
+    let lua_bad = "return function() return { proxy = { \"not\", \"an\", \"object\" } } end\n";
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("php-proxied/handler.php", php_proxy),
+            ("php-proxied/fn.config.json", &open),
+            ("lua-proxied/handler.lua", lua_proxy),
+            ("lua-proxied/fn.config.json", &open),
+            ("php-big/handler.php", php_big),
+            ("php-big/fn.config.json", &open),
+            ("lua-control/handler.lua", lua_control),
+            ("lua-control/fn.config.json", &open),
+            ("lua-bad/handler.lua", lua_bad),
+            ("lua-bad/fn.config.json", &open),
+            ("php-noedge/handler.php", php_proxy),
+            ("lua-noedge/handler.lua", lua_proxy),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    for (path, tag) in [("/php-proxied", "php"), ("/lua-proxied", "lua")] {
+        let resp = client()
+            .post(gw.url(&format!("{path}?n=9")))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 201, "{path}: {}", gw.logs());
+        assert_eq!(resp.headers()["x-upstream"], "yes");
+        assert!(resp.headers().get("keep-alive").is_none());
+        let body: Value = resp.json().unwrap();
+        assert_eq!(body["method"], "PUT", "{path}");
+        assert_eq!(body["path"], format!("/echo?via={tag}"));
+        assert_eq!(body["x_edge"], "9");
+        assert_eq!(body["body"], format!("{tag} POST"));
+    }
+    let refused = |path: &str, needle: &str| {
+        let (status, body) = get(&gw, path);
+        assert_eq!(status, 502, "{path}: {body}");
+        let err = body["error"].as_str().unwrap_or_default();
+        assert!(err.contains(needle), "{path}: {body}");
+    };
+    refused(
+        "/php-big",
+        "over the 1024-byte edge.max_response_bytes limit",
+    );
+    refused("/lua-control", "control-plane path not allowed");
+    refused("/php-noedge", "no \"edge\" config");
+    refused("/lua-noedge", "no \"edge\" config");
+    refused("/lua-bad", "");
+    assert!(gw.wait_log("proxy is not an object", std::time::Duration::from_secs(10)));
+}
+
+/// FastFN's event leaves out what the request does not carry: no body → no `body` field in
+/// Python, Node, PHP and Lua (handlers written as FastFN's examples are, `event.get("body",
+/// {})` / `event.body || {}`, see their default), and in Lua no `session` without cookies
+/// and no `session.id` without a session cookie (nil, not a truthy `cjson.null`).
+#[test]
+fn absent_body_and_session_are_absent_in_every_runtime() {
+    let py = "import json\n\ndef handler(event):\n    body = event.get('body', {})\n    if isinstance(body, str):\n        body = json.loads(body)\n    return {'status': 200, 'body': {'name': body.get('name'), 'has_body': 'body' in event}}\n";
+    let js = "exports.handler = async (event) => {\n  const b = typeof event.body === 'string' ? JSON.parse(event.body) : event.body || {};\n  return { status: 200, body: { name: b.name ?? null, has_body: 'body' in event } };\n};\n";
+    let php = "<?php\nfunction handler(array $event): array\n{\n    $b = array_key_exists('body', $event) ? json_decode($event['body'], true) : [];\n    return ['status' => 200, 'body' => ['name' => $b['name'] ?? null, 'has_body' => array_key_exists('body', $event)]];\n}\n";
+    let lua = r#"
+local cjson = require("cjson.safe")
+function handler(event)
+  local session = event.session or {}
+  local cookies = session.cookies or {}
+  local b = event.body and cjson.decode(event.body) or {}
+  if not session.id then
+    return { status = 401, body = { error = "no session", name = b.name, has_body = event.body ~= nil } }
+  end
+  return { status = 200, body = { id = session.id, theme = cookies.theme or "light" } }
+end
+"#;
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("py/handler.py", py),
+            (
+                "pyindex/handler.py",
+                "def handler(event):\n    return {'status': 200, 'body': {'text': event['body']}}\n",
+            ),
+            ("js/handler.js", js),
+            ("php/handler.php", php),
+            ("lua/handler.lua", lua),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    for path in ["/py", "/js", "/php"] {
+        let (status, body) = get(&gw, path);
+        assert_eq!(status, 200, "{path}: {body} {}", gw.logs());
+        assert_eq!(
+            body,
+            serde_json::json!({"name": null, "has_body": false}),
+            "{path}"
+        );
+        let resp = client()
+            .post(gw.url(path))
+            .body(r#"{"name":"x"}"#)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        let body: Value = resp.json().unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"name": "x", "has_body": true}),
+            "{path}"
+        );
+    }
+    // edgefn's own Python handlers index the body: still the empty text.
+    assert_eq!(get(&gw, "/pyindex"), (200, serde_json::json!({"text": ""})));
+    let lua_call = |cookie: Option<&str>, body: Option<&str>| {
+        let mut req = client().post(gw.url("/lua"));
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        if let Some(b) = body {
+            req = req.body(b.to_owned());
+        }
+        let resp = req.send().unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().unwrap())
+    };
+    assert_eq!(
+        lua_call(None, None),
+        (
+            401,
+            serde_json::json!({"error": "no session", "has_body": false})
+        )
+    );
+    assert_eq!(
+        lua_call(Some("theme=dark"), Some(r#"{"name":"y"}"#)),
+        (
+            401,
+            serde_json::json!({"error": "no session", "name": "y", "has_body": true})
+        )
+    );
+    assert_eq!(
+        lua_call(Some("session_id=abc123; theme=dark"), None),
+        (200, serde_json::json!({"id": "abc123", "theme": "dark"}))
+    );
+}
+
+/// The Rust twin: FastFN's `fn(Value) -> Value` handler answering `{"proxy": {...}}` is
+/// fetched by the gateway as the other runtimes' answers are.
+#[test]
+fn edge_proxy_from_a_rust_handler() {
+    let port = upstream();
+    let open =
+        format!(r#"{{"edge": {{"base_url": "http://127.0.0.1:{port}", "allow_private": true}}}}"#);
+    let rust = r#"use serde_json::{json, Value};
+
+pub fn handler(event: Value) -> Value {
+    let n = event["query"]["n"].as_str().unwrap_or("1").to_owned();
+    let method = event["method"].as_str().unwrap_or("").to_owned();
+    json!({"proxy": {"path": "/echo?via=rust", "method": "PUT",
+                     "headers": {"x-edge": n}, "body": format!("rust {method}")}})
+}
+"#;
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("rs-proxied/handler.rs", rust),
+            ("rs-proxied/fn.config.json", &open),
+            ("rs-noedge/handler.rs", rust),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    let resp = client().post(gw.url("/rs-proxied?n=4")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 201, "{}", gw.logs());
+    assert_eq!(resp.headers()["x-upstream"], "yes");
+    let body: Value = resp.json().unwrap();
+    assert_eq!(body["method"], "PUT");
+    assert_eq!(body["path"], "/echo?via=rust");
+    assert_eq!(body["x_edge"], "4");
+    assert_eq!(body["body"], "rust POST");
+    let (status, body) = get(&gw, "/rs-noedge");
+    assert_eq!(status, 502, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("no \"edge\" config"));
 }

@@ -273,7 +273,7 @@ local function encode_body(body, headers, bare)
   bad("body of type " .. t .. " cannot be sent")
 end
 
-local CONTRACT = { "status", "statusCode", "headers", "body", "is_base64", "isBase64Encoded", "body_base64" }
+local CONTRACT = { "status", "statusCode", "headers", "body", "is_base64", "isBase64Encoded", "body_base64", "proxy" }
 
 local function is_list(t)
   local n, count = #t, 0
@@ -309,6 +309,11 @@ local function to_response(result)
   if type(headers) ~= "table" then
     bad("headers is not an object")
   end
+  -- FastFN's edge proxy: the gateway fetches it, checked against the function's `edge`.
+  local proxy = explicit and result.proxy or nil
+  if proxy ~= nil and (type(proxy) ~= "table" or is_list(proxy)) then
+    bad("proxy is not an object")
+  end
   local copy = {}
   for k, v in pairs(headers) do
     copy[k] = v
@@ -331,7 +336,7 @@ local function to_response(result)
       pairs_out[#pairs_out + 1] = { name, is_integer(item) and string.format("%d", item) or tostring(item) }
     end
   end
-  return status, pairs_out, payload
+  return status, pairs_out, payload, proxy and json(proxy)
 end
 
 -- The handler chunk runs in the worker's globals: it may define `handler`, `main`, or
@@ -363,6 +368,21 @@ local function load_handler(path, wanted)
     or error(path .. " must define handler(event) or main(event), or return one", 0)
 end
 
+-- JSON nulls decode to cjson.null, a light userdata that is truthy and cannot be indexed;
+-- FastFN's Lua handlers see an absent field as nil (`event.session or {}`, `not session.id`).
+local function drop_nulls(t, depth)
+  if depth > 32 then
+    return
+  end
+  for k, v in pairs(t) do
+    if v == cjson.null then
+      t[k] = nil
+    elseif type(v) == "table" then
+      drop_nulls(v, depth + 1)
+    end
+  end
+end
+
 local function serve(ch, id, event, handler)
   local ok, result = xpcall(function()
     return handler(event, event.params)
@@ -377,7 +397,7 @@ local function serve(ch, id, event, handler)
     ch:send({ type = "err", id = id, kind = "handler_error", detail = "handler raised an error" })
     return
   end
-  local ok2, status, headers, payload = pcall(to_response, result)
+  local ok2, status, headers, payload, proxy = pcall(to_response, result)
   if not ok2 then
     local msg = getmetatable(status) == BadResponse and status.msg or tostring(status)
     io.stderr:write("edgefn: handler returned an invalid response: ", msg, "\n")
@@ -386,7 +406,11 @@ local function serve(ch, id, event, handler)
   end
   -- cjson writes an empty table as an object; the header list must be an array.
   local list = #headers == 0 and "[]" or cjson.encode(headers)
-  ch:send_json(string.format('{"type":"res","id":%s,"status":%d,"headers":%s}', cjson.encode(id), status, list), payload)
+  local extra = proxy and (',"proxy":' .. proxy) or ""
+  ch:send_json(
+    string.format('{"type":"res","id":%s,"status":%d,"headers":%s%s}', cjson.encode(id), status, list, extra),
+    payload
+  )
 end
 
 local function main(sock_path, handler_path)
@@ -431,10 +455,12 @@ local function main(sock_path, handler_path)
       ch:cancel(header.id)
     elseif header.type == "req" then
       local event = type(header.event) == "table" and header.event or {}
+      drop_nulls(event, 0)
       if header.binary == true then
         event.body = nil
         event.body_base64 = (mime.b64(body)) or ""
-      else
+      elseif #body > 0 then
+        -- No body, event.body is nil: FastFN's event.
         event.body = body
       end
       event.env = env

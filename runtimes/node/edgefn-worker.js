@@ -276,7 +276,8 @@ function buildEvent(header, body, env) {
   if (header.binary) {
     event.body = null;
     event.body_base64 = body.toString('base64');
-  } else {
+  } else if (body.length > 0) {
+    // No body, no `body` field: FastFN's event (`event.body || {}` sees undefined).
     event.body = body.toString('utf8');
   }
   event.env = env;

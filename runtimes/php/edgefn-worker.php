@@ -349,11 +349,12 @@ function edgefn_looks_html(string $s): bool
     return str_starts_with($t, '<!doctype html') || str_starts_with($t, '<html');
 }
 
-/** [status, [[name, value], …], body bytes]; `$printed` is what the handler echoed, the body
- * when it returned none (FastFN's convention). */
+/** [status, [[name, value], …], body bytes, proxy or null]; `$printed` is what the handler
+ * echoed, the body when it returned none (FastFN's convention). A `proxy` array is FastFN's
+ * edge proxy: the gateway fetches it (checked against the function's `edge` config). */
 function edgefn_response(mixed $result, string $printed): array
 {
-    $contract = ['status', 'statusCode', 'headers', 'body', 'is_base64', 'isBase64Encoded', 'body_base64'];
+    $contract = ['status', 'statusCode', 'headers', 'body', 'is_base64', 'isBase64Encoded', 'body_base64', 'proxy'];
     $explicit = is_array($result) && !array_is_list($result) && array_intersect($contract, array_keys($result)) !== [];
     $bare = false;
     if ($explicit) {
@@ -379,6 +380,10 @@ function edgefn_response(mixed $result, string $printed): array
     if (!is_array($headers)) {
         throw new EdgefnBadResponse('headers is not an object');
     }
+    $proxy = $explicit ? ($result['proxy'] ?? null) : null;
+    if ($proxy !== null && (!is_array($proxy) || ($proxy !== [] && array_is_list($proxy)))) {
+        throw new EdgefnBadResponse('proxy is not an object');
+    }
     $payload = edgefn_body($body, $headers, $bare);
     $pairs = [];
     foreach ($headers as $name => $value) {
@@ -395,7 +400,8 @@ function edgefn_response(mixed $result, string $printed): array
             $pairs[] = [$name, (string) $item];
         }
     }
-    return [$status, $pairs, $payload];
+    // An empty PHP array would encode as a JSON list; the gateway reads an object.
+    return [$status, $pairs, $payload, $proxy === null ? null : (object) $proxy];
 }
 
 /** Runs one request; echo output is captured, exceptions become `err` frames. */
@@ -420,7 +426,7 @@ function edgefn_serve(EdgefnChannel $ch, int $id, array $event, ?string $fn, str
         while (ob_get_level() > $level) {
             $printed = ob_get_clean() . $printed;
         }
-        [$status, $pairs, $payload] = edgefn_response($result, $printed);
+        [$status, $pairs, $payload, $proxy] = edgefn_response($result, $printed);
     } catch (EdgefnBadResponse $e) {
         while (ob_get_level() > $level) {
             ob_end_clean();
@@ -436,7 +442,11 @@ function edgefn_serve(EdgefnChannel $ch, int $id, array $event, ?string $fn, str
         $ch->send(['type' => 'err', 'id' => $id, 'kind' => 'handler_error', 'detail' => get_class($e)]);
         return;
     }
-    $ch->send(['type' => 'res', 'id' => $id, 'status' => $status, 'headers' => $pairs], $payload);
+    $res = ['type' => 'res', 'id' => $id, 'status' => $status, 'headers' => $pairs];
+    if ($proxy !== null) {
+        $res['proxy'] = $proxy;
+    }
+    $ch->send($res, $payload);
 }
 
 function edgefn_main(array $argv): void
@@ -497,7 +507,8 @@ function edgefn_main(array $argv): void
         if (($header['binary'] ?? false) === true) {
             $event['body'] = null;
             $event['body_base64'] = base64_encode($body);
-        } else {
+        } elseif ($body !== '') {
+            // No body, no 'body' key: FastFN's event.
             $event['body'] = $body;
         }
         $event['env'] = $env;

@@ -361,12 +361,24 @@ def failure(rid, error=None):
 # --- serving -----------------------------------------------------------------------------
 
 
+class Event(dict):
+    """A request without a body has no `body` key, as in FastFN (`event.get("body", {})`
+    sees its default), yet `event["body"]` is still the empty text edgefn always handed."""
+
+    __slots__ = ()
+
+    def __missing__(self, key):
+        if key == "body":
+            return ""
+        raise KeyError(key)
+
+
 def build_event(header, body, env):
-    event = header["event"]
+    event = Event(header["event"])
     if header.get("binary"):
         event["body"] = None
         event["body_base64"] = binascii.b2a_base64(body, newline=False).decode("ascii")
-    else:
+    elif len(body):
         event["body"] = str(body, "utf-8")
     event["env"] = env
     return event

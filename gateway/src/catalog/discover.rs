@@ -310,7 +310,10 @@ impl Walker {
                 }
             }
             if let Some((handler, runtime)) = entry {
-                if runtime != rt {
+                // TypeScript runs on Node: FastFN keeps `.ts` handlers in its `node/` folder.
+                let in_its_folder =
+                    runtime == rt || (rt == Runtime::Node && runtime == Runtime::TypeScript);
+                if !in_its_folder {
                     self.errors.push(CatalogError::new(
                         &handler,
                         None,
@@ -699,6 +702,22 @@ mod tests {
         assert_eq!(found[0].segments[0], Segment::Static("node".into()));
         assert!(found[1].handler.ends_with("Cargo.toml"));
         assert_eq!(found[1].runtime, Runtime::Rust);
+    }
+
+    #[test]
+    fn typescript_handlers_belong_in_the_node_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        for (d, f) in [("node/ts-hello", "handler.ts"), ("node/js", "handler.js")] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+            std::fs::write(dir.path().join(d).join(f), "").unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("python/ts")).unwrap();
+        std::fs::write(dir.path().join("python/ts/handler.ts"), "").unwrap();
+        let (found, errors, _) = discover(dir.path());
+        let ts = found.iter().find(|f| f.name == "ts-hello").expect("served");
+        assert_eq!(ts.runtime, Runtime::TypeScript);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].message.contains("inside the python folder"));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!
 //! `{"id", "ts", "method", "path", "raw_path", "query", "params", "path_params",
 //! "headers", "session", "client": {"ip", "ua"}, "context": {"request_id", "function",
-//! "function_name", "runtime", "version", "timeout_ms", "max_body_bytes", "auth", "user"}}`
+//! "function_name", "runtime", "version", "timeout_ms", "max_body_bytes", "debug": {"enabled"},
+//! "auth", "user"}}`
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -27,6 +28,9 @@ pub struct EventMeta {
     pub version: Arc<str>,
     pub timeout_ms: u64,
     pub max_body_bytes: u64,
+    /// FastFN's `context.debug.enabled`: the function asked for debug headers, so a
+    /// handler may add its own debug details (FastFN's `hello` example does).
+    pub debug: bool,
 }
 
 impl Default for EventMeta {
@@ -37,6 +41,7 @@ impl Default for EventMeta {
             version: Arc::from("default"),
             timeout_ms: 0,
             max_body_bytes: 0,
+            debug: false,
         }
     }
 }
@@ -108,6 +113,9 @@ impl Serialize for Event<'_> {
                 version: &r.meta.version,
                 timeout_ms: r.meta.timeout_ms,
                 max_body_bytes: r.meta.max_body_bytes,
+                debug: Debug {
+                    enabled: r.meta.debug,
+                },
                 auth: AuthRef(&r.auth),
                 user: User(&r.auth),
             },
@@ -289,8 +297,14 @@ struct Context<'a> {
     version: &'a str,
     timeout_ms: u64,
     max_body_bytes: u64,
+    debug: Debug,
     auth: AuthRef<'a>,
     user: User<'a>,
+}
+
+#[derive(Serialize)]
+struct Debug {
+    enabled: bool,
 }
 
 struct AuthRef<'a>(&'a AuthContext);
