@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderValue, Method};
 
 use crate::catalog::{Catalog, FunctionDef};
 use crate::metrics::FunctionMetrics;
@@ -16,6 +16,17 @@ use crate::pool::{Pool, PoolRegistry, PoolSpec};
 use crate::router::{RouteSpec, Router};
 
 pub type Store = ArcSwap<Snapshot>;
+
+/// FastFN's 409 on an ambiguous route does not depend on the method.
+const ANY_METHOD: &[Method] = &[
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::HEAD,
+    Method::OPTIONS,
+];
 
 /// A function ready to serve.
 #[derive(Debug)]
@@ -34,6 +45,8 @@ pub struct Snapshot {
     /// 0 before the first load; +1 per successful reload.
     pub generation: u64,
     pub router: Router,
+    /// Routes FastFN answers 409 for (two runtime folders claim them), asked on a miss.
+    pub ambiguous: Router,
     pub functions: Vec<Function>,
     pub openapi: Bytes,
     /// `/_fn/catalog`, rendered once.
@@ -48,6 +61,7 @@ impl Snapshot {
         Snapshot {
             generation: 0,
             router: Router::default(),
+            ambiguous: Router::default(),
             functions: Vec::new(),
             openapi: Bytes::from(openapi::render(&[])),
             catalog: Bytes::from(crate::fn_catalog::render(&[])),
@@ -66,6 +80,11 @@ impl Snapshot {
                 segments: r,
                 methods: &f.policy.methods,
             })
+        }));
+        let ambiguous = Router::new(catalog.ambiguous.iter().map(|r| RouteSpec {
+            index: 0,
+            segments: r,
+            methods: ANY_METHOD,
         }));
         let openapi = Bytes::from(openapi::render(&catalog.functions));
         let catalog_doc = Bytes::from(crate::fn_catalog::render(&catalog.functions));
@@ -91,6 +110,7 @@ impl Snapshot {
         Snapshot {
             generation,
             router,
+            ambiguous,
             functions,
             openapi,
             catalog: catalog_doc,

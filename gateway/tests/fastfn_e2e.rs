@@ -271,14 +271,18 @@ fn runtime_grouped_trees_and_versions() {
     assert_eq!(get(&gw, "/python/hello").0, 404);
 }
 
+/// Two entry files in one folder are refused naming both; two handlers on one route and
+/// method (`get.py` beside `get.js`) load with a warning naming both, and the route
+/// answers FastFN's 409.
 #[test]
-fn two_handlers_on_one_route_are_refused_naming_both() {
+fn two_entry_files_are_refused_and_a_route_clash_answers_409() {
     let dir = tempdir();
     write_tree(
         dir.path(),
         &[
             ("clash/get.py", &py("a")),
             ("clash/get.js", &js("b")),
+            ("clash/delete.js", &js("b-delete")),
             ("two/handler.py", &py("c")),
             ("two/main.js", &js("d")),
             ("ok/get.py", &py("e")),
@@ -288,16 +292,28 @@ fn two_handlers_on_one_route_are_refused_naming_both() {
     let out = check(dir.path());
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    let clash = err
-        .lines()
-        .find(|l| l.contains("clash"))
-        .expect("clash named");
-    assert!(
-        clash.contains("get.py") && clash.contains("get.js"),
-        "{err}"
-    );
     assert!(err.contains("handler.py, main.js"), "{err}");
-    assert!(!err.contains("ok/"), "{err}");
+    assert!(!err.contains("ok/") && !err.contains("clash"), "{err}");
+
+    std::fs::remove_dir_all(dir.path().join("two")).unwrap();
+    let out = check(dir.path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let clash = text
+        .lines()
+        .find(|l| l.starts_with("warning:") && l.contains("clash"))
+        .unwrap_or_else(|| panic!("clash named: {text}"));
+    assert!(
+        clash.contains("get.py") && clash.contains("get.js") && clash.contains("409"),
+        "{clash}"
+    );
+    let gw = Gateway::start(dir.path());
+    let (s, e) = get(&gw, "/clash");
+    assert_eq!((s, e["error"].as_str()), (409, Some("ambiguous function")));
+    // FastFN takes the whole route: the method nobody else claims answers 409 too.
+    assert_eq!(call(&gw, reqwest::Method::DELETE, "/clash").0, 409);
+    assert_eq!(get(&gw, "/ok").1["fn"], "e");
+    assert_eq!(call(&gw, reqwest::Method::POST, "/ok").1["fn"], "f");
 }
 
 #[test]
@@ -862,10 +878,11 @@ fn fn_runtimes_selects_the_runtime_of_a_per_runtime_tree() {
     );
     let check_with = |runtimes| check_with_runtimes(dir.path(), runtimes);
     let all = check_with(None);
-    assert_eq!(
-        all.status.code(),
-        Some(1),
-        "every runtime on: the routes clash"
+    let text = String::from_utf8_lossy(&all.stdout);
+    assert_eq!(all.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("ambiguous function"),
+        "every runtime on: the routes clash and answer 409: {text}"
     );
     let typo = check_with(Some("pyton"));
     assert_eq!(typo.status.code(), Some(1));
@@ -907,4 +924,93 @@ fn fn_runtimes_selects_the_runtime_of_a_per_runtime_tree() {
         (200, Some("py-delete")),
         "{body}"
     );
+}
+
+/// FastFN's per-runtime trees (its `examples/functions` root has `session-demo` in every
+/// runtime folder) load: the routes two runtime folders claim answer 409 `ambiguous
+/// function` (FastFN's status and text), the check warns naming both files, the rest
+/// serves; a path nobody serves is FastFN's 404 `not found`.
+#[test]
+fn runtime_folders_claiming_one_route_answer_409_as_in_fastfn() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("python/dup/handler.py", &py("py-dup")),
+            ("node/dup/handler.js", &js("js-dup")),
+            ("php/dup/handler.php", "<?php function handler($e) { return 'php'; }\n"),
+            ("python/only-py/handler.py", &py("only-py")),
+            ("node/only-js/handler.js", &js("only-js")),
+            ("node/only-js/v2/handler.js", &js("only-js-v2")),
+            ("python/dup/get.extra.py", &py("dup-extra")),
+        ],
+    );
+    let out = check(dir.path());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let warned = table
+        .lines()
+        .find(|l| l.starts_with("warning:") && l.contains("ambiguous function"))
+        .unwrap_or_else(|| panic!("warned: {table}"));
+    assert!(warned.contains("dup/handler"), "{warned}");
+    let row = table
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("/dup"))
+        .unwrap_or_else(|| panic!("/dup listed: {table}"));
+    assert!(row.contains("409"), "{row}");
+
+    let gw = Gateway::start(dir.path());
+    for path in ["/dup", "/dup/a/b"] {
+        let (s, e) = get(&gw, path);
+        assert_eq!((s, e["error"].as_str()), (409, Some("ambiguous function")), "{path}");
+    }
+    assert_eq!(call(&gw, reqwest::Method::POST, "/dup").0, 409);
+    // A file route of one of them is its own route, served.
+    assert_eq!(get(&gw, "/dup/extra").1["fn"], "dup-extra");
+    assert_eq!(get(&gw, "/only-py").1["fn"], "only-py");
+    assert_eq!(get(&gw, "/only-js/x").1["params"]["wildcard"], "x");
+    assert_eq!(get(&gw, "/only-js@v2").1["fn"], "only-js-v2");
+    let (s, e) = get(&gw, "/nobody");
+    assert_eq!(s, 404);
+    assert!(e["error"].as_str().unwrap().contains("not found"), "{e}");
+}
+
+/// FastFN's PHP script mode (`next-style/php/get.export.php`): a file without a handler
+/// function answers with what it prints, the status in `$FASTFN_STATUS` and the headers
+/// in `$FASTFN_HEADERS`, on every request (its helper required once).
+#[test]
+fn php_script_mode_takes_fastfn_status_and_headers() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "php/_rows.php",
+                "<?php\nfunction rows(): string { return \"id,source\\n10,script\\n\"; }\n",
+            ),
+            (
+                "php/get.export.php",
+                "<?php\nrequire_once __DIR__ . '/_rows.php';\n$FASTFN_HEADERS = ['Content-Type' => 'text/csv; charset=utf-8', 'Content-Disposition' => 'attachment; filename=\"x.csv\"', 'X-Bad' => ['no']];\n$FASTFN_STATUS = 201;\necho rows();\n",
+            ),
+            ("php/get.plain.php", "<?php\n$FASTFN_STATUS = 9999;\necho 'plain';\n"),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    for _ in 0..2 {
+        let resp = client().get(gw.url("/php/export")).send().unwrap();
+        assert_eq!(resp.status().as_u16(), 201);
+        let h = resp.headers();
+        assert_eq!(h["content-type"], "text/csv; charset=utf-8");
+        assert_eq!(h["content-disposition"], "attachment; filename=\"x.csv\"");
+        assert!(h.get("x-bad").is_none());
+        assert_eq!(resp.text().unwrap(), "id,source\n10,script\n");
+    }
+    let resp = client().get(gw.url("/php/plain")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "an invalid status is ignored");
+    assert_eq!(resp.text().unwrap(), "plain");
 }

@@ -156,6 +156,13 @@ impl Walker {
             return;
         }
         let mixed = mixed || entry.is_some();
+        // A nested tree's own `assets` folder (FastFN skips it too): static files, never
+        // functions. Only the top-level one is served.
+        let local_assets = if rel.is_empty() {
+            None
+        } else {
+            assets_directory(dir)
+        };
         self.file_routes(
             dir,
             &listing,
@@ -165,6 +172,9 @@ impl Walker {
             entry.as_ref().map(|e| &e.0),
         );
         for (name, path) in &listing.dirs {
+            if local_assets.as_deref().and_then(|a| a.split('/').next()) == Some(name.as_str()) {
+                continue;
+            }
             if rel.is_empty() && name == "_fn" {
                 self.errors.push(CatalogError::new(
                     path,
@@ -310,7 +320,9 @@ impl Walker {
                 }
             }
             if let Some((handler, runtime)) = entry {
-                if runtime != rt {
+                // FastFN's node folder holds TypeScript handlers too (`node/ts-hello`).
+                let same = runtime == rt || (rt == Runtime::Node && runtime == Runtime::TypeScript);
+                if !same {
                     self.errors.push(CatalogError::new(
                         &handler,
                         None,
@@ -699,6 +711,42 @@ mod tests {
         assert_eq!(found[0].segments[0], Segment::Static("node".into()));
         assert!(found[1].handler.ends_with("Cargo.toml"));
         assert_eq!(found[1].runtime, Runtime::Rust);
+    }
+
+    #[test]
+    fn a_nested_assets_folder_holds_no_functions() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site");
+        std::fs::create_dir_all(site.join("public/js")).unwrap();
+        std::fs::create_dir_all(site.join("api")).unwrap();
+        std::fs::write(
+            site.join("fn.config.json"),
+            r#"{"assets": {"directory": "./public/"}}"#,
+        )
+        .unwrap();
+        std::fs::write(site.join("public/app.js"), "").unwrap();
+        std::fs::write(site.join("public/js/index.js"), "").unwrap();
+        std::fs::write(site.join("api/handler.py"), "").unwrap();
+        let (found, errors, _) = discover(dir.path());
+        assert!(errors.is_empty(), "{errors:?}");
+        let names: Vec<&str> = found.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["site/api"]);
+    }
+
+    #[test]
+    fn the_node_folder_holds_typescript_handlers() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("node/ts-hello")).unwrap();
+        std::fs::write(dir.path().join("node/ts-hello/handler.ts"), "").unwrap();
+        std::fs::create_dir_all(dir.path().join("node/py-here")).unwrap();
+        std::fs::write(dir.path().join("node/py-here/handler.py"), "").unwrap();
+        let (found, errors, _) = discover(dir.path());
+        let names: Vec<&str> = found.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["ts-hello"]);
+        assert_eq!(found[0].runtime, Runtime::TypeScript);
+        assert_eq!(found[0].origin, Origin::RuntimeGrouped);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].message.contains("python handler inside the node folder"));
     }
 
     #[test]

@@ -198,6 +198,10 @@ pub fn decide<'s>(snap: &'s Snapshot, head: &Head<'_>, peer: IpAddr, rid: &[u8])
             return Decision::Refused(respond::error_answer(&e, rid), Some(f));
         }
         Some((Lookup::NotFound, _)) | None => {
+            if let Lookup::Found(_) = snap.ambiguous.lookup(head.path, head.method) {
+                let e = GatewayError::Ambiguous;
+                return Decision::Refused(respond::error_answer(&e, rid), None);
+            }
             if let Some(file) =
                 assets.and_then(|a| a.find(head.method, head.path, head.headers, true))
             {
