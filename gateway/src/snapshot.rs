@@ -89,9 +89,17 @@ impl Snapshot {
         let openapi = Bytes::from(openapi::render(&catalog.functions));
         let catalog_doc = Bytes::from(crate::fn_catalog::render(&catalog.functions));
         let assets = catalog.assets.clone();
-        let mut functions = Vec::with_capacity(catalog.functions.len());
-        for def in catalog.functions {
-            let pool = registry.ensure(pool_spec(&def));
+        let leaders = shared_pool_leaders(&catalog.functions);
+        let mut functions: Vec<Function> = Vec::with_capacity(catalog.functions.len());
+        for (i, def) in catalog.functions.into_iter().enumerate() {
+            let mut meta = event_meta(&def);
+            let pool = match leaders[i] {
+                Some(j) => {
+                    meta.handler = Some(Arc::from(def.handler.to_string_lossy()));
+                    functions[j].pool.clone()
+                }
+                None => registry.ensure(pool_spec(&def)),
+            };
             let allow = def
                 .policy
                 .methods
@@ -100,7 +108,7 @@ impl Snapshot {
                 .collect::<Vec<_>>()
                 .join(", ");
             functions.push(Function {
-                event_meta: Arc::new(event_meta(&def)),
+                event_meta: Arc::new(meta),
                 metrics: FunctionMetrics::new(&def.name),
                 allow: HeaderValue::from_str(&allow).expect("method names are header-safe"),
                 pool,
@@ -119,8 +127,41 @@ impl Snapshot {
     }
 
     pub fn pools(&self) -> Vec<Arc<Pool>> {
-        self.functions.iter().map(|f| f.pool.clone()).collect()
+        let mut out: Vec<Arc<Pool>> = Vec::with_capacity(self.functions.len());
+        for f in &self.functions {
+            if !out.iter().any(|p| Arc::ptr_eq(p, &f.pool)) {
+                out.push(f.pool.clone());
+            }
+        }
+        out
     }
+}
+
+/// FastFN runs a folder's Node handlers in one process, so a module beside them
+/// (`showcase/_state.js` required by `get.form.js` and `put.form.js`) holds one state for
+/// all of them: such functions share the pool of the first one, each request naming its
+/// handler file. Only functions whose pools would be alike but for the handler share.
+fn shared_pool_leaders(defs: &[FunctionDef]) -> Vec<Option<usize>> {
+    let mut out = vec![None; defs.len()];
+    for (i, def) in defs.iter().enumerate() {
+        if def.runtime != crate::catalog::runtime::Runtime::Node {
+            continue;
+        }
+        let mut mine = pool_spec(def);
+        for (j, other) in defs[..i].iter().enumerate() {
+            if out[j].is_some() || other.runtime != def.runtime || other.dir != def.dir {
+                continue;
+            }
+            let leader = pool_spec(other);
+            mine.function = leader.function.clone();
+            mine.handler = leader.handler.clone();
+            if mine == leader {
+                out[i] = Some(j);
+                break;
+            }
+        }
+    }
+    out
 }
 
 fn event_meta(def: &FunctionDef) -> EventMeta {
@@ -131,6 +172,8 @@ fn event_meta(def: &FunctionDef) -> EventMeta {
         version: Arc::from(def.version.as_deref().unwrap_or("default")),
         timeout_ms: def.policy.timeout.as_millis() as u64,
         max_body_bytes: def.policy.max_body_bytes,
+        debug: def.policy.debug_headers,
+        handler: None,
     }
 }
 

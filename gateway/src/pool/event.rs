@@ -5,7 +5,8 @@
 //!
 //! `{"id", "ts", "method", "path", "raw_path", "query", "params", "path_params",
 //! "headers", "session", "client": {"ip", "ua"}, "context": {"request_id", "function",
-//! "function_name", "runtime", "version", "timeout_ms", "max_body_bytes", "auth", "user"}}`
+//! "function_name", "runtime", "version", "timeout_ms", "max_body_bytes", "debug": {"enabled"},
+//! "auth", "user"}}`
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -27,6 +28,12 @@ pub struct EventMeta {
     pub version: Arc<str>,
     pub timeout_ms: u64,
     pub max_body_bytes: u64,
+    /// FastFN's `context.debug.enabled`: the function asked for debug headers, and its
+    /// handler may add debug details of its own (FastFN's `python/hello` does).
+    pub debug: bool,
+    /// The handler file when the function runs on a pool it shares with the other Node
+    /// functions of its folder (`snapshot.rs`): the worker calls this file's handler.
+    pub handler: Option<Arc<str>>,
 }
 
 impl Default for EventMeta {
@@ -37,6 +44,8 @@ impl Default for EventMeta {
             version: Arc::from("default"),
             timeout_ms: 0,
             max_body_bytes: 0,
+            debug: false,
+            handler: None,
         }
     }
 }
@@ -50,9 +59,13 @@ pub struct RequestHeader<'a> {
 
 impl Serialize for RequestHeader<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(4))?;
+        let handler = self.req.meta.handler.as_deref();
+        let mut m = s.serialize_map(Some(4 + usize::from(handler.is_some())))?;
         m.serialize_entry("type", "req")?;
         m.serialize_entry("id", &self.id)?;
+        if let Some(h) = handler {
+            m.serialize_entry("handler", h)?;
+        }
         m.serialize_entry("binary", &std::str::from_utf8(&self.req.body).is_err())?;
         m.serialize_entry(
             "event",
@@ -108,6 +121,9 @@ impl Serialize for Event<'_> {
                 version: &r.meta.version,
                 timeout_ms: r.meta.timeout_ms,
                 max_body_bytes: r.meta.max_body_bytes,
+                debug: Debug {
+                    enabled: r.meta.debug,
+                },
                 auth: AuthRef(&r.auth),
                 user: User(&r.auth),
             },
@@ -289,8 +305,14 @@ struct Context<'a> {
     version: &'a str,
     timeout_ms: u64,
     max_body_bytes: u64,
+    debug: Debug,
     auth: AuthRef<'a>,
     user: User<'a>,
+}
+
+#[derive(Serialize)]
+struct Debug {
+    enabled: bool,
 }
 
 struct AuthRef<'a>(&'a AuthContext);

@@ -30,6 +30,8 @@ fn request(body: &'static [u8], auth: AuthContext) -> WorkerRequest {
             version: Arc::from("default"),
             timeout_ms: 2500,
             max_body_bytes: 1024,
+            debug: true,
+            handler: None,
         }),
     }
 }
@@ -89,6 +91,7 @@ async fn fastfn_event_fields() {
     assert_eq!(c["version"], "default");
     assert_eq!(c["timeout_ms"], 2500);
     assert_eq!(c["max_body_bytes"], 1024);
+    assert_eq!(c["debug"], serde_json::json!({"enabled": true}));
     assert_eq!(c["auth"]["subject"], "k1");
     assert_eq!(
         c["user"],
