@@ -940,7 +940,10 @@ fn runtime_folders_claiming_one_route_answer_409_as_in_fastfn() {
         &[
             ("python/dup/handler.py", &py("py-dup")),
             ("node/dup/handler.js", &js("js-dup")),
-            ("php/dup/handler.php", "<?php function handler($e) { return 'php'; }\n"),
+            (
+                "php/dup/handler.php",
+                "<?php function handler($e) { return 'php'; }\n",
+            ),
             ("python/only-py/handler.py", &py("only-py")),
             ("node/only-js/handler.js", &js("only-js")),
             ("node/only-js/v2/handler.js", &js("only-js-v2")),
@@ -969,7 +972,11 @@ fn runtime_folders_claiming_one_route_answer_409_as_in_fastfn() {
     let gw = Gateway::start(dir.path());
     for path in ["/dup", "/dup/a/b"] {
         let (s, e) = get(&gw, path);
-        assert_eq!((s, e["error"].as_str()), (409, Some("ambiguous function")), "{path}");
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (409, Some("ambiguous function")),
+            "{path}"
+        );
     }
     assert_eq!(call(&gw, reqwest::Method::POST, "/dup").0, 409);
     // A file route of one of them is its own route, served.
@@ -980,6 +987,30 @@ fn runtime_folders_claiming_one_route_answer_409_as_in_fastfn() {
     let (s, e) = get(&gw, "/nobody");
     assert_eq!(s, 404);
     assert!(e["error"].as_str().unwrap().contains("not found"), "{e}");
+    // nginx's 400 for a path above the root (FastFN's public-assets test); sent raw, as
+    // an HTTP client library would resolve the dots itself.
+    let answer = raw_get(&gw, "/%2e%2e/only-py/handler.py");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("Bad Request"), "{answer}");
+}
+
+/// One `GET` written as is on a fresh connection; the whole answer as text.
+fn raw_get(gw: &Gateway, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = gw
+        .url("/")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 /// FastFN's PHP script mode (`next-style/php/get.export.php`): a file without a handler

@@ -746,7 +746,9 @@ mod tests {
         assert_eq!(found[0].runtime, Runtime::TypeScript);
         assert_eq!(found[0].origin, Origin::RuntimeGrouped);
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].message.contains("python handler inside the node folder"));
+        assert!(errors[0]
+            .message
+            .contains("python handler inside the node folder"));
     }
 
     #[test]

@@ -111,8 +111,12 @@ mod tests {
         let (packs, note) = resolve(&v, &root, Runtime::Python).unwrap();
         assert_eq!(packs.len(), 1);
         assert!(note.is_none());
-        let (packs, note) =
-            resolve(&serde_json::json!(["common", "nope"]), &root, Runtime::Python).unwrap();
+        let (packs, note) = resolve(
+            &serde_json::json!(["common", "nope"]),
+            &root,
+            Runtime::Python,
+        )
+        .unwrap();
         assert_eq!(packs.len(), 1);
         assert!(note.unwrap().contains("pack \"nope\" not found"));
         let e = resolve(&serde_json::json!(["nope", "a/b"]), &root, Runtime::Python).unwrap_err();
