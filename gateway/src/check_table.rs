@@ -7,7 +7,8 @@ use std::io::Write;
 use crate::catalog::discover::Segment;
 use crate::catalog::{route_text, FunctionDef};
 
-pub fn print(functions: &[FunctionDef], out: &mut impl Write) {
+/// `ambiguous`: the routes two handlers claim, listed as answering 409 (FastFN's answer).
+pub fn print(functions: &[FunctionDef], ambiguous: &[Vec<Segment>], out: &mut impl Write) {
     let _ = writeln!(
         out,
         "{:<16} {:<36} {:<28} {:<10} {:>8} AUTH",
@@ -50,5 +51,16 @@ pub fn print(functions: &[FunctionDef], out: &mut impl Write) {
                 f.auth.label()
             );
         }
+    }
+    for r in ambiguous {
+        let _ = writeln!(
+            out,
+            "{:<16} {:<36} {:<28} {:<10} {:>8} -",
+            "ANY",
+            route_text(r),
+            "(409 ambiguous)",
+            "-",
+            "-"
+        );
     }
 }

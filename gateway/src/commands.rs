@@ -47,7 +47,7 @@ pub fn check(config_path: Option<PathBuf>, overrides: Overrides, out: &mut impl 
             for w in &catalog.warnings {
                 let _ = writeln!(out, "warning: {w}");
             }
-            crate::check_table::print(&catalog.functions, out);
+            crate::check_table::print(&catalog.functions, &catalog.ambiguous, out);
             let _ = writeln!(
                 out,
                 "ok: {} function(s) in {}",

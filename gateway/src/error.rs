@@ -12,8 +12,14 @@ use crate::pool::PoolError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error("no function serves this path")]
+    #[error("not found: no function serves this path")]
     NotFound,
+    /// Two handlers serve the route (`python/x`, `node/x`): FastFN's 409 and text.
+    #[error("ambiguous function")]
+    Ambiguous,
+    /// A `..` segment (`/%2e%2e/x`) above the root: 400, as nginx answers for FastFN.
+    #[error("Bad Request: the path climbs above the root")]
+    PathAboveRoot,
     #[error("method not allowed; this function accepts {}", allow.to_str().unwrap_or("other methods"))]
     MethodNotAllowed { allow: HeaderValue },
     #[error("unauthorized")]
@@ -77,7 +83,9 @@ impl GatewayError {
     /// The message when it has no parameters (the hot failures), so no formatting runs.
     pub fn static_message(&self) -> Option<&'static str> {
         match self {
-            GatewayError::NotFound => Some("no function serves this path"),
+            GatewayError::NotFound => Some("not found: no function serves this path"),
+            GatewayError::Ambiguous => Some("ambiguous function"),
+            GatewayError::PathAboveRoot => Some("Bad Request: the path climbs above the root"),
             GatewayError::Unauthorized { .. } => Some("unauthorized"),
             GatewayError::RateLimited { .. } => Some("rate limit exceeded; retry later"),
             GatewayError::BodyRead => Some("the request body could not be read"),
@@ -93,6 +101,8 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             GatewayError::NotFound => StatusCode::NOT_FOUND,
+            GatewayError::Ambiguous => StatusCode::CONFLICT,
+            GatewayError::PathAboveRoot => StatusCode::BAD_REQUEST,
             GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -144,6 +154,8 @@ mod tests {
     fn every_variant_has_its_status() {
         let cases: Vec<(GatewayError, u16)> = vec![
             (GatewayError::NotFound, 404),
+            (GatewayError::Ambiguous, 409),
+            (GatewayError::PathAboveRoot, 400),
             (
                 GatewayError::MethodNotAllowed {
                     allow: HeaderValue::from_static("GET"),

@@ -315,6 +315,27 @@ fn normalize(path: &str) -> &str {
     }
 }
 
+/// Whether a `..` segment, also percent-encoded (`/%2e%2e/x`), takes the path above `/`.
+/// FastFN's nginx refuses such a request with 400 before any route or file is looked at.
+pub fn climbs_above_root(path: &str) -> bool {
+    let suspect = path.contains("..") || path.contains("%2e") || path.contains("%2E");
+    if !suspect {
+        return false;
+    }
+    let mut depth = 0usize;
+    for seg in path.split('/').skip(1) {
+        match &*percent_decode(seg) {
+            ".." => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return true,
+            },
+            "." | "" => {}
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
 /// `%XX` decoded; an invalid escape or non-UTF-8 result leaves the text as sent.
 fn percent_decode(s: &str) -> Cow<'_, str> {
     if !s.contains('%') {

@@ -144,3 +144,15 @@ fn percent_decoding() {
     assert_eq!(percent_decode("100%"), "100%");
     assert_eq!(percent_decode("%ff"), "%ff");
 }
+
+#[test]
+fn a_path_climbing_above_the_root_is_seen_encoded_or_not() {
+    assert!(climbs_above_root("/%2e%2e/api-node/handler.js"));
+    assert!(climbs_above_root("/%2E%2e/x"));
+    assert!(climbs_above_root("/../x"));
+    assert!(climbs_above_root("/a/../../x"));
+    assert!(!climbs_above_root("/a/../x"));
+    assert!(!climbs_above_root("/a/..b/%2e"));
+    assert!(!climbs_above_root("/a%2eb"));
+    assert!(!climbs_above_root("/hello"));
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderValue, Method};
 
 use crate::catalog::{Catalog, FunctionDef};
 use crate::metrics::FunctionMetrics;
@@ -16,6 +16,17 @@ use crate::pool::{Pool, PoolRegistry, PoolSpec};
 use crate::router::{RouteSpec, Router};
 
 pub type Store = ArcSwap<Snapshot>;
+
+/// FastFN's 409 on an ambiguous route does not depend on the method.
+const ANY_METHOD: &[Method] = &[
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::HEAD,
+    Method::OPTIONS,
+];
 
 /// A function ready to serve.
 #[derive(Debug)]
@@ -34,6 +45,8 @@ pub struct Snapshot {
     /// 0 before the first load; +1 per successful reload.
     pub generation: u64,
     pub router: Router,
+    /// Routes FastFN answers 409 for (two runtime folders claim them), asked on a miss.
+    pub ambiguous: Router,
     pub functions: Vec<Function>,
     pub openapi: Bytes,
     /// `/_fn/catalog`, rendered once.
@@ -48,6 +61,7 @@ impl Snapshot {
         Snapshot {
             generation: 0,
             router: Router::default(),
+            ambiguous: Router::default(),
             functions: Vec::new(),
             openapi: Bytes::from(openapi::render(&[])),
             catalog: Bytes::from(crate::fn_catalog::render(&[])),
@@ -67,12 +81,25 @@ impl Snapshot {
                 methods: &f.policy.methods,
             })
         }));
+        let ambiguous = Router::new(catalog.ambiguous.iter().map(|r| RouteSpec {
+            index: 0,
+            segments: r,
+            methods: ANY_METHOD,
+        }));
         let openapi = Bytes::from(openapi::render(&catalog.functions));
         let catalog_doc = Bytes::from(crate::fn_catalog::render(&catalog.functions));
         let assets = catalog.assets.clone();
-        let mut functions = Vec::with_capacity(catalog.functions.len());
-        for def in catalog.functions {
-            let pool = registry.ensure(pool_spec(&def));
+        let leaders = shared_pool_leaders(&catalog.functions);
+        let mut functions: Vec<Function> = Vec::with_capacity(catalog.functions.len());
+        for (i, def) in catalog.functions.into_iter().enumerate() {
+            let mut meta = event_meta(&def);
+            let pool = match leaders[i] {
+                Some(j) => {
+                    meta.handler = Some(Arc::from(def.handler.to_string_lossy()));
+                    functions[j].pool.clone()
+                }
+                None => registry.ensure(pool_spec(&def)),
+            };
             let allow = def
                 .policy
                 .methods
@@ -81,7 +108,7 @@ impl Snapshot {
                 .collect::<Vec<_>>()
                 .join(", ");
             functions.push(Function {
-                event_meta: Arc::new(event_meta(&def)),
+                event_meta: Arc::new(meta),
                 metrics: FunctionMetrics::new(&def.name),
                 allow: HeaderValue::from_str(&allow).expect("method names are header-safe"),
                 pool,
@@ -91,6 +118,7 @@ impl Snapshot {
         Snapshot {
             generation,
             router,
+            ambiguous,
             functions,
             openapi,
             catalog: catalog_doc,
@@ -99,8 +127,41 @@ impl Snapshot {
     }
 
     pub fn pools(&self) -> Vec<Arc<Pool>> {
-        self.functions.iter().map(|f| f.pool.clone()).collect()
+        let mut out: Vec<Arc<Pool>> = Vec::with_capacity(self.functions.len());
+        for f in &self.functions {
+            if !out.iter().any(|p| Arc::ptr_eq(p, &f.pool)) {
+                out.push(f.pool.clone());
+            }
+        }
+        out
     }
+}
+
+/// FastFN runs a folder's Node handlers in one process, so a module beside them
+/// (`showcase/_state.js` required by `get.form.js` and `put.form.js`) holds one state for
+/// all of them: such functions share the pool of the first one, each request naming its
+/// handler file. Only functions whose pools would be alike but for the handler share.
+fn shared_pool_leaders(defs: &[FunctionDef]) -> Vec<Option<usize>> {
+    let mut out = vec![None; defs.len()];
+    for (i, def) in defs.iter().enumerate() {
+        if def.runtime != crate::catalog::runtime::Runtime::Node {
+            continue;
+        }
+        let mut mine = pool_spec(def);
+        for (j, other) in defs[..i].iter().enumerate() {
+            if out[j].is_some() || other.runtime != def.runtime || other.dir != def.dir {
+                continue;
+            }
+            let leader = pool_spec(other);
+            mine.function = leader.function.clone();
+            mine.handler = leader.handler.clone();
+            if mine == leader {
+                out[i] = Some(j);
+                break;
+            }
+        }
+    }
+    out
 }
 
 fn event_meta(def: &FunctionDef) -> EventMeta {
@@ -112,6 +173,7 @@ fn event_meta(def: &FunctionDef) -> EventMeta {
         timeout_ms: def.policy.timeout.as_millis() as u64,
         max_body_bytes: def.policy.max_body_bytes,
         debug: def.policy.debug_headers,
+        handler: None,
     }
 }
 

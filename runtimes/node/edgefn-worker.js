@@ -285,19 +285,36 @@ function buildEvent(header, body, env) {
 }
 
 class Worker {
-  constructor(sock, call) {
+  constructor(sock, call, handlerName) {
     this.sock = sock;
     this.call = call;
+    this.handlerName = handlerName;
+    // The other handler files of the folder, when the gateway shares this worker between
+    // them (FastFN runs a folder's handlers in one process): file → callable promise.
+    this.others = new Map();
     // Ids in flight; an id leaves when answered or cancelled, so a late result is dropped.
     this.inflight = new Set();
   }
 
-  async request(id, event, raw) {
+  callFor(file) {
+    if (!file) return Promise.resolve(this.call);
+    let p = this.others.get(file);
+    if (!p) {
+      p = loadModule(file).then((mod) => findCallable(mod, file, this.handlerName));
+      this.others.set(file, p);
+      // A file that failed to load is tried again by the next request.
+      p.catch(() => this.others.delete(file));
+    }
+    return p;
+  }
+
+  async request(id, event, raw, file) {
     this.inflight.add(id);
     let header;
     let payload = null;
     try {
-      const res = toResponse(await this.call(event, raw));
+      const call = await this.callFor(file);
+      const res = toResponse(await call(event, raw));
       header = { type: 'res', id, status: res.status, headers: res.pairs };
       if (res.proxy !== undefined) header.proxy = res.proxy;
       payload = res.payload;
@@ -356,7 +373,7 @@ function main() {
       }
       return;
     }
-    worker = new Worker(sock, fn);
+    worker = new Worker(sock, fn, init.handler_name);
     send(sock, { type: 'ready', version: PROTOCOL, pid: process.pid });
     for (const [h, b] of queued.splice(0)) onFrame(h, b);
   }
@@ -370,7 +387,9 @@ function main() {
       queued.push([header, body]);
       return;
     }
-    if (header.type === 'req') worker.request(header.id, buildEvent(header, body, env), body);
+    if (header.type === 'req') {
+      worker.request(header.id, buildEvent(header, body, env), body, header.handler);
+    }
     else if (header.type === 'cancel') worker.cancel(header.id);
   }
 

@@ -350,9 +350,11 @@ function edgefn_looks_html(string $s): bool
 }
 
 /** [status, [[name, value], …], body bytes, proxy or null]; `$printed` is what the handler
- * echoed, the body when it returned none (FastFN's convention). A `proxy` array is FastFN's
- * edge proxy: the gateway fetches it (checked against the function's `edge` config). */
-function edgefn_response(mixed $result, string $printed): array
+ * echoed, the body when it returned none (FastFN's convention); `$scoped` the
+ * `$FASTFN_STATUS` and `$FASTFN_HEADERS` a script set, used when it returned no envelope (as
+ * FastFN does: an invalid status or a non-scalar header value is ignored). A `proxy` array is
+ * FastFN's edge proxy: the gateway fetches it (checked against the function's `edge` config). */
+function edgefn_response(mixed $result, string $printed, array $scoped = [null, null]): array
 {
     $contract = ['status', 'statusCode', 'headers', 'body', 'is_base64', 'isBase64Encoded', 'body_base64', 'proxy'];
     $explicit = is_array($result) && !array_is_list($result) && array_intersect($contract, array_keys($result)) !== [];
@@ -368,6 +370,15 @@ function edgefn_response(mixed $result, string $printed): array
         }
     } else {
         [$status, $headers, $bare] = [200, [], true];
+        [$scopedStatus, $scopedHeaders] = $scoped;
+        if (is_int($scopedStatus) && $scopedStatus >= 100 && $scopedStatus <= 599) {
+            $status = $scopedStatus;
+        }
+        foreach (is_array($scopedHeaders) ? $scopedHeaders : [] as $k => $v) {
+            if (is_string($k) && trim($k) !== '' && is_scalar($v)) {
+                $headers[$k] = (string) $v;
+            }
+        }
         $body = match (true) {
             $result === null => $printed === '' ? null : $printed,
             is_string($result) => $printed . $result,
@@ -410,10 +421,15 @@ function edgefn_serve(EdgefnChannel $ch, int $id, array $event, ?string $fn, str
     $level = ob_get_level();
     ob_start();
     try {
+        $scoped = [null, null];
         if ($fn === null) {
-            $result = (static function () use ($path, $event) {
+            [$result, $scoped] = (static function () use ($path, $event) {
                 $params = is_array($event['params'] ?? null) ? $event['params'] : [];
-                return include $path;
+                // FastFN's script mode: the status and headers the script sets here.
+                $FASTFN_STATUS = null;
+                $FASTFN_HEADERS = null;
+                $r = include $path;
+                return [$r, [$FASTFN_STATUS, $FASTFN_HEADERS]];
             })();
             $result = $result === 1 ? null : $result;
         } else {
@@ -426,7 +442,7 @@ function edgefn_serve(EdgefnChannel $ch, int $id, array $event, ?string $fn, str
         while (ob_get_level() > $level) {
             $printed = ob_get_clean() . $printed;
         }
-        [$status, $pairs, $payload, $proxy] = edgefn_response($result, $printed);
+        [$status, $pairs, $payload, $proxy] = edgefn_response($result, $printed, $scoped);
     } catch (EdgefnBadResponse $e) {
         while (ob_get_level() > $level) {
             ob_end_clean();

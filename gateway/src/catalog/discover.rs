@@ -156,6 +156,13 @@ impl Walker {
             return;
         }
         let mixed = mixed || entry.is_some();
+        // A nested tree's own `assets` folder (FastFN skips it too): static files, never
+        // functions. Only the top-level one is served.
+        let local_assets = if rel.is_empty() {
+            None
+        } else {
+            assets_directory(dir)
+        };
         self.file_routes(
             dir,
             &listing,
@@ -165,6 +172,9 @@ impl Walker {
             entry.as_ref().map(|e| &e.0),
         );
         for (name, path) in &listing.dirs {
+            if local_assets.as_deref().and_then(|a| a.split('/').next()) == Some(name.as_str()) {
+                continue;
+            }
             if rel.is_empty() && name == "_fn" {
                 self.errors.push(CatalogError::new(
                     path,
@@ -705,19 +715,41 @@ mod tests {
     }
 
     #[test]
-    fn typescript_handlers_belong_in_the_node_folder() {
+    fn a_nested_assets_folder_holds_no_functions() {
         let dir = tempfile::tempdir().unwrap();
-        for (d, f) in [("node/ts-hello", "handler.ts"), ("node/js", "handler.js")] {
-            std::fs::create_dir_all(dir.path().join(d)).unwrap();
-            std::fs::write(dir.path().join(d).join(f), "").unwrap();
-        }
-        std::fs::create_dir_all(dir.path().join("python/ts")).unwrap();
-        std::fs::write(dir.path().join("python/ts/handler.ts"), "").unwrap();
+        let site = dir.path().join("site");
+        std::fs::create_dir_all(site.join("public/js")).unwrap();
+        std::fs::create_dir_all(site.join("api")).unwrap();
+        std::fs::write(
+            site.join("fn.config.json"),
+            r#"{"assets": {"directory": "./public/"}}"#,
+        )
+        .unwrap();
+        std::fs::write(site.join("public/app.js"), "").unwrap();
+        std::fs::write(site.join("public/js/index.js"), "").unwrap();
+        std::fs::write(site.join("api/handler.py"), "").unwrap();
         let (found, errors, _) = discover(dir.path());
-        let ts = found.iter().find(|f| f.name == "ts-hello").expect("served");
-        assert_eq!(ts.runtime, Runtime::TypeScript);
+        assert!(errors.is_empty(), "{errors:?}");
+        let names: Vec<&str> = found.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["site/api"]);
+    }
+
+    #[test]
+    fn the_node_folder_holds_typescript_handlers() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("node/ts-hello")).unwrap();
+        std::fs::write(dir.path().join("node/ts-hello/handler.ts"), "").unwrap();
+        std::fs::create_dir_all(dir.path().join("node/py-here")).unwrap();
+        std::fs::write(dir.path().join("node/py-here/handler.py"), "").unwrap();
+        let (found, errors, _) = discover(dir.path());
+        let names: Vec<&str> = found.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["ts-hello"]);
+        assert_eq!(found[0].runtime, Runtime::TypeScript);
+        assert_eq!(found[0].origin, Origin::RuntimeGrouped);
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].message.contains("inside the python folder"));
+        assert!(errors[0]
+            .message
+            .contains("python handler inside the node folder"));
     }
 
     #[test]

@@ -122,6 +122,8 @@ pub fn fastfn_route_text(segments: &[Segment]) -> String {
 pub struct Catalog {
     pub root: PathBuf,
     pub functions: Vec<FunctionDef>,
+    /// Routes two runtime folders both claim (`python/x`, `node/x`): 409, as in FastFN.
+    pub ambiguous: Vec<Vec<Segment>>,
     /// FastFN keys accepted without effect, and files FastFN too would ignore: printed
     /// by `edgefn check`, logged at every load.
     pub warnings: Vec<CatalogError>,
@@ -142,7 +144,7 @@ impl Catalog {
                 Err(mut e) => errors.append(&mut e),
             }
         }
-        conflicts::check(&functions, &mut errors);
+        let ambiguous = conflicts::check(&mut functions, &mut errors, &mut warnings);
         // Discovery may look at a folder twice (probing a runtime folder, then walking it).
         let mut seen = std::collections::HashSet::new();
         errors.retain(|e| seen.insert(e.to_string()));
@@ -155,6 +157,7 @@ impl Catalog {
         Ok(Catalog {
             root: root.to_path_buf(),
             functions,
+            ambiguous,
             warnings,
             assets,
         })

@@ -1,7 +1,7 @@
 //! FastFN's `shared_deps`: named dependency packs shared by functions, under
 //! `<root>/.fastfn/packs/<runtime>/<pack>/` (for a runtime-scoped root such as
 //! `<root>/python`, one level up too, as FastFN looks). Resolved at load: a missing pack
-//! is an error naming it and where it was looked for, as FastFN fails fast.
+//! is a warning naming it and where it was looked for, a malformed name an error.
 
 use std::path::{Path, PathBuf};
 
@@ -52,6 +52,7 @@ pub fn resolve(
         }
     };
     let mut errors = Vec::new();
+    let mut missing = Vec::new();
     let mut out = Vec::new();
     let bases: Vec<PathBuf> = std::iter::once(root.to_path_buf())
         .chain(root.parent().map(Path::to_path_buf))
@@ -72,17 +73,24 @@ pub fn resolve(
         }
         match bases.iter().map(|b| b.join(name)).find(|d| d.is_dir()) {
             Some(dir) => out.push(dir),
-            None => errors.push(field(&format!(
+            None => missing.push(format!(
                 "pack {name:?} not found; create {} (requirements.txt for Python, package.json or node_modules/ for Node)",
                 bases[0].join(name).display()
-            ))),
+            )),
         }
     }
-    if errors.is_empty() {
-        Ok((out, None))
-    } else {
-        Err(errors)
+    if !errors.is_empty() {
+        return Err(errors);
     }
+    // A tree copied without its packs still loads, as in FastFN, which fails only the
+    // requests of that function.
+    let note = (!missing.is_empty()).then(|| {
+        format!(
+            "{}; the function is served without it (FastFN answers 500 on its requests)",
+            missing.join("; ")
+        )
+    });
+    Ok((out, note))
 }
 
 fn field(msg: &str) -> (String, String) {
@@ -103,9 +111,17 @@ mod tests {
         let (packs, note) = resolve(&v, &root, Runtime::Python).unwrap();
         assert_eq!(packs.len(), 1);
         assert!(note.is_none());
+        let (packs, note) = resolve(
+            &serde_json::json!(["common", "nope"]),
+            &root,
+            Runtime::Python,
+        )
+        .unwrap();
+        assert_eq!(packs.len(), 1);
+        assert!(note.unwrap().contains("pack \"nope\" not found"));
         let e = resolve(&serde_json::json!(["nope", "a/b"]), &root, Runtime::Python).unwrap_err();
-        assert!(e[0].1.contains("pack \"nope\" not found"), "{e:?}");
-        assert!(e[1].1.contains("not a pack name"), "{e:?}");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].1.contains("not a pack name"), "{e:?}");
         assert!(resolve(&v, &root, Runtime::Lua).unwrap().1.is_some());
     }
 }

@@ -28,9 +28,12 @@ pub struct EventMeta {
     pub version: Arc<str>,
     pub timeout_ms: u64,
     pub max_body_bytes: u64,
-    /// FastFN's `context.debug.enabled`: the function asked for debug headers, so a
-    /// handler may add its own debug details (FastFN's `hello` example does).
+    /// FastFN's `context.debug.enabled`: the function asked for debug headers, and its
+    /// handler may add debug details of its own (FastFN's `python/hello` does).
     pub debug: bool,
+    /// The handler file when the function runs on a pool it shares with the other Node
+    /// functions of its folder (`snapshot.rs`): the worker calls this file's handler.
+    pub handler: Option<Arc<str>>,
 }
 
 impl Default for EventMeta {
@@ -42,6 +45,7 @@ impl Default for EventMeta {
             timeout_ms: 0,
             max_body_bytes: 0,
             debug: false,
+            handler: None,
         }
     }
 }
@@ -55,9 +59,13 @@ pub struct RequestHeader<'a> {
 
 impl Serialize for RequestHeader<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(4))?;
+        let handler = self.req.meta.handler.as_deref();
+        let mut m = s.serialize_map(Some(4 + usize::from(handler.is_some())))?;
         m.serialize_entry("type", "req")?;
         m.serialize_entry("id", &self.id)?;
+        if let Some(h) = handler {
+            m.serialize_entry("handler", h)?;
+        }
         m.serialize_entry("binary", &std::str::from_utf8(&self.req.body).is_err())?;
         m.serialize_entry(
             "event",

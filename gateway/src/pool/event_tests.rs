@@ -31,6 +31,7 @@ fn request(body: &'static [u8], auth: AuthContext) -> WorkerRequest {
             timeout_ms: 2500,
             max_body_bytes: 1024,
             debug: true,
+            handler: None,
         }),
     }
 }

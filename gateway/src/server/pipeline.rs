@@ -166,6 +166,10 @@ impl Decided {
 
 /// Route → method → auth → rate limit, everything that needs no IO.
 pub fn decide<'s>(snap: &'s Snapshot, head: &Head<'_>, peer: IpAddr, rid: &[u8]) -> Decision<'s> {
+    if crate::router::climbs_above_root(head.path) {
+        let e = GatewayError::PathAboveRoot;
+        return Decision::Refused(respond::error_answer(&e, rid), None);
+    }
     if let Some(route) = oidc_routes::Route::of(head.path) {
         return Decision::Oidc(route);
     }
@@ -198,6 +202,10 @@ pub fn decide<'s>(snap: &'s Snapshot, head: &Head<'_>, peer: IpAddr, rid: &[u8])
             return Decision::Refused(respond::error_answer(&e, rid), Some(f));
         }
         Some((Lookup::NotFound, _)) | None => {
+            if let Lookup::Found(_) = snap.ambiguous.lookup(head.path, head.method) {
+                let e = GatewayError::Ambiguous;
+                return Decision::Refused(respond::error_answer(&e, rid), None);
+            }
             if let Some(file) =
                 assets.and_then(|a| a.find(head.method, head.path, head.headers, true))
             {
