@@ -235,15 +235,12 @@ struct NodeCa {
 }
 
 impl NodeCa {
-    /// Only when `NODE_EXTRA_CA_CERTS` is set and the operator chose no OpenSSL store of
-    /// their own (`SSL_CERT_FILE` / `SSL_CERT_DIR`, which `--use-openssl-ca` would read);
-    /// `None` (the variable passed through as it is) when this Node cannot write the bundle.
+    /// Only when `NODE_EXTRA_CA_CERTS` is set; `None` (the variable passed through as it
+    /// is) when this Node cannot write the bundle. The worker's `SSL_CERT_FILE` /
+    /// `SSL_CERT_DIR` then name the bundle (Node without the flag ignores both; OpenSSL
+    /// reads them when the store is first built, so they cannot be given back).
     async fn prepare(node: &[String], dir: &Path) -> Option<NodeCa> {
         let original = std::env::var_os(NODE_EXTRA_CA).filter(|v| !v.is_empty())?;
-        if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some()
-        {
-            return None;
-        }
         let (program, args) = node.split_first()?;
         let bundle = dir.join("node-ca.pem");
         let empty_dir = dir.join("no-ca-dir");
