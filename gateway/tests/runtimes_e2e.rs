@@ -608,3 +608,89 @@ fn large_bodies_reach_both_runtimes_intact() {
         );
     }
 }
+
+/// A CA certificate and key (PEM), and a server certificate for 127.0.0.1 signed by it.
+fn ca_and_server() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name
+        .push(DnType::CommonName, "edgefn test extra CA");
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = p.self_signed(&ca_key).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca, &ca_key)
+        .unwrap();
+    (ca.pem(), server.pem(), server_key.serialize_pem())
+}
+
+/// `NODE_EXTRA_CA_CERTS` keeps its meaning although the launcher moves it out of Node's
+/// start-up: a server signed by that CA is trusted by `https` and `fetch`, one signed by
+/// another CA is refused, and the handler sees the operator's variable.
+#[test]
+fn node_extra_ca_certs_are_trusted_without_being_parsed_at_start() {
+    let (ca, trusted_cert, trusted_key) = ca_and_server();
+    let (_, other_cert, other_key) = ca_and_server();
+    let dir = tempdir();
+    let ca_file = dir.path().join("extra-ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let handler = r#"
+const https = require('https');
+const fs = require('fs');
+function serve(name) {
+  const opts = { cert: fs.readFileSync(name + '.crt'), key: fs.readFileSync(name + '.key') };
+  const server = https.createServer(opts, (q, s) => s.end('hello'));
+  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok(server)));
+}
+function get(port) {
+  return new Promise((ok) => {
+    https.get(`https://127.0.0.1:${port}/`, (r) => { r.resume(); r.on('end', () => ok('ok')); })
+      .on('error', (e) => ok(e.code || String(e)));
+  });
+}
+exports.handler = async () => {
+  const trusted = await serve('trusted');
+  const other = await serve('other');
+  const url = `https://127.0.0.1:${trusted.address().port}/`;
+  const fetched = await fetch(url).then((r) => r.text(), (e) => String(e.cause && e.cause.code || e));
+  const body = {
+    https: await get(trusted.address().port),
+    fetch: fetched,
+    untrusted: await get(other.address().port),
+    env: process.env.NODE_EXTRA_CA_CERTS || null,
+    openssl_store: process.execArgv.includes('--use-openssl-ca'),
+  };
+  trusted.close();
+  other.close();
+  return { status: 200, body };
+};
+"#;
+    write_tree(
+        dir.path(),
+        &[
+            ("fns/tls/handler.js", handler),
+            ("fns/tls/trusted.crt", &trusted_cert),
+            ("fns/tls/trusted.key", &trusted_key),
+            ("fns/tls/other.crt", &other_cert),
+            ("fns/tls/other.key", &other_key),
+        ],
+    );
+    let fns = dir.path().join("fns");
+    let ca_path = ca_file.to_str().unwrap();
+    let gw = Gateway::start_args(
+        &["--functions", fns.to_str().unwrap()],
+        &[("NODE_EXTRA_CA_CERTS", ca_path)],
+    );
+    let v: Value = serde_json::from_str(&get_ok(&gw.url("/tls"))).unwrap();
+    assert_eq!(v["https"], "ok", "{v}");
+    assert_eq!(v["fetch"], "hello", "{v}");
+    assert_ne!(v["untrusted"], "ok", "{v}");
+    assert_eq!(v["env"], ca_path, "{v}");
+    assert_eq!(v["openssl_store"], true, "{v}");
+}

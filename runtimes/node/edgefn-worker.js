@@ -16,6 +16,14 @@ const MAX_REQUEST_FRAME = (64 << 20) + (1 << 20);
 const ENVELOPE_KEYS = ['status', 'statusCode', 'headers', 'body', 'is_base64', 'isBase64Encoded', 'body_base64', 'proxy'];
 const [sockPath, handlerPath] = process.argv.slice(2);
 
+// The gateway moved NODE_EXTRA_CA_CERTS into the OpenSSL store this process was started
+// with (read at the first TLS connection, not at start-up); the handler and its child
+// processes see the operator's variable as it was.
+if (process.env.EDGEFN_NODE_EXTRA_CA_CERTS !== undefined) {
+  process.env.NODE_EXTRA_CA_CERTS = process.env.EDGEFN_NODE_EXTRA_CA_CERTS;
+  delete process.env.EDGEFN_NODE_EXTRA_CA_CERTS;
+}
+
 class BadResponse extends Error {}
 class Fatal extends Error {}
 

@@ -325,6 +325,7 @@ pub async fn spawn(ctx: &SpawnCtx, events: Events) -> Result<Arc<Worker>, StartE
             cmd.env(k, v);
         }
     }
+    ctx.launcher.runtime_env(spec.runtime, &mut cmd);
     if spec.runtime == super::Runtime::Python {
         let deps = ctx.deps.vars.iter().find(|(k, _)| *k == "PYTHONPATH");
         if let Some(pp) = ctx.launcher.python_path(deps.map(|(_, v)| v.as_path())) {
