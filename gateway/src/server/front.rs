@@ -378,10 +378,22 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
                 (answer, now)
             }
             Decision::Admitted(a) => {
-                return self.serve(plain, target, fields, body, Decided::admitted(a, &snap, rid, start))
+                return self.serve(
+                    plain,
+                    target,
+                    fields,
+                    body,
+                    Decided::admitted(a, &snap, rid, start),
+                )
             }
             Decision::Asset(file) => {
-                return self.serve(plain, target, fields, body, Decided::asset(file, &snap, rid, start))
+                return self.serve(
+                    plain,
+                    target,
+                    fields,
+                    body,
+                    Decided::asset(file, &snap, rid, start),
+                )
             }
             // The callback and logout post to the provider: hyper's path decides them.
             Decision::Oidc(_) => return Step::Handover(None),
@@ -402,7 +414,10 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
         body: &[u8],
         decided: Decided,
     ) -> Step {
-        if decided.body_limit().is_some_and(|limit| plain.body_len > limit) {
+        if decided
+            .body_limit()
+            .is_some_and(|limit| plain.body_len > limit)
+        {
             return Step::Handover(Some(Box::new(decided)));
         }
         let Some(parts) = h1::request_parts(plain, target, fields) else {

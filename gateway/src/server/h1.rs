@@ -103,7 +103,11 @@ fn plain_length(v: &[u8]) -> Option<u64> {
 /// The request head as hyper would have built it for the service: method, the
 /// origin-form target, HTTP/1.1 and every header field in order. `None` (hyper takes the
 /// request) for a value `HeaderValue` refuses.
-pub fn request_parts(plain: &Plain<'_>, target: &str, fields: &[httparse::Header<'_>]) -> Option<Parts> {
+pub fn request_parts(
+    plain: &Plain<'_>,
+    target: &str,
+    fields: &[httparse::Header<'_>],
+) -> Option<Parts> {
     let (mut parts, ()) = Request::new(()).into_parts();
     parts.method = plain.method.clone();
     parts.uri = Uri::from_maybe_shared(Bytes::copy_from_slice(target.as_bytes())).ok()?;
@@ -452,7 +456,9 @@ mod tests {
             let r = resp.lock().unwrap().take().unwrap();
             async move { Ok::<_, std::convert::Infallible>(r) }
         });
+        // Half-close: the client's EOF right after its request must not cancel the answer.
         let conn = hyper::server::conn::http1::Builder::new()
+            .half_close(true)
             .serve_connection(hyper_util::rt::TokioIo::new(server), svc);
         let served = tokio::spawn(conn);
         client.write_all(request).await.unwrap();
@@ -479,28 +485,63 @@ mod tests {
             let mut r = Response::new(Body::new(Bytes::from_static(body)));
             *r.status_mut() = StatusCode::from_u16(status).unwrap();
             for (n, v) in fields {
-                r.headers_mut().append(n.clone(), HeaderValue::from_static(v));
+                r.headers_mut()
+                    .append(n.clone(), HeaderValue::from_static(v));
             }
             r
         };
         let get = b"GET /f HTTP/1.1\r\nhost: t\r\n\r\n";
         let head = b"HEAD /f HTTP/1.1\r\nhost: t\r\n\r\n";
         let close = b"GET /f HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n";
-        let typed = [(CONTENT_TYPE, "text/plain"), (SET_COOKIE, "a=1"), (SET_COOKIE, "b=2")];
+        let typed = [
+            (CONTENT_TYPE, "text/plain"),
+            (SET_COOKIE, "a=1"),
+            (SET_COOKIE, "b=2"),
+        ];
         let cases: Vec<(&'static [u8], Response<Body>, bool, bool)> = vec![
             (get, plain(200, &typed, b"hello"), false, false),
-            (get, plain(201, &[(CACHE_CONTROL, "no-store")], b"{}"), false, false),
+            (
+                get,
+                plain(201, &[(CACHE_CONTROL, "no-store")], b"{}"),
+                false,
+                false,
+            ),
             (get, plain(200, &[], b""), false, false),
             (get, plain(204, &[], b""), false, false),
-            (get, plain(304, &[(CACHE_CONTROL, "max-age=1")], b"ignored"), false, false),
+            (
+                get,
+                plain(304, &[(CACHE_CONTROL, "max-age=1")], b"ignored"),
+                false,
+                false,
+            ),
             (get, plain(599, &[], b"odd"), false, false),
-            (get, plain(200, &[(DATE, "Tue, 01 Dec 2026 00:00:00 GMT")], b"x"), false, false),
-            (get, plain(200, &[(CONNECTION, "close")], b"bye"), false, true),
-            (get, plain(200, &[(CONTENT_LENGTH, "3")], b"abc"), false, false),
+            (
+                get,
+                plain(200, &[(DATE, "Tue, 01 Dec 2026 00:00:00 GMT")], b"x"),
+                false,
+                false,
+            ),
+            (
+                get,
+                plain(200, &[(CONNECTION, "close")], b"bye"),
+                false,
+                true,
+            ),
+            (
+                get,
+                plain(200, &[(CONTENT_LENGTH, "3")], b"abc"),
+                false,
+                false,
+            ),
             (head, plain(200, &typed, b"hello"), true, false),
             (head, plain(200, &[], b""), true, false),
             (close, plain(404, &typed, b"gone"), false, true),
-            (close, plain(200, &[(CONNECTION, "keep-alive")], b"k"), false, true),
+            (
+                close,
+                plain(200, &[(CONNECTION, "keep-alive")], b"k"),
+                false,
+                true,
+            ),
         ];
         for (request, resp, head_only, closes) in cases {
             let mut copy = Response::new(Body::new(full_bytes_of(&resp)));
