@@ -681,3 +681,26 @@ fn shutdown_lets_the_served_request_finish() {
         .expect("gateway exits");
     assert!(status.success(), "{status:?}");
 }
+
+/// A request sent while the one before it is still in service waits for that answer,
+/// then gets its own, in order, on the same connection.
+#[test]
+fn a_request_sent_during_service_is_answered_after_it() {
+    let env = shaped_env();
+    let gw = env.start(true);
+    let mut c = Conn::open(&gw);
+    c.send(get("/slow", "").as_bytes());
+    let started = env.calls.with_file_name("started");
+    assert!(
+        wait_until(Duration::from_secs(20), || started.exists()),
+        "the worker got the request"
+    );
+    c.send(get("/shaped?say=next", "").as_bytes());
+    c.send(get("/nowhere", "").as_bytes());
+    std::fs::write(env.calls.with_file_name("go"), b"").unwrap();
+    assert_eq!(c.answer(false).body, b"late");
+    assert_eq!(c.answer(false).body, b"next");
+    assert_eq!(c.answer(false).status, 404);
+    assert_eq!(metric0(&gw, SERVED), 2.0);
+    assert_eq!(metric0(&gw, HANDOVER), 0.0);
+}

@@ -171,6 +171,10 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Future for Front<I> {
             this.written = 0;
             if let Some(s) = this.serving.as_mut() {
                 let Poll::Ready(resp) = Pin::new(&mut s.answer).poll(cx) else {
+                    if this.client_gone(cx) {
+                        // Dropping the answer cancels the request on its worker.
+                        return Poll::Ready(Outcome::Closed);
+                    }
                     return Poll::Pending;
                 };
                 let s = this.serving.take().expect("in service");
@@ -264,6 +268,29 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
         let used = self.answer(&bytes);
         self.keep(&bytes[used..]);
         Poll::Ready(true)
+    }
+
+    /// While a request is in service and nothing is buffered: one read, to learn whether
+    /// the client hung up (as hyper does mid-message). What arrives instead is the start
+    /// of the next request, parsed after the answer; with bytes buffered the front reads
+    /// no more until then.
+    fn client_gone(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.partial.is_empty() {
+            return false;
+        }
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut rb = ReadBuf::new(&mut scratch[..]);
+            match Pin::new(self.io_mut()).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) if rb.filled().is_empty() => true,
+                Poll::Ready(Ok(())) => {
+                    self.partial = rb.filled().to_vec();
+                    self.backlog = true;
+                    false
+                }
+                Poll::Ready(Err(_)) => true,
+                Poll::Pending => false,
+            }
+        })
     }
 
     /// Keeps the unconsumed bytes: a backlog of whole requests (their answers wait for
