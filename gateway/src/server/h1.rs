@@ -203,7 +203,9 @@ pub fn write_response(
     if open.is_some() {
         out.extend_from_slice(b"\r\n");
     }
-    if !wrote_len && !bodyless_status && !(body.is_empty() && head_only) {
+    // No length for 204/304, nor for an empty answer to HEAD (hyper's implicit zero).
+    let implicit = bodyless_status || (body.is_empty() && head_only);
+    if !wrote_len && !implicit {
         out.extend_from_slice(b"content-length: ");
         push_decimal(out, body.len());
         out.extend_from_slice(b"\r\n");
