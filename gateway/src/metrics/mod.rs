@@ -23,6 +23,8 @@ pub use function::FunctionMetrics;
 #[derive(Clone)]
 pub struct FrontMetrics {
     pub answered: metrics::Counter,
+    /// Admitted requests the front served itself (a worker or the assets answered).
+    pub served: metrics::Counter,
     pub handover: metrics::Counter,
 }
 
@@ -32,6 +34,7 @@ impl FrontMetrics {
         let c = |outcome: &'static str| metrics::counter!(names::HTTP1_FRONT_TOTAL, names::LABEL_OUTCOME => outcome);
         FrontMetrics {
             answered: c("answered"),
+            served: c("served"),
             handover: c("handover"),
         }
     }

@@ -5,12 +5,20 @@
 //! its encoder). Refused requests are what an edge gateway meets most, in floods, and
 //! this keeps each one cheaper than hyper's own minimum.
 //!
-//! The first request the front does not answer — one a worker serves, one with a body,
-//! an upgrade, h2, anything unusual or malformed — is handed to hyper together with
-//! every byte already read, and hyper serves the rest of the connection. The handover
-//! happens at most once and only between requests, after the front's answers are flushed,
-//! so the client sees one ordered stream of responses. A request the front admitted goes
-//! with its [`Decided`]: hyper's service serves it from that decision, never a second one.
+//! A request the front admits (a worker or the assets folder answers it) is served by the
+//! front too when it is plain: no body, or a `Content-Length` body of at most `MAX_BODY`
+//! that has arrived with its head. The front builds the head the worker path reads, runs
+//! the same future hyper's service would (`pipeline::serve_front`, from the front's own
+//! [`Decided`]), and writes the full answer as hyper's encoder would. One such request is
+//! in flight at a time; pipelined requests behind it wait, unparsed, as a backlog.
+//!
+//! The first request the front does not take — a body still arriving (hyper reads it
+//! under the body-read limits), a chunked body, an upgrade, h2, anything unusual or
+//! malformed — is handed to hyper together with every byte already read, and hyper serves
+//! the rest of the connection. The handover happens at most once and only between
+//! requests, after the front's answers are flushed, so the client sees one ordered stream
+//! of responses. A request the front admitted goes with its [`Decided`]: hyper's service
+//! serves it from that decision, never a second one.
 //!
 //! Between requests a connection holds no input buffer: reads land in a per-thread scratch
 //! buffer, and only the bytes of a head still arriving are kept. The output buffer keeps
@@ -35,8 +43,8 @@ use http::Method;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::h1;
-use super::idle::Activity;
-use super::pipeline::{self, Decided, Decision, Head, State};
+use super::idle::{Activity, InFlight};
+use super::pipeline::{self, Decided, Decision, Handled, Head, State};
 use crate::auth::headers::Headers;
 use crate::request_id;
 
@@ -45,6 +53,9 @@ use crate::request_id;
 const MAX_HEAD: usize = 16 * 1024;
 /// Header fields the front parses; a request with more is left to hyper.
 const MAX_HEADERS: usize = 48;
+/// The largest body the front reads itself (one that came with its head); a larger one
+/// is hyper's, under the body-read limits.
+const MAX_BODY: u64 = 16 * 1024;
 const SCRATCH_LEN: usize = 16 * 1024;
 /// Output capacity kept between requests; a larger burst (pipelining) is given back.
 const KEEP_OUT: usize = 4096;
@@ -75,6 +86,24 @@ enum Then {
     Handover(Bytes, Option<Box<Decided>>),
 }
 
+/// The admitted request the front serves, while its answer is made.
+struct InService {
+    answer: Handled,
+    head_only: bool,
+    close: bool,
+    _in_flight: InFlight,
+}
+
+/// What the front did with one complete request.
+enum Step {
+    /// Answered at once (written to `out`).
+    Answered,
+    /// Admitted and in service: its answer follows when ready.
+    Serving,
+    /// hyper serves it, with the front's decision when the front admitted it.
+    Handover(Option<Box<Decided>>),
+}
+
 pub struct Front<I> {
     io: Option<I>,
     ctx: FrontCtx,
@@ -85,9 +114,13 @@ pub struct Front<I> {
     written: usize,
     then: Then,
     closing: bool,
-    /// `partial` holds complete requests left unparsed because `out` was full: parse them
-    /// after the flush, before reading anything more.
+    /// `partial` holds complete requests left unparsed because `out` was full or a
+    /// request is in service: parse them after the flush, before reading anything more.
     backlog: bool,
+    /// `partial` ends in a head whose body has not all arrived: read on while bytes are
+    /// ready, and hand the request to hyper when the socket has none.
+    body_waiting: bool,
+    serving: Option<InService>,
 }
 
 impl<I> Front<I> {
@@ -102,6 +135,8 @@ impl<I> Front<I> {
             then: Then::Read,
             closing: false,
             backlog: false,
+            body_waiting: false,
+            serving: None,
         }
     }
 
@@ -134,6 +169,24 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Future for Front<I> {
             }
             this.out.clear();
             this.written = 0;
+            if let Some(s) = this.serving.as_mut() {
+                let Poll::Ready(resp) = Pin::new(&mut s.answer).poll(cx) else {
+                    if this.client_gone(cx) {
+                        // Dropping the answer cancels the request on its worker.
+                        return Poll::Ready(Outcome::Closed);
+                    }
+                    return Poll::Pending;
+                };
+                let s = this.serving.take().expect("in service");
+                // Told to go away meanwhile: this answer is the last, and says so.
+                let close = s.close || this.closing;
+                let now = Instant::now();
+                if h1::write_response(&mut this.out, resp, s.head_only, close, now) {
+                    this.then = Then::Close;
+                }
+                this.activity.answered_at(now);
+                continue;
+            }
             if this.out.capacity() > KEEP_OUT {
                 this.out = Vec::new();
             }
@@ -199,6 +252,13 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
         let n = rb.filled().len();
         self.partial.truncate(old + n);
         match res {
+            Poll::Pending if self.body_waiting => {
+                // The rest of the body is not here yet: hyper reads it, under the
+                // body-read limits, and decides the request.
+                let bytes = std::mem::take(&mut self.partial);
+                self.hand_over(&bytes, None);
+                return Poll::Ready(true);
+            }
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Err(_)) => return Poll::Ready(false),
             Poll::Ready(Ok(())) if n == 0 => return Poll::Ready(false),
@@ -208,6 +268,29 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
         let used = self.answer(&bytes);
         self.keep(&bytes[used..]);
         Poll::Ready(true)
+    }
+
+    /// While a request is in service and nothing is buffered: one read, to learn whether
+    /// the client hung up (as hyper does mid-message). What arrives instead is the start
+    /// of the next request, parsed after the answer; with bytes buffered the front reads
+    /// no more until then.
+    fn client_gone(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.partial.is_empty() {
+            return false;
+        }
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut rb = ReadBuf::new(&mut scratch[..]);
+            match Pin::new(self.io_mut()).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) if rb.filled().is_empty() => true,
+                Poll::Ready(Ok(())) => {
+                    self.partial = rb.filled().to_vec();
+                    self.backlog = true;
+                    false
+                }
+                Poll::Ready(Err(_)) => true,
+                Poll::Pending => false,
+            }
+        })
     }
 
     /// Keeps the unconsumed bytes: a backlog of whole requests (their answers wait for
@@ -228,6 +311,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
     /// the connection closes or goes to hyper (everything counts as consumed then).
     fn answer(&mut self, bytes: &[u8]) -> usize {
         let mut pos = 0;
+        self.body_waiting = false;
         while pos < bytes.len() {
             if self.out.len() >= MAX_PENDING_OUT {
                 self.backlog = true;
@@ -245,10 +329,28 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
             let Some(plain) = h1::screen(&req) else {
                 return self.hand_over(&bytes[pos..], None);
             };
-            if let Err(decided) = self.respond(&plain, Headers::Raw(req.headers), start) {
-                return self.hand_over(&bytes[pos..], decided);
+            let body_start = pos + len;
+            if plain.body_len > MAX_BODY {
+                return self.hand_over(&bytes[pos..], None);
             }
-            pos += len;
+            // At most MAX_BODY: the cast cannot truncate.
+            let body_end = body_start + plain.body_len as usize;
+            if body_end > bytes.len() {
+                self.body_waiting = true;
+                return pos;
+            }
+            let target = req.path.unwrap_or_default();
+            let body = &bytes[body_start..body_end];
+            match self.respond(&plain, target, req.headers, body, start) {
+                Step::Answered => {}
+                Step::Handover(decided) => return self.hand_over(&bytes[pos..], decided),
+                Step::Serving if plain.close => return bytes.len(),
+                Step::Serving => {
+                    self.backlog = body_end < bytes.len();
+                    return body_end;
+                }
+            }
+            pos = body_end;
             if plain.close {
                 self.then = Then::Close;
                 return bytes.len();
@@ -263,14 +365,18 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
         rest.len()
     }
 
-    /// Decides the request and writes the answer; `Err` when hyper serves it, with the
-    /// decision when the front admitted it (then a worker serves it).
+    /// Decides the request and writes the answer, or starts serving it when admitted
+    /// (hyper serves what the front cannot: an OIDC route, a body past the function's
+    /// limit, a field `HeaderValue` refuses).
     fn respond(
         &mut self,
         plain: &h1::Plain<'_>,
-        headers: Headers<'_>,
+        target: &str,
+        fields: &[httparse::Header<'_>],
+        body: &[u8],
         start: Instant,
-    ) -> Result<(), Option<Box<Decided>>> {
+    ) -> Step {
+        let headers = Headers::Raw(fields);
         let state = &*self.ctx.state;
         let snap = state.store.load();
         let fresh;
@@ -298,15 +404,62 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
                     pipeline::record(state, func, &plain.method, answer.status, start, rid, None);
                 (answer, now)
             }
-            Decision::Admitted(a) => return Err(Some(Decided::admitted(a, &snap, rid, start))),
-            Decision::Asset(file) => return Err(Some(Decided::asset(file, &snap, rid, start))),
+            Decision::Admitted(a) => {
+                return self.serve(
+                    plain,
+                    target,
+                    fields,
+                    body,
+                    Decided::admitted(a, &snap, rid, start),
+                )
+            }
+            Decision::Asset(file) => {
+                return self.serve(
+                    plain,
+                    target,
+                    fields,
+                    body,
+                    Decided::asset(file, &snap, rid, start),
+                )
+            }
             // The callback and logout post to the provider: hyper's path decides them.
-            Decision::Oidc(_) => return Err(None),
+            Decision::Oidc(_) => return Step::Handover(None),
         };
         let head_only = plain.method == Method::HEAD;
         h1::write_answer(&mut self.out, &answer, rid, head_only, plain.close, now);
         state.front.answered.increment(1);
         self.activity.answered_at(now);
-        Ok(())
+        Step::Answered
+    }
+
+    /// Starts the worker path for an admitted request, from the front's decision.
+    fn serve(
+        &mut self,
+        plain: &h1::Plain<'_>,
+        target: &str,
+        fields: &[httparse::Header<'_>],
+        body: &[u8],
+        decided: Decided,
+    ) -> Step {
+        if decided
+            .body_limit()
+            .is_some_and(|limit| plain.body_len > limit)
+        {
+            return Step::Handover(Some(Box::new(decided)));
+        }
+        let Some(parts) = h1::request_parts(plain, target, fields) else {
+            return Step::Handover(Some(Box::new(decided)));
+        };
+        let state = &self.ctx.state;
+        let body = Bytes::copy_from_slice(body);
+        let answer = pipeline::serve_front(state, parts, body, self.ctx.peer, decided);
+        state.front.served.increment(1);
+        self.serving = Some(InService {
+            answer,
+            head_only: plain.method == Method::HEAD,
+            close: plain.close,
+            _in_flight: self.activity.begin(),
+        });
+        Step::Serving
     }
 }

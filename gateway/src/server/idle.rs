@@ -180,6 +180,10 @@ impl<I: AsyncRead + Unpin> AsyncRead for Tracked<I> {
             let n = self.rewound.len().min(buf.remaining());
             buf.put_slice(&self.rewound[..n]);
             self.rewound.advance(n);
+            if self.rewound.is_empty() {
+                // An emptied view still holds the whole copy: an idle connection keeps none.
+                self.rewound = Bytes::new();
+            }
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();

@@ -121,9 +121,10 @@ pub struct Admission {
     now_unix: u64,
 }
 
-/// What the HTTP/1 front decided for the request it hands to hyper. hyper's service serves
-/// that request from it instead of deciding again, so route, request id, auth and the rate
-/// limit are each applied once, on the snapshot the front decided on.
+/// What the HTTP/1 front decided for a request it admitted: served by the front itself
+/// ([`serve_front`]) or, boxed, by hyper's service when the front hands the request over.
+/// Either way nothing decides again, so route, request id, auth and the rate limit are
+/// each applied once, on the snapshot the front decided on.
 pub struct Decided {
     snap: Arc<Snapshot>,
     rid: HeaderValue,
@@ -132,8 +133,8 @@ pub struct Decided {
     what: Admit,
 }
 
-// Only ever inside the boxed `Decided`: boxing the admission again would add an allocation
-// to every handed-over request for no memory saved.
+// Boxed with the `Decided` that goes to hyper, or held by the front's one request in
+// flight: boxing the admission again would add an allocation for no memory saved.
 #[allow(clippy::large_enum_variant)]
 enum Admit {
     Function(Admission),
@@ -142,25 +143,36 @@ enum Admit {
 
 impl Decided {
     /// A request the front admitted for a function.
-    pub fn admitted(a: Admission, snap: &Arc<Snapshot>, rid: &[u8], start: Instant) -> Box<Self> {
+    pub fn admitted(a: Admission, snap: &Arc<Snapshot>, rid: &[u8], start: Instant) -> Self {
         Decided::new(Admit::Function(a), snap, rid, start)
     }
 
     /// A file of the `assets` folder the front found for the request.
-    pub fn asset(file: &Arc<Asset>, snap: &Arc<Snapshot>, rid: &[u8], start: Instant) -> Box<Self> {
+    pub fn asset(file: &Arc<Asset>, snap: &Arc<Snapshot>, rid: &[u8], start: Instant) -> Self {
         Decided::new(Admit::Asset(file.clone()), snap, rid, start)
     }
 
-    fn new(what: Admit, snap: &Arc<Snapshot>, rid: &[u8], start: Instant) -> Box<Self> {
+    fn new(what: Admit, snap: &Arc<Snapshot>, rid: &[u8], start: Instant) -> Self {
         // The front only passes a well-formed caller id or a generated one.
         let rid = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(rid))
             .unwrap_or_else(|_| request_id::new_id());
-        Box::new(Decided {
+        Decided {
             snap: snap.clone(),
             rid,
             start,
             what,
-        })
+        }
+    }
+
+    /// The function's body limit (`None` for a file of the assets folder): a body past it
+    /// is left to hyper's path, which refuses it as it always has.
+    pub fn body_limit(&self) -> Option<u64> {
+        match &self.what {
+            Admit::Function(a) => {
+                Some(self.snap.functions[a.route.index].def.policy.max_body_bytes)
+            }
+            Admit::Asset(_) => None,
+        }
     }
 }
 
@@ -284,7 +296,11 @@ pub fn handle(
             what,
         } = *d;
         return match what {
-            Admit::Function(admission) => admitted(state, req, peer, (snap, admission), rid, start),
+            Admit::Function(admission) => {
+                let (parts, body) = req.into_parts();
+                let body = ReqBody::Hyper(body);
+                admitted(state, parts, body, peer, (snap, admission), rid, start)
+            }
             Admit::Asset(file) => Handled::Ready(Some(file.response(req.headers(), &rid))),
         };
     }
@@ -313,19 +329,59 @@ pub fn handle(
             }));
         }
         Decision::Refused(answer, func) => {
-            return refuse_now(state, func, &req, answer, start, &rid)
+            return refuse_now(state, func, req.method(), answer, start, &rid)
         }
         Decision::Admitted(admission) => admission,
     };
     let snap = arc_swap::Guard::into_inner(snap);
-    admitted(state, req, peer, (snap, admission), rid, start)
+    let (parts, body) = req.into_parts();
+    admitted(
+        state,
+        parts,
+        ReqBody::Hyper(body),
+        peer,
+        (snap, admission),
+        rid,
+        start,
+    )
+}
+
+/// A request body: still arriving through hyper, or already read whole by the HTTP/1
+/// front (which serves small bodies that came with their head).
+pub enum ReqBody {
+    Hyper(Incoming),
+    Read(Bytes),
+}
+
+/// A request the HTTP/1 front admitted and serves itself, with the head it parsed and the
+/// body it already holds: the same future as hyper's path, from the front's decision.
+pub fn serve_front(
+    state: &Arc<State>,
+    parts: Parts,
+    body: Bytes,
+    peer: IpAddr,
+    decided: Decided,
+) -> Handled {
+    let Decided {
+        snap,
+        rid,
+        start,
+        what,
+    } = decided;
+    match what {
+        Admit::Function(admission) => {
+            let body = ReqBody::Read(body);
+            admitted(state, parts, body, peer, (snap, admission), rid, start)
+        }
+        Admit::Asset(file) => Handled::Ready(Some(file.response(&parts.headers, &rid))),
+    }
 }
 
 /// A refusal decided without IO: counted and logged, answered at once.
 fn refuse_now(
     state: &State,
     func: Option<&Function>,
-    req: &Request<Incoming>,
+    method: &Method,
     answer: Answer,
     start: Instant,
     rid: &HeaderValue,
@@ -333,7 +389,7 @@ fn refuse_now(
     record(
         state,
         func,
-        req.method(),
+        method,
         answer.status,
         start,
         rid.as_bytes(),
@@ -345,7 +401,8 @@ fn refuse_now(
 /// The boxed future of an admitted request: body, worker, then its metrics and access line.
 fn admitted(
     state: &Arc<State>,
-    req: Request<Incoming>,
+    parts: Parts,
+    body: ReqBody,
     peer: IpAddr,
     (snap, admission): (Arc<Snapshot>, Admission),
     rid: HeaderValue,
@@ -359,13 +416,14 @@ fn admitted(
         Some(Ok(())) => true,
         Some(Err(e)) => {
             let answer = respond::error_answer(&e, rid.as_bytes());
-            return refuse_now(state, Some(f), &req, answer, start, &rid);
+            return refuse_now(state, Some(f), &parts.method, answer, start, &rid);
         }
     };
-    let method = req.method().clone();
+    let method = parts.method.clone();
     let state = state.clone();
     Handled::Boxed(Box::pin(async move {
         let f = &snap.functions[admission.route.index];
+        let req = (parts, body);
         let (resp, subject) = match finish(f, &state, req, admission, peer, &rid, limited).await {
             Ok(done) => done,
             Err(e) => (respond::error(&e, &rid), None),
@@ -492,7 +550,7 @@ impl<'a> Presented<'a> {
 async fn finish(
     f: &Function,
     state: &State,
-    req: Request<Incoming>,
+    (parts, body): (Parts, ReqBody),
     admission: Admission,
     peer: IpAddr,
     rid: &HeaderValue,
@@ -512,8 +570,7 @@ async fn finish(
     if let (Some(store), Some(identity), false) = (cluster, &identity, limited) {
         shared_limit(f, store, peer, &identity.identity).await?;
     }
-    let (parts, incoming) = req.into_parts();
-    let mut incoming = Some(incoming);
+    let mut incoming = Some(body);
     let mut signed_body = None;
     // A refreshed OIDC session's cookie, set on the answer.
     let mut reissue = None;
@@ -821,7 +878,7 @@ fn refused(f: &Function, refusal: Refusal) -> GatewayError {
 async fn read_body(
     f: &Function,
     parts: &Parts,
-    body: Incoming,
+    body: ReqBody,
     limits: super::body::BodyLimits,
 ) -> Result<Bytes, GatewayError> {
     let limit = f.def.policy.max_body_bytes;
@@ -833,7 +890,11 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(GatewayError::PayloadTooLarge { limit });
     }
-    super::body::read(body, limit, limits).await
+    match body {
+        ReqBody::Hyper(body) => super::body::read(body, limit, limits).await,
+        ReqBody::Read(b) if b.len() as u64 > limit => Err(GatewayError::PayloadTooLarge { limit }),
+        ReqBody::Read(b) => Ok(b),
+    }
 }
 
 fn into_response(w: crate::pool::WorkerResponse, rid: &HeaderValue) -> Response<Body> {
