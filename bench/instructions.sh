@@ -46,7 +46,7 @@ count() {
   kill "$vp"
   wait "$vp" 2>/dev/null || true
   local total
-  total=$(cat "$work"/cg.*.1 | awk '/^(summary|totals):/ {s+=$2} END {print s}')
+  total=$(cat "$work"/cg.*.1 | awk '/^summary:/ {s+=$2} END {print s}')
   rm -f "$work"/cg.*
   echo $((total / N))
 }
