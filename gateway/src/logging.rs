@@ -159,11 +159,17 @@ fn human_access_line(
     out.extend_from_slice(b"Z  INFO ");
     out.extend_from_slice(ACCESS_TARGET.as_bytes());
     out.extend_from_slice(b": request_id=");
-    push_debug_str(out, std::str::from_utf8(request_id).unwrap_or_default());
+    // Ids are `[A-Za-z0-9-_.:]` (request_id.rs) and methods are tokens: nothing to escape.
+    push_quoted(
+        out,
+        std::str::from_utf8(request_id)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     out.extend_from_slice(b" function=");
     push_debug_str(out, function);
     out.extend_from_slice(b" method=");
-    push_debug_str(out, method.as_str());
+    push_quoted(out, method.as_str().as_bytes());
     out.extend_from_slice(b" status=");
     push_padded(out, u64::from(status.as_u16()), 1);
     out.extend_from_slice(b" duration_us=");
@@ -180,14 +186,20 @@ fn human_access_line(
 /// `s` as `{:?}` writes it: quoted, escaped. Printable ASCII other than `"` and `\` is
 /// written as is (ids, names, methods); anything else takes the standard formatter.
 fn push_debug_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        push_quoted(out, s.as_bytes());
     } else {
         use std::io::Write;
         let _ = write!(out, "{s:?}");
     }
+}
+
+fn push_quoted(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    out.extend_from_slice(s);
+    out.push(b'"');
 }
 
 /// Decimal `v`, left-padded with zeros to at least `width` digits.
@@ -317,7 +329,12 @@ mod tests {
         let cases: [(&[u8], &str, Method, Option<&str>); 3] = [
             (b"rid-1", "secure-api", Method::POST, Some("key-2026")),
             (b"0a1b2c3d-000000000001", "_unmatched", Method::GET, None),
-            (b"r", "f", Method::DELETE, Some("ann \"o'neil\"\t\u{e9}\u{1b}[0m")),
+            (
+                b"r",
+                "f",
+                Method::DELETE,
+                Some("ann \"o'neil\"\t\u{e9}\u{1b}[0m"),
+            ),
         ];
         for (rid, func, method, subject) in cases {
             let elapsed = Duration::from_micros(1_234_567);
