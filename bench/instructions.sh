@@ -6,7 +6,8 @@
 #   bench/instructions.sh [N]      # N measured requests per case (default 4000)
 #
 # Cases: a rejected request (401 from the api_key policy, no worker) through edgefn (its
-# HTTP/1 front answers it), through edgefn with the front off (hyper answers it), and the
+# HTTP/1 front answers it) with the access log off and with it on (the shipped default,
+# writer thread included), through edgefn with the front off (hyper answers it), and the
 # same 401 from the bare hyper peer; an accepted request to a trivial Python handler
 # through edgefn (gateway process only: the worker is a separate process). Writes
 # bench/results/instructions.md.
@@ -26,6 +27,8 @@ mkdir -p "$work/fn"
 cp -r bench/functions/secure bench/functions/hello-py "$work/fn/"
 printf '[server]\nlisten = "127.0.0.1:18481"\n[admin]\nlisten = "127.0.0.1:18482"\n[log]\naccess = false\n' \
   >"$work/edgefn.toml"
+# The shipped default: access log on.
+sed 's/^access = false$/access = true/' "$work/edgefn.toml" >"$work/edgefn-log.toml"
 # The same, with the HTTP/1 front off: every request through hyper.
 sed 's/^\[server\]$/[server]\nhttp1_fast_path = false/' "$work/edgefn.toml" >"$work/edgefn-hyper.toml"
 
@@ -53,6 +56,7 @@ count() {
 
 edge=(target/release/edgefn serve --config "$work/edgefn.toml" --functions "$work/fn")
 rejected=$(count 18481 /secure "${edge[@]}")
+rejected_log=$(count 18481 /secure target/release/edgefn serve --config "$work/edgefn-log.toml" --functions "$work/fn")
 rejected_hyper=$(count 18481 /secure target/release/edgefn serve --config "$work/edgefn-hyper.toml" --functions "$work/fn")
 hyper=$(count 18483 /secure target/release/hyper-header 127.0.0.1:18483 bench-key)
 accepted=$(count 18481 /hello-py "${edge[@]}")
@@ -66,11 +70,12 @@ mkdir -p bench/results
   echo
   echo "| case | instructions / request |"
   echo "|---|---:|"
-  echo "| rejected (401), edgefn | $rejected |"
+  echo "| rejected (401), edgefn, access log off | $rejected |"
+  echo "| rejected (401), edgefn, access log on (default) | $rejected_log |"
   echo "| rejected (401), edgefn with \`http1_fast_path = false\` (hyper serves it) | $rejected_hyper |"
   echo "| rejected (401), hyper-header | $hyper |"
   echo "| accepted, edgefn → warm Python worker (gateway process) | $accepted |"
   echo
-  echo "A rejected request costs edgefn $(python3 -c "print(round($rejected/$hyper, 2))")× the instructions of bare hyper."
+  echo "A rejected request costs edgefn $(python3 -c "print(round($rejected/$hyper, 2))")× the instructions of bare hyper with the access log off, $(python3 -c "print(round($rejected_log/$hyper, 2))")× with it on."
 } >bench/results/instructions.md
 cat bench/results/instructions.md

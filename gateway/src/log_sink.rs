@@ -76,7 +76,7 @@ impl LogSink {
     }
 
     /// Appends one formatted line (or drops it whole when it does not fit).
-    fn append(&self, line: &[u8]) {
+    pub(crate) fn append(&self, line: &[u8]) {
         let mut st = lock(&self.shared.state);
         let before = st.buf.len();
         if before + line.len() > self.capacity {

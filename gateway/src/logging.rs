@@ -8,9 +8,10 @@
 //! stdout/stderr lines use the target `edgefn::function`. No line carries a presented
 //! credential: the access line holds only the verified subject (a key id, a user name).
 
+use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{Method, StatusCode};
 use tracing_subscriber::fmt::MakeWriter;
@@ -25,6 +26,11 @@ pub const ACCESS_TARGET: &str = "edgefn::access";
 pub const FUNCTION_TARGET: &str = "edgefn::function";
 
 static SINK: OnceLock<LogSink> = OnceLock::new();
+/// Set for the human format without colours: access lines are formatted here, byte for
+/// byte as tracing-subscriber would, and appended to the sink directly. Going through the
+/// subscriber cost about as much as the rest of a refused request (field visitors, `Debug`
+/// escaping of every string, a calendar conversion per line).
+static DIRECT_ACCESS: OnceLock<LogSink> = OnceLock::new();
 
 /// Installs the global subscriber (once; later calls are ignored), writing through the
 /// batching sink; without a writer thread it falls back to unbuffered stderr.
@@ -34,6 +40,9 @@ pub fn init(format: LogFormat) {
     let sub = match LogSink::spawn(std::io::stderr(), log_sink::BUFFER_BYTES) {
         Ok(sink) => {
             let _ = SINK.set(sink.clone());
+            if format == LogFormat::Human && !ansi {
+                let _ = DIRECT_ACCESS.set(sink.clone());
+            }
             subscriber(format, filter, ansi, sink)
         }
         Err(e) => {
@@ -86,6 +95,26 @@ pub fn access(
     elapsed: Duration,
     subject: Option<&str>,
 ) {
+    if let Some(sink) = DIRECT_ACCESS.get() {
+        // The subscriber's filter still decides (`RUST_LOG=...,edgefn::access=off`).
+        if tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO) {
+            LINE.with_borrow_mut(|line| {
+                line.clear();
+                human_access_line(
+                    line,
+                    SystemTime::now(),
+                    request_id,
+                    function,
+                    method,
+                    status,
+                    elapsed,
+                    subject,
+                );
+                sink.append(line);
+            });
+        }
+        return;
+    }
     tracing::info!(
         target: ACCESS_TARGET,
         request_id = std::str::from_utf8(request_id).unwrap_or_default(),
@@ -95,6 +124,125 @@ pub fn access(
         duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         auth_subject = subject.unwrap_or("-"),
     );
+}
+
+thread_local! {
+    static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(256));
+    /// The last second formatted, and its `YYYY-MM-DDTHH:MM:SS`.
+    static SECOND: RefCell<(u64, [u8; 19])> = const { RefCell::new((u64::MAX, [0; 19])) };
+}
+
+/// The line tracing-subscriber's default (full, no ANSI) format writes for [`access`]'s
+/// event: `<RFC 3339 UTC, µs>  INFO edgefn::access: request_id="…" … auth_subject="…"`.
+#[allow(clippy::too_many_arguments)]
+fn human_access_line(
+    out: &mut Vec<u8>,
+    now: SystemTime,
+    request_id: &[u8],
+    function: &str,
+    method: &Method,
+    status: StatusCode,
+    elapsed: Duration,
+    subject: Option<&str>,
+) {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    SECOND.with_borrow_mut(|(cached, text)| {
+        if *cached != secs {
+            *cached = secs;
+            *text = rfc3339_second(secs);
+        }
+        out.extend_from_slice(&text[..]);
+    });
+    out.push(b'.');
+    push_padded(out, u64::from(since.subsec_micros()), 6);
+    out.extend_from_slice(b"Z  INFO ");
+    out.extend_from_slice(ACCESS_TARGET.as_bytes());
+    out.extend_from_slice(b": request_id=");
+    // Ids are `[A-Za-z0-9-_.:]` (request_id.rs) and methods are tokens: nothing to escape.
+    push_quoted(
+        out,
+        std::str::from_utf8(request_id)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    out.extend_from_slice(b" function=");
+    push_debug_str(out, function);
+    out.extend_from_slice(b" method=");
+    push_quoted(out, method.as_str().as_bytes());
+    out.extend_from_slice(b" status=");
+    push_padded(out, u64::from(status.as_u16()), 1);
+    out.extend_from_slice(b" duration_us=");
+    push_padded(
+        out,
+        u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        1,
+    );
+    out.extend_from_slice(b" auth_subject=");
+    push_debug_str(out, subject.unwrap_or("-"));
+    out.push(b'\n');
+}
+
+/// `s` as `{:?}` writes it: quoted, escaped. Printable ASCII other than `"` and `\` is
+/// written as is (ids, names, methods); anything else takes the standard formatter.
+fn push_debug_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        push_quoted(out, s.as_bytes());
+    } else {
+        use std::io::Write;
+        let _ = write!(out, "{s:?}");
+    }
+}
+
+fn push_quoted(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    out.extend_from_slice(s);
+    out.push(b'"');
+}
+
+/// Decimal `v`, left-padded with zeros to at least `width` digits.
+fn push_padded(out: &mut Vec<u8>, mut v: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut i = digits.len();
+    while v > 0 || digits.len() - i < width {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (UTC) of a Unix time, for years up to 9999.
+fn rfc3339_second(secs: u64) -> [u8; 19] {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut text = *b"0000-00-00T00:00:00";
+    let mut put = |at: usize, v: u64, n: usize| {
+        let mut v = v;
+        for i in (at..at + n).rev() {
+            text[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, year.clamp(0, 9999) as u64, 4);
+    put(5, month as u64, 2);
+    put(8, day as u64, 2);
+    put(11, rem / 3600, 2);
+    put(14, rem / 60 % 60, 2);
+    put(17, rem % 60, 2);
+    text
 }
 
 /// Which stream of a worker a captured line came from.
@@ -174,6 +322,68 @@ mod tests {
         assert_eq!(line["status"], 401);
         assert_eq!(line["duration_us"], 1234);
         assert_eq!(line["auth_subject"], "key-2026");
+    }
+
+    #[test]
+    fn direct_access_line_is_what_the_subscriber_writes() {
+        let cases: [(&[u8], &str, Method, Option<&str>); 3] = [
+            (b"rid-1", "secure-api", Method::POST, Some("key-2026")),
+            (b"0a1b2c3d-000000000001", "_unmatched", Method::GET, None),
+            (
+                b"r",
+                "f",
+                Method::DELETE,
+                Some("ann \"o'neil\"\t\u{e9}\u{1b}[0m"),
+            ),
+        ];
+        for (rid, func, method, subject) in cases {
+            let elapsed = Duration::from_micros(1_234_567);
+            let via = capture(LogFormat::Human, "info", || {
+                access(rid, func, &method, StatusCode::FORBIDDEN, elapsed, subject)
+            });
+            let mut direct = Vec::new();
+            let now = SystemTime::now();
+            human_access_line(
+                &mut direct,
+                now,
+                rid,
+                func,
+                &method,
+                StatusCode::FORBIDDEN,
+                elapsed,
+                subject,
+            );
+            let direct = String::from_utf8(direct).unwrap();
+            // The timestamps differ by the time between the two; the rest is identical.
+            let (ts_via, rest_via) = via.split_once(' ').unwrap();
+            let (ts, rest) = direct.split_once(' ').unwrap();
+            assert_eq!(rest, rest_via);
+            assert_eq!(ts.len(), ts_via.len(), "{ts} vs {ts_via}");
+            assert_eq!(&ts[..15], &ts_via[..15], "{ts} vs {ts_via}");
+        }
+    }
+
+    #[test]
+    fn timestamps_match_the_calendar() {
+        let at = |secs: u64, micros: u32| {
+            let mut out = Vec::new();
+            let t = UNIX_EPOCH + Duration::new(secs, micros * 1000);
+            human_access_line(
+                &mut out,
+                t,
+                b"r",
+                "f",
+                &Method::GET,
+                StatusCode::OK,
+                Duration::ZERO,
+                None,
+            );
+            String::from_utf8(out).unwrap()[..27].to_owned()
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.000007Z");
+        assert_eq!(at(1_796_227_199, 999_999), "2026-12-02T15:59:59.999999Z");
+        assert_eq!(at(4_102_444_800, 120), "2100-01-01T00:00:00.000120Z");
     }
 
     #[test]
