@@ -7,23 +7,22 @@ inline (concurrency 1) or on up to `concurrency` threads, coroutines on one asyn
 thread; every answer goes through `Worker.finish`, which turns the answer of a request the
 gateway cancelled into its `cancelled` acknowledgement.
 
-Kept to the standard library and to cheap imports (`_socket`, `_thread`, `_queue`,
-`binascii`; asyncio loads only when a handler first returns a coroutine) so a fresh worker
-is ready fast. stdout/stderr belong to the handler: the gateway captures them and masks
+Kept to the standard library and to modules written in C (`_socket`, `_thread`, `_queue`,
+`_json`, `binascii`, `posix`): `json`, `os` and `struct` would import `re`, `enum` and
+`collections`, most of a fresh worker's start. asyncio loads only when a handler first
+returns a coroutine. The gateway runs this file precompiled (`edgefn_worker.pyc`, written
+once per gateway start) so it is not compiled at each worker start either. stdout/stderr belong to the handler: the gateway captures them and masks
 secrets.
 """
 
 import _socket
 import _thread
 import binascii
-import json
-import os
-import struct
+import posix
 import sys
 
 PROTOCOL = 2
 MAX_REQUEST_FRAME = (64 << 20) + (1 << 20)
-HEAD = struct.Struct(">II")
 # Bodies up to this size are joined to their header for one send; larger ones are sent
 # after it, never copied.
 JOIN_LIMIT = 64 << 10
@@ -32,6 +31,65 @@ CO_VARARGS = 0x04
 CO_VARKEYWORDS = 0x08
 # Keys that make a returned dict a response envelope rather than a JSON body (FastFN's).
 ENVELOPE_KEYS = ("status", "statusCode", "headers", "body", "is_base64", "isBase64Encoded", "body_base64", "proxy")
+
+
+# --- JSON --------------------------------------------------------------------------------
+# The `json` package's own C accelerators, configured as `json.loads` / `json.dumps` configure
+# them; the package itself is imported only if this interpreter's `_json` differs.
+
+
+def _no_json(o):
+    raise TypeError(f"Object of type {o.__class__.__name__} is not JSON serializable")
+
+
+class _Decoding:
+    """The attributes `_json.make_scanner` reads from a `json.JSONDecoder`."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}.__getitem__
+
+
+def _c_json():
+    from _json import encode_basestring, encode_basestring_ascii, make_encoder, make_scanner
+
+    scan = make_scanner(_Decoding())
+
+    def loads(data):
+        text = str(data, "utf-8") if not isinstance(data, str) else data
+        try:
+            value, end = scan(text, 0)
+        except StopIteration:
+            raise ValueError("not a JSON document") from None
+        if end != len(text):
+            raise ValueError("extra data after a JSON document")
+        return value
+
+    def encoder(escape, item, key):
+        encode = make_encoder({}, _no_json, escape, None, key, item, False, False, True)
+        return lambda value: "".join(encode(value, 0))
+
+    compact = encoder(encode_basestring_ascii, ",", ":")
+    compact_utf8 = encoder(encode_basestring, ",", ":")
+    spaced = encoder(encode_basestring_ascii, ", ", ": ")
+    probe = {"a": [1, 2.5, None, True, "\u00e9\n"]}
+    if compact(probe) != '{"a":[1,2.5,null,true,"\\u00e9\\n"]}' or loads(compact(probe)) != probe:
+        raise ImportError("_json behaves differently here")
+    return loads, compact, compact_utf8, spaced
+
+
+try:
+    json_loads, json_compact, json_compact_utf8, json_dumps = _c_json()
+except (ImportError, TypeError, ValueError):
+    import json
+
+    json_loads = json.loads
+    json_compact = lambda v: json.dumps(v, separators=(",", ":"))  # noqa: E731
+    json_compact_utf8 = lambda v: json.dumps(v, separators=(",", ":"), ensure_ascii=False)  # noqa: E731
+    json_dumps = json.dumps
 
 
 class BadResponse(Exception):
@@ -47,14 +105,15 @@ def read_frame(rfile):
     head = rfile.read(8)
     if not head or len(head) < 8:
         return None, None
-    total, hlen = HEAD.unpack(head)
+    total = int.from_bytes(head[:4], "big")
+    hlen = int.from_bytes(head[4:], "big")
     if total > MAX_REQUEST_FRAME or total < 4 or hlen > total - 4:
         raise SystemExit("edgefn worker: oversized or malformed frame from the gateway")
     data = rfile.read(total - 4)
     if data is None or len(data) < total - 4:
         return None, None
     view = memoryview(data)
-    return json.loads(data[:hlen]), view[hlen:]
+    return json_loads(data[:hlen]), view[hlen:]
 
 
 class Channel:
@@ -66,8 +125,8 @@ class Channel:
         self.lock = _thread.allocate_lock()
 
     def send_locked(self, header, body=b""):
-        h = json.dumps(header, separators=(",", ":")).encode()
-        head = HEAD.pack(4 + len(h) + len(body), len(h))
+        h = json_compact(header).encode()
+        head = (4 + len(h) + len(body)).to_bytes(4, "big") + len(h).to_bytes(4, "big")
         if len(body) <= JOIN_LIMIT:
             self.sock.sendall(head + h + body)
         else:
@@ -83,7 +142,7 @@ class Channel:
 
 
 def load_module(path):
-    folder = os.path.dirname(path)
+    folder = path.rpartition("/")[0] or "."
     if folder not in sys.path:
         sys.path.insert(0, folder)
     module = type(sys)("handler")
@@ -181,7 +240,7 @@ class OpenFaaSContext:
 
     def __init__(self, event):
         ctx = event.get("context") or {}
-        self.hostname = os.uname().nodename
+        self.hostname = posix.uname().nodename
         self.auth = ctx.get("auth")
         self.request_id = ctx.get("request_id")
         self.env = event.get("env")
@@ -278,10 +337,10 @@ def encode_body(body, headers, bare):
         return decode_base64(body.get("body", ""))
     if bare and isinstance(body, (bool, int, float)):
         default_type(headers, "text/plain; charset=utf-8")
-        return json.dumps(body).encode()
+        return json_dumps(body).encode()
     if isinstance(body, (dict, list, int, float)):
         default_type(headers, "application/json")
-        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        return json_compact_utf8(body).encode()
     raise BadResponse(f"body of type {type(body).__name__} cannot be sent")
 
 
@@ -496,7 +555,7 @@ def main():
     if init is None or init.get("type") != "init":
         raise SystemExit("edgefn worker: no init frame from the gateway")
     if init.get("version") != PROTOCOL:
-        sent = json.dumps(init.get("version"))
+        sent = json_dumps(init.get("version"))
         text = f"edgefn worker speaks protocol {PROTOCOL}; the gateway sent version {sent}"
         print(text, file=sys.stderr, flush=True)
         channel.send({"type": "fatal", "error": text})
@@ -516,7 +575,7 @@ def main():
         sys.stderr.flush()
         channel.send({"type": "fatal", "error": f"{type(e).__name__} while importing the handler"})
         sys.exit(1)
-    channel.send({"type": "ready", "version": PROTOCOL, "pid": os.getpid()})
+    channel.send({"type": "ready", "version": PROTOCOL, "pid": posix.getpid()})
     worker = Worker(call, channel, max(1, concurrency))
     if getattr(call, "is_async", False):
         # asyncio costs tens of milliseconds to import: after `ready`, not before the first
