@@ -4,10 +4,6 @@
 //! every request still waiting on it is answered with an error at once. A request the
 //! gateway gives up on is `cancel`led (protocol 2): its id stays held until the worker
 //! answers `cancelled` (or replies late), then the pool is told it is free.
-//!
-//! Frames to the worker go through an outbox drained by one writer task: the requests
-//! that arrive in one turn of the scheduler leave in one `writev`, so a worker serving
-//! several at once is woken once per batch, not once per request.
 
 use std::collections::HashMap;
 use std::io::IoSlice;
@@ -102,7 +98,7 @@ enum Conn {
 
 pub struct Worker {
     pub pid: u32,
-    outbox: Arc<Outbox>,
+    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
     conn: Mutex<Conn>,
     next_id: AtomicU64,
     kill: Notify,
@@ -145,7 +141,10 @@ impl Channel for Worker {
             return;
         }
         let (frame, _) = protocol::encode(&Cancel { kind: "cancel", id }, &Bytes::new());
-        self.outbox.push(frame, None);
+        let writer = self.writer.clone();
+        tokio::spawn(async move {
+            let _ = writer.lock().await.write_all(&frame).await;
+        });
     }
 
     fn kill(&self, cause: ExitCause) {
@@ -157,64 +156,28 @@ impl Channel for Worker {
     }
 }
 
-/// Frames waiting for the writer task, in order. Pushing never waits, so a request is
-/// never half-sent: once queued its frame is written whole (or the channel is broken and
-/// the worker is gone), and a later cancel follows it.
-struct Outbox {
-    queue: Mutex<OutQueue>,
-    ready: Notify,
+/// Cleans up after a `send` whose future was dropped: before the first byte, the request
+/// is simply forgotten; mid-frame, the channel is out of step and the worker is killed.
+struct SendGuard<'a> {
+    worker: &'a Worker,
+    id: RequestId,
+    stage: SendStage,
 }
 
-#[derive(Default)]
-struct OutQueue {
-    frames: Vec<(Vec<u8>, Option<Bytes>)>,
-    /// Set when the worker stops: the writer flushes what is queued, then shuts the
-    /// channel (a retired worker reads EOF and exits on its own).
-    closing: bool,
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SendStage {
+    Queued,
+    Writing,
+    Done,
 }
 
-impl Outbox {
-    fn push(&self, head: Vec<u8>, body: Option<Bytes>) {
-        let first = {
-            let mut q = self.queue.lock().expect("outbox lock");
-            q.frames.push((head, body));
-            q.frames.len() == 1
-        };
-        if first {
-            self.ready.notify_one();
+impl Drop for SendGuard<'_> {
+    fn drop(&mut self) {
+        match self.stage {
+            SendStage::Queued => self.worker.forget(self.id),
+            SendStage::Writing => self.worker.kill(ExitCause::Timeout),
+            SendStage::Done => {}
         }
-    }
-
-    fn close(&self) {
-        self.queue.lock().expect("outbox lock").closing = true;
-        self.ready.notify_one();
-    }
-}
-
-/// Bodies up to this size are copied behind their frame's header: one buffer per frame.
-const JOIN_LIMIT: usize = 4 << 10;
-
-/// Writes batches of queued frames; after each batch it yields once, so every request
-/// made runnable by the same wake-up (several clients' requests read in one driver poll)
-/// joins the next batch instead of costing the worker a wake-up of its own.
-async fn write_loop(outbox: Arc<Outbox>, mut w: OwnedWriteHalf) -> std::io::Result<()> {
-    let mut batch = Vec::new();
-    loop {
-        let closing = {
-            let mut q = outbox.queue.lock().expect("outbox lock");
-            std::mem::swap(&mut batch, &mut q.frames);
-            q.closing
-        };
-        if batch.is_empty() {
-            if closing {
-                return w.shutdown().await;
-            }
-            outbox.ready.notified().await;
-            continue;
-        }
-        write_frames(&mut w, &batch).await?;
-        batch.clear();
-        tokio::task::yield_now().await;
     }
 }
 
@@ -225,19 +188,6 @@ impl Worker {
     ) -> Result<(RequestId, oneshot::Receiver<Reply>), PoolError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        let header = RequestHeader {
-            id,
-            function: &self.function,
-            req,
-        };
-        let (mut frame, rest) = protocol::encode(&header, &req.body);
-        let rest = match rest {
-            Some(body) if body.len() <= JOIN_LIMIT => {
-                frame.extend_from_slice(&body);
-                None
-            }
-            rest => rest,
-        };
         {
             let mut conn = self.conn.lock().expect("conn lock");
             match &mut *conn {
@@ -245,8 +195,33 @@ impl Worker {
                 Conn::Closed => return Err(PoolError::Crashed),
             };
         }
-        self.outbox.push(frame, rest);
+        let mut guard = SendGuard {
+            worker: self,
+            id,
+            stage: SendStage::Queued,
+        };
+        let header = RequestHeader {
+            id,
+            function: &self.function,
+            req,
+        };
+        let (frame, rest) = protocol::encode(&header, &req.body);
+        let mut w = self.writer.lock().await;
+        guard.stage = SendStage::Writing;
+        let written = write_frame(&mut *w, &frame, rest.as_deref().unwrap_or(&[])).await;
+        drop(w);
+        guard.stage = SendStage::Done;
+        if written.is_err() {
+            self.forget(id);
+            return Err(PoolError::Crashed);
+        }
         Ok((id, rx))
+    }
+
+    fn forget(&self, id: RequestId) {
+        if let Conn::Open(pending) = &mut *self.conn.lock().expect("conn lock") {
+            pending.remove(&id);
+        }
     }
 
     fn kill_cause(&self) -> ExitCause {
@@ -294,29 +269,20 @@ impl Worker {
     }
 }
 
-/// Every frame of a batch in vectored writes: a large body is never copied into its frame.
-async fn write_frames<W: AsyncWrite + Unpin>(
+/// Header and body in one vectored write: the body is never copied into the frame.
+async fn write_frame<W: AsyncWrite + Unpin>(
     w: &mut W,
-    frames: &[(Vec<u8>, Option<Bytes>)],
+    head: &[u8],
+    body: &[u8],
 ) -> std::io::Result<()> {
-    /// Frames per `writev`, below the kernel's IOV_MAX (1024 slices).
-    const MAX_FRAMES: usize = 256;
-    for chunk in frames.chunks(MAX_FRAMES) {
-        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(chunk.len() * 2);
-        for (head, body) in chunk {
-            slices.push(IoSlice::new(head));
-            if let Some(body) = body {
-                slices.push(IoSlice::new(body));
-            }
+    let mut bufs = [IoSlice::new(head), IoSlice::new(body)];
+    let mut bufs = &mut bufs[..];
+    while !bufs.is_empty() {
+        let n = w.write_vectored(bufs).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
         }
-        let mut bufs = &mut slices[..];
-        while !bufs.is_empty() {
-            let n = w.write_vectored(bufs).await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::WriteZero.into());
-            }
-            IoSlice::advance_slices(&mut bufs, n);
-        }
+        IoSlice::advance_slices(&mut bufs, n);
     }
     Ok(())
 }
@@ -391,13 +357,9 @@ pub async fn spawn(ctx: &SpawnCtx, events: Events) -> Result<Arc<Worker>, StartE
             return Err(StartError::Timeout);
         }
     };
-    let outbox = Arc::new(Outbox {
-        queue: Mutex::new(OutQueue::default()),
-        ready: Notify::new(),
-    });
     let worker = Arc::new(Worker {
         pid,
-        outbox: outbox.clone(),
+        writer: Arc::new(tokio::sync::Mutex::new(writer)),
         conn: Mutex::new(Conn::Open(HashMap::new())),
         next_id: AtomicU64::new(1),
         kill: Notify::new(),
@@ -411,15 +373,6 @@ pub async fn spawn(ctx: &SpawnCtx, events: Events) -> Result<Arc<Worker>, StartE
         ready_ms = started.elapsed().as_secs_f64() * 1000.0,
         "worker ready"
     );
-    let weak = Arc::downgrade(&worker);
-    tokio::spawn(async move {
-        if write_loop(outbox, writer).await.is_err() {
-            // The channel broke: the worker is gone or out of step.
-            if let Some(w) = weak.upgrade() {
-                w.kill(ExitCause::Crash);
-            }
-        }
-    });
     tokio::spawn(supervise(worker.clone(), child, reader));
     Ok(worker)
 }
@@ -524,9 +477,9 @@ async fn supervise(worker: Arc<Worker>, mut child: Child, mut reader: BufReader<
         _ = worker.kill.notified() => worker.kill_cause(),
         _ = child.wait() => ExitCause::Crash,
     };
-    // Closing the channel lets a retired worker exit on its own (atexit handlers run).
-    worker.outbox.close();
     if cause == ExitCause::Retired {
+        // Closing the channel lets the worker exit on its own (atexit handlers run).
+        let _ = worker.writer.lock().await.shutdown().await;
         let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
     }
     let _ = child.start_kill();
