@@ -2,10 +2,10 @@
 # Installs what bench/run.sh needs, idempotently, and is fast when everything is present:
 #   wrk (rps), oha (latency percentiles as JSON), nginx with the Lua module (the `map` and
 #   Lua peers, the TLS peer, the reverse proxy in front of gunicorn), python3 + gunicorn
-#   (the WSGI peer) + uvicorn with httptools (the ASGI peer), node (the plain Node peer and edgefn's Node workers), openssl (the
+#   (the WSGI peer) + uvicorn with httptools and granian (the ASGI and RSGI peers), node (the plain Node peer and edgefn's Node workers), openssl (the
 #   self-signed certificate), taskset (pinning).
 # Debian packages via apt-get; oha via `cargo install oha --locked` (a from-source build:
-# about 15 minutes on a 2-core machine, once); gunicorn, uvicorn and httptools via pip.
+# about 15 minutes on a 2-core machine, once); gunicorn, uvicorn, httptools and granian via pip.
 set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -29,10 +29,10 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
   # Debian's nginx package may start a system nginx on :80; the benchmark starts its own.
 fi
 
-if ! python3 -c 'import gunicorn, uvicorn, httptools' >/dev/null 2>&1; then
-  echo "install-bench-tools: pip install gunicorn uvicorn httptools"
-  python3 -m pip install -q gunicorn uvicorn httptools 2>/dev/null \
-    || python3 -m pip install -q --break-system-packages gunicorn uvicorn httptools
+if ! python3 -c 'import gunicorn, uvicorn, httptools, granian' >/dev/null 2>&1; then
+  echo "install-bench-tools: pip install gunicorn uvicorn httptools granian"
+  python3 -m pip install -q gunicorn uvicorn httptools granian 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages gunicorn uvicorn httptools granian
 fi
 
 if ! have oha && [ ! -x "$HOME/.cargo/bin/oha" ]; then

@@ -25,6 +25,8 @@ PORTS = {
     "nginx-gunicorn": 18085,
     "node-http": 18087,
     "uvicorn": 18088,
+    "granian": 18091,
+    "granian-rsgi": 18092,
     "nginx-map-log": 18089,
     "edgefn-defaults": 18090,
     "edgefn-defaults-admin": 19466,

@@ -25,7 +25,8 @@ import runtimes
 import tls_handshake
 from report import aggregate, ratios, write_report
 from servers import (Servers, cpus, edgefn_config, edgefn_functions, first_line, machine,
-                     nginx_config, openssl_cert, raise_nofile, start_gunicorn, start_uvicorn,
+                     nginx_config, openssl_cert, raise_nofile, start_granian, start_gunicorn,
+                     start_uvicorn,
                      tool_path,
                      worker_direct_tool)
 
@@ -69,6 +70,10 @@ def targets(scenario, env):
         out.append(Target("python", "nginx-gunicorn",
                           f"http://127.0.0.1:{PORTS['nginx-gunicorn']}/", 200, proc="nginx"))
         out.append(Target("python", "uvicorn", f"http://127.0.0.1:{PORTS['uvicorn']}/", 200))
+        out.append(Target("python", "granian", f"http://127.0.0.1:{PORTS['granian']}/", 200,
+                          note="ASGI: the uvicorn peer's app"))
+        out.append(Target("python", "granian-rsgi",
+                          f"http://127.0.0.1:{PORTS['granian-rsgi']}/", 200))
     elif scenario == "node":
         out.append(Target("node", "edgefn", f"{e}/node-hello", 200, peer=False))
         out.append(Target("node", "node-http", f"http://127.0.0.1:{PORTS['node-http']}/", 200))
@@ -318,6 +323,8 @@ def main():
                                   "import gunicorn; print(gunicorn.__version__)"]),
         "uvicorn " + first_line([sys.executable, "-c",
                                  "import uvicorn; print(uvicorn.__version__)"]),
+        "granian " + first_line([sys.executable, "-c",
+                                 "import granian; print(granian.__version__)"]),
         "node " + first_line(["node", "--version"]),
     ) if v)
 
@@ -360,6 +367,8 @@ def main():
                 f"127.0.0.1:{pa['edgefn-tls-admin']}", fdir, (cert, key))], pa["edgefn-tls"])
         if need & {"python"}:
             start_uvicorn(servers, pa["uvicorn"])
+            start_granian(servers, "granian", pa["granian"], "asgi")
+            start_granian(servers, "granian-rsgi", pa["granian-rsgi"], "rsgi")
         if need & {"rejected", "defaults", "tls", "tls-handshake", "python"}:
             if need & {"python"}:
                 sock = os.path.join(RUN, "gunicorn.sock")

@@ -81,7 +81,8 @@ def targets_check(rows):
 def rps_checks(rows):
     """The shipped-defaults and worker-path targets (issue 17), per tool."""
     goals = (("defaults", "nginx-map-log", 1.0), ("defaults", "edgefn-log-off", 0.95),
-             ("node", "node-http", 0.8), ("python", "uvicorn", 1.0))
+             ("node", "node-http", 0.8), ("python", "uvicorn", 1.0), ("python", "granian", 1.0),
+             ("python", "granian-rsgi", 1.0))
     lines = []
     for tool in ("wrk", "oha"):
         for scenario, peer, goal in goals:

@@ -176,6 +176,21 @@ def start_uvicorn(servers, port):
     )
 
 
+def start_granian(servers, name, port, interface):
+    """The same answer under granian (its Rust HTTP server calling Python), one process
+    (one worker, one runtime thread): `asgi` runs the uvicorn peer's app unchanged, `rsgi`
+    granian's own interface (bench/peers/rsgi)."""
+    app_dir = os.path.join(BENCH, "peers", "asgi" if interface == "asgi" else "rsgi")
+    return servers.start(
+        name,
+        [sys.executable, "-m", "granian", "--interface", interface, "--workers", "1",
+         "--runtime-threads", "1", "--no-ws", "--log-level", "warning", "--host", "127.0.0.1",
+         "--port", str(port), "app:app"],
+        port,
+        cwd=app_dir,
+    )
+
+
 def openssl_cert():
     cert, key = os.path.join(RUN, "cert.pem"), os.path.join(RUN, "key.pem")
     if not (os.path.exists(cert) and os.path.exists(key)):

@@ -27,15 +27,35 @@ if (process.env.EDGEFN_NODE_EXTRA_CA_CERTS !== undefined) {
 class BadResponse extends Error {}
 class Fatal extends Error {}
 
+// Bodies up to this size are copied behind their header (one buffer per frame); larger
+// ones follow it as their own buffer, never copied.
+const JOIN_LIMIT = 64 << 10;
+let corked = null;
+
+// Frames written in one turn of the event loop (every answer settled while one batch of
+// requests is read) leave in one writev when it ends, not one write each.
 function send(sock, header, body) {
-  const h = Buffer.from(JSON.stringify(header));
+  const text = JSON.stringify(header);
+  const hlen = Buffer.byteLength(text);
   const len = body ? body.length : 0;
-  const head = Buffer.allocUnsafe(8 + h.length);
-  head.writeUInt32BE(4 + h.length + len, 0);
-  head.writeUInt32BE(h.length, 4);
-  h.copy(head, 8);
-  sock.write(head);
-  if (len > 0) sock.write(body);
+  const join = len <= JOIN_LIMIT;
+  const frame = Buffer.allocUnsafe(8 + hlen + (join ? len : 0));
+  frame.writeUInt32BE(4 + hlen + len, 0);
+  frame.writeUInt32BE(hlen, 4);
+  frame.write(text, 8, hlen, 'utf8');
+  if (join && len > 0) frame.set(body, 8 + hlen);
+  if (corked !== sock) {
+    corked = sock;
+    sock.cork();
+    setImmediate(uncork, sock);
+  }
+  sock.write(frame);
+  if (!join) sock.write(body);
+}
+
+function uncork(sock) {
+  corked = null;
+  sock.uncork();
 }
 
 // --- loading ---------------------------------------------------------------------------------

@@ -298,7 +298,7 @@ def openfaas_classic(fn):
 
 
 def has_header(headers, name):
-    return any(k.lower() == name for k in headers)
+    return name in headers or any(k.lower() == name for k in headers)
 
 
 def default_type(headers, value):
@@ -355,7 +355,7 @@ def envelope(result):
             result[0] if n > 0 else None,
             False,
         )
-    if isinstance(result, dict) and any(k in result for k in ENVELOPE_KEYS):
+    if isinstance(result, dict) and not result.keys().isdisjoint(ENVELOPE_KEYS):
         status = result["status"] if "status" in result else result.get("statusCode", 200)
         body = result.get("body")
         if result.get("is_base64") is True:
@@ -379,14 +379,16 @@ def to_response(result):
         raw_headers = {}
     if not isinstance(raw_headers, dict):
         raise BadResponse("headers is not an object")
-    headers = {}
-    for k, v in raw_headers.items():
+    headers = dict(raw_headers)
+    for k in headers:
         if not isinstance(k, str):
             raise BadResponse("a header name is not a string")
-        headers[k] = v
     payload = encode_body(body, headers, bare)
     pairs = []
     for k, v in headers.items():
+        if type(v) is str:
+            pairs.append([k, v])
+            continue
         for item in v if isinstance(v, list) else (v,):
             if isinstance(item, bool) or not isinstance(item, (str, int, float)):
                 raise BadResponse("a header value is not a string or number")
