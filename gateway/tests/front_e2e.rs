@@ -686,19 +686,25 @@ fn bodies_the_front_does_not_hold_are_hypers() {
     assert_eq!(metric0(&gw, SERVED), 0.0);
 }
 
-/// Shutdown while a worker answers a request the front serves: the answer still comes,
-/// marked `connection: close`, then the connection closes and the gateway exits.
-#[test]
-fn shutdown_lets_the_served_request_finish() {
-    let env = shaped_env();
-    let mut gw = env.start(true);
-    let mut c = Conn::open(&gw);
+/// A connection whose `/slow` request the worker has started (and holds until `go` exists).
+fn slow_request_in_service(env: &Env, gw: &Gateway) -> Conn {
+    let mut c = Conn::open(gw);
     c.send(get("/slow", "").as_bytes());
     let started = env.calls.with_file_name("started");
     assert!(
         wait_until(Duration::from_secs(20), || started.exists()),
         "the worker got the request"
     );
+    c
+}
+
+/// Shutdown while a worker answers a request the front serves: the answer still comes,
+/// marked `connection: close`, then the connection closes and the gateway exits.
+#[test]
+fn shutdown_lets_the_served_request_finish() {
+    let env = shaped_env();
+    let mut gw = env.start(true);
+    let mut c = slow_request_in_service(&env, &gw);
     gw.signal("TERM");
     assert!(gw.wait_log("shutting down", Duration::from_secs(5)));
     std::fs::write(env.calls.with_file_name("go"), b"").unwrap();
@@ -718,13 +724,7 @@ fn shutdown_lets_the_served_request_finish() {
 fn a_request_sent_during_service_is_answered_after_it() {
     let env = shaped_env();
     let gw = env.start(true);
-    let mut c = Conn::open(&gw);
-    c.send(get("/slow", "").as_bytes());
-    let started = env.calls.with_file_name("started");
-    assert!(
-        wait_until(Duration::from_secs(20), || started.exists()),
-        "the worker got the request"
-    );
+    let mut c = slow_request_in_service(&env, &gw);
     c.send(get("/shaped?say=next", "").as_bytes());
     c.send(get("/nowhere", "").as_bytes());
     std::fs::write(env.calls.with_file_name("go"), b"").unwrap();
