@@ -23,6 +23,8 @@ command -v cc >/dev/null 2>&1 || apt_pkgs+=(build-essential)
 command -v php >/dev/null 2>&1 || apt_pkgs+=(php-cli)
 command -v composer >/dev/null 2>&1 || apt_pkgs+=(composer)
 command -v lua5.4 >/dev/null 2>&1 || apt_pkgs+=(lua5.4)
+# Go functions: Debian's toolchain builds them (standard library only, no module proxy).
+command -v go >/dev/null 2>&1 || apt_pkgs+=(golang-go)
 if ! lua5.4 -e 'require "cjson"; require "socket.unix"; require "mime"' >/dev/null 2>&1; then
   apt_pkgs+=(lua-cjson lua-socket)
 fi

@@ -5,19 +5,21 @@ ready time of fresh workers (median of N starts) against issue 13's targets.
 
 Flow: the driver measures the gateway rows with the other scenarios' `measure` (the Rust
 function answers 503 + Retry-After while the gateway builds it; the probe waits, the build
-is not timed), then `direct` runs worker-direct once per runtime, and `table` joins both
+is not timed; Go's likewise), then `direct` runs worker-direct once per runtime, and `table` joins both
 into the report's runtimes table."""
 import os
 
 from common import BENCH, PORTS
 from load import Target, run_worker_direct
 
-RUNTIMES = ("python", "node", "typescript", "php", "lua", "rust")
+RUNTIMES = ("python", "node", "typescript", "php", "lua", "rust", "go")
 HANDLERS = {"python": "handler.py", "node": "handler.js", "typescript": "handler.ts",
-            "php": "handler.php", "lua": "handler.lua", "rust": "handler.rs"}
+            "php": "handler.php", "lua": "handler.lua", "rust": "handler.rs",
+            "go": "handler.go"}
 # Fresh-worker ready time targets (issue 13 point 6), ms. TypeScript runs on Node once
-# compiled, so it has Node's; Rust's is after the build.
-READY_TARGET_MS = {"python": 50, "node": 100, "typescript": 100, "php": 50, "lua": 20, "rust": 10}
+# compiled, so it has Node's; Rust's and Go's are after the build.
+READY_TARGET_MS = {"python": 50, "node": 100, "typescript": 100, "php": 50, "lua": 20, "rust": 10,
+                   "go": 10}
 
 
 def label(rt):

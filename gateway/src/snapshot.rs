@@ -2,6 +2,7 @@
 //! pools and metric handles, and the pre-rendered OpenAPI document. Built off the request
 //! path, swapped in whole with `ArcSwap::store`.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -89,6 +90,7 @@ impl Snapshot {
         let openapi = Bytes::from(openapi::render(&catalog.functions));
         let catalog_doc = Bytes::from(crate::fn_catalog::render(&catalog.functions));
         let assets = catalog.assets.clone();
+        let root = catalog.root.clone();
         let leaders = shared_pool_leaders(&catalog.functions);
         let mut functions: Vec<Function> = Vec::with_capacity(catalog.functions.len());
         for (i, def) in catalog.functions.into_iter().enumerate() {
@@ -98,7 +100,7 @@ impl Snapshot {
                     meta.handler = Some(Arc::from(def.handler.to_string_lossy()));
                     functions[j].pool.clone()
                 }
-                None => registry.ensure(pool_spec(&def)),
+                None => registry.ensure(pool_spec(&def, &root)),
             };
             let allow = def
                 .policy
@@ -147,12 +149,12 @@ fn shared_pool_leaders(defs: &[FunctionDef]) -> Vec<Option<usize>> {
         if def.runtime != crate::catalog::runtime::Runtime::Node {
             continue;
         }
-        let mut mine = pool_spec(def);
+        let mut mine = pool_spec(def, Path::new(""));
         for (j, other) in defs[..i].iter().enumerate() {
             if out[j].is_some() || other.runtime != def.runtime || other.dir != def.dir {
                 continue;
             }
-            let leader = pool_spec(other);
+            let leader = pool_spec(other, Path::new(""));
             mine.function = leader.function.clone();
             mine.handler = leader.handler.clone();
             if mine == leader {
@@ -177,12 +179,13 @@ fn event_meta(def: &FunctionDef) -> EventMeta {
     }
 }
 
-fn pool_spec(def: &FunctionDef) -> PoolSpec {
+fn pool_spec(def: &FunctionDef, root: &Path) -> PoolSpec {
     PoolSpec {
         function: def.name.clone(),
         runtime: def.runtime,
         handler: def.handler.clone(),
         dir: def.dir.clone(),
+        root: root.to_path_buf(),
         env: def
             .env
             .iter()

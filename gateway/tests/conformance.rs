@@ -22,6 +22,7 @@ const RUNTIMES: &[(&str, &str)] = &[
     ("php", "runtimes/conformance/php"),
     ("lua", "runtimes/conformance/lua"),
     ("rust", "runtimes/conformance/rust"),
+    ("go", "runtimes/conformance/go"),
 ];
 
 const TABLE: &str = "runtimes/conformance/cases.json";

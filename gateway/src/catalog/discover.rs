@@ -441,7 +441,7 @@ impl Walker {
                     self.errors.push(CatalogError::new(
                         &dir.join("fn.config.json"),
                         Some("entrypoint".into()),
-                        format!("{ep:?} is not a handler file inside this folder (py, js, ts, php, lua, rs)"),
+                        format!("{ep:?} is not a handler file inside this folder (py, js, ts, php, lua, rs, go)"),
                     ));
                     None
                 }
@@ -580,6 +580,7 @@ fn runtime_folder(name: &str) -> Option<Runtime> {
         "php" => Some(Runtime::Php),
         "lua" => Some(Runtime::Lua),
         "rust" => Some(Runtime::Rust),
+        "go" => Some(Runtime::Go),
         _ => None,
     }
 }

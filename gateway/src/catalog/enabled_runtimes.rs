@@ -12,7 +12,7 @@ use super::CatalogError;
 
 pub const VAR: &str = "FN_RUNTIMES";
 
-/// FastFN's runtime names; `go` is one of them that edgefn does not run.
+/// FastFN's runtime names.
 const KNOWN: [&str; 6] = ["python", "node", "php", "lua", "rust", "go"];
 
 /// FastFN's name for a runtime: TypeScript handlers run on Node there.

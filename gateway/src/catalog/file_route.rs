@@ -160,7 +160,7 @@ mod tests {
         assert_eq!(parse("x.spec.ts"), Err(NotRoute::Private));
         assert_eq!(parse("types.d.ts"), Err(NotRoute::NotCode));
         assert_eq!(parse("report.csv"), Err(NotRoute::NotCode));
-        assert_eq!(parse("main.go"), Err(NotRoute::NotCode));
+        assert_eq!(parse("main.rb"), Err(NotRoute::NotCode));
         assert_eq!(parse("get.post.py"), Err(NotRoute::AmbiguousMethod));
     }
 }

@@ -2,7 +2,7 @@
 //! read by the policy defaults (concurrency) and by the pool's launcher.
 
 /// A handler's runtime. `TypeScript` runs on Node once compiled; `Rust` is a handler
-/// built with the SDK crate into a worker binary.
+/// built with the SDK crate into a worker binary, `Go` one built with edgefn's Go harness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Runtime {
     Python,
@@ -11,16 +11,18 @@ pub enum Runtime {
     Php,
     Lua,
     Rust,
+    Go,
 }
 
 impl Runtime {
-    pub const ALL: [Runtime; 6] = [
+    pub const ALL: [Runtime; 7] = [
         Runtime::Python,
         Runtime::Node,
         Runtime::TypeScript,
         Runtime::Php,
         Runtime::Lua,
         Runtime::Rust,
+        Runtime::Go,
     ];
 
     /// The label used in logs, metrics, `edgefn check` and `event.context.runtime`.
@@ -32,6 +34,7 @@ impl Runtime {
             Runtime::Php => "php",
             Runtime::Lua => "lua",
             Runtime::Rust => "rust",
+            Runtime::Go => "go",
         }
     }
 
@@ -44,6 +47,7 @@ impl Runtime {
             Runtime::Php => "php",
             Runtime::Lua => "lua",
             Runtime::Rust => "rs",
+            Runtime::Go => "go",
         }
     }
 
@@ -56,7 +60,7 @@ impl Runtime {
     pub fn default_concurrency(self) -> usize {
         match self {
             Runtime::Node | Runtime::TypeScript => 16,
-            Runtime::Python | Runtime::Php | Runtime::Lua | Runtime::Rust => 1,
+            Runtime::Python | Runtime::Php | Runtime::Lua | Runtime::Rust | Runtime::Go => 1,
         }
     }
 }

@@ -115,6 +115,7 @@ struct RawRuntimes {
     php: Option<RawRuntime>,
     lua: Option<RawRuntime>,
     rust: Option<RawRuntime>,
+    go: Option<RawRuntime>,
     worker_idle_timeout_ms: Option<u64>,
     cancel_grace_ms: Option<u64>,
     typescript: Option<RawTypeScript>,
@@ -389,6 +390,7 @@ fn validate(
             &mut runtimes.cargo,
             raw.runtimes.rust,
         ),
+        ("runtimes.go.command", &mut runtimes.go, raw.runtimes.go),
     ] {
         if let Some(r) = cmd {
             let argv: Vec<String> = match r.command {

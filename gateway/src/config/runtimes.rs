@@ -15,10 +15,12 @@ pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_millis(1000);
 pub struct RuntimeCommands {
     pub python: Vec<String>,
     pub node: Vec<String>,
-    /// `[runtimes.php] command`, `[runtimes.lua] command`, `[runtimes.rust] command` (cargo).
+    /// `[runtimes.php] command`, `[runtimes.lua] command`, `[runtimes.rust] command` (cargo),
+    /// `[runtimes.go] command` (the go tool).
     pub php: Vec<String>,
     pub lua: Vec<String>,
     pub cargo: Vec<String>,
+    pub go: Vec<String>,
     /// Workers above `workers.min` idle this long are stopped
     /// (`[runtimes] worker_idle_timeout_ms`).
     pub idle_timeout: Duration,
@@ -38,6 +40,7 @@ impl Default for RuntimeCommands {
             php: vec!["php".into()],
             lua: vec!["lua5.4".into()],
             cargo: vec!["cargo".into()],
+            go: vec!["go".into()],
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             cancel_grace: DEFAULT_CANCEL_GRACE,
             esbuild: None,

@@ -45,6 +45,8 @@ pub enum DepsError {
     },
     #[error(transparent)]
     TypeScript(#[from] super::typescript::TsError),
+    #[error(transparent)]
+    Go(#[from] super::go_build::GoError),
 }
 
 /// Environment additions that make the installed packages importable.
@@ -68,19 +70,20 @@ pub fn cache_root() -> PathBuf {
     std::env::temp_dir().join("edgefn-cache")
 }
 
-/// Installs the function's dependencies if it declares any; returns the env to add.
-pub async fn ensure(
-    runtime: Runtime,
-    dir: &Path,
-    handler: &Path,
-    interpreter: &[String],
-) -> Result<DepsEnv, DepsError> {
-    match runtime {
+/// Installs the function's dependencies if it declares any (or builds its binary, for the
+/// compiled runtimes); returns the env to add.
+pub async fn ensure(spec: &super::PoolSpec, interpreter: &[String]) -> Result<DepsEnv, DepsError> {
+    let (dir, handler) = (spec.dir.as_path(), spec.handler.as_path());
+    match spec.runtime {
         Runtime::Python => python(dir, interpreter).await,
         Runtime::Node => node(dir).await,
         Runtime::TypeScript => typescript(dir, interpreter).await,
         Runtime::Php => super::php::composer(dir, interpreter).await,
         Runtime::Rust => super::rust_build::ensure(dir, handler, interpreter).await,
+        Runtime::Go => {
+            let name = spec.handler_name.as_deref();
+            super::go_build::ensure(&spec.root, dir, handler, name, interpreter).await
+        }
         Runtime::Lua => Ok(DepsEnv::default()),
     }
 }
@@ -91,7 +94,7 @@ pub async fn ensure_with_packs(
     spec: &super::PoolSpec,
     interpreter: &[String],
 ) -> Result<DepsEnv, DepsError> {
-    let mut env = ensure(spec.runtime, &spec.dir, &spec.handler, interpreter).await?;
+    let mut env = ensure(spec, interpreter).await?;
     for pack in &spec.shared_deps {
         let (installed, shipped, var) = match spec.runtime {
             Runtime::Python => (python(pack, interpreter).await?, ".deps", "PYTHONPATH"),

@@ -143,6 +143,7 @@ fn spec(min: usize, max: usize, timeout_ms: u64) -> Arc<PoolSpec> {
         runtime: Runtime::Python,
         handler: PathBuf::from("/fake/handler.py"),
         dir: PathBuf::from("/fake"),
+        root: PathBuf::from("/"),
         env: Vec::new(),
         secrets: Vec::new(),
         min_workers: min,

@@ -34,6 +34,8 @@ const PHP_FLAGS: [&str; 4] = ["-d", "display_errors=stderr", "-d", "log_errors=0
 /// A Rust function's worker is its own binary, built per digest (`rust_build`) and named
 /// by the deps env; `sh` execs it with the worker arguments unchanged.
 const RUST_TRAMPOLINE: [&str; 3] = ["-c", "exec \"$EDGEFN_RUST_WORKER\" \"$@\"", "edgefn-rust"];
+/// A Go function's worker likewise (`go_build`).
+const GO_TRAMPOLINE: [&str; 3] = ["-c", "exec \"$EDGEFN_GO_WORKER\" \"$@\"", "edgefn-go"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -61,6 +63,7 @@ pub struct Launcher {
     php: Vec<String>,
     lua: Vec<String>,
     cargo: Vec<String>,
+    go: Vec<String>,
     composer: Vec<String>,
     /// esbuild for TypeScript handlers (empty when none was found).
     esbuild: Vec<String>,
@@ -119,6 +122,7 @@ impl Launcher {
             php: commands.php.clone(),
             lua: commands.lua.clone(),
             cargo: commands.cargo.clone(),
+            go: commands.go.clone(),
             composer: vec!["composer".into()],
             esbuild,
             dir,
@@ -133,9 +137,13 @@ impl Launcher {
             Runtime::Node | Runtime::TypeScript => (&self.node, "edgefn-worker.js"),
             Runtime::Php => (&self.php, "edgefn-worker.php"),
             Runtime::Lua => (&self.lua, "edgefn-worker.lua"),
-            Runtime::Rust => {
+            Runtime::Rust | Runtime::Go => {
                 let mut cmd = Command::new("/bin/sh");
-                cmd.args(RUST_TRAMPOLINE);
+                cmd.args(if runtime == Runtime::Go {
+                    GO_TRAMPOLINE
+                } else {
+                    RUST_TRAMPOLINE
+                });
                 return Some(cmd);
             }
         };
@@ -167,7 +175,8 @@ impl Launcher {
     }
 
     /// The command a runtime's load step runs: the interpreter for pip, esbuild for
-    /// TypeScript (its npm install needs none), composer for PHP, cargo for a Rust build.
+    /// TypeScript (its npm install needs none), composer for PHP, cargo for a Rust build,
+    /// go for a Go build.
     pub fn interpreter(&self, runtime: Runtime) -> &[String] {
         match runtime {
             Runtime::Python => &self.python_plain,
@@ -175,6 +184,7 @@ impl Launcher {
             Runtime::TypeScript => &self.esbuild,
             Runtime::Php => &self.composer,
             Runtime::Rust => &self.cargo,
+            Runtime::Go => &self.go,
             Runtime::Lua => &self.lua,
         }
     }

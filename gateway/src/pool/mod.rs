@@ -15,6 +15,7 @@
 mod deps;
 pub mod event;
 mod function_pool;
+mod go_build;
 mod handle;
 mod launch;
 mod machine;
@@ -209,7 +210,7 @@ async fn start_version(shared: Arc<Shared>, pool: Arc<Pool>, spec: PoolSpec) {
         Err(e) => {
             if previous.is_some() {
                 refuse(
-                    "the new version's dependencies failed to install",
+                    "the new version's build or dependency install failed",
                     &e.to_string(),
                 );
                 return;
@@ -218,10 +219,10 @@ async fn start_version(shared: Arc<Shared>, pool: Arc<Pool>, spec: PoolSpec) {
                 function = %spec.function,
                 dir = %spec.dir.display(),
                 error = %e,
-                "dependency install failed; this function answers 503 until it is fixed"
+                "build or dependency install failed; this function answers 503 until it is fixed"
             );
             pool.swap(Serving::Unavailable(Arc::from(
-                "its dependencies failed to install; see the gateway log",
+                "its build or dependency install failed; see the gateway log",
             )));
             return;
         }

@@ -21,6 +21,8 @@ pub struct PoolSpec {
     pub handler: PathBuf,
     /// Absolute path of the function folder.
     pub dir: PathBuf,
+    /// The functions directory: Go's helper files depend on entry files up to it.
+    pub root: PathBuf,
     /// `event.env`: (name, value), secrets included (the function may read them).
     pub env: Vec<(String, String)>,
     /// Values to replace with `***` in captured stdout/stderr.

@@ -110,6 +110,45 @@ pub fn sdk_echo_binary() -> PathBuf {
         .clone()
 }
 
+/// Builds the Go harness (`runtimes/go`) with `source` as the handler, the way the gateway
+/// does (`pool/go_build.rs`), into a folder of this test run; returns the binary.
+pub fn go_worker_binary(source: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "go-worker-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    for name in ["worker.go", "respond.go"] {
+        std::fs::copy(repo_root().join("runtimes/go").join(name), dir.join(name)).unwrap();
+        files.push(name);
+    }
+    std::fs::write(dir.join("handler.go"), source).unwrap();
+    std::fs::write(
+        dir.join("main.go"),
+        "package main\n\nfunc main() { edgefnServe(edgefnWrap(handler)) }\n",
+    )
+    .unwrap();
+    files.extend(["handler.go", "main.go"]);
+    let out = Command::new("go")
+        .args(["build", "-o", "worker"])
+        .args(&files)
+        .current_dir(&dir)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run go: {e} (scripts/setup.sh installs golang-go)"));
+    assert!(
+        out.status.success(),
+        "go build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.join("worker")
+}
+
 /// One worker process and the gateway end of its socket; killed on drop.
 pub struct Worker {
     /// The runtime `init` names.
@@ -139,6 +178,12 @@ impl Worker {
             "// built ahead of time\n",
             concurrency,
         )
+    }
+
+    /// A Go worker: `source` built with the harness ([`go_worker_binary`]).
+    pub fn spawn_go(source: &str, concurrency: usize) -> Worker {
+        let argv = [go_worker_binary(source).display().to_string()];
+        Worker::spawn_argv("go", &argv, "handler.go", source, concurrency)
     }
 
     /// Like [`Worker::spawn`] for any worker command (`argv` before `<socket> <handler>

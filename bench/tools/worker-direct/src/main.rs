@@ -37,6 +37,11 @@ fn spec(handler: &Path, runtime: Runtime, n: u8) -> PoolSpec {
         runtime,
         handler: handler.to_path_buf(),
         dir: handler.parent().expect("handler in a folder").to_path_buf(),
+        root: handler
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("/"))
+            .to_path_buf(),
         env: Vec::new(),
         secrets: Vec::new(),
         min_workers: 1,
