@@ -3,7 +3,7 @@
 //! Data flow: the handler file, the `.go` files FastFN compiles with it ([`helpers`]), an
 //! optional `go.mod` / `go.sum`, the embedded harness (`runtimes/go`) and the go command
 //! are hashed → if `go/bin/<digest>` exists it is used as is; else they are copied under
-//! `go/src/<digest>.tmp…` (removed after the build), each function file headed by a
+//! `go/src/<digest>.tmp…` (removed after the build), each function file renamed and headed by a
 //! `//line` directive naming the original, so compiler messages and panic stacks name
 //! the function's own file; a one-line `main` hands the handler to the harness, and
 //! `go build` runs there with `GOPROXY=off` first (a module cache that holds the
@@ -99,8 +99,9 @@ pub async fn ensure(
     if !bin.is_file() {
         let src = deps::fresh_tmp(&root.join("src").join(&key))?;
         let built = build_in(&src, &files, &modules, &symbol, go, &root).await;
+        let published = built.and_then(|b| publish(&b, &bin));
         let _ = std::fs::remove_dir_all(&src);
-        publish(&built?, &bin)?;
+        published?;
     }
     Ok(DepsEnv {
         vars: vec![(WORKER_VAR, bin)],
@@ -224,15 +225,17 @@ async fn build_in(
         std::fs::write(src.join(name), text).map_err(err)?;
         names.push(name.to_owned());
     }
-    for path in files {
+    // Renamed: the go tool ignores files whose name starts with `_`, even when named on
+    // its command line (FastFN's `_shared.go`); the `//line` header keeps the real name.
+    for (i, path) in files.iter().enumerate() {
         let text = std::fs::read_to_string(path).map_err(|source| DepsError::Read {
             file: path.clone(),
             source,
         })?;
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let name = format!("fn{i}.go");
         let headed = format!("//line {}:1:1\n{text}", path.display());
-        std::fs::write(src.join(name.as_ref()), headed).map_err(err)?;
-        names.push(name.into_owned());
+        std::fs::write(src.join(&name), headed).map_err(err)?;
+        names.push(name);
     }
     for path in modules {
         std::fs::copy(path, src.join(path.file_name().unwrap_or_default())).map_err(err)?;
