@@ -193,11 +193,19 @@ fn fastfn_go_tree_shapes_answer_as_fastfn() {
         body,
         serde_json::json!({"items": [{"id": 1, "name": "bolt"}, {"id": 2, "name": "nut"}], "via": "go"})
     );
-    let (status, _, body) = call(&gw, reqwest::Method::POST, "/products", r#"{"name":"gear"}"#);
+    let (status, _, body) = call(
+        &gw,
+        reqwest::Method::POST,
+        "/products",
+        r#"{"name":"gear"}"#,
+    );
     assert_eq!(status, 201, "{body}");
     assert_eq!(body, serde_json::json!({"name": "gear", "created": true}));
     let (status, _, body) = call(&gw, reqwest::Method::POST, "/products", "not json");
-    assert_eq!((status, &body["error"]), (400, &Value::from("invalid JSON")));
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &Value::from("invalid JSON"))
+    );
     assert_eq!(
         get(&gw, "/products/42").1,
         serde_json::json!({"id": "42", "method": "GET"})
@@ -267,10 +275,7 @@ fn assets_run_worker_first_serves_the_go_handler_before_the_file() {
     let gw = go_gateway(&dir, &[]);
     assert_eq!(
         get(&gw, "/api-go"),
-        (
-            200,
-            serde_json::json!({"runtime": "go", "path": "/api-go"})
-        )
+        (200, serde_json::json!({"runtime": "go", "path": "/api-go"}))
     );
     assert_eq!(get(&gw, "/"), (200, Value::from("<h1>shell</h1>")));
     assert_eq!(get(&gw, "/style.css"), (200, Value::from("body{}")));

@@ -105,10 +105,7 @@ fn fastfns_event_reaches_the_handler() {
         (Some("res"), Some(1), Some(200)),
         "{h}"
     );
-    assert_eq!(
-        h["headers"],
-        json!([["content-type", "application/json"]])
-    );
+    assert_eq!(h["headers"], json!([["content-type", "application/json"]]));
     let got: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
         got,

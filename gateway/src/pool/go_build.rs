@@ -3,12 +3,12 @@
 //! Data flow: the handler file, the `.go` files FastFN compiles with it ([`helpers`]), an
 //! optional `go.mod` / `go.sum`, the embedded harness (`runtimes/go`) and the go command
 //! are hashed → if `go/bin/<digest>` exists it is used as is; else they are copied under
-//! `go/src/<digest>.tmp…` (removed after the build), each function file renamed and headed by a
-//! `//line` directive naming the original, so compiler messages and panic stacks name
-//! the function's own file; a one-line `main` hands the handler to the harness, and
-//! `go build` runs there with `GOPROXY=off` first (a module cache that holds the
-//! function's requirements needs no network), then with the operator's proxy settings
-//! if a module was missing. The binary is copied to `go/bin/<digest>` and handed to the
+//! `go/src/<digest>.tmp…` (removed after the build), each function file renamed and
+//! headed by a `//line` directive naming the original, so compiler messages and panic
+//! stacks name the function's own file; a one-line `main` hands the handler to the
+//! harness, and `go build` runs there with `GOPROXY=off` first (a module cache that
+//! holds the function's requirements needs no network), then with the operator's proxy
+//! settings if a module was missing. The binary is copied to `go/bin/<digest>` and handed to the
 //! launcher through `EDGEFN_GO_WORKER`. A failed build is a `DepsError` whose message
 //! ends with the compiler's output; the pool answers 503 for the function, or keeps the
 //! previous version serving.
@@ -304,7 +304,10 @@ mod tests {
 
     #[test]
     fn handler_symbols_are_found_as_fastfn_finds_them() {
-        assert!(defines("func handler(e map[string]interface{}) any", "handler"));
+        assert!(defines(
+            "func handler(e map[string]interface{}) any",
+            "handler"
+        ));
         assert!(defines("package main\nfunc  handler (e M) any", "handler"));
         assert!(!defines("func handlerX(e M) any", "handler"));
         assert!(!defines("func (s *S) handler(e M) any", "handler"));
@@ -343,7 +346,10 @@ mod tests {
             "products/[id]/get.go",
         ]);
         assert_eq!(names(t.path(), "products/get.go"), ["_shared.go"]);
-        assert_eq!(names(t.path(), "products/[id]/get.go"), Vec::<String>::new());
+        assert_eq!(
+            names(t.path(), "products/[id]/get.go"),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -371,7 +377,10 @@ mod tests {
         let one = digest_of(&files, &[], "handler", &go).unwrap();
         assert_eq!(one, digest_of(&files, &[], "handler", &go).unwrap());
         assert_ne!(one, digest_of(&files, &[], "Handler", &go).unwrap());
-        assert_ne!(one, digest_of(&files, &[], "handler", &["go1".into()]).unwrap());
+        assert_ne!(
+            one,
+            digest_of(&files, &[], "handler", &["go1".into()]).unwrap()
+        );
         std::fs::write(&files[0], "package main // changed\n").unwrap();
         assert_ne!(one, digest_of(&files, &[], "handler", &go).unwrap());
     }
