@@ -2,7 +2,7 @@
 //! entry files, catch-alls, runtime-grouped trees and versions, FastFN's precedence,
 //! `fn.config.json` keys (warnings and typos), the event's FastFN fields, `fn.env.json`
 //! scalars, `/_fn/catalog` and `/openapi.json`; the edge proxy answered from Python, Node,
-//! PHP, Lua and Rust handlers; what FastFN's event leaves out (no body, no session) in
+//! PHP, Lua, Rust and Go handlers; what FastFN's event leaves out (no body, no session) in
 //! every runtime. Every tree is the project's own, built in the test's temp dir.
 
 mod support;
@@ -1317,4 +1317,51 @@ pub fn handler(event: Value) -> Value {
         .as_str()
         .unwrap_or_default()
         .contains("no \"edge\" config"));
+}
+
+/// The Go twin: a FastFN Go handler answering `{"proxy": {...}}` (a struct, through its
+/// JSON form) is fetched by the gateway as the other runtimes' answers are.
+#[test]
+fn edge_proxy_from_a_go_handler() {
+    let port = upstream();
+    let open =
+        format!(r#"{{"edge": {{"base_url": "http://127.0.0.1:{port}", "allow_private": true}}}}"#);
+    let go = r#"package main
+
+type proxy struct {
+	Path    string            `json:"path"`
+	Method  string            `json:"method"`
+	Headers map[string]string `json:"headers"`
+	Body    string            `json:"body"`
+}
+
+func handler(event map[string]interface{}) interface{} {
+	query, _ := event["query"].(map[string]interface{})
+	n, _ := query["n"].(string)
+	method, _ := event["method"].(string)
+	return map[string]interface{}{"proxy": proxy{"/echo?via=go", "PUT",
+		map[string]string{"x-edge": n}, "go " + method}}
+}
+"#;
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("go-proxied/handler.go", go),
+            ("go-proxied/fn.config.json", &open),
+        ],
+    );
+    let cache = tempdir();
+    let gw = Gateway::start_args(
+        &["--functions", dir.path().to_str().unwrap()],
+        &[("EDGEFN_CACHE_DIR", cache.path().to_str().unwrap())],
+    );
+    let resp = client().post(gw.url("/go-proxied?n=5")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 201, "{}", gw.logs());
+    assert_eq!(resp.headers()["x-upstream"], "yes");
+    let body: Value = resp.json().unwrap();
+    assert_eq!(body["method"], "PUT");
+    assert_eq!(body["path"], "/echo?via=go");
+    assert_eq!(body["x_edge"], "5");
+    assert_eq!(body["body"], "go POST");
 }
