@@ -205,25 +205,28 @@ async fn start_version(shared: Arc<Shared>, pool: Arc<Pool>, spec: PoolSpec) {
         }
     };
     let interpreter = launcher.interpreter(spec.runtime).to_vec();
+    // A compiled runtime's load step is its build (dependencies included).
+    let (step, failed) = if matches!(spec.runtime, Runtime::Rust | Runtime::Go) {
+        ("build", "its build failed")
+    } else {
+        ("dependency install", "its dependencies failed to install")
+    };
     let deps = match deps::ensure_with_packs(&spec, &interpreter).await {
         Ok(d) => d,
         Err(e) => {
             if previous.is_some() {
-                refuse(
-                    "the new version's build or dependency install failed",
-                    &e.to_string(),
-                );
+                refuse(&format!("the new version's {step} failed"), &e.to_string());
                 return;
             }
             tracing::error!(
                 function = %spec.function,
                 dir = %spec.dir.display(),
                 error = %e,
-                "build or dependency install failed; this function answers 503 until it is fixed"
+                "{step} failed; this function answers 503 until it is fixed"
             );
-            pool.swap(Serving::Unavailable(Arc::from(
-                "its build or dependency install failed; see the gateway log",
-            )));
+            pool.swap(Serving::Unavailable(Arc::from(format!(
+                "{failed}; see the gateway log"
+            ))));
             return;
         }
     };
