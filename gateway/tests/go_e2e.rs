@@ -1,10 +1,11 @@
 //! Go functions through the real `edgefn` binary, each built by the real go tool: FastFN's
 //! Go tree shapes (method file routes with a private `_shared.go`, parameters merged into
 //! the event, a catch-all, a folder entry with a helper and a `go.mod` beside it, a `go/`
-//! runtime-grouped folder, `Handler`, `invoke.handler`, `runtime: "go"`, `FN_RUNTIMES=go` on a per-runtime
-//! tree), the assets `run_worker_first` tree, and the lifecycle: a crash is 502 and heals,
-//! a timeout is 504, a secret printed is masked, a compile error is a 503 naming the file
-//! and the compiler's message, and a broken edit keeps the last good build serving.
+//! runtime-grouped folder, `Handler`, `invoke.handler`, `runtime: "go"`, `FN_RUNTIMES=go`
+//! on a per-runtime tree), the assets `run_worker_first` tree, and the lifecycle: a crash
+//! is 502 and heals, a timeout is 504, a secret printed is masked, a compile error is a 503
+//! naming the file and the compiler's message, and a broken edit keeps the last good build
+//! serving.
 
 mod support;
 
