@@ -61,8 +61,9 @@ fn traffic_moves_counters_exactly_and_page_is_valid() {
         assert_eq!(send(&gw, "GET", path), 404);
     }
     assert_eq!(send(&gw, "PURGE", "/nope"), 404);
-    assert_eq!(send(&gw, "DELETE", "/hello"), 405);
-    assert_eq!(send(&gw, "DELETE", "/hello"), 405);
+    // A method the route does not serve is not found (FastFN's answer): unmatched traffic.
+    assert_eq!(send(&gw, "DELETE", "/hello"), 404);
+    assert_eq!(send(&gw, "DELETE", "/hello"), 404);
     // Gateway endpoints are not function traffic.
     assert_eq!(send(&gw, "GET", "/_fn/health"), 200);
 
@@ -85,7 +86,15 @@ fn traffic_moves_counters_exactly_and_page_is_valid() {
     assert_eq!(unmatched("OTHER"), 1.0, "{text}");
     let hello_series =
         |m, s: &str| delta(req, &[("function", "hello"), ("method", m), ("status", s)]);
-    assert_eq!(hello_series("DELETE", "405"), 2.0, "{text}");
+    assert_eq!(hello_series("DELETE", "404"), 0.0, "{text}");
+    assert_eq!(
+        delta(
+            req,
+            &[("function", "_unmatched"), ("method", "DELETE"), ("status", "404")]
+        ),
+        2.0,
+        "{text}"
+    );
     for (status, n) in &hello {
         assert_eq!(
             hello_series("GET", &status.to_string()),

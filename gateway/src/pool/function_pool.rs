@@ -387,6 +387,7 @@ impl Inner {
                         let _ = tx.send(Err(match why {
                             Refusal::Crashed => PoolError::Crashed,
                             Refusal::Overloaded => PoolError::Overloaded { retry_after_s: 1 },
+                            Refusal::QueueTimeout => PoolError::QueueTimeout { retry_after_s: 1 },
                         }));
                     }
                 }
