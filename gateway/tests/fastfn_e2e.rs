@@ -1400,6 +1400,7 @@ fn gateway_answers_carry_fastfn_statuses_and_errors() {
                 "crash/handler.py",
                 "import os\ndef handler(event):\n    os._exit(3)\n",
             ),
+            ("broken/handler.py", "def handler(:\n    pass\n"),
             ("python/ver/handler.py", "def handler(event):\n    return 'v1'\n"),
             ("python/ver/v2/handler.py", "def handler(event):\n    return 'v2'\n"),
             (
@@ -1435,6 +1436,7 @@ fn gateway_answers_carry_fastfn_statuses_and_errors() {
         ("/slow", "", 504, "runtime timeout"),
         ("/small", "more than ten bytes", 413, "payload too large"),
         ("/crash", "", 502, "runtime error: closed"),
+        ("/broken", "", 500, "invalid syntax (handler.py, line 1)"),
     ];
     for (path, body, status, error) in cases {
         let got = error_of(&gw, M::POST, path, body);

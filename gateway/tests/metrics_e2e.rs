@@ -112,19 +112,19 @@ fn traffic_moves_counters_exactly_and_page_is_valid() {
     assert_eq!(total(&after) - total(&before), 11.0, "{text}");
 
     let count = "edgefn_request_duration_seconds_count";
-    assert_eq!(delta(count, &[("function", "hello")]), 7.0, "{text}");
-    assert_eq!(delta(count, &[("function", "_unmatched")]), 4.0, "{text}");
+    assert_eq!(delta(count, &[("function", "hello")]), 5.0, "{text}");
+    assert_eq!(delta(count, &[("function", "_unmatched")]), 6.0, "{text}");
     let inf = delta(
         "edgefn_request_duration_seconds_bucket",
         &[("function", "hello"), ("le", "+Inf")],
     );
-    assert_eq!(inf, 7.0, "{text}");
+    assert_eq!(inf, 5.0, "{text}");
     // The gateway's own 404s (unmatched) are answered in well under 0.25 s.
     let fast = delta(
         "edgefn_request_duration_seconds_bucket",
         &[("function", "_unmatched"), ("le", "0.25")],
     );
-    assert_eq!(fast, 4.0, "{text}");
+    assert_eq!(fast, 6.0, "{text}");
 
     assert!(
         get(&after, "edgefn_reload_total", &[("result", "ok")]) >= 1.0,

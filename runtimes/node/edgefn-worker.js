@@ -418,7 +418,8 @@ function main() {
         fatal(sock, e.message);
       } else {
         console.error(e && e.stack ? e.stack : String(e));
-        fatal(sock, `${(e && e.name) || 'Error'} while loading the handler`);
+        // The error's message, as FastFN's daemon answers a handler that cannot be loaded.
+        fatal(sock, errorText(e));
       }
       return;
     }

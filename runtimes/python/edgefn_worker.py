@@ -635,7 +635,8 @@ def main():
 
         traceback.print_exc()
         sys.stderr.flush()
-        channel.send({"type": "fatal", "error": f"{type(e).__name__} while importing the handler"})
+        # The exception's text, as FastFN's daemon answers a handler that cannot be imported.
+        channel.send({"type": "fatal", "error": str(e) or type(e).__name__})
         sys.exit(1)
     channel.send({"type": "ready", "version": PROTOCOL, "pid": posix.getpid()})
     worker = Worker(call, channel, max(1, concurrency), init.get("handler_name"))

@@ -470,7 +470,9 @@ async fn handshake(
         Ok(FromWorker::Ready { version, .. }) => Err(StartError::Version {
             got: version.map_or_else(|| "1 (no version in ready)".into(), |v| v.to_string()),
         }),
-        Ok(FromWorker::Fatal { error }) => Err(StartError::Fatal { error }),
+        Ok(FromWorker::Fatal { error }) => Err(StartError::Fatal {
+            error: ctx.masker.mask(&error),
+        }),
         Ok(_) => Err(StartError::Channel("unexpected first frame".into())),
         Err(e) => Err(StartError::Channel(e.to_string())),
     }
