@@ -183,8 +183,7 @@ where
             ),
             (Done::Answer, Ok(Err(detail))) => {
                 eprintln!("edgefn: handler returned an invalid response: {detail}");
-                let h =
-                    json!({"type": "err", "id": job.id, "kind": "bad_response", "status": 500, "detail": detail});
+                let h = json!({"type": "err", "id": job.id, "kind": "bad_response", "status": 500, "detail": detail});
                 (h, Vec::new())
             }
             (Done::Answer, Ok(Ok(r))) => match check(&r) {

@@ -88,7 +88,10 @@ fn run_case(gw: &Gateway, runtime: &str, case: &Value) -> Result<(), String> {
     let mut problems = Vec::new();
     // A status may differ by runtime, as FastFN's daemons answer (`{"python": 400, "*": 500}`).
     let want_status = match &expect["status"] {
-        Value::Object(by) => by.get(runtime).or_else(|| by.get("*")).and_then(Value::as_u64),
+        Value::Object(by) => by
+            .get(runtime)
+            .or_else(|| by.get("*"))
+            .and_then(Value::as_u64),
         v => v.as_u64(),
     };
     if Some(status as u64) != want_status {

@@ -1426,8 +1426,18 @@ fn gateway_answers_carry_fastfn_statuses_and_errors() {
 
     let cases: &[(&str, &str, u16, &str)] = &[
         ("/boom", "", 500, "kaboom ***"),
-        ("/bad", "{not json", 400, "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
-        ("/nofile", "", 404, "[Errno 2] No such file or directory: '/nonexistent/x.txt'"),
+        (
+            "/bad",
+            "{not json",
+            400,
+            "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        ),
+        (
+            "/nofile",
+            "",
+            404,
+            "[Errno 2] No such file or directory: '/nonexistent/x.txt'",
+        ),
         ("/badstatus", "", 400, "status must be a valid HTTP code"),
         ("/nodeboom", "", 500, "node kaboom"),
         ("/nodebad", "", 500, "status must be a valid HTTP code"),
@@ -1490,7 +1500,8 @@ fn a_full_queue_answers_fastfn_worker_pool_overflow() {
 /// `process.env`, `getenv` and `os.getenv` (and to the handler's own child processes).
 #[test]
 fn function_env_is_in_the_process_environment_of_every_runtime() {
-    let env = r#"{"GREETING": "hi there", "COUNT": 5, "KEY": {"value": "k-123", "is_secret": true}}"#;
+    let env =
+        r#"{"GREETING": "hi there", "COUNT": 5, "KEY": {"value": "k-123", "is_secret": true}}"#;
     let dir = tempdir();
     write_tree(
         dir.path(),

@@ -90,7 +90,11 @@ fn traffic_moves_counters_exactly_and_page_is_valid() {
     assert_eq!(
         delta(
             req,
-            &[("function", "_unmatched"), ("method", "DELETE"), ("status", "404")]
+            &[
+                ("function", "_unmatched"),
+                ("method", "DELETE"),
+                ("status", "404")
+            ]
         ),
         2.0,
         "{text}"

@@ -241,10 +241,19 @@ fn a_new_function_that_cannot_start_answers_500_promptly() {
     let gw = Gateway::start(dir.path());
     let started = Instant::now();
     let answers = concurrent(4, |_| get(&gw.url("/broken")));
-    let want = (500, r#"{"error":"No module named 'no_such_module_here'""#.to_owned());
+    let want = (
+        500,
+        r#"{"error":"No module named 'no_such_module_here'""#.to_owned(),
+    );
     for (status, body) in &answers {
         assert_eq!(
-            (*status, body.split(",\"request_id").next().unwrap_or_default().to_owned()),
+            (
+                *status,
+                body.split(",\"request_id")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            ),
             want,
             "{}",
             gw.logs()

@@ -150,14 +150,20 @@ fn raising_handler_answers_fastfns_status_and_text_without_trace_logged_with_fun
         ),
     ]);
     // FastFN's daemons: the exception's message, 400 for a Python ValueError, else 500.
-    for (path, detail, status) in [("/boom", "kaboom-detail", 400), ("/boomjs", "kaboom-js", 500)] {
+    for (path, detail, status) in [
+        ("/boom", "kaboom-detail", 400),
+        ("/boomjs", "kaboom-js", 500),
+    ] {
         let resp = client().get(gw.url(path)).send().unwrap();
         assert_eq!(resp.status(), status);
         let body = resp.text().unwrap();
         let v: Value = serde_json::from_str(&body).unwrap();
         assert!(v["request_id"].is_string(), "{body}");
         assert_eq!(v["error"], detail, "{body}");
-        assert!(!body.contains("Traceback") && !body.contains("at "), "{body}");
+        assert!(
+            !body.contains("Traceback") && !body.contains("at "),
+            "{body}"
+        );
         assert!(gw.wait_log(detail, Duration::from_secs(5)), "{}", gw.logs());
     }
     let logs = gw.logs();

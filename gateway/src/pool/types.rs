@@ -96,7 +96,10 @@ pub enum PoolError {
     /// The handler raised, or returned what its runtime refuses: the status and text
     /// FastFN's runtime daemon answers (the exception's message, secrets masked).
     #[error("{message}")]
-    HandlerError { status: StatusCode, message: Arc<str> },
+    HandlerError {
+        status: StatusCode,
+        message: Arc<str>,
+    },
     /// A frame the gateway cannot serve (status or header out of range); the detail is for
     /// the log.
     #[error("invalid runtime response")]
