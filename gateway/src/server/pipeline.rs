@@ -952,3 +952,18 @@ fn worker_request(
         meta: f.event_meta.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_versions_and_openfaas_routes_refuse_a_method_with_405() {
+        assert!(method_refusal_is_405(Mode::Plain, "/hello@v2"));
+        assert!(method_refusal_is_405(Mode::Sync, "/function/hello"));
+        assert!(method_refusal_is_405(Mode::Async, "/async-function/hello"));
+        for path in ["/hello", "/api/users/7", "/a/b@v2", "/"] {
+            assert!(!method_refusal_is_405(Mode::Plain, path), "{path}");
+        }
+    }
+}
