@@ -122,8 +122,8 @@ impl GatewayError {
                 PoolError::HandlerError { status, .. } => *status,
                 PoolError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
                 // FastFN's default `worker_pool.overflow_status`.
-                PoolError::Overloaded { .. } | PoolError::QueueTimeout { .. } => {
-                    StatusCode::TOO_MANY_REQUESTS
+                PoolError::Overloaded { status, .. } | PoolError::QueueTimeout { status, .. } => {
+                    *status
                 }
                 PoolError::Unavailable { .. } | PoolError::Starting { .. } => {
                     StatusCode::SERVICE_UNAVAILABLE
@@ -226,8 +226,22 @@ mod tests {
             ),
             (PoolError::BadResponse { detail: "x" }.into(), 502),
             (PoolError::Timeout { timeout_ms: 1 }.into(), 504),
-            (PoolError::Overloaded { retry_after_s: 1 }.into(), 429),
-            (PoolError::QueueTimeout { retry_after_s: 1 }.into(), 429),
+            (
+                PoolError::Overloaded {
+                    retry_after_s: 1,
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                }
+                .into(),
+                429,
+            ),
+            (
+                PoolError::QueueTimeout {
+                    retry_after_s: 1,
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                }
+                .into(),
+                503,
+            ),
             (
                 PoolError::Unavailable {
                     reason: Arc::from("x"),

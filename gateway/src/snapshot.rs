@@ -199,5 +199,6 @@ fn pool_spec(def: &FunctionDef) -> PoolSpec {
         code_hash: def.code_hash,
         handler_name: def.handler_name.clone(),
         shared_deps: def.shared_deps.clone(),
+        overflow_status: def.policy.overflow_status,
     }
 }

@@ -1455,7 +1455,9 @@ fn gateway_answers_carry_fastfn_statuses_and_errors() {
     assert!(!gw.logs().contains("s3cr3t-t0ken"), "{}", gw.logs());
 }
 
-/// Every worker busy and the queue full: FastFN's `worker pool overflow` with 429.
+/// Every worker busy and the queue full: FastFN's `worker pool overflow`, with the
+/// function's `worker_pool.overflow_status` (503 here; 429 by default, see
+/// `runtimes_e2e::a_full_queue_answers_429_with_retry_after`).
 #[test]
 fn a_full_queue_answers_fastfn_worker_pool_overflow() {
     let dir = tempdir();
@@ -1470,7 +1472,7 @@ fn a_full_queue_answers_fastfn_worker_pool_overflow() {
             ("fns/hold/handler.py", hold.as_str()),
             (
                 "fns/hold/fn.config.json",
-                r#"{"workers": {"min": 1, "max": 1}, "concurrency": 1}"#,
+                r#"{"workers": {"min": 1, "max": 1}, "concurrency": 1, "worker_pool": {"overflow_status": 503}}"#,
             ),
         ],
     );
@@ -1479,12 +1481,12 @@ fn a_full_queue_answers_fastfn_worker_pool_overflow() {
     // at least 32): of 40 at once, the rest overflow; the first overflow lets them all go.
     let answers = support::concurrent(40, |_| {
         let (status, body) = call(&gw, reqwest::Method::GET, "/hold");
-        if status == 429 {
+        if status == 503 {
             let _ = std::fs::write(&release, "");
         }
         (status, body)
     });
-    let overflow: Vec<_> = answers.iter().filter(|(s, _)| *s == 429).collect();
+    let overflow: Vec<_> = answers.iter().filter(|(s, _)| *s == 503).collect();
     assert!(!overflow.is_empty(), "{answers:?}");
     for (_, body) in &overflow {
         assert_eq!(body["error"], "worker pool overflow", "{body}");

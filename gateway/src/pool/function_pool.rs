@@ -355,7 +355,7 @@ impl Inner {
                         actions.push(Action::Grant(tx, id, w));
                     }
                     Effect::Refuse(waiter, why) => {
-                        let e = refusal_error(why, sh.load_error.as_ref());
+                        let e = refusal_error(why, sh.load_error.as_ref(), &self.spec);
                         actions.push(Action::Refuse(sh.waiters.remove(&waiter), e));
                     }
                     Effect::Cancel(id, req) => {
@@ -513,15 +513,22 @@ async fn drive(weak: Weak<Inner>, wake: Arc<Notify>) {
 
 /// A refused waiter's error. No worker of a handler that cannot load can serve it: FastFN's
 /// daemon answers such requests 500 with the runtime's text (an import's `SyntaxError`).
-fn refusal_error(why: Refusal, load_error: Option<&Arc<str>>) -> PoolError {
+fn refusal_error(why: Refusal, load_error: Option<&Arc<str>>, spec: &PoolSpec) -> PoolError {
+    let status = spec.overflow_status;
     match (why, load_error) {
         (Refusal::Crashed, Some(text)) => PoolError::HandlerError {
             status: http::StatusCode::INTERNAL_SERVER_ERROR,
             message: text.clone(),
         },
         (Refusal::Crashed, None) => PoolError::Crashed,
-        (Refusal::Overloaded, _) => PoolError::Overloaded { retry_after_s: 1 },
-        (Refusal::QueueTimeout, _) => PoolError::QueueTimeout { retry_after_s: 1 },
+        (Refusal::Overloaded, _) => PoolError::Overloaded {
+            retry_after_s: 1,
+            status,
+        },
+        (Refusal::QueueTimeout, _) => PoolError::QueueTimeout {
+            retry_after_s: 1,
+            status,
+        },
     }
 }
 

@@ -152,6 +152,7 @@ fn spec(min: usize, max: usize, timeout_ms: u64) -> Arc<PoolSpec> {
         code_hash: [0; 32],
         handler_name: None,
         shared_deps: Vec::new(),
+        overflow_status: http::StatusCode::TOO_MANY_REQUESTS,
     })
 }
 

@@ -38,6 +38,9 @@ pub struct PoolSpec {
     /// FastFN's `shared_deps` pack folders: installed like the function's own manifest,
     /// importable after it.
     pub shared_deps: Vec<PathBuf>,
+    /// The status of a request refused for a full queue or a wait that ran out (FastFN's
+    /// `worker_pool.overflow_status`: 429 or 503).
+    pub overflow_status: StatusCode,
 }
 
 /// Who the gateway let in, for `event.context.auth`.
@@ -89,10 +92,16 @@ pub enum PoolError {
     Timeout { timeout_ms: u64 },
     /// Every worker busy and the queue full.
     #[error("worker pool overflow")]
-    Overloaded { retry_after_s: u32 },
+    Overloaded {
+        retry_after_s: u32,
+        status: StatusCode,
+    },
     /// Queued, and no worker came free within the function's timeout.
     #[error("worker pool queue timeout")]
-    QueueTimeout { retry_after_s: u32 },
+    QueueTimeout {
+        retry_after_s: u32,
+        status: StatusCode,
+    },
     /// The handler raised, or returned what its runtime refuses: the status and text
     /// FastFN's runtime daemon answers (the exception's message, secrets masked).
     #[error("{message}")]
