@@ -84,13 +84,13 @@ impl IntoResponse for Value {
             Some(v) => v
                 .as_u64()
                 .filter(|s| (100..=599).contains(s))
-                .ok_or("status is not an integer from 100 to 599")? as u16,
+                .ok_or("status must be a valid HTTP code")? as u16,
         };
         let mut r = Response::new(status);
         match m.remove("proxy") {
             None | Some(Value::Null) => {}
             Some(p @ Value::Object(_)) => r.proxy = Some(p),
-            Some(_) => return Err("proxy is not an object".into()),
+            Some(_) => return Err("proxy must be an object when provided".into()),
         }
         let mut typed = false;
         match m.remove("headers") {
@@ -116,7 +116,7 @@ impl IntoResponse for Value {
                     }
                 }
             }
-            Some(_) => return Err("headers is not an object".into()),
+            Some(_) => return Err("headers must be an object".into()),
         }
         let flag = |k: &str| m.get(k).and_then(Value::as_bool) == Some(true);
         let (body, default) = if flag("is_base64") || flag("isBase64Encoded") {

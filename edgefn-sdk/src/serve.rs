@@ -176,20 +176,20 @@ where
         let outcome = catch_unwind(AssertUnwindSafe(|| handler(job.event)));
         let (header, body) = match (lock(tracker).finish(job.id), outcome) {
             (Done::Cancelled, _) => (json!({"type": "cancelled", "id": job.id}), Vec::new()),
+            // FastFN's Rust runtime answers a panic with 500 and this text.
             (Done::Answer, Err(_)) => (
-                json!({"type": "err", "id": job.id, "kind": "handler_error", "detail": "handler panicked"}),
+                json!({"type": "err", "id": job.id, "kind": "handler_error", "status": 500, "detail": "rust handler panicked"}),
                 Vec::new(),
             ),
             (Done::Answer, Ok(Err(detail))) => {
                 eprintln!("edgefn: handler returned an invalid response: {detail}");
-                let h =
-                    json!({"type": "err", "id": job.id, "kind": "bad_response", "detail": detail});
+                let h = json!({"type": "err", "id": job.id, "kind": "bad_response", "status": 500, "detail": detail});
                 (h, Vec::new())
             }
             (Done::Answer, Ok(Ok(r))) => match check(&r) {
                 Some(detail) => {
                     eprintln!("edgefn: handler returned an invalid response: {detail}");
-                    let h = json!({"type": "err", "id": job.id, "kind": "bad_response", "detail": detail});
+                    let h = json!({"type": "err", "id": job.id, "kind": "bad_response", "status": 500, "detail": detail});
                     (h, Vec::new())
                 }
                 None => {
@@ -209,7 +209,7 @@ where
 
 fn check(r: &Response) -> Option<&'static str> {
     if !(100..=599).contains(&r.status) {
-        return Some("status is not from 100 to 599");
+        return Some("status must be a valid HTTP code");
     }
     let bad = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0);
     if r.headers

@@ -12,7 +12,8 @@ use crate::pool::PoolError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error("not found: no function serves this path")]
+    /// No route for this path and method (FastFN's text).
+    #[error("not found")]
     NotFound,
     /// Two handlers serve the route (`python/x`, `node/x`): FastFN's 409 and text.
     #[error("ambiguous function")]
@@ -20,13 +21,15 @@ pub enum GatewayError {
     /// A `..` segment (`/%2e%2e/x`) above the root: 400, as nginx answers for FastFN.
     #[error("Bad Request: the path climbs above the root")]
     PathAboveRoot,
-    #[error("method not allowed; this function accepts {}", allow.to_str().unwrap_or("other methods"))]
+    /// The methods accepted go in `Allow` (FastFN's text).
+    #[error("method not allowed")]
     MethodNotAllowed { allow: HeaderValue },
     #[error("unauthorized")]
     Unauthorized { failure: AuthFailure },
     #[error("rate limit exceeded; retry later")]
     RateLimited { retry_after: Duration },
-    #[error("request body is larger than this function's limit of {limit} bytes")]
+    /// FastFN's text; `limit` is for the log.
+    #[error("payload too large")]
     PayloadTooLarge { limit: u64 },
     #[error("the request body could not be read")]
     BodyRead,
@@ -83,7 +86,9 @@ impl GatewayError {
     /// The message when it has no parameters (the hot failures), so no formatting runs.
     pub fn static_message(&self) -> Option<&'static str> {
         match self {
-            GatewayError::NotFound => Some("not found: no function serves this path"),
+            GatewayError::NotFound => Some("not found"),
+            GatewayError::MethodNotAllowed { .. } => Some("method not allowed"),
+            GatewayError::PayloadTooLarge { .. } => Some("payload too large"),
             GatewayError::Ambiguous => Some("ambiguous function"),
             GatewayError::PathAboveRoot => Some("Bad Request: the path climbs above the root"),
             GatewayError::Unauthorized { .. } => Some("unauthorized"),
@@ -113,13 +118,16 @@ impl GatewayError {
             GatewayError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             GatewayError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Pool(p) => match p {
-                PoolError::Crashed | PoolError::HandlerError | PoolError::BadResponse { .. } => {
-                    StatusCode::BAD_GATEWAY
-                }
+                PoolError::Crashed | PoolError::BadResponse { .. } => StatusCode::BAD_GATEWAY,
+                PoolError::HandlerError { status, .. } => *status,
                 PoolError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-                PoolError::Overloaded { .. }
-                | PoolError::Unavailable { .. }
-                | PoolError::Starting { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                // FastFN's default `worker_pool.overflow_status`.
+                PoolError::Overloaded { status, .. } | PoolError::QueueTimeout { status, .. } => {
+                    *status
+                }
+                PoolError::Unavailable { .. } | PoolError::Starting { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
             },
             GatewayError::Async(a) => match a {
                 AsyncError::Full | AsyncError::Unavailable { .. } => {
@@ -200,10 +208,40 @@ mod tests {
             ),
             (GatewayError::StoreUnavailable, 503),
             (PoolError::Crashed.into(), 502),
-            (PoolError::HandlerError.into(), 502),
+            (
+                PoolError::HandlerError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: Arc::from("boom"),
+                }
+                .into(),
+                500,
+            ),
+            (
+                PoolError::HandlerError {
+                    status: StatusCode::BAD_REQUEST,
+                    message: Arc::from("status must be a valid HTTP code"),
+                }
+                .into(),
+                400,
+            ),
             (PoolError::BadResponse { detail: "x" }.into(), 502),
             (PoolError::Timeout { timeout_ms: 1 }.into(), 504),
-            (PoolError::Overloaded { retry_after_s: 1 }.into(), 503),
+            (
+                PoolError::Overloaded {
+                    retry_after_s: 1,
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                }
+                .into(),
+                429,
+            ),
+            (
+                PoolError::QueueTimeout {
+                    retry_after_s: 1,
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                }
+                .into(),
+                503,
+            ),
             (
                 PoolError::Unavailable {
                     reason: Arc::from("x"),

@@ -160,9 +160,13 @@ fn responses(secured: bool) -> Value {
         r.insert("401".into(), err("Missing or invalid credentials"));
     }
     r.insert("413".into(), err("Body larger than the function's limit"));
-    r.insert("429".into(), err("Rate limited"));
-    r.insert("502".into(), err("The function failed"));
-    r.insert("503".into(), err("The function is at capacity"));
+    r.insert(
+        "429".into(),
+        err("Rate limited, or the function is at capacity"),
+    );
+    r.insert("500".into(), err("The function raised an error"));
+    r.insert("502".into(), err("The function's worker crashed"));
+    r.insert("503".into(), err("The function is starting or unavailable"));
     r.insert("504".into(), err("The function timed out"));
     Value::Object(r)
 }

@@ -103,7 +103,8 @@ pub fn error_answer(err: &GatewayError, rid: &[u8]) -> Answer {
             Some((RETRY_AFTER, HeaderValue::from(secs)))
         }
         GatewayError::StoreUnavailable => Some((RETRY_AFTER, HeaderValue::from(1u64))),
-        GatewayError::Pool(PoolError::Overloaded { retry_after_s })
+        GatewayError::Pool(PoolError::Overloaded { retry_after_s, .. })
+        | GatewayError::Pool(PoolError::QueueTimeout { retry_after_s, .. })
         | GatewayError::Pool(PoolError::Starting { retry_after_s }) => {
             Some((RETRY_AFTER, HeaderValue::from((*retry_after_s).max(1))))
         }

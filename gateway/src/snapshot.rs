@@ -139,14 +139,17 @@ impl Snapshot {
     }
 }
 
-/// FastFN runs a folder's Node handlers in one process, so a module beside them
-/// (`showcase/_state.js` required by `get.form.js` and `put.form.js`) holds one state for
-/// all of them: such functions share the pool of the first one, each request naming its
-/// handler file. Only functions whose pools would be alike but for the handler share.
+/// FastFN runs a folder's Node handlers in one process, and every Python handler in its one
+/// daemon (each file its own module, the modules they import shared), so a module beside
+/// them (`showcase/_state.js` required by `get.form.js` and `put.form.js`, `_state.py`
+/// imported by `get.py` and `post.py`) holds one state for all of them: such functions
+/// share the pool of the first one, each request naming its handler file. Only functions
+/// whose pools would be alike but for the handler share.
 fn shared_pool_leaders(defs: &[FunctionDef]) -> Vec<Option<usize>> {
+    use crate::catalog::runtime::Runtime;
     let mut out = vec![None; defs.len()];
     for (i, def) in defs.iter().enumerate() {
-        if def.runtime != crate::catalog::runtime::Runtime::Node {
+        if !matches!(def.runtime, Runtime::Node | Runtime::Python) {
             continue;
         }
         let mut mine = pool_spec(def, Path::new(""));
@@ -199,5 +202,6 @@ fn pool_spec(def: &FunctionDef, root: &Path) -> PoolSpec {
         code_hash: def.code_hash,
         handler_name: def.handler_name.clone(),
         shared_deps: def.shared_deps.clone(),
+        overflow_status: def.policy.overflow_status,
     }
 }

@@ -108,13 +108,12 @@ fn file_routes_entry_files_catch_alls_and_precedence() {
     assert_eq!((s, e["fn"].as_str()), (200, Some("hello")), "{e}");
     assert_eq!(e["context"]["runtime"], "node");
 
-    // One path, one function per method; the 405 lists their union.
+    // One path, one function per method; another method is not found, as in FastFN.
     assert_eq!(get(&gw, "/products").1["fn"], "products-get");
     let (s, e) = call(&gw, reqwest::Method::POST, "/products");
     assert_eq!((s, e["fn"].as_str()), (200, Some("products-post")));
-    let resp = client().delete(gw.url("/products")).send().unwrap();
-    assert_eq!(resp.status().as_u16(), 405);
-    assert_eq!(resp.headers()["allow"], "GET, POST");
+    let (s, e) = call(&gw, reqwest::Method::DELETE, "/products");
+    assert_eq!((s, e["error"].as_str()), (404, Some("not found")));
 
     let (_, e) = get(&gw, "/products/42");
     assert_eq!(e["fn"], "product-get");
@@ -127,7 +126,7 @@ fn file_routes_entry_files_catch_alls_and_precedence() {
     let (s, e) = call(&gw, reqwest::Method::POST, "/admin/users/7");
     assert_eq!((s, e["fn"].as_str()), (200, Some("admin-user")));
     assert_eq!(e["params"]["id"], "7");
-    assert_eq!(get(&gw, "/admin/users/7").0, 405);
+    assert_eq!(get(&gw, "/admin/users/7").0, 404);
 
     // Static beats a parameter; helpers beside an entry file are not routes.
     assert_eq!(get(&gw, "/users").1["fn"], "users-index");
@@ -164,7 +163,7 @@ fn file_routes_entry_files_catch_alls_and_precedence() {
 
     // invoke.methods limits, invoke.routes replaces the folder route.
     assert_eq!(get(&gw, "/limited").0, 200);
-    assert_eq!(call(&gw, reqwest::Method::POST, "/limited").0, 405);
+    assert_eq!(call(&gw, reqwest::Method::POST, "/limited").0, 404);
     assert_eq!(get(&gw, "/limited").1["context"]["timeout_ms"], 2500);
     let (_, e) = get(&gw, "/r/bob");
     assert_eq!(
@@ -268,7 +267,7 @@ fn runtime_grouped_trees_and_versions() {
     assert_eq!(e["context"]["version"], "v2");
     assert_eq!(e["context"]["function_name"], "hello");
     assert_eq!(get(&gw, "/greet").1["fn"], "greet");
-    assert_eq!(call(&gw, reqwest::Method::POST, "/greet").0, 405);
+    assert_eq!(call(&gw, reqwest::Method::POST, "/greet").0, 404);
     assert_eq!(get(&gw, "/python/hello").0, 404);
 }
 
@@ -1182,8 +1181,14 @@ return handler
     refused("/lua-control", "control-plane path not allowed");
     refused("/php-noedge", "no \"edge\" config");
     refused("/lua-noedge", "no \"edge\" config");
-    refused("/lua-bad", "");
-    assert!(gw.wait_log("proxy is not an object", std::time::Duration::from_secs(10)));
+    // A `proxy` that is not an object is the runtime's refusal of the answer.
+    let (status, body) = get(&gw, "/lua-bad");
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"], "proxy must be an object when provided");
+    assert!(gw.wait_log(
+        "proxy must be an object when provided",
+        std::time::Duration::from_secs(10)
+    ));
 }
 
 /// FastFN's event leaves out what the request does not carry: no body → no `body` field in
@@ -1317,6 +1322,268 @@ pub fn handler(event: Value) -> Value {
         .as_str()
         .unwrap_or_default()
         .contains("no \"edge\" config"));
+}
+
+/// `(status, error text)` of an answer, asserting it carries a `request_id` beside it.
+fn error_of(gw: &Gateway, method: reqwest::Method, path: &str, body: &str) -> (u16, String) {
+    let resp = client()
+        .request(method, gw.url(path))
+        .body(body.to_owned())
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: {text}"));
+    assert!(v["request_id"].is_string(), "{path}: {text}");
+    (status, v["error"].as_str().unwrap_or_default().to_owned())
+}
+
+/// The gateway's own answers and a failing handler's carry FastFN's status and `error`
+/// text (`gateway.lua`, `gateway_utils.lua`, the runtime daemons): a method a route does
+/// not serve is not found (405 only for `/name@version`), an exception is the daemon's
+/// 500 (400 for a Python `ValueError`, 404 for a missing file) with its message, secrets
+/// masked.
+#[test]
+fn gateway_answers_carry_fastfn_statuses_and_errors() {
+    use reqwest::Method as M;
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("items/get.py", "def handler(event):\n    return 'items'\n"),
+            ("limited/handler.py", "def handler(event):\n    return 'limited'\n"),
+            ("limited/fn.config.json", r#"{"invoke": {"methods": ["GET"]}}"#),
+            (
+                "boom/handler.py",
+                "def handler(event):\n    raise RuntimeError('kaboom ' + event['env']['TOKEN'])\n",
+            ),
+            (
+                "boom/fn.env.json",
+                r#"{"TOKEN": {"value": "s3cr3t-t0ken", "is_secret": true}}"#,
+            ),
+            (
+                "bad/handler.py",
+                "import json\ndef handler(event):\n    return json.loads(event['body'])\n",
+            ),
+            (
+                "nofile/handler.py",
+                "def handler(event):\n    return open('/nonexistent/x.txt').read()\n",
+            ),
+            (
+                "badstatus/handler.py",
+                "def handler(event):\n    return {'status': 99, 'body': 'x'}\n",
+            ),
+            (
+                "nodeboom/handler.js",
+                "exports.handler = async () => { throw new Error('node kaboom'); };\n",
+            ),
+            (
+                "nodebad/handler.js",
+                "exports.handler = async () => ({ status: 1000 });\n",
+            ),
+            (
+                "phpboom/handler.php",
+                "<?php\nfunction handler(array $event): array\n{\n    throw new RuntimeException('php kaboom');\n}\n",
+            ),
+            (
+                "luaboom/handler.lua",
+                "function handler(event)\n  error('lua kaboom', 0)\nend\n",
+            ),
+            (
+                "slow/handler.py",
+                "import time\ndef handler(event):\n    time.sleep(3)\n    return 'late'\n",
+            ),
+            ("slow/fn.config.json", r#"{"timeout_ms": 300}"#),
+            ("small/handler.py", "def handler(event):\n    return 'ok'\n"),
+            ("small/fn.config.json", r#"{"max_body_bytes": 10}"#),
+            (
+                "crash/handler.py",
+                "import os\ndef handler(event):\n    os._exit(3)\n",
+            ),
+            ("broken/handler.py", "def handler(:\n    pass\n"),
+            ("python/ver/handler.py", "def handler(event):\n    return 'v1'\n"),
+            ("python/ver/v2/handler.py", "def handler(event):\n    return 'v2'\n"),
+            (
+                "python/ver/v2/fn.config.json",
+                r#"{"invoke": {"methods": ["GET"]}}"#,
+            ),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    let nf = (404, "not found".to_owned());
+    assert_eq!(error_of(&gw, M::GET, "/nope", ""), nf);
+    // Looked up by path and method together, as FastFN's routes.lua does.
+    assert_eq!(error_of(&gw, M::DELETE, "/items", ""), nf);
+    assert_eq!(error_of(&gw, M::POST, "/limited", ""), nf);
+    let head = client().head(gw.url("/items")).send().unwrap();
+    assert_eq!(head.status().as_u16(), 404);
+    // `/name@version` is resolved by name, then refused by its methods.
+    let resp = client().post(gw.url("/ver@v2")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    assert_eq!(resp.headers()["allow"], "GET");
+    let v: Value = resp.json().unwrap();
+    assert_eq!(v["error"], "method not allowed");
+
+    let cases: &[(&str, &str, u16, &str)] = &[
+        ("/boom", "", 500, "kaboom ***"),
+        (
+            "/bad",
+            "{not json",
+            400,
+            "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        ),
+        (
+            "/nofile",
+            "",
+            404,
+            "[Errno 2] No such file or directory: '/nonexistent/x.txt'",
+        ),
+        ("/badstatus", "", 400, "status must be a valid HTTP code"),
+        ("/nodeboom", "", 500, "node kaboom"),
+        ("/nodebad", "", 500, "status must be a valid HTTP code"),
+        ("/phpboom", "", 500, "php kaboom"),
+        ("/luaboom", "", 500, "lua handler error: lua kaboom"),
+        ("/slow", "", 504, "runtime timeout"),
+        ("/small", "more than ten bytes", 413, "payload too large"),
+        ("/crash", "", 502, "runtime error: closed"),
+        ("/broken", "", 500, "invalid syntax (handler.py, line 1)"),
+    ];
+    for (path, body, status, error) in cases {
+        let got = error_of(&gw, M::POST, path, body);
+        assert_eq!(got, (*status, (*error).to_owned()), "{path}: {}", gw.logs());
+    }
+    assert!(!gw.logs().contains("s3cr3t-t0ken"), "{}", gw.logs());
+}
+
+/// Every worker busy and the queue full: FastFN's `worker pool overflow`, with the
+/// function's `worker_pool.overflow_status` (503 here; 429 by default, see
+/// `runtimes_e2e::a_full_queue_answers_429_with_retry_after`).
+#[test]
+fn a_full_queue_answers_fastfn_worker_pool_overflow() {
+    let dir = tempdir();
+    let release = dir.path().join("release");
+    let hold = format!(
+        "import os, time\ndef handler(event):\n    end = time.time() + 20\n    while not os.path.exists({:?}) and time.time() < end:\n        time.sleep(0.01)\n    return 'done'\n",
+        release.to_str().unwrap()
+    );
+    write_tree(
+        dir.path(),
+        &[
+            ("fns/hold/handler.py", hold.as_str()),
+            (
+                "fns/hold/fn.config.json",
+                r#"{"workers": {"min": 1, "max": 1}, "concurrency": 1, "worker_pool": {"overflow_status": 503}}"#,
+            ),
+        ],
+    );
+    let gw = Gateway::start(&dir.path().join("fns"));
+    // One request on the worker and 32 queued fill the function (`max·concurrency·8`,
+    // at least 32): of 40 at once, the rest overflow; the first overflow lets them all go.
+    let answers = support::concurrent(40, |_| {
+        let (status, body) = call(&gw, reqwest::Method::GET, "/hold");
+        if status == 503 {
+            let _ = std::fs::write(&release, "");
+        }
+        (status, body)
+    });
+    let overflow: Vec<_> = answers.iter().filter(|(s, _)| *s == 503).collect();
+    assert!(!overflow.is_empty(), "{answers:?}");
+    for (_, body) in &overflow {
+        assert_eq!(body["error"], "worker pool overflow", "{body}");
+    }
+    assert_eq!(
+        answers.iter().filter(|(s, _)| *s == 200).count(),
+        40 - overflow.len(),
+        "{answers:?}"
+    );
+}
+
+/// FastFN's daemons show `fn.env.json` in the process environment too: `os.environ`,
+/// `process.env`, `getenv` and `os.getenv` (and to the handler's own child processes).
+#[test]
+fn function_env_is_in_the_process_environment_of_every_runtime() {
+    let env =
+        r#"{"GREETING": "hi there", "COUNT": 5, "KEY": {"value": "k-123", "is_secret": true}}"#;
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "py/handler.py",
+                "import os, subprocess\ndef handler(event):\n    child = subprocess.run(['sh', '-c', 'printf %s \"$GREETING\"'], capture_output=True, text=True).stdout\n    return {'greeting': os.environ.get('GREETING'), 'count': os.environ.get('COUNT'), 'key': os.environ.get('KEY'), 'child': child}\n",
+            ),
+            ("py/fn.env.json", env),
+            (
+                "js/handler.js",
+                "const { execSync } = require('child_process');\nexports.handler = async () => ({ greeting: process.env.GREETING, count: process.env.COUNT, key: process.env.KEY, child: execSync('printf %s \"$GREETING\"').toString() });\n",
+            ),
+            ("js/fn.env.json", env),
+            (
+                "php/handler.php",
+                "<?php\nfunction handler(array $event): array\n{\n    return ['status' => 200, 'body' => ['greeting' => getenv('GREETING'), 'count' => getenv('COUNT'), 'key' => getenv('KEY'), 'child' => shell_exec('printf %s \"$GREETING\"')]];\n}\n",
+            ),
+            ("php/fn.env.json", env),
+            (
+                "lua/handler.lua",
+                "function handler(event)\n  return { status = 200, body = { greeting = os.getenv('GREETING'), count = os.getenv('COUNT'), key = os.getenv('KEY'), child = os.getenv('GREETING') } }\nend\n",
+            ),
+            ("lua/fn.env.json", env),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    for path in ["/py", "/js", "/php", "/lua"] {
+        let (s, e) = get(&gw, path);
+        assert_eq!(s, 200, "{path}: {e} {}", gw.logs());
+        assert_eq!(
+            e,
+            serde_json::json!({"greeting": "hi there", "count": "5", "key": "k-123", "child": "hi there"}),
+            "{path}"
+        );
+    }
+}
+
+/// FastFN runs every Python handler in one daemon: the files of a folder are separate
+/// modules, and a module they import (`_state.py`) is one, so its state is shared.
+#[test]
+fn a_folders_python_handlers_share_module_state() {
+    let dir = tempdir();
+    let state = "value = 'initial'\n";
+    write_tree(
+        dir.path(),
+        &[
+            ("form/_state.py", state),
+            (
+                "form/get.value.py",
+                "import _state\nmine = 'get'\ndef handler(event):\n    return {'value': _state.value, 'mine': mine}\n",
+            ),
+            (
+                "form/put.value.py",
+                "import json, _state\nmine = 'put'\ndef handler(event):\n    _state.value = json.loads(event['body'])['value']\n    return {'value': _state.value, 'mine': mine}\n",
+            ),
+            (
+                "other/get.value.py",
+                "import os, sys\nsys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'form'))\nimport _state\ndef handler(event):\n    return {'value': _state.value}\n",
+            ),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    let (s, e) = get(&gw, "/form/value");
+    assert_eq!(
+        (s, e["value"].as_str(), e["mine"].as_str()),
+        (200, Some("initial"), Some("get")),
+        "{e} {}",
+        gw.logs()
+    );
+    let resp = client()
+        .put(gw.url("/form/value"))
+        .body(r#"{"value": "stored"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.json::<Value>().unwrap()["mine"], "put");
+    assert_eq!(get(&gw, "/form/value").1["value"], "stored");
+    // Another folder is another process.
+    assert_eq!(get(&gw, "/other/value").1["value"], "initial");
 }
 
 /// The Go twin: a FastFN Go handler answering `{"proxy": {...}}` (a struct, through its

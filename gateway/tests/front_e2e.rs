@@ -634,7 +634,7 @@ fn pipelined_worker_requests_are_served_in_order() {
         (404, b""),
         (200, b"one"),
         (200, b"two:xy"),
-        (405, b""),
+        (404, b""),
         (200, b""),
         (202, b"four"),
     ];

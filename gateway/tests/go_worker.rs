@@ -133,7 +133,7 @@ fn a_panic_and_a_bad_answer_are_err_frames_and_the_worker_lives_on() {
     w.send(&req(1, json!({"do": "panic"})), b"");
     assert_eq!(
         w.recv().0,
-        json!({"type": "err", "id": 1, "kind": "handler_error", "detail": "handler panicked"})
+        json!({"type": "err", "id": 1, "kind": "handler_error", "detail": "go handler panicked"})
     );
     assert!(w.wait_stderr("boom-from-handler"), "{}", w.stderr());
     assert!(

@@ -123,9 +123,11 @@ fn function_route_shares_every_policy_of_the_own_route() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().unwrap()["auth"]["type"], "api_key");
-    for path in ["/hello", "/function/hello"] {
+    // The own route answers FastFN's 404 for a method it does not serve; the OpenFaaS
+    // route keeps its 405.
+    for (path, status) in [("/hello", 404), ("/function/hello", 405)] {
         let r = c.delete(gw.url(path)).send().unwrap();
-        assert_eq!(r.status(), 405, "{path}");
+        assert_eq!(r.status(), status, "{path}");
         let r = c.post(gw.url(path)).body(vec![b'x'; 65]).send().unwrap();
         assert_eq!(r.status(), 413, "{path}");
     }

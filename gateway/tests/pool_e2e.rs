@@ -223,9 +223,10 @@ fn a_syntax_error_saved_into_a_serving_handler_keeps_the_old_code() {
     );
 }
 
-/// A brand-new function that cannot start answers 502 promptly (not after its timeout).
+/// A brand-new function that cannot start answers promptly (not after its timeout) what
+/// FastFN's daemon answers: 500 with the import error's text.
 #[test]
-fn a_new_function_that_cannot_start_answers_502_promptly() {
+fn a_new_function_that_cannot_start_answers_500_promptly() {
     let dir = tempdir();
     write_tree(
         dir.path(),
@@ -239,8 +240,25 @@ fn a_new_function_that_cannot_start_answers_502_promptly() {
     );
     let gw = Gateway::start(dir.path());
     let started = Instant::now();
-    let answers = concurrent(4, |_| get(&gw.url("/broken")).0);
-    assert_eq!(answers, [502; 4], "{}", gw.logs());
+    let answers = concurrent(4, |_| get(&gw.url("/broken")));
+    let want = (
+        500,
+        r#"{"error":"No module named 'no_such_module_here'""#.to_owned(),
+    );
+    for (status, body) in &answers {
+        assert_eq!(
+            (
+                *status,
+                body.split(",\"request_id")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            ),
+            want,
+            "{}",
+            gw.logs()
+        );
+    }
     // Far below the 60 s timeout a queued request would otherwise wait.
     assert!(started.elapsed() < Duration::from_secs(30));
 }

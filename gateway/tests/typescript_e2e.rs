@@ -90,7 +90,7 @@ fn typescript_handlers_compile_run_and_trace_ts_lines() {
     assert_eq!(r.text().unwrap(), "index GET");
 
     let r = client().get(gw.url("/ts?boom=1")).send().unwrap();
-    assert_eq!(r.status(), 502);
+    assert_eq!(r.status(), 500);
     let needle = format!("handler.ts:{THROW_LINE}:");
     assert!(
         gw.wait_log(&needle, Duration::from_secs(20)),

@@ -375,7 +375,7 @@ fn rust_sdk_worker_checks_the_version_and_serves_events() {
     d.send(&req(3, json!({"panic": "1"})), b"");
     assert_eq!(
         d.recv().0,
-        json!({"type": "err", "id": 3, "kind": "handler_error", "detail": "handler panicked"})
+        json!({"type": "err", "id": 3, "kind": "handler_error", "status": 500, "detail": "rust handler panicked"})
     );
     assert!(d.wait_stderr("boom-from-handler"));
     d.send(&req(4, json!({"bad": "1"})), b"");

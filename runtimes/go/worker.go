@@ -162,7 +162,7 @@ func edgefnCall(handler edgefnHandler, event map[string]interface{}) (resp *edge
 	defer func() {
 		if p := recover(); p != nil {
 			fmt.Fprintf(os.Stderr, "edgefn: the handler panicked: %v\n%s", p, debug.Stack())
-			resp, kind, detail = nil, "handler_error", "handler panicked"
+			resp, kind, detail = nil, "handler_error", "go handler panicked"
 		}
 	}()
 	answer := handler(event)

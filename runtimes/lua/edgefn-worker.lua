@@ -304,15 +304,15 @@ local function to_response(result)
     status, headers, body, bare = 200, {}, result, true
   end
   if not is_integer(status) or status < 100 or status > 599 then
-    bad("status is not an integer from 100 to 599")
+    bad("status must be a valid HTTP code")
   end
   if type(headers) ~= "table" then
-    bad("headers is not an object")
+    bad("headers must be an object")
   end
   -- FastFN's edge proxy: the gateway fetches it, checked against the function's `edge`.
   local proxy = explicit and result.proxy or nil
   if proxy ~= nil and (type(proxy) ~= "table" or is_list(proxy)) then
-    bad("proxy is not an object")
+    bad("proxy must be an object when provided")
   end
   local copy = {}
   for k, v in pairs(headers) do
@@ -390,18 +390,20 @@ local function serve(ch, id, event, handler)
     if getmetatable(e) == BadResponse then
       return e
     end
-    return debug.traceback(tostring(e), 2)
+    return { text = tostring(e), trace = debug.traceback(tostring(e), 2) }
   end)
   if not ok then
-    io.stderr:write(result, "\n")
-    ch:send({ type = "err", id = id, kind = "handler_error", detail = "handler raised an error" })
+    local text = type(result) == "table" and (result.text or result.msg) or tostring(result)
+    io.stderr:write(type(result) == "table" and result.trace or text, "\n")
+    -- FastFN's Lua runtime answers 500 with this text.
+    ch:send({ type = "err", id = id, kind = "handler_error", status = 500, detail = "lua handler error: " .. text })
     return
   end
   local ok2, status, headers, payload, proxy = pcall(to_response, result)
   if not ok2 then
     local msg = getmetatable(status) == BadResponse and status.msg or tostring(status)
     io.stderr:write("edgefn: handler returned an invalid response: ", msg, "\n")
-    ch:send({ type = "err", id = id, kind = "bad_response", detail = msg })
+    ch:send({ type = "err", id = id, kind = "bad_response", status = 500, detail = msg })
     return
   end
   -- cjson writes an empty table as an object; the header list must be an array.

@@ -279,10 +279,10 @@ function envelope(result) {
 function toResponse(result) {
   const { status, headers: rawHeaders, body, bare, proxy } = envelope(result);
   if (!Number.isInteger(status) || status < 100 || status > 599) {
-    throw new BadResponse('status is not an HTTP status code');
+    throw new BadResponse('status must be a valid HTTP code');
   }
   const raw = rawHeaders === undefined || rawHeaders === null ? {} : rawHeaders;
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new BadResponse('headers is not an object');
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new BadResponse('headers must be an object');
   const headers = Object.assign({}, raw);
   const payload = encodeBody(body, headers, bare);
   const pairs = [];
@@ -310,6 +310,16 @@ function buildEvent(header, body, env) {
   }
   event.env = env;
   return event;
+}
+
+/** FastFN's `error` text for a thrown value: its message, else its string form. */
+function errorText(e) {
+  if (e && e.message) return String(e.message);
+  try {
+    return String(e);
+  } catch (_) {
+    return 'Error';
+  }
 }
 
 class Worker {
@@ -348,12 +358,14 @@ class Worker {
       payload = res.payload;
     } catch (e) {
       if (!this.inflight.has(id)) return;
+      // FastFN's daemon answers 500 with the error's message (404 for ENOENT).
       if (e instanceof BadResponse) {
         console.error(`edgefn: handler returned an invalid response: ${e.message}`);
-        header = { type: 'err', id, kind: 'bad_response', detail: e.message };
+        header = { type: 'err', id, kind: 'bad_response', status: 500, detail: e.message };
       } else {
         console.error(e && e.stack ? e.stack : String(e));
-        header = { type: 'err', id, kind: 'handler_error', detail: 'the handler raised' };
+        const status = e && e.code === 'ENOENT' ? 404 : 500;
+        header = { type: 'err', id, kind: 'handler_error', status, detail: errorText(e) };
       }
     }
     if (!this.inflight.delete(id)) return;
@@ -363,6 +375,14 @@ class Worker {
   cancel(id) {
     this.inflight.delete(id);
     send(this.sock, { type: 'cancelled', id });
+  }
+}
+
+/** FastFN's daemon shows a function's `fn.env.json` in `process.env` too, not only in
+ * `event.env`; this process serves one function (or one folder's), so once is enough. */
+function exportEnv(env) {
+  for (const [k, v] of Object.entries(env)) {
+    if (k && v !== null && v !== undefined) process.env[k] = String(v);
   }
 }
 
@@ -387,6 +407,7 @@ function main() {
       return;
     }
     env = init.env || {};
+    exportEnv(env);
     let fn;
     try {
       const file = handlerFile(path.resolve(handlerPath));
@@ -397,7 +418,8 @@ function main() {
         fatal(sock, e.message);
       } else {
         console.error(e && e.stack ? e.stack : String(e));
-        fatal(sock, `${(e && e.name) || 'Error'} while loading the handler`);
+        // The error's message, as FastFN's daemon answers a handler that cannot be loaded.
+        fatal(sock, errorText(e));
       }
       return;
     }

@@ -386,14 +386,14 @@ function edgefn_response(mixed $result, string $printed, array $scoped = [null, 
         };
     }
     if (!is_int($status) || $status < 100 || $status > 599) {
-        throw new EdgefnBadResponse('status is not an integer from 100 to 599');
+        throw new EdgefnBadResponse('status must be a valid HTTP code');
     }
     if (!is_array($headers)) {
-        throw new EdgefnBadResponse('headers is not an object');
+        throw new EdgefnBadResponse('headers must be an object');
     }
     $proxy = $explicit ? ($result['proxy'] ?? null) : null;
     if ($proxy !== null && (!is_array($proxy) || ($proxy !== [] && array_is_list($proxy)))) {
-        throw new EdgefnBadResponse('proxy is not an object');
+        throw new EdgefnBadResponse('proxy must be an object when provided');
     }
     $payload = edgefn_body($body, $headers, $bare);
     $pairs = [];
@@ -448,14 +448,15 @@ function edgefn_serve(EdgefnChannel $ch, int $id, array $event, ?string $fn, str
             ob_end_clean();
         }
         fwrite(STDERR, 'edgefn: handler returned an invalid response: ' . $e->getMessage() . "\n");
-        $ch->send(['type' => 'err', 'id' => $id, 'kind' => 'bad_response', 'detail' => $e->getMessage()]);
+        $ch->send(['type' => 'err', 'id' => $id, 'kind' => 'bad_response', 'status' => 500, 'detail' => $e->getMessage()]);
         return;
     } catch (Throwable $e) {
         while (ob_get_level() > $level) {
             ob_end_clean();
         }
         fwrite(STDERR, $e . "\n");
-        $ch->send(['type' => 'err', 'id' => $id, 'kind' => 'handler_error', 'detail' => get_class($e)]);
+        // FastFN's daemon answers 500 with the exception's message.
+        $ch->send(['type' => 'err', 'id' => $id, 'kind' => 'handler_error', 'status' => 500, 'detail' => $e->getMessage()]);
         return;
     }
     $res = ['type' => 'res', 'id' => $id, 'status' => $status, 'headers' => $pairs];
@@ -483,6 +484,7 @@ function edgefn_main(array $argv): void
     foreach ($env as $k => $v) {
         putenv("{$k}={$v}");
         $_ENV[$k] = $v;
+        $_SERVER[$k] = $v;
     }
     set_error_handler(static function (int $severity, string $message, string $file, int $line): bool {
         if (!(error_reporting() & $severity)) {

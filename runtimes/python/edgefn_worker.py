@@ -141,14 +141,14 @@ class Channel:
 # --- loading -----------------------------------------------------------------------------
 
 
-def load_module(path):
+def load_module(path, name="handler"):
     head, slash, _ = path.rpartition("/")
     folder = head.rstrip("/") or slash
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    module = type(sys)("handler")
+    module = type(sys)(name)
     module.__file__ = path
-    sys.modules["handler"] = module
+    sys.modules[name] = module
     with open(path, "rb") as f:
         source = f.read()
     exec(compile(source, path, "exec"), module.__dict__)
@@ -372,13 +372,13 @@ def to_response(result):
     status, raw_headers, body, bare = envelope(result)
     proxy = result.get("proxy") if isinstance(result, dict) and not bare else None
     if proxy is not None and not isinstance(proxy, dict):
-        raise BadResponse("proxy is not an object")
+        raise BadResponse("proxy must be an object when provided")
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
-        raise BadResponse("status is not an HTTP status code")
+        raise BadResponse("status must be a valid HTTP code")
     if raw_headers is None:
         raw_headers = {}
     if not isinstance(raw_headers, dict):
-        raise BadResponse("headers is not an object")
+        raise BadResponse("headers must be an object")
     headers = dict(raw_headers)
     for k in headers:
         if not isinstance(k, str):
@@ -402,7 +402,8 @@ def answer(rid, result):
         status, pairs, payload, proxy = to_response(result)
     except BadResponse as e:
         print(f"edgefn: handler returned an invalid response: {e}", file=sys.stderr, flush=True)
-        return {"type": "err", "id": rid, "kind": "bad_response", "detail": str(e)}, b""
+        # FastFN's daemon raises ValueError here, which it answers with 400.
+        return {"type": "err", "id": rid, "kind": "bad_response", "status": 400, "detail": str(e)}, b""
     header = {"type": "res", "id": rid, "status": status, "headers": pairs}
     if proxy is not None:
         header["proxy"] = proxy
@@ -410,14 +411,20 @@ def answer(rid, result):
 
 
 def failure(rid, error=None):
+    """The `err` frame for a handler that raised: FastFN's daemon answers the exception's
+    text, with 400 for a ValueError and 404 for a FileNotFoundError, else 500."""
     import traceback
 
     if error is None:
-        traceback.print_exc()
-    else:
-        traceback.print_exception(error)
+        error = sys.exc_info()[1]
+    traceback.print_exception(error)
     sys.stderr.flush()
-    return {"type": "err", "id": rid, "kind": "handler_error", "detail": "the handler raised"}, b""
+    status = 400 if isinstance(error, ValueError) else 404 if isinstance(error, FileNotFoundError) else 500
+    try:
+        detail = str(error)
+    except Exception:
+        detail = type(error).__name__
+    return {"type": "err", "id": rid, "kind": "handler_error", "status": status, "detail": detail}, b""
 
 
 # --- serving -----------------------------------------------------------------------------
@@ -451,8 +458,13 @@ class Worker:
     ("inline", "thread" or "task"); `cancelled` holds ids the gateway gave up on whose
     handler has not finished yet. Both change only under the channel lock."""
 
-    def __init__(self, call, channel, concurrency):
+    def __init__(self, call, channel, concurrency, handler_name=None):
         self.call = call
+        self.handler_name = handler_name
+        # The other handler files of the folder, when the gateway shares this worker between
+        # them (FastFN runs them in one process): path → caller, loaded on first use.
+        self.others = {}
+        self.load_lock = _thread.allocate_lock()
         self.channel = channel
         self.concurrency = concurrency
         self.inflight = {}
@@ -471,11 +483,26 @@ class Worker:
                 header, body = {"type": "cancelled", "id": rid}, b""
             self.channel.send_locked(header, body)
 
-    def request(self, rid, event, raw):
+    def call_for(self, file):
+        """The caller of `file` (the `handler` a request names), else the worker's own; a
+        file that fails to load raises here and is tried again by the next request."""
+        if not file:
+            return self.call
+        call = self.others.get(file)
+        if call is None:
+            with self.load_lock:
+                call = self.others.get(file)
+                if call is None:
+                    module = load_module(file, f"handler_{len(self.others) + 1}")
+                    call = find_callable(module, file, self.handler_name)
+                    self.others[file] = call
+        return call
+
+    def request(self, rid, event, raw, file=None):
         with self.channel.lock:
             self.inflight[rid] = "inline" if self.concurrency == 1 else "thread"
         if self.concurrency == 1:
-            self.run(rid, event, raw)
+            self.run(rid, event, raw, file)
             return
         if self.jobs is None:
             from _queue import SimpleQueue
@@ -484,23 +511,23 @@ class Worker:
         if self.threads < self.concurrency:
             self.threads += 1
             _thread.start_new_thread(self.thread_main, ())
-        self.jobs.put((rid, event, raw))
+        self.jobs.put((rid, event, raw, file))
 
     def thread_main(self):
         while True:
-            rid, event, raw = self.jobs.get()
+            rid, event, raw, file = self.jobs.get()
             if rid in self.cancelled:
                 self.finish(rid, {"type": "cancelled", "id": rid})
                 continue
             try:
-                self.run(rid, event, raw)
+                self.run(rid, event, raw, file)
             except BaseException:
                 # SystemExit and the like end a thread silently: answer instead.
                 self.finish(rid, *failure(rid))
 
-    def run(self, rid, event, raw):
+    def run(self, rid, event, raw, file=None):
         try:
-            result = self.call(event, raw)
+            result = self.call_for(file)(event, raw)
         except Exception:
             self.finish(rid, *failure(rid))
             return
@@ -559,6 +586,25 @@ class Worker:
             task.cancel()
 
 
+def export_env(env):
+    """FastFN's daemon shows a function's `fn.env.json` in `os.environ` too, not only in
+    `event["env"]`; this process serves one function (or one folder's), so once is enough.
+    `os` is not imported yet (it costs start time): `posix.environ` is what it copies."""
+    os_module = sys.modules.get("os")
+    for k, v in env.items():
+        if not isinstance(k, str) or not k or "=" in k or v is None:
+            continue
+        v = str(v)
+        try:
+            if os_module is not None:
+                os_module.environ[k] = v
+            else:
+                posix.putenv(k, v)
+                posix.environ[k.encode()] = v.encode()
+        except (ValueError, UnicodeEncodeError):
+            continue
+
+
 def main():
     sock_path, handler_path, concurrency = sys.argv[1], sys.argv[2], int(sys.argv[3])
     sys.stdout.reconfigure(line_buffering=True)
@@ -576,6 +622,7 @@ def main():
         channel.send({"type": "fatal", "error": text})
         sys.exit(1)
     env = init.get("env") or {}
+    export_env(env)
     try:
         module = load_module(handler_path)
         call = find_callable(module, handler_path, init.get("handler_name"))
@@ -588,10 +635,11 @@ def main():
 
         traceback.print_exc()
         sys.stderr.flush()
-        channel.send({"type": "fatal", "error": f"{type(e).__name__} while importing the handler"})
+        # The exception's text, as FastFN's daemon answers a handler that cannot be imported.
+        channel.send({"type": "fatal", "error": str(e) or type(e).__name__})
         sys.exit(1)
     channel.send({"type": "ready", "version": PROTOCOL, "pid": posix.getpid()})
-    worker = Worker(call, channel, max(1, concurrency))
+    worker = Worker(call, channel, max(1, concurrency), init.get("handler_name"))
     if getattr(call, "is_async", False):
         # asyncio costs tens of milliseconds to import: after `ready`, not before the first
         # request would need it.
@@ -602,7 +650,7 @@ def main():
             return
         kind = header.get("type")
         if kind == "req":
-            worker.request(header["id"], build_event(header, body, env), body)
+            worker.request(header["id"], build_event(header, body, env), body, header.get("handler"))
         elif kind == "cancel":
             worker.cancel(header["id"])
 

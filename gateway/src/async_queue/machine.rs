@@ -99,10 +99,11 @@ pub enum Next {
     Dead,
 }
 
-/// A crash (502), the function unavailable or at capacity (503) or a timeout (504) may pass
-/// on a new attempt; any other status is the function's answer.
+/// A crash (502), the function unavailable (503), at capacity (429, FastFN's `worker pool
+/// overflow`) or a timeout (504) may pass on a new attempt; any other status is the
+/// function's answer.
 pub fn retryable(status: u16) -> bool {
-    matches!(status, 502..=504)
+    matches!(status, 429 | 502..=504)
 }
 
 /// 1 s, 2 s, 4 s ... capped at 60 s.

@@ -88,11 +88,6 @@ pub fn unimplemented(raw: &super::fn_config::RawFnConfig) -> Vec<(String, String
             p.idle_ttl_seconds.is_some(),
             "",
         );
-        warn(
-            "worker_pool.overflow_status",
-            p.overflow_status.is_some(),
-            "",
-        );
     }
     out
 }

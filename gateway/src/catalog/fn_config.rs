@@ -79,6 +79,9 @@ pub struct FnPolicy {
     /// FastFN's `include_debug_headers` / `response.include_debug_headers`: answers carry
     /// `X-Fn-Runtime`, `X-Fn-Function`, ... (`server/debug_headers.rs`).
     pub debug_headers: bool,
+    /// FastFN's `worker_pool.overflow_status`: the status of a request refused because the
+    /// function's queue is full or its wait ran out (429, its default, or 503).
+    pub overflow_status: http::StatusCode,
 }
 
 const KNOWN_METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -218,6 +221,20 @@ pub fn validate(
             None
         }
     };
+    let overflow_status = match pool.and_then(|p| p.overflow_status.as_ref()) {
+        None => http::StatusCode::TOO_MANY_REQUESTS,
+        Some(v) => match v.as_u64() {
+            Some(429) => http::StatusCode::TOO_MANY_REQUESTS,
+            Some(503) => http::StatusCode::SERVICE_UNAVAILABLE,
+            _ => {
+                errors.push((
+                    "worker_pool.overflow_status".into(),
+                    format!("{v} is not a status FastFN allows here; use 429 or 503"),
+                ));
+                http::StatusCode::TOO_MANY_REQUESTS
+            }
+        },
+    };
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -239,6 +256,7 @@ pub fn validate(
                 .as_ref()
                 .and_then(|r| r.get("include_debug_headers"))
                 == Some(&serde_json::Value::Bool(true)),
+        overflow_status,
     })
 }
 
@@ -298,6 +316,23 @@ mod tests {
         );
         let node = node.unwrap();
         assert_eq!((node.max_workers, node.concurrency), (1, 10));
+    }
+
+    #[test]
+    fn worker_pool_overflow_status_is_429_or_503() {
+        let status = |cfg: &str| validate(&parse(cfg).unwrap(), Runtime::Python, None);
+        assert_eq!(
+            status("{}").unwrap().overflow_status,
+            http::StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            status(r#"{"worker_pool": {"overflow_status": 503}}"#)
+                .unwrap()
+                .overflow_status,
+            http::StatusCode::SERVICE_UNAVAILABLE
+        );
+        let e = status(r#"{"worker_pool": {"overflow_status": 500}}"#).unwrap_err();
+        assert_eq!(e[0].0, "worker_pool.overflow_status");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use tokio::time::timeout_at;
 
 use super::machine::{Effect, ExitCause, Limits, Machine, Phase, Refusal, WaiterId, WorkerId};
 use super::seam::{Channel, Events, Spawn, WorkerEvent};
+use super::worker::StartError;
 use super::{PoolError, PoolSpec, WorkerRequest, WorkerResponse};
 use crate::metrics::names::{
     LABEL_CAUSE, LABEL_FUNCTION, LABEL_STATE, WORKERS, WORKER_RESTARTS_TOTAL,
@@ -37,6 +38,9 @@ struct Shared {
     next_waiter: WaiterId,
     /// The last start failure, for the log when a new version is refused.
     last_error: Option<Arc<str>>,
+    /// What the handler's runtime said when it could not load it (the worker's `fatal`),
+    /// until a worker starts: FastFN's daemon answers the requests with that text.
+    load_error: Option<Arc<str>>,
     /// The deadline the driver sleeps until.
     armed: Option<Instant>,
     published: [i64; 3],
@@ -78,7 +82,7 @@ enum Action {
     Spawn(WorkerId),
     Kill(Arc<dyn Channel>, ExitCause),
     Grant(Option<Waiter>, WorkerId, Option<Arc<dyn Channel>>),
-    Refuse(Option<Waiter>, Refusal),
+    Refuse(Option<Waiter>, PoolError),
     Cancel(Arc<dyn Channel>, u64),
 }
 
@@ -117,6 +121,7 @@ impl FunctionPool {
                 workers: HashMap::new(),
                 next_waiter: 1,
                 last_error: None,
+                load_error: None,
                 armed: None,
                 published: [0; 3],
             }),
@@ -350,7 +355,8 @@ impl Inner {
                         actions.push(Action::Grant(tx, id, w));
                     }
                     Effect::Refuse(waiter, why) => {
-                        actions.push(Action::Refuse(sh.waiters.remove(&waiter), why));
+                        let e = refusal_error(why, sh.load_error.as_ref(), &self.spec);
+                        actions.push(Action::Refuse(sh.waiters.remove(&waiter), e));
                     }
                     Effect::Cancel(id, req) => {
                         if let Some(w) = sh.workers.get(&id) {
@@ -382,12 +388,9 @@ impl Inner {
                         self.apply(|sh, now| sh.machine.released(id, false, now));
                     }
                 }
-                Action::Refuse(tx, why) => {
+                Action::Refuse(tx, e) => {
                     if let Some(tx) = tx {
-                        let _ = tx.send(Err(match why {
-                            Refusal::Crashed => PoolError::Crashed,
-                            Refusal::Overloaded => PoolError::Overloaded { retry_after_s: 1 },
-                        }));
+                        let _ = tx.send(Err(e));
                     }
                 }
                 Action::Cancel(w, req) => w.cancel(req),
@@ -419,6 +422,7 @@ impl Inner {
             match result {
                 Ok(w) => inner.apply(|sh, now| {
                     sh.workers.insert(id, w);
+                    sh.load_error = None;
                     sh.machine.started(id, now)
                 }),
                 Err(e) => {
@@ -429,9 +433,16 @@ impl Inner {
                         "worker failed to start"
                     );
                     inner.restarts("start_failed").increment(1);
+                    let load_error = match &e {
+                        StartError::Fatal { error } => Some(Arc::<str>::from(error.as_str())),
+                        _ => None,
+                    };
                     let e: Arc<str> = Arc::from(e.to_string());
                     inner.apply(|sh, now| {
                         sh.last_error = Some(e);
+                        if load_error.is_some() {
+                            sh.load_error = load_error;
+                        }
                         sh.machine.start_failed(id, now)
                     });
                 }
@@ -497,6 +508,27 @@ async fn drive(weak: Weak<Inner>, wake: Arc<Notify>) {
         }
         let Some(inner) = weak.upgrade() else { return };
         inner.apply(|sh, now| sh.machine.tick(now));
+    }
+}
+
+/// A refused waiter's error. No worker of a handler that cannot load can serve it: FastFN's
+/// daemon answers such requests 500 with the runtime's text (an import's `SyntaxError`).
+fn refusal_error(why: Refusal, load_error: Option<&Arc<str>>, spec: &PoolSpec) -> PoolError {
+    let status = spec.overflow_status;
+    match (why, load_error) {
+        (Refusal::Crashed, Some(text)) => PoolError::HandlerError {
+            status: http::StatusCode::INTERNAL_SERVER_ERROR,
+            message: text.clone(),
+        },
+        (Refusal::Crashed, None) => PoolError::Crashed,
+        (Refusal::Overloaded, _) => PoolError::Overloaded {
+            retry_after_s: 1,
+            status,
+        },
+        (Refusal::QueueTimeout, _) => PoolError::QueueTimeout {
+            retry_after_s: 1,
+            status,
+        },
     }
 }
 

@@ -44,8 +44,10 @@ impl ExitCause {
 pub enum Refusal {
     /// No worker can start (the handler is broken) or the pool stopped: 502.
     Crashed,
-    /// The queue is full or the wait ran out: 503.
+    /// The queue is full.
     Overloaded,
+    /// Queued, and no worker came free in time.
+    QueueTimeout,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -369,7 +371,7 @@ impl Machine {
                 break;
             }
             self.queue.pop_front();
-            out.push(Effect::Refuse(w, Refusal::Overloaded));
+            out.push(Effect::Refuse(w, Refusal::QueueTimeout));
         }
         let mut overdue = Vec::new();
         for (id, s) in &self.workers {

@@ -326,7 +326,7 @@ fn queue_cap_refuses_the_overflow_with_overloaded() {
 }
 
 #[test]
-fn queue_timeout_refuses_with_overloaded_in_order() {
+fn queue_timeout_refuses_with_queue_timeout_in_order() {
     let t0 = Instant::now();
     let mut m = ready_pool(limits(1, 1, 1), 1, t0);
     m.submit(0, t0);
@@ -335,7 +335,7 @@ fn queue_timeout_refuses_with_overloaded_in_order() {
     assert_eq!(m.next_wake(), Some(at(t0, 10_000)));
     assert_eq!(
         m.tick(at(t0, 10_000)),
-        vec![Effect::Refuse(1, Refusal::Overloaded)]
+        vec![Effect::Refuse(1, Refusal::QueueTimeout)]
     );
     assert_eq!(m.next_wake(), Some(at(t0, 15_000)));
     // The remaining waiter still gets the slot when it frees.

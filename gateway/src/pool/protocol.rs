@@ -122,6 +122,10 @@ pub enum FromWorker<'a> {
     Err {
         id: u64,
         kind: Cow<'a, str>,
+        /// The status FastFN's runtime answers for this failure (500 when absent).
+        status: Option<i64>,
+        /// FastFN's `error` text for it: the exception's message.
+        detail: Option<Cow<'a, str>>,
     },
     Cancelled {
         id: u64,
@@ -142,6 +146,8 @@ struct RawFromWorker<'a> {
     #[serde(borrow)]
     kind: Option<Cow<'a, str>>,
     error: Option<String>,
+    #[serde(borrow)]
+    detail: Option<Cow<'a, str>>,
     version: Option<u64>,
     /// FastFN's `{"proxy": {...}}`: the handler asks the gateway to fetch an upstream.
     proxy: Option<Box<serde_json::Value>>,
@@ -169,6 +175,8 @@ impl<'a> FromWorker<'a> {
             "err" => FromWorker::Err {
                 id: raw.id.ok_or_else(missing)?,
                 kind: raw.kind.ok_or_else(missing)?,
+                status: raw.status,
+                detail: raw.detail,
             },
             "ready" => FromWorker::Ready {
                 pid: raw.pid.ok_or_else(missing)?,

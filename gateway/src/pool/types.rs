@@ -40,6 +40,9 @@ pub struct PoolSpec {
     /// FastFN's `shared_deps` pack folders: installed like the function's own manifest,
     /// importable after it.
     pub shared_deps: Vec<PathBuf>,
+    /// The status of a request refused for a full queue or a wait that ran out (FastFN's
+    /// `worker_pool.overflow_status`: 429 or 503).
+    pub overflow_status: StatusCode,
 }
 
 /// Who the gateway let in, for `event.context.auth`.
@@ -79,17 +82,38 @@ pub struct WorkerResponse {
     pub proxy: Option<Box<serde_json::Value>>,
 }
 
+/// The texts are FastFN's (its gateway's `map_runtime_error` and worker-pool answers), so a
+/// FastFN client sees the `error` it knows.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
-    #[error("the function's worker crashed")]
+    /// The worker's connection closed mid-request, as FastFN's gateway words a runtime
+    /// socket that closed.
+    #[error("runtime error: closed")]
     Crashed,
-    #[error("the function did not answer within {timeout_ms} ms")]
+    #[error("runtime timeout")]
     Timeout { timeout_ms: u64 },
-    #[error("the function is at capacity, retry later")]
-    Overloaded { retry_after_s: u32 },
-    #[error("the function raised an error")]
-    HandlerError,
-    #[error("the function returned an invalid response: {detail}")]
+    /// Every worker busy and the queue full.
+    #[error("worker pool overflow")]
+    Overloaded {
+        retry_after_s: u32,
+        status: StatusCode,
+    },
+    /// Queued, and no worker came free within the function's timeout.
+    #[error("worker pool queue timeout")]
+    QueueTimeout {
+        retry_after_s: u32,
+        status: StatusCode,
+    },
+    /// The handler raised, or returned what its runtime refuses: the status and text
+    /// FastFN's runtime daemon answers (the exception's message, secrets masked).
+    #[error("{message}")]
+    HandlerError {
+        status: StatusCode,
+        message: Arc<str>,
+    },
+    /// A frame the gateway cannot serve (status or header out of range); the detail is for
+    /// the log.
+    #[error("invalid runtime response")]
     BadResponse { detail: &'static str },
     #[error("the function is unavailable: {reason}")]
     Unavailable { reason: Arc<str> },

@@ -5,6 +5,7 @@
 //! gateway gives up on is `cancel`led (protocol 2): its id stays held until the worker
 //! answers `cancelled` (or replies late), then the pool is told it is free.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::IoSlice;
 use std::path::PathBuf;
@@ -105,6 +106,8 @@ pub struct Worker {
     kill_cause: Mutex<Option<ExitCause>>,
     events: Events,
     function: Arc<str>,
+    /// Masks the function's secrets out of the error texts its handler raises.
+    masker: Masker,
 }
 
 impl std::fmt::Debug for Worker {
@@ -367,6 +370,7 @@ pub async fn spawn(ctx: &SpawnCtx, events: Events) -> Result<Arc<Worker>, StartE
         kill_cause: Mutex::new(None),
         events,
         function: spec.function.clone(),
+        masker: ctx.masker.clone(),
     });
     tracing::info!(
         function = %spec.function,
@@ -466,7 +470,9 @@ async fn handshake(
         Ok(FromWorker::Ready { version, .. }) => Err(StartError::Version {
             got: version.map_or_else(|| "1 (no version in ready)".into(), |v| v.to_string()),
         }),
-        Ok(FromWorker::Fatal { error }) => Err(StartError::Fatal { error }),
+        Ok(FromWorker::Fatal { error }) => Err(StartError::Fatal {
+            error: ctx.masker.mask(&error),
+        }),
         Ok(_) => Err(StartError::Channel("unexpected first frame".into())),
         Err(e) => Err(StartError::Channel(e.to_string())),
     }
@@ -498,6 +504,31 @@ async fn supervise(worker: Arc<Worker>, mut child: Child, mut reader: BufReader<
     (worker.events)(WorkerEvent::Exited(cause));
 }
 
+/// A worker's `err` frame as FastFN's runtime would answer it: the status it names (500
+/// unless a 4xx/5xx), the exception's text with every secret of the function masked.
+fn handler_error(
+    worker: &Worker,
+    kind: &str,
+    status: Option<i64>,
+    detail: Option<Cow<'_, str>>,
+) -> PoolError {
+    let status = status
+        .and_then(|s| u16::try_from(s).ok())
+        .filter(|s| (400..=599).contains(s))
+        .and_then(|s| http::StatusCode::from_u16(s).ok())
+        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let fallback = if kind == "bad_response" {
+        "invalid runtime response"
+    } else {
+        "runtime error"
+    };
+    let text = detail.as_deref().unwrap_or(fallback);
+    PoolError::HandlerError {
+        status,
+        message: Arc::from(worker.masker.mask(text)),
+    }
+}
+
 async fn read_loop(worker: &Worker, reader: &mut BufReader<OwnedReadHalf>) -> ExitCause {
     loop {
         let (header, body) = match protocol::read_frame(reader).await {
@@ -524,16 +555,12 @@ async fn read_loop(worker: &Worker, reader: &mut BufReader<OwnedReadHalf>) -> Ex
                         .map_err(|detail| PoolError::BadResponse { detail }),
                 ),
             ),
-            Ok(FromWorker::Err { id, kind }) => worker.deliver(
+            Ok(FromWorker::Err {
                 id,
-                Some(Err(if kind == "bad_response" {
-                    PoolError::BadResponse {
-                        detail: "the handler's return value is not a response",
-                    }
-                } else {
-                    PoolError::HandlerError
-                })),
-            ),
+                kind,
+                status,
+                detail,
+            }) => worker.deliver(id, Some(Err(handler_error(worker, &kind, status, detail)))),
             Ok(FromWorker::Cancelled { id }) => worker.deliver(id, None),
             Ok(FromWorker::Ready { .. }) | Ok(FromWorker::Fatal { .. }) => {}
             Err(e) => {

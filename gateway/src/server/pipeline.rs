@@ -206,14 +206,18 @@ pub fn decide<'s>(snap: &'s Snapshot, head: &Head<'_>, peer: IpAddr, rid: &[u8])
     });
     let (route, view) = match found {
         Some((Lookup::Found(route), view)) => (route, view),
-        Some((Lookup::MethodNotAllowed { index, allow }, _)) => {
+        Some((Lookup::MethodNotAllowed { index, allow }, view))
+            if method_refusal_is_405(view.mode, head.path) =>
+        {
             let e = GatewayError::MethodNotAllowed {
                 allow: allow.clone(),
             };
             let f = &snap.functions[index];
             return Decision::Refused(respond::error_answer(&e, rid), Some(f));
         }
-        Some((Lookup::NotFound, _)) | None => {
+        // FastFN looks a route up by path and method together: a path served only with
+        // other methods is not found (then the assets folder may still answer it).
+        Some((Lookup::MethodNotAllowed { .. } | Lookup::NotFound, _)) | None => {
             if let Lookup::Found(_) = snap.ambiguous.lookup(head.path, head.method) {
                 let e = GatewayError::Ambiguous;
                 return Decision::Refused(respond::error_answer(&e, rid), None);
@@ -467,6 +471,16 @@ pub fn record(
         );
     }
     end
+}
+
+/// Whether a path served with other methods answers 405 with `Allow`: OpenFaaS routes do,
+/// and so does FastFN's `/name@version` form (resolved by name, then refused by the
+/// function's methods); FastFN's own routes answer 404 instead.
+fn method_refusal_is_405(mode: Mode, path: &str) -> bool {
+    mode != Mode::Plain
+        || path
+            .strip_prefix('/')
+            .is_some_and(|p| !p.contains('/') && p.contains('@'))
 }
 
 /// `/_fn/health`, `/_fn/openapi.json` and `/_fn/catalog`, answered without touching any
@@ -936,5 +950,20 @@ fn worker_request(
         },
         client_ip: Some(peer),
         meta: f.event_meta.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_versions_and_openfaas_routes_refuse_a_method_with_405() {
+        assert!(method_refusal_is_405(Mode::Plain, "/hello@v2"));
+        assert!(method_refusal_is_405(Mode::Sync, "/function/hello"));
+        assert!(method_refusal_is_405(Mode::Async, "/async-function/hello"));
+        for path in ["/hello", "/api/users/7", "/a/b@v2", "/"] {
+            assert!(!method_refusal_is_405(Mode::Plain, path), "{path}");
+        }
     }
 }

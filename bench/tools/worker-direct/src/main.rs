@@ -51,6 +51,7 @@ fn spec(handler: &Path, runtime: Runtime, n: u8) -> PoolSpec {
         code_hash,
         handler_name: None,
         shared_deps: Vec::new(),
+        overflow_status: http::StatusCode::TOO_MANY_REQUESTS,
     }
 }
 
