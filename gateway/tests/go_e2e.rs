@@ -248,8 +248,8 @@ fn fastfn_go_tree_shapes_answer_as_fastfn() {
     assert_eq!(get(&gw, "/named"), (200, serde_json::json!([1, 2])));
     assert_eq!(
         call(&gw, reqwest::Method::POST, "/named", "").0,
-        405,
-        "invoke.methods is honoured"
+        404,
+        "invoke.methods is honoured (FastFN: not found)"
     );
 }
 
