@@ -242,7 +242,11 @@ fn main() {
         )
         .into_bytes()
     });
-    let connector = TlsConnector::from(client::config(args.provider, args.group, args.check_signature));
+    let connector = TlsConnector::from(client::config(
+        args.provider,
+        args.group,
+        args.check_signature,
+    ));
     let setup = Arc::new(Setup {
         args,
         connector,
