@@ -13,7 +13,7 @@ if [ "$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; then
 fi
 # oha from `cargo install` lives in ~/.cargo/bin; the driver looks there too (PATH is left
 # alone: gateway/build.rs reruns when PATH changes).
-cargo build --release -q -p gateway -p hyper-header -p worker-direct
+cargo build --release -q -p gateway -p hyper-header -p worker-direct -p tls-load
 # 10k idle connections need file descriptors; the driver raises the limit it can.
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 exec python3 bench/lib/driver.py --command "bench/run.sh $*" "$@"

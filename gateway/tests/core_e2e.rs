@@ -300,6 +300,94 @@ fn tls_serves_http1_and_h2() {
     }
 }
 
+/// A rustls client trusting `root`, TLS 1.3 only; `sessions` is its session store (none:
+/// every handshake is a full one).
+fn tls13_client(
+    root: &rcgen::CertifiedKey,
+    sessions: Option<std::sync::Arc<dyn rustls::client::ClientSessionStore>>,
+) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root.cert.der().clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.resumption = match sessions {
+        Some(store) => rustls::client::Resumption::store(store),
+        None => rustls::client::Resumption::disabled(),
+    };
+    std::sync::Arc::new(cfg)
+}
+
+/// One `GET /_fn/health` on a new connection (reading the answer also takes in the
+/// session tickets sent after the handshake); returns how the handshake went.
+fn tls_health(
+    cfg: &std::sync::Arc<rustls::ClientConfig>,
+    addr: std::net::SocketAddr,
+) -> rustls::HandshakeKind {
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(cfg.clone(), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, TcpStream::connect(addr).unwrap());
+    tls.write_all(b"GET /_fn/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    match tls.read_to_end(&mut answer) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+        Err(e) => panic!("reading the answer: {e}"),
+    }
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200 "),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    tls.conn.handshake_kind().expect("the handshake finished")
+}
+
+/// TLS 1.3 session tickets resume, also after many full handshakes of other clients in
+/// between (a bounded server-side session cache would have forgotten the session).
+#[test]
+fn tls_sessions_resume_after_other_handshakes() {
+    let dir = fixture();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    write_tree(
+        dir.path(),
+        &[
+            ("tls/cert.pem", &cert.cert.pem()),
+            ("tls/key.pem", &cert.key_pair.serialize_pem()),
+            (
+                "edgefn.toml",
+                "[server]\ntls = { cert = \"tls/cert.pem\", key = \"tls/key.pem\" }\n",
+            ),
+        ],
+    );
+    let fns = dir.path().join("fns");
+    write_tree(&fns, &[("hello/handler.py", HELLO)]);
+    let gw = Gateway::start_with_config(&dir.path().join("edgefn.toml"), &fns);
+    let store: std::sync::Arc<dyn rustls::client::ClientSessionStore> =
+        std::sync::Arc::new(rustls::client::ClientSessionMemoryCache::new(16));
+    let resuming = tls13_client(&cert, Some(store));
+    let fresh = tls13_client(&cert, None);
+    assert_eq!(
+        tls_health(&resuming, gw.public),
+        rustls::HandshakeKind::Full
+    );
+    // rustls' default server cache holds 256 sessions, two per full handshake.
+    for _ in 0..200 {
+        assert_eq!(tls_health(&fresh, gw.public), rustls::HandshakeKind::Full);
+    }
+    assert_eq!(
+        tls_health(&resuming, gw.public),
+        rustls::HandshakeKind::Resumed
+    );
+    assert_eq!(
+        tls_health(&resuming, gw.public),
+        rustls::HandshakeKind::Resumed
+    );
+}
+
 #[test]
 fn h2c_prior_knowledge() {
     let dir = fixture();
