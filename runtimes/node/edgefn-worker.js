@@ -2,10 +2,12 @@
 // edgefn Node worker (protocol v2): loads one handler once and serves framed requests, several
 // at once (the gateway caps in-flight requests at the function's `concurrency`).
 // Started as `node edgefn-worker.js <socket> <handler.js> <concurrency>`; the protocol is in
-// runtimes/PROTOCOL.md. Data flow: socket chunks → one Buffer per frame → event (body decoded
-// once, env the init object itself) → handler → response frame (header, then the body as its
-// own write: no copy). A cancelled request is forgotten at once (`cancelled` sent) and its
-// later result discarded. stdout/stderr belong to the handler: the gateway captures them.
+// runtimes/PROTOCOL.md. Data flow: reads into one reused buffer → each complete frame parsed
+// where it lies → event (body decoded once, env the init object itself) → handler (a sync
+// result is answered in the same turn) → response frames of the turn joined into one write
+// (a large body follows its header uncopied). A cancelled request is forgotten at once
+// (`cancelled` sent) and its later result discarded. stdout/stderr belong to the handler:
+// the gateway captures them.
 
 const net = require('net');
 const path = require('path');
