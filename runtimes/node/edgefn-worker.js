@@ -31,12 +31,12 @@ class Fatal extends Error {}
 
 // Frames answered in one turn of the event loop (every answer settled while one batch of
 // requests is read) are copied into one buffer that leaves in one write when the turn ends
-// (`setImmediate`); a body over JOIN_LIMIT is written as its own buffer, never copied.
+// (`setImmediate`); a body over JOIN_LIMIT bytes is written as its own buffer, never copied.
 const JOIN_LIMIT = 64 << 10;
 let outSock = null;
-// Pending frames of this turn: header text, then body (a Buffer, or null), alternately.
+// Pending frames of this turn: header text, then body (text, bytes or null), alternately.
 const outParts = [];
-// An upper bound of the bytes the joined frames need (headers counted at 3 bytes a char).
+// An upper bound of the bytes the joined frames need (text counted at 3 bytes a UTF-16 unit).
 let outBound = 0;
 
 function send(sock, header, body) {
@@ -49,8 +49,14 @@ function queueFrame(sock, text, body) {
     outSock = sock;
     setImmediate(flush);
   }
+  let joined = 0;
+  if (typeof body === 'string') {
+    if (3 * body.length > JOIN_LIMIT) body = Buffer.from(body, 'utf8');
+    else joined = 3 * body.length;
+  }
+  if (body !== null && typeof body !== 'string' && body.length <= JOIN_LIMIT) joined = body.length;
   outParts.push(text, body);
-  outBound += 8 + 3 * text.length + (body !== null && body.length <= JOIN_LIMIT ? body.length : 0);
+  outBound += 8 + 3 * text.length + joined;
 }
 
 function flush() {
@@ -64,17 +70,20 @@ function flush() {
   let corked = false;
   for (let i = 0; i < parts.length; i += 2) {
     const body = parts[i + 1];
-    const len = body === null ? 0 : body.length;
     const hlen = buf.write(parts[i], at + 8);
+    let len = 0;
+    let separate = false;
+    if (typeof body === 'string') {
+      len = buf.write(body, at + 8 + hlen);
+    } else if (body !== null) {
+      len = body.length;
+      separate = len > JOIN_LIMIT;
+      if (!separate) buf.set(body, at + 8 + hlen);
+    }
     buf.writeUInt32BE(4 + hlen + len, at);
     buf.writeUInt32BE(hlen, at + 4);
-    at += 8 + hlen;
-    if (len === 0) continue;
-    if (len <= JOIN_LIMIT) {
-      buf.set(body, at);
-      at += len;
-      continue;
-    }
+    at += 8 + hlen + (separate ? 0 : len);
+    if (!separate) continue;
     if (!corked) {
       corked = true;
       sock.cork();
@@ -244,10 +253,6 @@ function hasHeader(headers, name) {
   return Object.keys(headers).some((k) => k.toLowerCase() === name);
 }
 
-function defaultType(headers, value) {
-  if (!hasHeader(headers, 'content-type')) headers['content-type'] = value;
-}
-
 function looksLikeHtml(text) {
   const t = text.trimStart().slice(0, 15).toLowerCase();
   return t.startsWith('<!doctype html') || t.startsWith('<html');
@@ -261,37 +266,51 @@ function decodeBase64(data) {
   return Buffer.from(data, 'base64');
 }
 
-// Body forms: text, Buffer, JSON value, `{is_base64: true, body: ...}`.
-function encodeBody(body, headers, bare) {
-  if (body === undefined || body === null) return null;
-  if (typeof body === 'string') {
-    defaultType(headers, bare && looksLikeHtml(body) ? 'text/html; charset=utf-8' : 'text/plain; charset=utf-8');
-    return Buffer.from(body, 'utf8');
+// The content type a body form implies, set by encodeBody beside its result.
+let impliedType = null;
+
+// Body forms: text, Buffer, JSON value, `{is_base64: true, body: ...}`. Text (and JSON) stays
+// a string: it is encoded once, straight into the frame.
+function encodeBody(body, bare) {
+  if (body === undefined || body === null) {
+    impliedType = null;
+    return null;
   }
-  if (Buffer.isBuffer(body) || body instanceof Uint8Array) {
-    defaultType(headers, 'application/octet-stream');
+  if (typeof body === 'string') {
+    impliedType = bare && looksLikeHtml(body) ? 'text/html; charset=utf-8' : 'text/plain; charset=utf-8';
+    return body;
+  }
+  if (body instanceof Uint8Array) {
+    impliedType = 'application/octet-stream';
     return body;
   }
   if (typeof body === 'object' && !Array.isArray(body) && body.is_base64 === true) {
-    defaultType(headers, 'application/octet-stream');
+    impliedType = 'application/octet-stream';
     return decodeBase64(body.body === undefined ? '' : body.body);
   }
   if (bare && (typeof body === 'number' || typeof body === 'boolean')) {
-    defaultType(headers, 'text/plain; charset=utf-8');
-    return Buffer.from(String(body));
+    impliedType = 'text/plain; charset=utf-8';
+    return String(body);
   }
   if (typeof body === 'object' || typeof body === 'number' || typeof body === 'boolean') {
-    defaultType(headers, 'application/json');
-    return Buffer.from(JSON.stringify(body));
+    impliedType = 'application/json';
+    const text = JSON.stringify(body);
+    if (text === undefined) throw new BadResponse('body cannot be sent as JSON');
+    return text;
   }
   throw new BadResponse(`body of type ${typeof body} cannot be sent`);
+}
+
+function isEnvelope(result) {
+  for (let i = 0; i < ENVELOPE_KEYS.length; i++) if (ENVELOPE_KEYS[i] in result) return true;
+  return false;
 }
 
 // The {status, headers, body, bare} a handler's return value stands for.
 function envelope(result) {
   const isObj = result !== null && typeof result === 'object' && !Array.isArray(result) && !(result instanceof Uint8Array);
-  if (!isObj || !ENVELOPE_KEYS.some((k) => k in result)) {
-    return { status: 200, headers: undefined, body: result, bare: true };
+  if (!isObj || !isEnvelope(result)) {
+    return { status: 200, headers: undefined, body: result, bare: true, proxy: undefined };
   }
   const status = 'status' in result ? result.status : 'statusCode' in result ? result.statusCode : 200;
   let body = result.body;
@@ -306,6 +325,7 @@ function envelope(result) {
   return { status, headers: result.headers, body, bare: false, proxy };
 }
 
+// {status, pairs: [name, value, name, value, ...], payload: string | bytes | null, proxy}.
 function toResponse(result) {
   const { status, headers: rawHeaders, body, bare, proxy } = envelope(result);
   if (!Number.isInteger(status) || status < 100 || status > 599) {
@@ -313,18 +333,29 @@ function toResponse(result) {
   }
   const raw = rawHeaders === undefined || rawHeaders === null ? {} : rawHeaders;
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new BadResponse('headers is not an object');
-  const headers = Object.assign({}, raw);
-  const payload = encodeBody(body, headers, bare);
+  const names = Object.keys(raw);
+  const payload = encodeBody(body, bare);
+  const type = impliedType;
   const pairs = [];
-  for (const [k, v] of Object.entries(headers)) {
-    for (const item of Array.isArray(v) ? v : [v]) {
-      if (typeof item !== 'string' && typeof item !== 'number') {
-        throw new BadResponse('a header value is not a string or number');
-      }
-      pairs.push(k, String(item));
+  let typed = false;
+  for (let i = 0; i < names.length; i++) {
+    const k = names[i];
+    const v = raw[k];
+    if (!typed && k.length === 12 && k.toLowerCase() === 'content-type') typed = true;
+    if (Array.isArray(v)) {
+      for (let j = 0; j < v.length; j++) pairs.push(k, headerValue(v[j]));
+    } else {
+      pairs.push(k, headerValue(v));
     }
   }
+  if (!typed && type !== null) pairs.push('content-type', type);
   return { status, pairs, payload, proxy };
+}
+
+function headerValue(item) {
+  if (typeof item === 'string') return item;
+  if (typeof item === 'number') return String(item);
+  throw new BadResponse('a header value is not a string or number');
 }
 
 // --- serving ---------------------------------------------------------------------------------
@@ -435,15 +466,22 @@ class Worker {
   }
 }
 
+// Printable ASCII without `"` and `\`: a JSON string as it stands.
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+function jsonString(text) {
+  return PLAIN.test(text) ? `"${text}"` : JSON.stringify(text);
+}
+
 // `{"type":"res","id":N,"status":S,"headers":[[name,value],...]}` (and `proxy`), written
-// out rather than through JSON.stringify of a fresh object: only the names and values
-// need escaping.
+// out rather than through JSON.stringify of a fresh object: header names and values are
+// nearly always plain text, which needs no escaping.
 function resHeader(id, res) {
   let text = `{"type":"res","id":${id},"status":${res.status},"headers":[`;
   const pairs = res.pairs;
   for (let i = 0; i < pairs.length; i += 2) {
     if (i > 0) text += ',';
-    text += `[${JSON.stringify(pairs[i])},${JSON.stringify(pairs[i + 1])}]`;
+    text += `[${jsonString(pairs[i])},${jsonString(pairs[i + 1])}]`;
   }
   text += ']';
   if (res.proxy !== undefined) text += `,"proxy":${JSON.stringify(res.proxy)}`;
