@@ -144,6 +144,37 @@ fn bodies_arrive_intact_text_binary_and_large() {
     }
 }
 
+/// Frames written back to back in pieces of every small size (one write each): the worker
+/// sees them cut anywhere — inside a length prefix, a header, a body — and several in one
+/// read, and answers each whole and in order.
+#[test]
+fn frames_cut_anywhere_across_reads_are_read_whole() {
+    let big = "0123456789".repeat(30_000);
+    let bodies: [&[u8]; 4] = [b"", b"abc", big.as_bytes(), "é✓".as_bytes()];
+    for (rt, src) in both() {
+        let mut w = Worker::spawn(rt, src, 1);
+        w.handshake(json!({}), None);
+        let mut stream = Vec::new();
+        for (i, body) in bodies.iter().enumerate() {
+            let (h, b) = req(i as u64 + 1, json!({"raw": "1"}), body, false);
+            stream.extend(support::worker::frame(&h, &b));
+        }
+        let (mut at, mut piece) = (0, 1);
+        while at < stream.len() {
+            let end = (at + piece).min(stream.len());
+            w.send_raw(&stream[at..end]);
+            at = end;
+            piece = if piece >= 13 { 1 } else { piece + 1 };
+        }
+        for (i, body) in bodies.iter().enumerate() {
+            let (h, got) = w.recv();
+            assert_eq!(h["id"], i as u64 + 1, "{rt}: {h}");
+            assert_eq!(h["status"], 200, "{rt}: {h}");
+            assert!(got == *body, "{rt}: body of request {} changed", i + 1);
+        }
+    }
+}
+
 #[test]
 fn cancel_of_an_unknown_id_is_acknowledged_at_once() {
     for (rt, src) in both() {

@@ -2,10 +2,12 @@
 // edgefn Node worker (protocol v2): loads one handler once and serves framed requests, several
 // at once (the gateway caps in-flight requests at the function's `concurrency`).
 // Started as `node edgefn-worker.js <socket> <handler.js> <concurrency>`; the protocol is in
-// runtimes/PROTOCOL.md. Data flow: socket chunks → one Buffer per frame → event (body decoded
-// once, env the init object itself) → handler → response frame (header, then the body as its
-// own write: no copy). A cancelled request is forgotten at once (`cancelled` sent) and its
-// later result discarded. stdout/stderr belong to the handler: the gateway captures them.
+// runtimes/PROTOCOL.md. Data flow: reads into one reused buffer → each complete frame parsed
+// where it lies → event (body decoded once, env the init object itself) → handler (a sync
+// result is answered in the same turn) → response frames of the turn joined into one write
+// (a large body follows its header uncopied). A cancelled request is forgotten at once
+// (`cancelled` sent) and its later result discarded. stdout/stderr belong to the handler:
+// the gateway captures them.
 
 const net = require('net');
 const path = require('path');
@@ -27,35 +29,72 @@ if (process.env.EDGEFN_NODE_EXTRA_CA_CERTS !== undefined) {
 class BadResponse extends Error {}
 class Fatal extends Error {}
 
-// Bodies up to this size are copied behind their header (one buffer per frame); larger
-// ones follow it as their own buffer, never copied.
+// Frames answered in one turn of the event loop (every answer settled while one batch of
+// requests is read) are copied into one buffer that leaves in one write when the turn ends
+// (`setImmediate`); a body over JOIN_LIMIT bytes is written as its own buffer, never copied.
 const JOIN_LIMIT = 64 << 10;
-let corked = null;
+let outSock = null;
+// Pending frames of this turn: header text, then body (text, bytes or null), alternately.
+const outParts = [];
+// An upper bound of the bytes the joined frames need (text counted at 3 bytes a UTF-16 unit).
+let outBound = 0;
 
-// Frames written in one turn of the event loop (every answer settled while one batch of
-// requests is read) leave in one writev when it ends, not one write each.
 function send(sock, header, body) {
-  const text = JSON.stringify(header);
-  const hlen = Buffer.byteLength(text);
-  const len = body ? body.length : 0;
-  const join = len <= JOIN_LIMIT;
-  const frame = Buffer.allocUnsafe(8 + hlen + (join ? len : 0));
-  frame.writeUInt32BE(4 + hlen + len, 0);
-  frame.writeUInt32BE(hlen, 4);
-  frame.write(text, 8, hlen, 'utf8');
-  if (join && len > 0) frame.set(body, 8 + hlen);
-  if (corked !== sock) {
-    corked = sock;
-    sock.cork();
-    setImmediate(uncork, sock);
-  }
-  sock.write(frame);
-  if (!join) sock.write(body);
+  queueFrame(sock, JSON.stringify(header), body);
 }
 
-function uncork(sock) {
-  corked = null;
-  sock.uncork();
+function queueFrame(sock, text, body) {
+  if (outSock !== sock) {
+    if (outSock !== null) flush();
+    outSock = sock;
+    setImmediate(flush);
+  }
+  let joined = 0;
+  if (typeof body === 'string') {
+    if (3 * body.length > JOIN_LIMIT) body = Buffer.from(body, 'utf8');
+    else joined = 3 * body.length;
+  }
+  if (body !== null && typeof body !== 'string' && body.length <= JOIN_LIMIT) joined = body.length;
+  outParts.push(text, body);
+  outBound += 8 + 3 * text.length + joined;
+}
+
+function flush() {
+  const sock = outSock;
+  if (sock === null) return;
+  outSock = null;
+  const parts = outParts.splice(0);
+  let buf = Buffer.allocUnsafe(outBound);
+  outBound = 0;
+  let at = 0;
+  let corked = false;
+  for (let i = 0; i < parts.length; i += 2) {
+    const body = parts[i + 1];
+    const hlen = buf.write(parts[i], at + 8);
+    let len = 0;
+    let separate = false;
+    if (typeof body === 'string') {
+      len = buf.write(body, at + 8 + hlen);
+    } else if (body !== null) {
+      len = body.length;
+      separate = len > JOIN_LIMIT;
+      if (!separate) buf.set(body, at + 8 + hlen);
+    }
+    buf.writeUInt32BE(4 + hlen + len, at);
+    buf.writeUInt32BE(hlen, at + 4);
+    at += 8 + hlen + (separate ? 0 : len);
+    if (!separate) continue;
+    if (!corked) {
+      corked = true;
+      sock.cork();
+    }
+    sock.write(buf.subarray(0, at));
+    sock.write(body);
+    buf = buf.subarray(at);
+    at = 0;
+  }
+  if (at > 0) sock.write(buf.subarray(0, at));
+  if (corked) sock.uncork();
 }
 
 // --- loading ---------------------------------------------------------------------------------
@@ -214,10 +253,6 @@ function hasHeader(headers, name) {
   return Object.keys(headers).some((k) => k.toLowerCase() === name);
 }
 
-function defaultType(headers, value) {
-  if (!hasHeader(headers, 'content-type')) headers['content-type'] = value;
-}
-
 function looksLikeHtml(text) {
   const t = text.trimStart().slice(0, 15).toLowerCase();
   return t.startsWith('<!doctype html') || t.startsWith('<html');
@@ -231,37 +266,51 @@ function decodeBase64(data) {
   return Buffer.from(data, 'base64');
 }
 
-// Body forms: text, Buffer, JSON value, `{is_base64: true, body: ...}`.
-function encodeBody(body, headers, bare) {
-  if (body === undefined || body === null) return null;
-  if (typeof body === 'string') {
-    defaultType(headers, bare && looksLikeHtml(body) ? 'text/html; charset=utf-8' : 'text/plain; charset=utf-8');
-    return Buffer.from(body, 'utf8');
+// The content type a body form implies, set by encodeBody beside its result.
+let impliedType = null;
+
+// Body forms: text, Buffer, JSON value, `{is_base64: true, body: ...}`. Text (and JSON) stays
+// a string: it is encoded once, straight into the frame.
+function encodeBody(body, bare) {
+  if (body === undefined || body === null) {
+    impliedType = null;
+    return null;
   }
-  if (Buffer.isBuffer(body) || body instanceof Uint8Array) {
-    defaultType(headers, 'application/octet-stream');
+  if (typeof body === 'string') {
+    impliedType = bare && looksLikeHtml(body) ? 'text/html; charset=utf-8' : 'text/plain; charset=utf-8';
+    return body;
+  }
+  if (body instanceof Uint8Array) {
+    impliedType = 'application/octet-stream';
     return body;
   }
   if (typeof body === 'object' && !Array.isArray(body) && body.is_base64 === true) {
-    defaultType(headers, 'application/octet-stream');
+    impliedType = 'application/octet-stream';
     return decodeBase64(body.body === undefined ? '' : body.body);
   }
   if (bare && (typeof body === 'number' || typeof body === 'boolean')) {
-    defaultType(headers, 'text/plain; charset=utf-8');
-    return Buffer.from(String(body));
+    impliedType = 'text/plain; charset=utf-8';
+    return String(body);
   }
   if (typeof body === 'object' || typeof body === 'number' || typeof body === 'boolean') {
-    defaultType(headers, 'application/json');
-    return Buffer.from(JSON.stringify(body));
+    impliedType = 'application/json';
+    const text = JSON.stringify(body);
+    if (text === undefined) throw new BadResponse('body cannot be sent as JSON');
+    return text;
   }
   throw new BadResponse(`body of type ${typeof body} cannot be sent`);
+}
+
+function isEnvelope(result) {
+  for (let i = 0; i < ENVELOPE_KEYS.length; i++) if (ENVELOPE_KEYS[i] in result) return true;
+  return false;
 }
 
 // The {status, headers, body, bare} a handler's return value stands for.
 function envelope(result) {
   const isObj = result !== null && typeof result === 'object' && !Array.isArray(result) && !(result instanceof Uint8Array);
-  if (!isObj || !ENVELOPE_KEYS.some((k) => k in result)) {
-    return { status: 200, headers: undefined, body: result, bare: true };
+  if (!isObj || !isEnvelope(result)) {
+    return { status: 200, headers: undefined, body: result, bare: true, proxy: undefined };
   }
   const status = 'status' in result ? result.status : 'statusCode' in result ? result.statusCode : 200;
   let body = result.body;
@@ -276,6 +325,7 @@ function envelope(result) {
   return { status, headers: result.headers, body, bare: false, proxy };
 }
 
+// {status, pairs: [name, value, name, value, ...], payload: string | bytes | null, proxy}.
 function toResponse(result) {
   const { status, headers: rawHeaders, body, bare, proxy } = envelope(result);
   if (!Number.isInteger(status) || status < 100 || status > 599) {
@@ -283,21 +333,34 @@ function toResponse(result) {
   }
   const raw = rawHeaders === undefined || rawHeaders === null ? {} : rawHeaders;
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new BadResponse('headers must be an object');
-  const headers = Object.assign({}, raw);
-  const payload = encodeBody(body, headers, bare);
+  const names = Object.keys(raw);
+  const payload = encodeBody(body, bare);
+  const type = impliedType;
   const pairs = [];
-  for (const [k, v] of Object.entries(headers)) {
-    for (const item of Array.isArray(v) ? v : [v]) {
-      if (typeof item !== 'string' && typeof item !== 'number') {
-        throw new BadResponse('a header value is not a string or number');
-      }
-      pairs.push([k, String(item)]);
+  let typed = false;
+  for (let i = 0; i < names.length; i++) {
+    const k = names[i];
+    const v = raw[k];
+    if (!typed && k.length === 12 && k.toLowerCase() === 'content-type') typed = true;
+    if (Array.isArray(v)) {
+      for (let j = 0; j < v.length; j++) pairs.push(k, headerValue(v[j]));
+    } else {
+      pairs.push(k, headerValue(v));
     }
   }
+  if (!typed && type !== null) pairs.push('content-type', type);
   return { status, pairs, payload, proxy };
 }
 
+function headerValue(item) {
+  if (typeof item === 'string') return item;
+  if (typeof item === 'number') return String(item);
+  throw new BadResponse('a header value is not a string or number');
+}
+
 // --- serving ---------------------------------------------------------------------------------
+
+const EMPTY = Buffer.alloc(0);
 
 function buildEvent(header, body, env) {
   const event = header.event;
@@ -322,6 +385,10 @@ function errorText(e) {
   }
 }
 
+function isThenable(value) {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof value.then === 'function';
+}
+
 class Worker {
   constructor(sock, call, handlerName) {
     this.sock = sock;
@@ -335,7 +402,6 @@ class Worker {
   }
 
   callFor(file) {
-    if (!file) return Promise.resolve(this.call);
     let p = this.others.get(file);
     if (!p) {
       p = loadModule(file).then((mod) => findCallable(mod, file, this.handlerName));
@@ -346,36 +412,92 @@ class Worker {
     return p;
   }
 
-  async request(id, event, raw, file) {
+  request(id, event, raw, file) {
     this.inflight.add(id);
-    let header;
-    let payload = null;
+    if (file) {
+      this.callFor(file).then(
+        (call) => this.run(call, id, event, raw),
+        (e) => this.failed(id, e),
+      );
+    } else {
+      this.run(this.call, id, event, raw);
+    }
+  }
+
+  // A synchronous handler is answered in the same turn, an async one when its promise
+  // settles: no promise is made for a value that is not one.
+  run(call, id, event, raw) {
+    let result;
     try {
-      const call = await this.callFor(file);
-      const res = toResponse(await call(event, raw));
-      header = { type: 'res', id, status: res.status, headers: res.pairs };
-      if (res.proxy !== undefined) header.proxy = res.proxy;
-      payload = res.payload;
+      result = call(event, raw);
     } catch (e) {
-      if (!this.inflight.has(id)) return;
-      // FastFN's daemon answers 500 with the error's message (404 for ENOENT).
-      if (e instanceof BadResponse) {
-        console.error(`edgefn: handler returned an invalid response: ${e.message}`);
-        header = { type: 'err', id, kind: 'bad_response', status: 500, detail: e.message };
-      } else {
-        console.error(e && e.stack ? e.stack : String(e));
-        const status = e && e.code === 'ENOENT' ? 404 : 500;
-        header = { type: 'err', id, kind: 'handler_error', status, detail: errorText(e) };
-      }
+      this.failed(id, e);
+      return;
+    }
+    if (isThenable(result)) {
+      Promise.resolve(result).then(
+        (value) => this.answer(id, value),
+        (e) => this.failed(id, e),
+      );
+    } else {
+      this.answer(id, result);
+    }
+  }
+
+  answer(id, result) {
+    let res;
+    try {
+      res = toResponse(result);
+    } catch (e) {
+      this.failed(id, e);
+      return;
     }
     if (!this.inflight.delete(id)) return;
-    send(this.sock, header, payload);
+    queueFrame(this.sock, resHeader(id, res), res.payload);
+  }
+
+  failed(id, e) {
+    if (!this.inflight.has(id)) return;
+    let header;
+    // FastFN's daemon answers 500 with the error's message (404 for ENOENT).
+    if (e instanceof BadResponse) {
+      console.error(`edgefn: handler returned an invalid response: ${e.message}`);
+      header = { type: 'err', id, kind: 'bad_response', status: 500, detail: e.message };
+    } else {
+      console.error(e && e.stack ? e.stack : String(e));
+      const status = e && e.code === 'ENOENT' ? 404 : 500;
+      header = { type: 'err', id, kind: 'handler_error', status, detail: errorText(e) };
+    }
+    this.inflight.delete(id);
+    send(this.sock, header, null);
   }
 
   cancel(id) {
     this.inflight.delete(id);
-    send(this.sock, { type: 'cancelled', id });
+    send(this.sock, { type: 'cancelled', id }, null);
   }
+}
+
+// Printable ASCII without `"` and `\`: a JSON string as it stands.
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+function jsonString(text) {
+  return PLAIN.test(text) ? `"${text}"` : JSON.stringify(text);
+}
+
+// `{"type":"res","id":N,"status":S,"headers":[[name,value],...]}` (and `proxy`), written
+// out rather than through JSON.stringify of a fresh object: header names and values are
+// nearly always plain text, which needs no escaping.
+function resHeader(id, res) {
+  let text = `{"type":"res","id":${id},"status":${res.status},"headers":[`;
+  const pairs = res.pairs;
+  for (let i = 0; i < pairs.length; i += 2) {
+    if (i > 0) text += ',';
+    text += `[${jsonString(pairs[i])},${jsonString(pairs[i + 1])}]`;
+  }
+  text += ']';
+  if (res.proxy !== undefined) text += `,"proxy":${JSON.stringify(res.proxy)}`;
+  return text + '}';
 }
 
 /** FastFN's daemon shows a function's `fn.env.json` in `process.env` too, not only in
@@ -387,17 +509,107 @@ function exportEnv(env) {
 }
 
 function fatal(sock, text) {
-  send(sock, { type: 'fatal', error: text });
+  send(sock, { type: 'fatal', error: text }, null);
+  flush();
   sock.end(() => process.exit(1));
 }
 
+// Reads land in one reused buffer (`onread`), and every complete frame in it is handled
+// where it lies: its header text and body are copied out (a body only when present), so
+// nothing is joined. Only a frame that does not fit in what was read is assembled, in a
+// buffer of exactly its size allocated once its length is known.
+const READ_SIZE = 256 << 10;
+
+class FrameReader {
+  constructor(onFrame) {
+    this.onFrame = onFrame;
+    // The frame being assembled across reads (its first `filled` bytes), or null.
+    this.partial = null;
+    this.filled = 0;
+    // Up to 7 bytes of a length prefix split across reads.
+    this.prefix = Buffer.allocUnsafe(8);
+    this.prefixLen = 0;
+  }
+
+  push(buf, end) {
+    let at = 0;
+    if (this.prefixLen > 0) {
+      const take = Math.min(8 - this.prefixLen, end);
+      buf.copy(this.prefix, this.prefixLen, 0, take);
+      this.prefixLen += take;
+      at = take;
+      if (this.prefixLen < 8) return;
+      this.prefixLen = 0;
+      this.begin(this.prefix, 0, 8);
+    }
+    if (this.partial !== null) {
+      const take = Math.min(this.partial.length - this.filled, end - at);
+      buf.copy(this.partial, this.filled, at, at + take);
+      this.filled += take;
+      at += take;
+      if (this.filled < this.partial.length) return;
+      const frame = this.partial;
+      this.partial = null;
+      this.frame(frame, 0, frame.length, true);
+    }
+    while (end - at >= 8) {
+      const total = this.checkedLength(buf, at);
+      if (end - at < 4 + total) {
+        this.begin(buf, at, end);
+        return;
+      }
+      this.frame(buf, at, at + 4 + total, false);
+      at += 4 + total;
+    }
+    if (at < end) {
+      buf.copy(this.prefix, 0, at, end);
+      this.prefixLen = end - at;
+    }
+  }
+
+  checkedLength(buf, at) {
+    const total = buf.readUInt32BE(at);
+    const hlen = buf.readUInt32BE(at + 4);
+    if (total > MAX_REQUEST_FRAME || total < 4 || hlen > total - 4) {
+      console.error('edgefn worker: oversized or malformed frame from the gateway');
+      process.exit(1);
+    }
+    return total;
+  }
+
+  // Starts assembling the frame whose first bytes are buf[at, end) (at least its prefix).
+  begin(buf, at, end) {
+    const total = this.checkedLength(buf, at);
+    this.partial = Buffer.allocUnsafe(4 + total);
+    buf.copy(this.partial, 0, at, end);
+    this.filled = end - at;
+  }
+
+  // The frame buf[at, end); `owned`: buf is the frame's own memory, its body need not be copied.
+  frame(buf, at, end, owned) {
+    const hlen = buf.readUInt32BE(at + 4);
+    const header = JSON.parse(buf.toString('utf8', at + 8, at + 8 + hlen));
+    const start = at + 8 + hlen;
+    let body = EMPTY;
+    if (start < end) body = owned ? buf.subarray(start, end) : Buffer.from(buf.subarray(start, end));
+    this.onFrame(header, body);
+  }
+}
+
 function main() {
-  const sock = net.createConnection(sockPath);
-  let chunks = [];
-  let buffered = 0;
   let worker = null;
   let env = null;
   const queued = [];
+  const reader = new FrameReader(onFrame);
+  const sock = net.createConnection({
+    path: sockPath,
+    onread: {
+      buffer: Buffer.allocUnsafe(READ_SIZE),
+      callback: (n, buf) => {
+        reader.push(buf, n);
+      },
+    },
+  });
 
   async function start(init) {
     if (init.version !== PROTOCOL) {
@@ -424,7 +636,7 @@ function main() {
       return;
     }
     worker = new Worker(sock, fn, init.handler_name);
-    send(sock, { type: 'ready', version: PROTOCOL, pid: process.pid });
+    send(sock, { type: 'ready', version: PROTOCOL, pid: process.pid }, null);
     for (const [h, b] of queued.splice(0)) onFrame(h, b);
   }
 
@@ -439,33 +651,9 @@ function main() {
     }
     if (header.type === 'req') {
       worker.request(header.id, buildEvent(header, body, env), body, header.handler);
-    }
-    else if (header.type === 'cancel') worker.cancel(header.id);
+    } else if (header.type === 'cancel') worker.cancel(header.id);
   }
 
-  sock.on('data', (chunk) => {
-    chunks.push(chunk);
-    buffered += chunk.length;
-    while (buffered >= 8) {
-      // Only the 8-byte prefix is joined early (when it straddles chunks); the frame is
-      // joined once, when complete: joining on every chunk is quadratic in the body size.
-      if (chunks[0].length < 8) chunks = [Buffer.concat(chunks, buffered)];
-      const total = chunks[0].readUInt32BE(0);
-      const hlen = chunks[0].readUInt32BE(4);
-      if (total > MAX_REQUEST_FRAME || total < 4 || hlen > total - 4) {
-        console.error('edgefn worker: oversized or malformed frame from the gateway');
-        process.exit(1);
-      }
-      if (buffered < 4 + total) break;
-      let buf = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, buffered);
-      const header = JSON.parse(buf.subarray(8, 8 + hlen).toString('utf8'));
-      const body = buf.subarray(8 + hlen, 4 + total);
-      buf = buf.subarray(4 + total);
-      chunks = buf.length > 0 ? [buf] : [];
-      buffered = buf.length;
-      onFrame(header, body);
-    }
-  });
   sock.on('close', () => process.exit(0));
   sock.on('error', () => process.exit(1));
 }

@@ -1,14 +1,28 @@
-// The Node peer a user would run: a plain `http` server answering the same JSON as
-// bench/functions/node-hello. Usage: node server.js PORT
+// The Node peer a user would run: a plain `http` server calling the very handler module edgefn
+// serves in the `node` scenario (bench/functions/node-hello/handler.js by default) and sending
+// its {status, headers, body}. Usage: node server.js PORT [HANDLER_FILE]
 const http = require("http");
+const path = require("path");
+
 const port = Number(process.argv[2] || 18087);
-const body = '{"ok":true}';
+const file = process.argv[3] || path.join(__dirname, "..", "..", "functions", "node-hello", "handler.js");
+const { handler } = require(path.resolve(file));
+
+async function answer(req, res) {
+  const r = await handler({ method: req.method, path: req.url, headers: req.headers });
+  const body = Buffer.from(r.body);
+  res.writeHead(r.status, { ...r.headers, "content-length": body.length });
+  res.end(body);
+}
+
 http
   .createServer((req, res) => {
     req.resume();
     req.on("end", () => {
-      res.writeHead(200, { "content-type": "application/json", "content-length": body.length });
-      res.end(body);
+      answer(req, res).catch((e) => {
+        console.error(e);
+        res.writeHead(500).end();
+      });
     });
   })
-  .listen(port, "127.0.0.1", () => console.log(`node-http listening on 127.0.0.1:${port}`));
+  .listen(port, "127.0.0.1", () => console.log(`node-http listening on 127.0.0.1:${port} (${file})`));
