@@ -8,9 +8,9 @@
 # Cases: a rejected request (401 from the api_key policy, no worker) through edgefn (its
 # HTTP/1 front answers it) with the access log off and with it on (the shipped default,
 # writer thread included), through edgefn with the front off (hyper answers it), and the
-# same 401 from the bare hyper peer; an accepted request to a trivial Python handler
-# through edgefn (gateway process only: the worker is a separate process). Writes
-# bench/results/instructions.md.
+# same 401 from the bare hyper peer; an accepted request to a trivial Python handler and
+# to a trivial Node handler through edgefn (gateway process only: the worker is a
+# separate process). Writes bench/results/instructions.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-4000}
@@ -24,7 +24,7 @@ cargo build --release -q -p gateway -p hyper-header
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/fn"
-cp -r bench/functions/secure bench/functions/hello-py "$work/fn/"
+cp -r bench/functions/secure bench/functions/hello-py bench/functions/hello-node "$work/fn/"
 printf '[server]\nlisten = "127.0.0.1:18481"\n[admin]\nlisten = "127.0.0.1:18482"\n[log]\naccess = false\n' \
   >"$work/edgefn.toml"
 # The shipped default: access log on.
@@ -60,6 +60,7 @@ rejected_log=$(count 18481 /secure target/release/edgefn serve --config "$work/e
 rejected_hyper=$(count 18481 /secure target/release/edgefn serve --config "$work/edgefn-hyper.toml" --functions "$work/fn")
 hyper=$(count 18483 /secure target/release/hyper-header 127.0.0.1:18483 bench-key)
 accepted=$(count 18481 /hello-py "${edge[@]}")
+accepted_node=$(count 18481 /hello-node "${edge[@]}")
 
 mkdir -p bench/results
 {
@@ -75,6 +76,7 @@ mkdir -p bench/results
   echo "| rejected (401), edgefn with \`http1_fast_path = false\` (hyper serves it) | $rejected_hyper |"
   echo "| rejected (401), hyper-header | $hyper |"
   echo "| accepted, edgefn → warm Python worker (gateway process) | $accepted |"
+  echo "| accepted, edgefn → warm Node worker (gateway process) | $accepted_node |"
   echo
   echo "A rejected request costs edgefn $(python3 -c "print(round($rejected/$hyper, 2))")× the instructions of bare hyper with the access log off, $(python3 -c "print(round($rejected_log/$hyper, 2))")× with it on."
 } >bench/results/instructions.md

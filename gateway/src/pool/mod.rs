@@ -21,6 +21,7 @@ mod machine;
 mod output;
 mod php;
 pub mod protocol;
+mod reply_scan;
 mod rust_build;
 mod seam;
 mod types;

@@ -25,7 +25,7 @@ use super::launch::Launcher;
 pub use super::machine::ExitCause;
 use super::machine::{RequestId, WorkerId};
 use super::output::{self, Masker};
-use super::protocol::{self, Cancel, FromWorker, Init, RequestHeader, PROTOCOL_VERSION};
+use super::protocol::{self, Cancel, FromWorker, Init, PROTOCOL_VERSION};
 use super::seam::{BoxFuture, Channel, Events, Reply, Spawn, WorkerEvent};
 use super::{PoolError, PoolSpec, WorkerRequest, WorkerResponse};
 use crate::logging::Stream;
@@ -96,9 +96,19 @@ enum Conn {
     Closed,
 }
 
+/// The channel's sending side and the buffer request frames are written into (kept
+/// between requests; given back when one frame made it large).
+struct Writer {
+    half: OwnedWriteHalf,
+    frame: Vec<u8>,
+}
+
+/// Frame capacity kept between requests.
+const KEEP_FRAME: usize = 16 << 10;
+
 pub struct Worker {
     pub pid: u32,
-    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
     conn: Mutex<Conn>,
     next_id: AtomicU64,
     kill: Notify,
@@ -143,7 +153,7 @@ impl Channel for Worker {
         let (frame, _) = protocol::encode(&Cancel { kind: "cancel", id }, &Bytes::new());
         let writer = self.writer.clone();
         tokio::spawn(async move {
-            let _ = writer.lock().await.write_all(&frame).await;
+            let _ = writer.lock().await.half.write_all(&frame).await;
         });
     }
 
@@ -200,15 +210,15 @@ impl Worker {
             id,
             stage: SendStage::Queued,
         };
-        let header = RequestHeader {
-            id,
-            function: &self.function,
-            req,
-        };
-        let (frame, rest) = protocol::encode(&header, &req.body);
         let mut w = self.writer.lock().await;
+        let Writer { half, frame } = &mut *w;
+        frame.clear();
+        protocol::encode_request(frame, id, &self.function, req);
         guard.stage = SendStage::Writing;
-        let written = write_frame(&mut *w, &frame, rest.as_deref().unwrap_or(&[])).await;
+        let written = write_frame(half, frame, &req.body).await;
+        if frame.capacity() > KEEP_FRAME {
+            *frame = Vec::new();
+        }
         drop(w);
         guard.stage = SendStage::Done;
         if written.is_err() {
@@ -360,7 +370,10 @@ pub async fn spawn(ctx: &SpawnCtx, events: Events) -> Result<Arc<Worker>, StartE
     };
     let worker = Arc::new(Worker {
         pid,
-        writer: Arc::new(tokio::sync::Mutex::new(writer)),
+        writer: Arc::new(tokio::sync::Mutex::new(Writer {
+            half: writer,
+            frame: Vec::with_capacity(1024),
+        })),
         conn: Mutex::new(Conn::Open(HashMap::new())),
         next_id: AtomicU64::new(1),
         kill: Notify::new(),
@@ -480,7 +493,7 @@ async fn supervise(worker: Arc<Worker>, mut child: Child, mut reader: BufReader<
     };
     if cause == ExitCause::Retired {
         // Closing the channel lets the worker exit on its own (atexit handlers run).
-        let _ = worker.writer.lock().await.shutdown().await;
+        let _ = worker.writer.lock().await.half.shutdown().await;
         let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
     }
     let _ = child.start_kill();
