@@ -183,7 +183,9 @@ fn string(out: &mut Vec<u8>, s: &str) {
 
 /// A header value as text: printable ASCII is copied, anything else decoded lossily.
 fn header_value(out: &mut Vec<u8>, v: &[u8]) {
-    if v.iter().all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+    if v.iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
         out.reserve(v.len() + 2);
         out.push(b'"');
         out.extend_from_slice(v);

@@ -132,7 +132,8 @@ async fn escapes_and_fixed_parts() {
             )),
         },
     );
-    req.headers.insert("x-q", HeaderValue::from_static(r#"say "hi" \o/"#));
+    req.headers
+        .insert("x-q", HeaderValue::from_static(r#"say "hi" \o/"#));
     req.headers
         .insert("x-bin", HeaderValue::from_bytes(b"caf\xe9\tok").unwrap());
     req.path = "/p/\u{1}é".into();
@@ -172,7 +173,10 @@ async fn escapes_and_fixed_parts() {
         serde_json::json!({"type": "bearer", "subject": "a\"b",
             "claims": {"sub": "a\"b", "n": [1, 2]}})
     );
-    assert_eq!(c["user"], serde_json::json!({"id": "a\"b", "auth": "bearer"}));
+    assert_eq!(
+        c["user"],
+        serde_json::json!({"id": "a\"b", "auth": "bearer"})
+    );
     // The same meta on another pool's worker names that pool.
     let (v, _) = event_on(&req, "other").await;
     assert_eq!(v["event"]["context"]["function"], "other");

@@ -368,7 +368,7 @@ impl Inner {
                             actions.push(Action::Cancel(w.clone(), req));
                         }
                     }
-                    Effect::Wake(_) => wake = true,
+                    Effect::Wake(t) => wake |= sh.armed.is_none_or(|a| t < a),
                 }
             }
             self.publish(sh);
@@ -493,7 +493,11 @@ async fn drive(weak: Weak<Inner>, wake: Arc<Notify>) {
             if sh.machine.phase() == Phase::Stopped && sh.machine.is_empty() {
                 return;
             }
-            sh.armed = sh.machine.next_wake();
+            // With nothing due, the driver still wakes within an idle timeout: a worker
+            // falling idle (every released request) then sets no earlier deadline and
+            // need not wake it.
+            let idle = Instant::now().checked_add(inner.timing.idle_timeout);
+            sh.armed = sh.machine.next_wake().or(idle);
             sh.armed
         };
         match next {

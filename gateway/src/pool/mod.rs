@@ -24,6 +24,7 @@ pub mod protocol;
 mod reply_scan;
 mod rust_build;
 mod seam;
+mod socket;
 mod types;
 mod typescript;
 mod worker;

@@ -69,12 +69,7 @@ pub fn encode(header: &impl Serialize, body: &Bytes) -> (Vec<u8>, Option<Bytes>)
 
 /// Appends one request frame's prefix and header to `out` (the body, `body_len` bytes,
 /// follows it in the same vectored write).
-pub fn encode_request(
-    out: &mut Vec<u8>,
-    id: u64,
-    function: &str,
-    req: &super::WorkerRequest,
-) {
+pub fn encode_request(out: &mut Vec<u8>, id: u64, function: &str, req: &super::WorkerRequest) {
     let at = out.len();
     out.extend_from_slice(&[0u8; 8]);
     super::event::write_request_header(out, id, function, req);

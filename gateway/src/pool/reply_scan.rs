@@ -209,7 +209,10 @@ mod tests {
         assert_eq!((s.pid, s.version), (Some(9), Some(2)));
         let s = scan(br#"{"type":"res","id":1,"status":-7,"headers":[]}"#).unwrap();
         assert_eq!(s.status, Some(-7));
-        assert_eq!(scan(br#"{"type":null,"id":null}"#).unwrap(), Scanned::default());
+        assert_eq!(
+            scan(br#"{"type":null,"id":null}"#).unwrap(),
+            Scanned::default()
+        );
     }
 
     #[test]

@@ -14,8 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::BufReader;
 use tokio::net::UnixListener;
 use tokio::process::Child;
 use tokio::sync::{oneshot, Notify};
@@ -27,6 +26,7 @@ use super::machine::{RequestId, WorkerId};
 use super::output::{self, Masker};
 use super::protocol::{self, Cancel, FromWorker, Init, PROTOCOL_VERSION};
 use super::seam::{BoxFuture, Channel, Events, Reply, Spawn, WorkerEvent};
+use super::socket::{self, ReadHalf, WriteHalf};
 use super::{PoolError, PoolSpec, WorkerRequest, WorkerResponse};
 use crate::logging::Stream;
 
@@ -99,7 +99,7 @@ enum Conn {
 /// The channel's sending side and the buffer request frames are written into (kept
 /// between requests; given back when one frame made it large).
 struct Writer {
-    half: OwnedWriteHalf,
+    half: WriteHalf,
     frame: Vec<u8>,
 }
 
@@ -280,21 +280,9 @@ impl Worker {
 }
 
 /// Header and body in one vectored write: the body is never copied into the frame.
-async fn write_frame<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    head: &[u8],
-    body: &[u8],
-) -> std::io::Result<()> {
-    let mut bufs = [IoSlice::new(head), IoSlice::new(body)];
-    let mut bufs = &mut bufs[..];
-    while !bufs.is_empty() {
-        let n = w.write_vectored(bufs).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut bufs, n);
-    }
-    Ok(())
+async fn write_frame(w: &WriteHalf, head: &[u8], body: &[u8]) -> std::io::Result<()> {
+    w.write_all_vectored(&mut [IoSlice::new(head), IoSlice::new(body)])
+        .await
 }
 
 /// Starts a worker and waits until its handler is loaded. `Exited` is reported once,
@@ -438,7 +426,7 @@ async fn handshake(
     listener: &UnixListener,
     child: &mut Child,
     ctx: &SpawnCtx,
-) -> Result<(u32, BufReader<OwnedReadHalf>, OwnedWriteHalf), StartError> {
+) -> Result<(u32, BufReader<ReadHalf>, WriteHalf), StartError> {
     let stream = tokio::select! {
         accepted = listener.accept() => accepted.map_err(|e| StartError::Channel(e.to_string()))?.0,
         status = child.wait() => {
@@ -447,7 +435,7 @@ async fn handshake(
             })
         }
     };
-    let (reader, mut writer) = stream.into_split();
+    let (reader, writer) = socket::split(stream).map_err(|e| StartError::Channel(e.to_string()))?;
     let mut reader = BufReader::with_capacity(64 << 10, reader);
     let init = Init {
         kind: "init",
@@ -485,7 +473,7 @@ async fn handshake(
     }
 }
 
-async fn supervise(worker: Arc<Worker>, mut child: Child, mut reader: BufReader<OwnedReadHalf>) {
+async fn supervise(worker: Arc<Worker>, mut child: Child, mut reader: BufReader<ReadHalf>) {
     let cause = tokio::select! {
         cause = read_loop(&worker, &mut reader) => cause,
         _ = worker.kill.notified() => worker.kill_cause(),
@@ -493,7 +481,7 @@ async fn supervise(worker: Arc<Worker>, mut child: Child, mut reader: BufReader<
     };
     if cause == ExitCause::Retired {
         // Closing the channel lets the worker exit on its own (atexit handlers run).
-        let _ = worker.writer.lock().await.half.shutdown().await;
+        let _ = worker.writer.lock().await.half.shutdown();
         let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
     }
     let _ = child.start_kill();
@@ -511,7 +499,7 @@ async fn supervise(worker: Arc<Worker>, mut child: Child, mut reader: BufReader<
     (worker.events)(WorkerEvent::Exited(cause));
 }
 
-async fn read_loop(worker: &Worker, reader: &mut BufReader<OwnedReadHalf>) -> ExitCause {
+async fn read_loop(worker: &Worker, reader: &mut BufReader<ReadHalf>) -> ExitCause {
     loop {
         let (header, body) = match protocol::read_frame(reader).await {
             Ok(f) => f,
