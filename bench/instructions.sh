@@ -8,13 +8,13 @@
 # Cases: a rejected request (401 from the api_key policy, no worker) through edgefn (its
 # HTTP/1 front answers it) with the access log off and with it on (the shipped default,
 # writer thread included), through edgefn with the front off (hyper answers it), and the
-# same 401 from the bare hyper peer; an accepted request to a trivial Python handler
-# through edgefn (gateway process only: the worker is a separate process); a full TLS 1.3
-# handshake (ECDSA P-256 certificate, X25519, tools/tls-load: no request, no resumption)
-# through edgefn. Then the other side: the instructions **oha itself** spends per response
-# of the same 401 from edgefn, from bare hyper and from nginx `return 401` (oha's 401
-# figures are client-bound: they follow what each answer costs the client to parse).
-# Writes bench/results/instructions.md.
+# same 401 from the bare hyper peer; an accepted request to a trivial Python handler and
+# to a trivial Node handler through edgefn (gateway process only: the worker is a separate
+# process); a full TLS 1.3 handshake (ECDSA P-256 certificate, X25519, tools/tls-load: no
+# request, no resumption) through edgefn. Then the other side: the instructions **oha
+# itself** spends per response of the same 401 from edgefn, from bare hyper and from nginx
+# `return 401` (oha's 401 figures are client-bound: they follow what each answer costs the
+# client to parse). Writes bench/results/instructions.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-4000}
@@ -28,7 +28,7 @@ cargo build --release -q -p gateway -p hyper-header -p tls-load
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/fn"
-cp -r bench/functions/secure bench/functions/hello-py "$work/fn/"
+cp -r bench/functions/secure bench/functions/hello-py bench/functions/hello-node "$work/fn/"
 printf '[server]\nlisten = "127.0.0.1:18481"\n[admin]\nlisten = "127.0.0.1:18482"\n[log]\naccess = false\n' \
   >"$work/edgefn.toml"
 # The shipped default: access log on.
@@ -117,6 +117,7 @@ rejected_log=$(count 18481 /secure target/release/edgefn serve --config "$work/e
 rejected_hyper=$(count 18481 /secure target/release/edgefn serve --config "$work/edgefn-hyper.toml" --functions "$work/fn")
 hyper=$(count 18483 /secure target/release/hyper-header 127.0.0.1:18483 bench-key)
 accepted=$(count 18481 /hello-py "${edge[@]}")
+accepted_node=$(count 18481 /hello-node "${edge[@]}")
 cat >"$work/nginx.conf" <<EOF
 worker_processes 1;
 daemon off;
@@ -152,6 +153,7 @@ mkdir -p bench/results
   echo "| rejected (401), edgefn with \`http1_fast_path = false\` (hyper serves it) | $rejected_hyper |"
   echo "| rejected (401), hyper-header | $hyper |"
   echo "| accepted, edgefn → warm Python worker (gateway process) | $accepted |"
+  echo "| accepted, edgefn → warm Node worker (gateway process) | $accepted_node |"
   echo "| full TLS 1.3 handshake (X25519, ECDSA P-256), edgefn, per handshake | $tls |"
   echo
   echo "The load generator's side of the same 401 (oha under callgrind, $N requests, 50 connections):"

@@ -179,6 +179,7 @@ fn event_meta(def: &FunctionDef) -> EventMeta {
         max_body_bytes: def.policy.max_body_bytes,
         debug: def.policy.debug_headers,
         handler: None,
+        rendered: Default::default(),
     }
 }
 

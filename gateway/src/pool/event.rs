@@ -1,7 +1,9 @@
-//! The event a handler receives, in FastFN's shape (`http/gateway.lua`), serialised in
-//! one pass straight from the request parts into the frame header: no intermediate map,
-//! one small grouping buffer for the query string only. The worker adds `body` (the raw
-//! bytes travel after the header) and `env`.
+//! The event a handler receives, in FastFN's shape (`http/gateway.lua`), written as JSON
+//! in one pass straight from the request parts into the frame header. What is fixed per
+//! function (its name, runtime, version, limits, the shared-pool handler) is rendered once,
+//! at the function's first request, and copied in; strings that need no escaping (nearly
+//! all of them) are copied as they are. The worker adds `body` (the raw bytes travel after
+//! the header) and `env`.
 //!
 //! `{"id", "ts", "method", "path", "raw_path", "query", "params", "path_params",
 //! "headers", "session", "client": {"ip", "ua"}, "context": {"request_id", "function",
@@ -9,12 +11,11 @@
 //! "auth", "user"}}`
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
-use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
 
 use super::{AuthContext, WorkerRequest};
 
@@ -34,6 +35,9 @@ pub struct EventMeta {
     /// The handler file when the function runs on a pool it shares with the other Node
     /// functions of its folder (`snapshot.rs`): the worker calls this file's handler.
     pub handler: Option<Arc<str>>,
+    /// The JSON of the fields above, rendered at the first request (the fields are no
+    /// longer changed once the meta is shared).
+    pub rendered: OnceLock<Rendered>,
 }
 
 impl Default for EventMeta {
@@ -46,151 +50,215 @@ impl Default for EventMeta {
             max_body_bytes: 0,
             debug: false,
             handler: None,
+            rendered: OnceLock::new(),
         }
     }
 }
 
-/// `{"type":"req","id":..,"binary":..,"event":{...}}` borrowed from the request.
-pub struct RequestHeader<'a> {
-    pub id: u64,
-    pub function: &'a str,
-    pub req: &'a WorkerRequest,
+/// The fixed parts of a request header for one function on one pool.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The pool's function name the `context` part was rendered with.
+    function: Box<str>,
+    /// `"handler":"<file>",` or nothing.
+    handler: Box<[u8]>,
+    /// `,"function":..,"function_name":..,...,"debug":{"enabled":..},"auth":`
+    context: Box<[u8]>,
 }
 
-impl Serialize for RequestHeader<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let handler = self.req.meta.handler.as_deref();
-        let mut m = s.serialize_map(Some(4 + usize::from(handler.is_some())))?;
-        m.serialize_entry("type", "req")?;
-        m.serialize_entry("id", &self.id)?;
-        if let Some(h) = handler {
-            m.serialize_entry("handler", h)?;
+impl EventMeta {
+    fn render(&self, function: &str) -> Rendered {
+        let mut handler = Vec::new();
+        if let Some(h) = &self.handler {
+            handler.extend_from_slice(br#""handler":"#);
+            string(&mut handler, h);
+            handler.push(b',');
         }
-        m.serialize_entry("binary", &std::str::from_utf8(&self.req.body).is_err())?;
-        m.serialize_entry(
-            "event",
-            &Event {
-                function: self.function,
-                req: self.req,
-            },
-        )?;
-        m.end()
+        let mut c = Vec::with_capacity(160);
+        c.extend_from_slice(br#","function":"#);
+        string(&mut c, function);
+        c.extend_from_slice(br#","function_name":"#);
+        string(&mut c, &self.function_name);
+        c.extend_from_slice(br#","runtime":"#);
+        string(&mut c, self.runtime);
+        c.extend_from_slice(br#","version":"#);
+        string(&mut c, &self.version);
+        c.extend_from_slice(br#","timeout_ms":"#);
+        number(&mut c, self.timeout_ms);
+        c.extend_from_slice(br#","max_body_bytes":"#);
+        number(&mut c, self.max_body_bytes);
+        c.extend_from_slice(if self.debug {
+            br#","debug":{"enabled":true},"auth":"#
+        } else {
+            br#","debug":{"enabled":false},"auth":"#
+        });
+        Rendered {
+            function: function.into(),
+            handler: handler.into(),
+            context: c.into(),
+        }
+    }
+
+    /// The rendered parts for `function` (the pool's name, the same for every request of
+    /// one meta; anything else is rendered afresh).
+    fn rendered(&self, function: &str) -> Cow<'_, Rendered> {
+        let r = self.rendered.get_or_init(|| self.render(function));
+        if *r.function == *function {
+            Cow::Borrowed(r)
+        } else {
+            Cow::Owned(self.render(function))
+        }
     }
 }
 
-struct Event<'a> {
-    function: &'a str,
-    req: &'a WorkerRequest,
+/// Appends `{"type":"req","id":..,["handler":..,]"binary":..,"event":{...}}` for `req`.
+pub fn write_request_header(out: &mut Vec<u8>, id: u64, function: &str, req: &WorkerRequest) {
+    let fixed = req.meta.rendered(function);
+    let ts = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    out.reserve(768);
+    out.extend_from_slice(br#"{"type":"req","id":"#);
+    number(out, id);
+    out.push(b',');
+    out.extend_from_slice(&fixed.handler);
+    out.extend_from_slice(if std::str::from_utf8(&req.body).is_err() {
+        br#""binary":true,"event":{"id":"#
+    } else {
+        br#""binary":false,"event":{"id":"#
+    });
+    string(out, &req.request_id);
+    out.extend_from_slice(br#","ts":"#);
+    number(out, ts);
+    out.extend_from_slice(br#","method":"#);
+    string(out, req.method.as_str());
+    out.extend_from_slice(br#","path":"#);
+    string(out, &req.path);
+    out.extend_from_slice(br#","raw_path":"#);
+    match req.query.as_deref() {
+        Some(q) => string(out, &format!("{}?{q}", req.path)),
+        None => string(out, &req.path),
+    }
+    out.extend_from_slice(br#","query":"#);
+    query(out, req.query.as_deref().unwrap_or(""));
+    out.extend_from_slice(br#","params":"#);
+    let params_at = out.len();
+    params(out, &req.params);
+    out.extend_from_slice(br#","path_params":"#);
+    out.extend_from_within(params_at..out.len() - br#","path_params":"#.len());
+    out.extend_from_slice(br#","headers":"#);
+    headers(out, &req.headers);
+    out.extend_from_slice(br#","session":"#);
+    session(out, &req.headers);
+    out.extend_from_slice(br#","client":{"ip":"#);
+    match req.client_ip {
+        Some(ip) => address(out, ip),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(br#","ua":"#);
+    match req.headers.get(http::header::USER_AGENT) {
+        Some(v) => header_value(out, v.as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(br#"},"context":{"request_id":"#);
+    string(out, &req.request_id);
+    out.extend_from_slice(&fixed.context);
+    auth(out, &req.auth);
+    out.extend_from_slice(br#","user":"#);
+    user(out, &req.auth);
+    out.extend_from_slice(b"}}}");
 }
 
-impl Serialize for Event<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let r = self.req;
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let ua = r
-            .headers
-            .get(http::header::USER_AGENT)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()));
-        let mut m = s.serialize_map(Some(13))?;
-        m.serialize_entry("id", &*r.request_id)?;
-        m.serialize_entry("ts", &ts)?;
-        m.serialize_entry("method", r.method.as_str())?;
-        m.serialize_entry("path", &r.path)?;
-        m.serialize_entry("raw_path", &RawPath(&r.path, r.query.as_deref()))?;
-        m.serialize_entry("query", &Query(r.query.as_deref().unwrap_or("")))?;
-        m.serialize_entry("params", &Params(&r.params))?;
-        m.serialize_entry("path_params", &Params(&r.params))?;
-        m.serialize_entry("headers", &Headers(&r.headers))?;
-        m.serialize_entry("session", &Session(&r.headers))?;
-        m.serialize_entry(
-            "client",
-            &Client {
-                ip: r.client_ip.map(|ip| ip.to_string()),
-                ua,
-            },
-        )?;
-        m.serialize_entry(
-            "context",
-            &Context {
-                request_id: &r.request_id,
-                function: self.function,
-                function_name: &r.meta.function_name,
-                runtime: r.meta.runtime,
-                version: &r.meta.version,
-                timeout_ms: r.meta.timeout_ms,
-                max_body_bytes: r.meta.max_body_bytes,
-                debug: Debug {
-                    enabled: r.meta.debug,
-                },
-                auth: AuthRef(&r.auth),
-                user: User(&r.auth),
-            },
-        )?;
-        m.end()
+/// A JSON string, as serde_json writes it: copied when nothing needs escaping.
+fn string(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, s).expect("writing JSON to a Vec cannot fail");
     }
 }
 
-struct RawPath<'a>(&'a str, Option<&'a str>);
+/// A header value as text: printable ASCII is copied, anything else decoded lossily.
+fn header_value(out: &mut Vec<u8>, v: &[u8]) {
+    if v.iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.reserve(v.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(v);
+        out.push(b'"');
+    } else {
+        string(out, &String::from_utf8_lossy(v));
+    }
+}
 
-impl Serialize for RawPath<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.1 {
-            Some(q) => s.collect_str(&format_args!("{}?{q}", self.0)),
-            None => s.serialize_str(self.0),
+fn number(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+fn address(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            out.push(b'"');
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                number(out, u64::from(octet));
+            }
+            out.push(b'"');
         }
+        IpAddr::V6(_) => string(out, &ip.to_string()),
     }
 }
 
 /// FastFN's query (nginx's `get_uri_args`): a name once → its value, repeated → an
 /// array of values in order, a bare `?flag` → `true`.
-struct Query<'a>(&'a str);
-
-enum QValue<'a> {
-    Flag,
-    Text(Cow<'a, str>),
-}
-
-impl Serialize for QValue<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            QValue::Flag => s.serialize_bool(true),
-            QValue::Text(t) => s.serialize_str(t),
+fn query(out: &mut Vec<u8>, q: &str) {
+    let mut pairs: Vec<(Cow<'_, str>, Option<Cow<'_, str>>)> = Vec::new();
+    for piece in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = match piece.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (piece, None),
+        };
+        let key = decode(k);
+        if key.is_empty() {
+            continue;
+        }
+        pairs.push((key, v.map(decode)));
+    }
+    let value = |out: &mut Vec<u8>, v: &Option<Cow<'_, str>>| match v {
+        None => out.extend_from_slice(b"true"),
+        Some(t) => string(out, t),
+    };
+    out.push(b'{');
+    let mut first = true;
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(p, _)| p == k) {
+            continue;
+        }
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        string(out, k);
+        out.push(b':');
+        let mut same = pairs[i + 1..].iter().filter(|(p, _)| p == k).peekable();
+        if same.peek().is_none() {
+            value(out, v);
+        } else {
+            out.push(b'[');
+            value(out, v);
+            for (_, v) in same {
+                out.push(b',');
+                value(out, v);
+            }
+            out.push(b']');
         }
     }
-}
-
-impl Serialize for Query<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut pairs: Vec<(Cow<'_, str>, QValue<'_>)> = Vec::new();
-        for piece in self.0.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = match piece.split_once('=') {
-                Some((k, v)) => (k, Some(v)),
-                None => (piece, None),
-            };
-            let key = decode(k);
-            if key.is_empty() {
-                continue;
-            }
-            pairs.push((key, v.map_or(QValue::Flag, |v| QValue::Text(decode(v)))));
-        }
-        let mut m = s.serialize_map(None)?;
-        for (i, (k, v)) in pairs.iter().enumerate() {
-            if pairs[..i].iter().any(|(p, _)| p == k) {
-                continue;
-            }
-            let mut same = pairs[i + 1..].iter().filter(|(p, _)| p == k).peekable();
-            if same.peek().is_none() {
-                m.serialize_entry(k, v)?;
-            } else {
-                let all: Vec<&QValue<'_>> =
-                    std::iter::once(v).chain(same.map(|(_, v)| v)).collect();
-                m.serialize_entry(k, &all)?;
-            }
-        }
-        m.end()
-    }
+    out.push(b'}');
 }
 
 /// `+` is a space and `%XX` a byte, as in a form.
@@ -206,143 +274,127 @@ fn decode(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-struct Params<'a>(&'a [(String, String)]);
-
-impl Serialize for Params<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+fn params(out: &mut Vec<u8>, params: &[(String, String)]) {
+    out.push(b'{');
+    for (i, (k, v)) in params.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, k);
+        out.push(b':');
+        string(out, v);
     }
+    out.push(b'}');
 }
 
-/// Lower-cased names (hyper already stores them so); a repeated header becomes an array
-/// of its values, as nginx's `get_headers` hands them to FastFN handlers.
-struct Headers<'a>(&'a HeaderMap);
-
-impl Serialize for Headers<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.keys_len()))?;
-        // `iter` yields every value of a name together: one pass, no per-name lookup.
-        let mut values = self.0.iter().peekable();
-        while let Some((name, first)) = values.next() {
-            let first = String::from_utf8_lossy(first.as_bytes());
-            if values.peek().is_some_and(|(n, _)| *n == name) {
-                let mut all = vec![first];
-                while let Some((_, v)) = values.next_if(|(n, _)| *n == name) {
-                    all.push(String::from_utf8_lossy(v.as_bytes()));
-                }
-                m.serialize_entry(name.as_str(), &all)?;
-            } else {
-                m.serialize_entry(name.as_str(), &first)?;
-            }
+/// Lower-cased names (hyper already stores them so; a header name never needs escaping);
+/// a repeated header becomes an array of its values, as nginx's `get_headers` hands them
+/// to FastFN handlers.
+fn headers(out: &mut Vec<u8>, map: &HeaderMap) {
+    out.push(b'{');
+    // `iter` yields every value of a name together: one pass, no per-name lookup.
+    let mut values = map.iter().peekable();
+    let mut first = true;
+    while let Some((name, value)) = values.next() {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
         }
-        m.end()
+        out.push(b'"');
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b"\":");
+        if values.peek().is_some_and(|(n, _)| *n == name) {
+            out.push(b'[');
+            header_value(out, value.as_bytes());
+            while let Some((_, v)) = values.next_if(|(n, _)| *n == name) {
+                out.push(b',');
+                header_value(out, v.as_bytes());
+            }
+            out.push(b']');
+        } else {
+            header_value(out, value.as_bytes());
+        }
     }
+    out.push(b'}');
 }
 
 /// `{"id", "raw", "cookies"}` from the Cookie header (`null` without one); the id is the
-/// `session_id`, `sessionid` or `sid` cookie, as FastFN picks it.
-struct Session<'a>(&'a HeaderMap);
-
-impl Serialize for Session<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let raw: Vec<&str> = self
-            .0
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        if raw.is_empty() {
-            return s.serialize_none();
-        }
-        let raw = raw.join("; ");
-        let cookies: Vec<(&str, &str)> = raw
-            .split(';')
-            .filter_map(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                let k = k.trim();
-                (!k.is_empty()).then_some((k, v.trim()))
-            })
-            .collect();
-        let id = ["session_id", "sessionid", "sid"]
-            .iter()
-            .find_map(|n| cookies.iter().find(|(k, _)| k == n).map(|(_, v)| *v));
-        let mut m = s.serialize_map(Some(3))?;
-        m.serialize_entry("id", &id)?;
-        m.serialize_entry("raw", &raw)?;
-        m.serialize_entry("cookies", &CookieMap(&cookies))?;
-        m.end()
+/// `session_id`, `sessionid` or `sid` cookie, as FastFN picks it. Later cookies of one
+/// name win in `cookies`, as in FastFN's table.
+fn session(out: &mut Vec<u8>, map: &HeaderMap) {
+    let raw: Vec<&str> = map
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if raw.is_empty() {
+        out.extend_from_slice(b"null");
+        return;
     }
-}
-
-/// Later cookies of one name win, as in FastFN's table.
-struct CookieMap<'a>(&'a [(&'a str, &'a str)]);
-
-impl Serialize for CookieMap<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        for (i, (k, _)) in self.0.iter().enumerate() {
-            if self.0[i + 1..].iter().any(|(n, _)| n == k) {
-                continue;
-            }
-            m.serialize_entry(k, self.0[i].1)?;
-        }
-        m.end()
+    let raw = raw.join("; ");
+    let cookies: Vec<(&str, &str)> = raw
+        .split(';')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let k = k.trim();
+            (!k.is_empty()).then_some((k, v.trim()))
+        })
+        .collect();
+    let id = ["session_id", "sessionid", "sid"]
+        .iter()
+        .find_map(|n| cookies.iter().find(|(k, _)| k == n).map(|(_, v)| *v));
+    out.extend_from_slice(br#"{"id":"#);
+    match id {
+        Some(id) => string(out, id),
+        None => out.extend_from_slice(b"null"),
     }
-}
-
-#[derive(Serialize)]
-struct Client<'a> {
-    ip: Option<String>,
-    ua: Option<Cow<'a, str>>,
-}
-
-#[derive(Serialize)]
-struct Context<'a> {
-    request_id: &'a str,
-    function: &'a str,
-    function_name: &'a str,
-    runtime: &'a str,
-    version: &'a str,
-    timeout_ms: u64,
-    max_body_bytes: u64,
-    debug: Debug,
-    auth: AuthRef<'a>,
-    user: User<'a>,
-}
-
-#[derive(Serialize)]
-struct Debug {
-    enabled: bool,
-}
-
-struct AuthRef<'a>(&'a AuthContext);
-
-impl Serialize for AuthRef<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(2 + usize::from(self.0.claims.is_some())))?;
-        m.serialize_entry("type", self.0.kind)?;
-        m.serialize_entry("subject", &self.0.subject.as_deref())?;
-        if let Some(claims) = &self.0.claims {
-            m.serialize_entry("claims", &**claims)?;
+    out.extend_from_slice(br#","raw":"#);
+    string(out, &raw);
+    out.extend_from_slice(br#","cookies":{"#);
+    let mut first = true;
+    for (i, (k, v)) in cookies.iter().enumerate() {
+        if cookies[i + 1..].iter().any(|(n, _)| n == k) {
+            continue;
         }
-        m.end()
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        string(out, k);
+        out.push(b':');
+        string(out, v);
     }
+    out.extend_from_slice(b"}}");
+}
+
+fn auth(out: &mut Vec<u8>, a: &AuthContext) {
+    out.extend_from_slice(br#"{"type":"#);
+    string(out, a.kind);
+    out.extend_from_slice(br#","subject":"#);
+    match a.subject.as_deref() {
+        Some(s) => string(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+    if let Some(claims) = &a.claims {
+        out.extend_from_slice(br#","claims":"#);
+        serde_json::to_writer(&mut *out, &**claims).expect("writing JSON to a Vec cannot fail");
+    }
+    out.push(b'}');
 }
 
 /// The identity the gateway verified, as FastFN's `context.user`: `{"id", "auth"}`, or
 /// `null` when the function is open.
-struct User<'a>(&'a AuthContext);
-
-impl Serialize for User<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.0.kind == "none" {
-            return s.serialize_none();
-        }
-        let mut m = s.serialize_map(Some(2))?;
-        m.serialize_entry("id", &self.0.subject.as_deref())?;
-        m.serialize_entry("auth", self.0.kind)?;
-        m.end()
+fn user(out: &mut Vec<u8>, a: &AuthContext) {
+    if a.kind == "none" {
+        out.extend_from_slice(b"null");
+        return;
     }
+    out.extend_from_slice(br#"{"id":"#);
+    match a.subject.as_deref() {
+        Some(s) => string(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(br#","auth":"#);
+    string(out, a.kind);
+    out.push(b'}');
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 
 use super::*;
-use crate::pool::protocol::{encode, read_frame};
+use crate::pool::protocol::{encode_request, read_frame};
 
 fn request(body: &'static [u8], auth: AuthContext) -> WorkerRequest {
     let mut headers = HeaderMap::new();
@@ -31,25 +31,24 @@ fn request(body: &'static [u8], auth: AuthContext) -> WorkerRequest {
             timeout_ms: 2500,
             max_body_bytes: 1024,
             debug: true,
-            handler: None,
+            ..EventMeta::default()
         }),
     }
 }
 
 async fn event_of(req: &WorkerRequest) -> (serde_json::Value, Bytes) {
-    let (mut frame, rest) = encode(
-        &RequestHeader {
-            id: 9,
-            function: "p/[id]",
-            req,
-        },
-        &req.body,
-    );
+    event_on(req, "p/[id]").await
+}
+
+async fn event_on(req: &WorkerRequest, function: &str) -> (serde_json::Value, Bytes) {
+    let mut frame = b"left alone".to_vec();
+    encode_request(&mut frame, 9, function, req);
     // Protocol v2: the body travels beside the header.
-    if let Some(rest) = rest {
-        frame.extend_from_slice(&rest);
-    }
-    let (header, body) = read_frame(&mut frame.as_slice()).await.unwrap();
+    frame.extend_from_slice(&req.body);
+    assert_eq!(&frame[..10], b"left alone");
+    let mut frame = &frame[10..];
+    let (header, body) = read_frame(&mut frame).await.unwrap();
+    assert!(frame.is_empty());
     (serde_json::from_slice(&header).unwrap(), body)
 }
 
@@ -117,4 +116,70 @@ async fn open_functions_have_no_user_and_no_session_without_cookies() {
     assert!(v["event"]["session"].is_null());
     assert_eq!(v["event"]["raw_path"], "/p/7");
     assert_eq!(v["event"]["query"], serde_json::json!({}));
+}
+
+/// Every string that needs escaping is escaped as serde_json would, header values that
+/// are not UTF-8 are decoded lossily, and the fixed part follows the pool's name.
+#[tokio::test]
+async fn escapes_and_fixed_parts() {
+    let mut req = request(
+        "é\"\n".as_bytes(),
+        AuthContext {
+            kind: "bearer",
+            subject: Some(Arc::from("a\"b")),
+            claims: Some(Arc::new(
+                serde_json::from_str(r#"{"sub":"a\"b","n":[1,2]}"#).unwrap(),
+            )),
+        },
+    );
+    req.headers
+        .insert("x-q", HeaderValue::from_static(r#"say "hi" \o/"#));
+    req.headers
+        .insert("x-bin", HeaderValue::from_bytes(b"caf\xe9\tok").unwrap());
+    req.path = "/p/\u{1}é".into();
+    req.query = Some("q=%22x%22&%5Ck=\u{7f}".into());
+    req.params = vec![("id".into(), "\"7\"".into())];
+    req.client_ip = Some("::1".parse().unwrap());
+    req.meta = Arc::new(EventMeta {
+        function_name: Arc::from("p\"q"),
+        runtime: "node",
+        version: Arc::from("v2"),
+        handler: Some(Arc::from("/fns/a\"b/get.js")),
+        ..EventMeta::default()
+    });
+    let (v, body) = event_of(&req).await;
+    assert_eq!(v["binary"], false);
+    assert_eq!(v["handler"], "/fns/a\"b/get.js");
+    assert_eq!(&body[..], "é\"\n".as_bytes());
+    let e = &v["event"];
+    assert_eq!(e["method"], "POST");
+    assert_eq!(e["path"], "/p/\u{1}é");
+    assert_eq!(e["raw_path"], "/p/\u{1}é?q=%22x%22&%5Ck=\u{7f}");
+    assert_eq!(e["query"]["q"], "\"x\"");
+    assert_eq!(e["query"]["\\k"], "\u{7f}");
+    assert_eq!(e["params"]["id"], "\"7\"");
+    assert_eq!(e["path_params"], e["params"]);
+    assert_eq!(e["headers"]["x-q"], r#"say "hi" \o/"#);
+    assert_eq!(e["headers"]["x-bin"], "caf\u{fffd}\tok");
+    assert_eq!(e["client"]["ip"], "::1");
+    let c = &e["context"];
+    assert_eq!(c["function"], "p/[id]");
+    assert_eq!(c["function_name"], "p\"q");
+    assert_eq!(c["runtime"], "node");
+    assert_eq!(c["version"], "v2");
+    assert_eq!(c["debug"]["enabled"], false);
+    assert_eq!(
+        c["auth"],
+        serde_json::json!({"type": "bearer", "subject": "a\"b",
+            "claims": {"sub": "a\"b", "n": [1, 2]}})
+    );
+    assert_eq!(
+        c["user"],
+        serde_json::json!({"id": "a\"b", "auth": "bearer"})
+    );
+    // The same meta on another pool's worker names that pool.
+    let (v, _) = event_on(&req, "other").await;
+    assert_eq!(v["event"]["context"]["function"], "other");
+    let (v, _) = event_of(&req).await;
+    assert_eq!(v["event"]["context"]["function"], "p/[id]");
 }

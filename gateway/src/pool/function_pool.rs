@@ -173,21 +173,17 @@ impl FunctionPool {
         let timed_out = || PoolError::Timeout {
             timeout_ms: inner.spec.timeout.as_millis() as u64,
         };
-        let (id, rx) = match timeout_at(deadline, chan.send(&req)).await {
-            Ok(Ok(sent)) => sent,
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(timed_out()),
+        // One deadline for the send and the reply (one timer, armed only if the reply
+        // is not there at once).
+        let call = async {
+            let (id, rx) = chan.send(&req).await?;
+            slot.req = Some(id);
+            let reply = rx.await.unwrap_or(Err(PoolError::Crashed));
+            slot.answered = true;
+            reply
         };
-        slot.req = Some(id);
-        match timeout_at(deadline, rx).await {
-            Ok(Ok(reply)) => {
-                slot.answered = true;
-                reply
-            }
-            Ok(Err(_)) => {
-                slot.answered = true;
-                Err(PoolError::Crashed)
-            }
+        match timeout_at(deadline, call).await {
+            Ok(reply) => reply,
             // Dropping the slot cancels the request on its worker.
             Err(_) => Err(timed_out()),
         }
@@ -305,15 +301,30 @@ impl Inner {
             LABEL_FUNCTION => self.spec.function.to_string(), LABEL_CAUSE => cause)
     }
 
+    /// A worker slot: at once when one is free (the common case: no waiter is registered
+    /// and nothing is sent), else through the queue.
     async fn acquire(self: &Arc<Self>) -> Result<Grant, PoolError> {
-        let (tx, rx) = oneshot::channel();
-        let mut id = 0;
-        self.apply(|sh, now| {
-            id = sh.next_waiter;
+        let now = Instant::now();
+        let (id, rx) = {
+            let mut sh = self.shared.lock().expect("pool lock");
+            let id = sh.next_waiter;
             sh.next_waiter += 1;
+            let effects = sh.machine.submit(id, now);
+            if let [Effect::Grant(waiter, worker)] = effects[..] {
+                if let Some(chan) = sh.workers.get(&worker).filter(|_| waiter == id).cloned() {
+                    let (actions, wake) = self.resolve(&mut sh, Vec::new());
+                    drop(sh);
+                    self.perform(actions, wake);
+                    return Ok((worker, chan));
+                }
+            }
+            let (tx, rx) = oneshot::channel();
             sh.waiters.insert(id, tx);
-            sh.machine.submit(id, now)
-        });
+            let (actions, wake) = self.resolve(&mut sh, effects);
+            drop(sh);
+            self.perform(actions, wake);
+            (id, rx)
+        };
         let mut waiting = Waiting {
             inner: self,
             id,
@@ -363,7 +374,7 @@ impl Inner {
                             actions.push(Action::Cancel(w.clone(), req));
                         }
                     }
-                    Effect::Wake(_) => wake = true,
+                    Effect::Wake(t) => wake |= sh.armed.is_none_or(|a| t < a),
                 }
             }
             self.publish(sh);
@@ -493,7 +504,11 @@ async fn drive(weak: Weak<Inner>, wake: Arc<Notify>) {
             if sh.machine.phase() == Phase::Stopped && sh.machine.is_empty() {
                 return;
             }
-            sh.armed = sh.machine.next_wake();
+            // With nothing due, the driver still wakes within an idle timeout: a worker
+            // falling idle (every released request) then sets no earlier deadline and
+            // need not wake it.
+            let idle = Instant::now().checked_add(inner.timing.idle_timeout);
+            sh.armed = sh.machine.next_wake().or(idle);
             sh.armed
         };
         match next {

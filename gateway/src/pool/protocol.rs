@@ -1,7 +1,7 @@
 //! The framed channel between the gateway and a worker (runtimes/PROTOCOL.md):
 //! `u32 total | u32 header_len | JSON header | raw body`. The request header (the event)
-//! is serialised by `event.rs`; sizes are checked before a single byte of a frame is
-//! allocated.
+//! is written by `event.rs`, the workers' headers are read by `reply_scan.rs` (serde_json
+//! for anything unusual); sizes are checked before a single byte of a frame is allocated.
 
 use std::borrow::Cow;
 
@@ -67,6 +67,18 @@ pub fn encode(header: &impl Serialize, body: &Bytes) -> (Vec<u8>, Option<Bytes>)
     (out, (!body.is_empty()).then(|| body.clone()))
 }
 
+/// Appends one request frame's prefix and header to `out` (the body, `body_len` bytes,
+/// follows it in the same vectored write).
+pub fn encode_request(out: &mut Vec<u8>, id: u64, function: &str, req: &super::WorkerRequest) {
+    let at = out.len();
+    out.extend_from_slice(&[0u8; 8]);
+    super::event::write_request_header(out, id, function, req);
+    let hlen = (out.len() - at - 8) as u32;
+    let total = 4 + hlen + req.body.len() as u32;
+    out[at..at + 4].copy_from_slice(&total.to_be_bytes());
+    out[at + 4..at + 8].copy_from_slice(&hlen.to_be_bytes());
+}
+
 /// The protocol this gateway speaks; `init` carries it and `ready` must echo it.
 pub const PROTOCOL_VERSION: u32 = 2;
 
@@ -98,9 +110,6 @@ impl Serialize for EnvRef<'_> {
         s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
     }
 }
-
-/// The request frame's header and the event live in `event.rs`.
-pub use super::event::RequestHeader;
 
 /// Any frame a worker sends, by its `type`.
 #[derive(Debug)]
@@ -163,7 +172,21 @@ pub enum ParseError {
 
 impl<'a> FromWorker<'a> {
     pub fn parse(header: &'a [u8]) -> Result<FromWorker<'a>, ParseError> {
-        let raw: RawFromWorker<'a> = serde_json::from_slice(header)?;
+        let scanned = super::reply_scan::scan(header).filter(|s| s.kind_of.is_some());
+        let raw = match scanned {
+            Some(s) => RawFromWorker {
+                kind_of: Cow::Borrowed(s.kind_of.unwrap_or_default()),
+                id: s.id,
+                pid: s.pid,
+                status: s.status,
+                headers: s.headers,
+                kind: s.kind.map(Cow::Borrowed),
+                error: s.error.map(str::to_owned),
+                version: s.version,
+                proxy: None,
+            },
+            None => serde_json::from_slice(header)?,
+        };
         let missing = || ParseError::Missing(raw.kind_of.to_string());
         Ok(match &*raw.kind_of {
             "res" => FromWorker::Res {
@@ -323,6 +346,29 @@ mod tests {
         );
         let (header, _) = read_frame(&mut frame.as_slice()).await.unwrap();
         assert_eq!(&header[..], br#"{"type":"cancel","id":7}"#);
+    }
+
+    /// Whatever the scanner takes, it reads exactly as serde_json does.
+    #[test]
+    fn the_scanner_agrees_with_serde() {
+        for h in [
+            &br#"{"type":"res","id":3,"status":201,"headers":[["x-a","b"],["y",""]]}"#[..],
+            br#"{ "type" : "res" , "id" : 0 , "status" : -2 , "headers" : [ ] }"#,
+            br#"{"type":"err","id":1,"kind":"handler_error"}"#,
+            br#"{"type":"ready","version":2,"pid":9}"#,
+            br#"{"type":"ready","pid":9,"version":null}"#,
+            br#"{"type":"fatal","error":"boom"}"#,
+            br#"{"type":"cancelled","id":18446744073709551615}"#,
+            br#"{"type":"res","id":1,"status":200,"headers":[["content-type","text/plain; charset=utf-8"]]}"#,
+        ] {
+            let s = super::super::reply_scan::scan(h).expect("scanned");
+            let r: RawFromWorker<'_> = serde_json::from_slice(h).unwrap();
+            assert_eq!(s.kind_of, Some(&*r.kind_of));
+            assert_eq!((s.id, s.pid, s.status, s.version), (r.id, r.pid, r.status, r.version));
+            assert_eq!(s.headers, r.headers);
+            assert_eq!(s.kind, r.kind.as_deref());
+            assert_eq!(s.error, r.error.as_deref());
+        }
     }
 
     #[test]

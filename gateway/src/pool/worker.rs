@@ -15,8 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::BufReader;
 use tokio::net::UnixListener;
 use tokio::process::Child;
 use tokio::sync::{oneshot, Notify};
@@ -26,8 +25,9 @@ use super::launch::Launcher;
 pub use super::machine::ExitCause;
 use super::machine::{RequestId, WorkerId};
 use super::output::{self, Masker};
-use super::protocol::{self, Cancel, FromWorker, Init, RequestHeader, PROTOCOL_VERSION};
+use super::protocol::{self, Cancel, FromWorker, Init, PROTOCOL_VERSION};
 use super::seam::{BoxFuture, Channel, Events, Reply, Spawn, WorkerEvent};
+use super::socket::{self, ReadHalf, WriteHalf};
 use super::{PoolError, PoolSpec, WorkerRequest, WorkerResponse};
 use crate::logging::Stream;
 
@@ -97,9 +97,19 @@ enum Conn {
     Closed,
 }
 
+/// The channel's sending side and the buffer request frames are written into (kept
+/// between requests; given back when one frame made it large).
+struct Writer {
+    half: WriteHalf,
+    frame: Vec<u8>,
+}
+
+/// Frame capacity kept between requests.
+const KEEP_FRAME: usize = 16 << 10;
+
 pub struct Worker {
     pub pid: u32,
-    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
     conn: Mutex<Conn>,
     next_id: AtomicU64,
     kill: Notify,
@@ -146,7 +156,7 @@ impl Channel for Worker {
         let (frame, _) = protocol::encode(&Cancel { kind: "cancel", id }, &Bytes::new());
         let writer = self.writer.clone();
         tokio::spawn(async move {
-            let _ = writer.lock().await.write_all(&frame).await;
+            let _ = writer.lock().await.half.write_all(&frame).await;
         });
     }
 
@@ -203,15 +213,15 @@ impl Worker {
             id,
             stage: SendStage::Queued,
         };
-        let header = RequestHeader {
-            id,
-            function: &self.function,
-            req,
-        };
-        let (frame, rest) = protocol::encode(&header, &req.body);
         let mut w = self.writer.lock().await;
+        let Writer { half, frame } = &mut *w;
+        frame.clear();
+        protocol::encode_request(frame, id, &self.function, req);
         guard.stage = SendStage::Writing;
-        let written = write_frame(&mut *w, &frame, rest.as_deref().unwrap_or(&[])).await;
+        let written = write_frame(half, frame, &req.body).await;
+        if frame.capacity() > KEEP_FRAME {
+            *frame = Vec::new();
+        }
         drop(w);
         guard.stage = SendStage::Done;
         if written.is_err() {
@@ -273,21 +283,9 @@ impl Worker {
 }
 
 /// Header and body in one vectored write: the body is never copied into the frame.
-async fn write_frame<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    head: &[u8],
-    body: &[u8],
-) -> std::io::Result<()> {
-    let mut bufs = [IoSlice::new(head), IoSlice::new(body)];
-    let mut bufs = &mut bufs[..];
-    while !bufs.is_empty() {
-        let n = w.write_vectored(bufs).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut bufs, n);
-    }
-    Ok(())
+async fn write_frame(w: &WriteHalf, head: &[u8], body: &[u8]) -> std::io::Result<()> {
+    w.write_all_vectored(&mut [IoSlice::new(head), IoSlice::new(body)])
+        .await
 }
 
 /// Starts a worker and waits until its handler is loaded. `Exited` is reported once,
@@ -363,7 +361,10 @@ pub async fn spawn(ctx: &SpawnCtx, events: Events) -> Result<Arc<Worker>, StartE
     };
     let worker = Arc::new(Worker {
         pid,
-        writer: Arc::new(tokio::sync::Mutex::new(writer)),
+        writer: Arc::new(tokio::sync::Mutex::new(Writer {
+            half: writer,
+            frame: Vec::with_capacity(1024),
+        })),
         conn: Mutex::new(Conn::Open(HashMap::new())),
         next_id: AtomicU64::new(1),
         kill: Notify::new(),
@@ -429,7 +430,7 @@ async fn handshake(
     listener: &UnixListener,
     child: &mut Child,
     ctx: &SpawnCtx,
-) -> Result<(u32, BufReader<OwnedReadHalf>, OwnedWriteHalf), StartError> {
+) -> Result<(u32, BufReader<ReadHalf>, WriteHalf), StartError> {
     let stream = tokio::select! {
         accepted = listener.accept() => accepted.map_err(|e| StartError::Channel(e.to_string()))?.0,
         status = child.wait() => {
@@ -438,7 +439,7 @@ async fn handshake(
             })
         }
     };
-    let (reader, mut writer) = stream.into_split();
+    let (reader, writer) = socket::split(stream).map_err(|e| StartError::Channel(e.to_string()))?;
     let mut reader = BufReader::with_capacity(64 << 10, reader);
     let init = Init {
         kind: "init",
@@ -478,7 +479,7 @@ async fn handshake(
     }
 }
 
-async fn supervise(worker: Arc<Worker>, mut child: Child, mut reader: BufReader<OwnedReadHalf>) {
+async fn supervise(worker: Arc<Worker>, mut child: Child, mut reader: BufReader<ReadHalf>) {
     let cause = tokio::select! {
         cause = read_loop(&worker, &mut reader) => cause,
         _ = worker.kill.notified() => worker.kill_cause(),
@@ -486,7 +487,7 @@ async fn supervise(worker: Arc<Worker>, mut child: Child, mut reader: BufReader<
     };
     if cause == ExitCause::Retired {
         // Closing the channel lets the worker exit on its own (atexit handlers run).
-        let _ = worker.writer.lock().await.shutdown().await;
+        let _ = worker.writer.lock().await.half.shutdown();
         let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
     }
     let _ = child.start_kill();
@@ -529,7 +530,7 @@ fn handler_error(
     }
 }
 
-async fn read_loop(worker: &Worker, reader: &mut BufReader<OwnedReadHalf>) -> ExitCause {
+async fn read_loop(worker: &Worker, reader: &mut BufReader<ReadHalf>) -> ExitCause {
     loop {
         let (header, body) = match protocol::read_frame(reader).await {
             Ok(f) => f,

@@ -94,6 +94,15 @@ struct InService {
     _in_flight: InFlight,
 }
 
+/// One complete request as read: its bytes, and the target, fields and body within them.
+#[derive(Clone, Copy)]
+struct Raw<'r, 'h> {
+    whole: &'r [u8],
+    target: &'r str,
+    fields: &'h [httparse::Header<'r>],
+    body: &'r [u8],
+}
+
 /// What the front did with one complete request.
 enum Step {
     /// Answered at once (written to `out`).
@@ -341,7 +350,13 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
             }
             let target = req.path.unwrap_or_default();
             let body = &bytes[body_start..body_end];
-            match self.respond(&plain, target, req.headers, body, start) {
+            let raw = Raw {
+                whole: &bytes[pos..body_end],
+                target,
+                fields: req.headers,
+                body,
+            };
+            match self.respond(&plain, raw, start) {
                 Step::Answered => {}
                 Step::Handover(decided) => return self.hand_over(&bytes[pos..], decided),
                 Step::Serving if plain.close => return bytes.len(),
@@ -368,15 +383,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
     /// Decides the request and writes the answer, or starts serving it when admitted
     /// (hyper serves what the front cannot: an OIDC route, a body past the function's
     /// limit, a field `HeaderValue` refuses).
-    fn respond(
-        &mut self,
-        plain: &h1::Plain<'_>,
-        target: &str,
-        fields: &[httparse::Header<'_>],
-        body: &[u8],
-        start: Instant,
-    ) -> Step {
-        let headers = Headers::Raw(fields);
+    fn respond(&mut self, plain: &h1::Plain<'_>, raw: Raw<'_, '_>, start: Instant) -> Step {
+        let headers = Headers::Raw(raw.fields);
         let state = &*self.ctx.state;
         let snap = state.store.load();
         let fresh;
@@ -405,22 +413,10 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
                 (answer, now)
             }
             Decision::Admitted(a) => {
-                return self.serve(
-                    plain,
-                    target,
-                    fields,
-                    body,
-                    Decided::admitted(a, &snap, rid, start),
-                )
+                return self.serve(plain, raw, Decided::admitted(a, &snap, rid, start))
             }
             Decision::Asset(file) => {
-                return self.serve(
-                    plain,
-                    target,
-                    fields,
-                    body,
-                    Decided::asset(file, &snap, rid, start),
-                )
+                return self.serve(plain, raw, Decided::asset(file, &snap, rid, start))
             }
             // The callback and logout post to the provider: hyper's path decides them.
             Decision::Oidc(_) => return Step::Handover(None),
@@ -433,25 +429,19 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Front<I> {
     }
 
     /// Starts the worker path for an admitted request, from the front's decision.
-    fn serve(
-        &mut self,
-        plain: &h1::Plain<'_>,
-        target: &str,
-        fields: &[httparse::Header<'_>],
-        body: &[u8],
-        decided: Decided,
-    ) -> Step {
+    fn serve(&mut self, plain: &h1::Plain<'_>, raw: Raw<'_, '_>, decided: Decided) -> Step {
         if decided
             .body_limit()
             .is_some_and(|limit| plain.body_len > limit)
         {
             return Step::Handover(Some(Box::new(decided)));
         }
-        let Some(parts) = h1::request_parts(plain, target, fields) else {
+        let Some((parts, body)) =
+            h1::request_parts(plain, raw.whole, raw.target, raw.fields, raw.body)
+        else {
             return Step::Handover(Some(Box::new(decided)));
         };
         let state = &self.ctx.state;
-        let body = Bytes::copy_from_slice(body);
         let answer = pipeline::serve_front(state, parts, body, self.ctx.peer, decided);
         state.front.served.increment(1);
         self.serving = Some(InService {

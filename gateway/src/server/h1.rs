@@ -101,24 +101,37 @@ fn plain_length(v: &[u8]) -> Option<u64> {
 }
 
 /// The request head as hyper would have built it for the service: method, the
-/// origin-form target, HTTP/1.1 and every header field in order. `None` (hyper takes the
+/// origin-form target, HTTP/1.1 and every header field in order, and the body. The
+/// request's bytes (`whole`, which holds the target, the fields and the body) are copied
+/// once and the target, every value and the body share that copy. `None` (hyper takes the
 /// request) for a value `HeaderValue` refuses.
 pub fn request_parts(
     plain: &Plain<'_>,
+    whole: &[u8],
     target: &str,
     fields: &[httparse::Header<'_>],
-) -> Option<Parts> {
+    body: &[u8],
+) -> Option<(Parts, Bytes)> {
+    let shared = Bytes::copy_from_slice(whole);
+    let part = |p: &[u8]| {
+        let at = (p.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+        if at <= whole.len() && p.len() <= whole.len() - at {
+            shared.slice(at..at + p.len())
+        } else {
+            Bytes::copy_from_slice(p)
+        }
+    };
     let (mut parts, ()) = Request::new(()).into_parts();
     parts.method = plain.method.clone();
-    parts.uri = Uri::from_maybe_shared(Bytes::copy_from_slice(target.as_bytes())).ok()?;
+    parts.uri = Uri::from_maybe_shared(part(target.as_bytes())).ok()?;
     let mut headers = HeaderMap::with_capacity(fields.len());
     for h in fields {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        let value = HeaderValue::from_bytes(h.value).ok()?;
+        let value = HeaderValue::from_maybe_shared(part(h.value)).ok()?;
         headers.append(name, value);
     }
     parts.headers = headers;
-    Some(parts)
+    Some((parts, part(body)))
 }
 
 /// Appends `resp` as hyper's HTTP/1.1 server encoder writes it for a request with this
