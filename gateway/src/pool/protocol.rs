@@ -183,6 +183,7 @@ impl<'a> FromWorker<'a> {
                 kind: s.kind.map(Cow::Borrowed),
                 error: s.error.map(str::to_owned),
                 version: s.version,
+                detail: None,
                 proxy: None,
             },
             None => serde_json::from_slice(header)?,
