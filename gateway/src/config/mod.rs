@@ -117,6 +117,7 @@ struct RawRuntimes {
     rust: Option<RawRuntime>,
     worker_idle_timeout_ms: Option<u64>,
     cancel_grace_ms: Option<u64>,
+    prefetch: Option<usize>,
     typescript: Option<RawTypeScript>,
 }
 
@@ -423,6 +424,19 @@ fn validate(
             );
         } else {
             runtimes.cancel_grace = Duration::from_millis(ms);
+        }
+    }
+    if let Some(n) = raw.runtimes.prefetch {
+        if n > runtimes::MAX_PREFETCH {
+            err(
+                "runtimes.prefetch",
+                format!(
+                    "{n} is out of range; use 0 (off) to {}",
+                    runtimes::MAX_PREFETCH
+                ),
+            );
+        } else {
+            runtimes.prefetch = n;
         }
     }
 

@@ -15,7 +15,7 @@ use tokio::time::timeout_at;
 
 use super::machine::{Effect, ExitCause, Limits, Machine, Phase, Refusal, WaiterId, WorkerId};
 use super::seam::{Channel, Events, Spawn, WorkerEvent};
-use super::{PoolError, PoolSpec, WorkerRequest, WorkerResponse};
+use super::{PoolError, PoolSpec, Runtime, WorkerRequest, WorkerResponse};
 use crate::metrics::names::{
     LABEL_CAUSE, LABEL_FUNCTION, LABEL_STATE, WORKERS, WORKER_RESTARTS_TOTAL,
 };
@@ -23,12 +23,17 @@ use crate::metrics::names::{
 type Grant = (WorkerId, Arc<dyn Channel>);
 type Waiter = oneshot::Sender<Result<Grant, PoolError>>;
 
-/// Timing settings shared by every pool (`[runtimes]`).
+/// Settings shared by every pool (`[runtimes]`).
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
     pub idle_timeout: Duration,
     pub cancel_grace: Duration,
+    /// Prefetch depth of pools whose workers queue what they are handed (Python's).
+    pub prefetch: usize,
 }
+
+/// How recently a worker must have answered to be handed a prefetched request.
+const PREFETCH_WINDOW: Duration = Duration::from_millis(2);
 
 struct Shared {
     machine: Machine,
@@ -98,6 +103,13 @@ impl FunctionPool {
             queue_timeout: spec.timeout,
             idle_timeout: timing.idle_timeout,
             cancel_grace: timing.cancel_grace,
+            // A Python worker runs what it is handed beyond `concurrency` strictly after
+            // (edgefn_worker.py's backlog); Node would run it at once.
+            prefetch: match spec.runtime {
+                Runtime::Python => timing.prefetch,
+                _ => 0,
+            },
+            prefetch_window: PREFETCH_WINDOW,
         };
         let (machine, effects) = Machine::new(limits, warm);
         let f = spec.function.clone();

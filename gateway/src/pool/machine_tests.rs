@@ -11,7 +11,20 @@ fn limits(min: usize, max: usize, concurrency: usize) -> Limits {
         queue_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(60),
         cancel_grace: Duration::from_secs(1),
+        prefetch: 0,
+        prefetch_window: Duration::from_millis(2),
     }
+}
+
+fn prefetching(min: usize, max: usize, concurrency: usize, prefetch: usize) -> Limits {
+    Limits {
+        prefetch,
+        ..limits(min, max, concurrency)
+    }
+}
+
+fn us(t0: Instant, us: u64) -> Instant {
+    t0 + Duration::from_micros(us)
 }
 
 fn at(t0: Instant, ms: u64) -> Instant {
@@ -353,4 +366,115 @@ fn min_zero_starts_on_demand() {
     let fx = m.submit(1, t0);
     assert_eq!(spawned(&fx), vec![1]);
     assert_eq!(m.started(1, t0), vec![Effect::Grant(1, 1)]);
+}
+
+#[test]
+fn prefetch_hands_full_workers_requests_evenly_then_queues() {
+    let t0 = Instant::now();
+    let mut m = ready_pool(prefetching(2, 2, 1, 2), 2, t0);
+    let owners: Vec<WorkerId> = (0..6)
+        .map(|i| match m.submit(i, t0).as_slice() {
+            [Effect::Grant(w, id)] if *w == i => *id,
+            fx => panic!("request {i}: {fx:?}"),
+        })
+        .collect();
+    // Free slots first, then the least loaded full worker (the first of equals).
+    assert_eq!(owners, vec![1, 2, 1, 2, 1, 2]);
+    // concurrency + prefetch reached everywhere: the seventh queues.
+    let fx = m.submit(6, t0);
+    assert!(has(&fx, &Effect::Wake(at(t0, 10_000))), "{fx:?}");
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Grant(..))));
+    // An answer frees room on its worker, which takes the queue's head.
+    assert_eq!(m.released(2, true, us(t0, 100)), vec![Effect::Grant(6, 2)]);
+    assert_eq!(m.busy_count(), 2);
+}
+
+#[test]
+fn prefetch_waits_for_the_pool_to_reach_max() {
+    let t0 = Instant::now();
+    let mut m = ready_pool(prefetching(1, 2, 1, 4), 1, t0);
+    assert_eq!(m.submit(1, t0), vec![Effect::Grant(1, 1)]);
+    // Below max a busy pool grows: the request queues for the new worker.
+    let fx = m.submit(2, t0);
+    assert_eq!(spawned(&fx), vec![2]);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Grant(..))));
+    // At max (one starting) a new request still does not overtake the queued one.
+    let fx = m.submit(3, t0);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Grant(..))), "{fx:?}");
+    // The answer of 1 hands worker 1 both waiters, in order (one slot, one prefetched).
+    assert_eq!(
+        m.released(1, true, us(t0, 50)),
+        vec![Effect::Grant(2, 1), Effect::Grant(3, 1)]
+    );
+    // The new worker takes the next one into its free slot.
+    m.started(2, us(t0, 60));
+    assert_eq!(m.submit(4, us(t0, 70)), vec![Effect::Grant(4, 2)]);
+}
+
+#[test]
+fn a_worker_without_recent_answers_takes_no_prefetch() {
+    let t0 = Instant::now();
+    let mut m = ready_pool(prefetching(2, 2, 1, 4), 2, t0);
+    assert_eq!(m.submit(1, t0), vec![Effect::Grant(1, 1)]);
+    assert_eq!(m.submit(2, at(t0, 1)), vec![Effect::Grant(2, 2)]);
+    // Worker 1 answered nothing for 3 ms (past the 2 ms window); worker 2 is fresh.
+    assert_eq!(m.submit(3, at(t0, 3)), vec![Effect::Grant(3, 2)]);
+    // Both stalled: requests queue, as without prefetch.
+    let fx = m.submit(4, at(t0, 10));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Grant(..))), "{fx:?}");
+    // Worker 2 answers: it takes the waiter (its slot and prefetch room are fresh again).
+    assert_eq!(m.released(2, true, at(t0, 11)), vec![Effect::Grant(4, 2)]);
+}
+
+#[test]
+fn prefetch_is_off_while_draining_or_failing_and_at_zero() {
+    let t0 = Instant::now();
+    let mut off = ready_pool(prefetching(1, 1, 1, 0), 1, t0);
+    off.submit(1, t0);
+    assert!(!off
+        .submit(2, t0)
+        .iter()
+        .any(|e| matches!(e, Effect::Grant(..))));
+
+    let mut m = ready_pool(prefetching(1, 1, 1, 4), 1, t0);
+    assert_eq!(m.submit(1, t0), vec![Effect::Grant(1, 1)]);
+    m.drain(t0);
+    let fx = m.submit(2, t0);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Grant(..))), "{fx:?}");
+    // Draining: the queued request gets the slot, not prefetch room.
+    assert_eq!(m.released(1, true, us(t0, 10)), vec![Effect::Grant(2, 1)]);
+}
+
+#[test]
+fn a_crash_with_prefetched_requests_frees_everything_and_replaces_the_worker() {
+    let t0 = Instant::now();
+    let mut m = ready_pool(prefetching(1, 1, 1, 2), 1, t0);
+    for i in 0..3 {
+        assert_eq!(m.submit(i, t0), vec![Effect::Grant(i, 1)]);
+    }
+    m.submit(3, t0); // queued: the worker is full
+    // The IO layer answered the three held requests with 502; the queued one waits
+    // for the replacement.
+    let fx = m.exited(1, ExitCause::Crash, us(t0, 10));
+    assert_eq!(spawned(&fx), vec![2]);
+    for _ in 0..3 {
+        assert!(m.released(1, false, us(t0, 11)).is_empty());
+    }
+    assert_eq!(m.started(2, us(t0, 20)), vec![Effect::Grant(3, 2)]);
+    // A fresh worker is fresh: it takes prefetched requests at once.
+    assert_eq!(m.submit(4, us(t0, 21)), vec![Effect::Grant(4, 2)]);
+}
+
+#[test]
+fn a_cancelled_prefetched_request_keeps_its_place_until_acknowledged() {
+    let t0 = Instant::now();
+    let mut m = ready_pool(prefetching(1, 1, 1, 1), 1, t0);
+    assert_eq!(m.submit(1, t0), vec![Effect::Grant(1, 1)]);
+    assert_eq!(m.submit(2, t0), vec![Effect::Grant(2, 1)]);
+    m.submit(3, t0);
+    // The prefetched request's client went away: its place is held until the worker
+    // drops it unrun and says so.
+    let fx = m.abandoned(1, 22, us(t0, 5));
+    assert_eq!(fx[0], Effect::Cancel(1, 22));
+    assert_eq!(m.cancel_acked(1, 22, us(t0, 6)), vec![Effect::Grant(3, 1)]);
 }
