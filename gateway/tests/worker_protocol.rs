@@ -350,3 +350,45 @@ fn a_handler_that_cannot_load_is_fatal_with_the_reason() {
         assert_eq!(w.wait_exit().code(), Some(1));
     }
 }
+
+/// The Python worker's fast answer path (`fast_answer`, for plain envelopes) gives exactly
+/// the bytes of the general path, or declines, for every combination of the envelope's
+/// keys over valid and invalid values.
+#[test]
+fn python_fast_answer_path_matches_the_general_one_for_every_shape() {
+    const CHECK: &str = r#"
+import itertools, sys
+sys.path.insert(0, sys.argv[1])
+import edgefn_worker as w
+statuses = [None, 200, 201, 99, 600, True, "200", 404]
+headers = [None, {}, {"content-type": "application/json"}, {"Content-Type": "x"},
+           {"x-a": "\u00e9\n\"", "b": "1"}, {"x": 1}, {"x": ["a", "b"]}, [], "h",
+           {"CONTENT-TYPE": "t", "z": "q"}, {1: "a"}]
+bodies = [None, "", "hi", "<html>x", "\u00e9\u2713", {"a": 1}, [1], b"x", 3, True]
+fast = 0
+for st, hd, bd in itertools.product(statuses, headers, bodies):
+    for keys in itertools.product([0, 1], repeat=3):
+        r = {k: v for k, v, on in zip(("status", "headers", "body"), (st, hd, bd), keys) if on}
+        got = w.fast_answer(7, r)
+        if got is None:
+            continue
+        fast += 1
+        h, b = w.answer(7, r)
+        assert got == (w.json_compact(h).encode(), bytes(b)), (r, got)
+print("fast", fast)
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(CHECK)
+        .arg(support::repo_root().join("runtimes/python"))
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fast: usize = stdout.trim().strip_prefix("fast ").unwrap().parse().unwrap();
+    assert!(fast > 1000, "the fast path took only {fast} shapes");
+}

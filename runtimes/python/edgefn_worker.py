@@ -485,6 +485,8 @@ def to_response(result):
 
 
 FAST_KEYS = frozenset(("status", "headers", "body"))
+# Encoded `[name,value]` pairs of text headers seen before: handlers answer the same few.
+HEADER_PAIRS = {}
 
 
 def fast_answer(rid, result):
@@ -506,22 +508,25 @@ def fast_answer(rid, result):
     else:
         return None
     pairs = []
-    typed = False
+    typed = body is None
     if headers:
         if type(headers) is not dict:
             return None
         for k, v in headers.items():
             if type(k) is not str or type(v) is not str:
                 return None
-            if not typed and (k == "content-type" or k.lower() == "content-type"):
-                typed = True
-            pairs.append(f"[{json_string(k)},{json_string(v)}]")
+            known = HEADER_PAIRS.get((k, v))
+            if known is None:
+                known = f"[{json_string(k)},{json_string(v)}]", k.lower() == "content-type"
+                if len(HEADER_PAIRS) < 256:
+                    HEADER_PAIRS[k, v] = known
+            pairs.append(known[0])
+            typed = typed or known[1]
     elif headers is not None and headers != {}:
         return None
-    if not typed and body is not None:
+    if not typed:
         pairs.append('["content-type","text/plain; charset=utf-8"]')
-    head = f'{{"type":"res","id":{rid},"status":{status},"headers":[{",".join(pairs)}]}}'
-    return head.encode(), payload
+    return f'{{"type":"res","id":{rid},"status":{status},"headers":[{",".join(pairs)}]}}'.encode(), payload
 
 
 def answer(rid, result):

@@ -568,6 +568,18 @@ mod tests {
     }
 
     #[test]
+    fn prefetch_defaults_to_four_and_is_bounded() {
+        let c = load_text("[server]\nfunctions_dir = \"fns\"\n").unwrap();
+        assert_eq!(c.runtimes.prefetch, 4);
+        let c = load_text("[server]\nfunctions_dir = \"fns\"\n[runtimes]\nprefetch = 0\n").unwrap();
+        assert_eq!(c.runtimes.prefetch, 0);
+        let e = load_text("[server]\nfunctions_dir = \"fns\"\n[runtimes]\nprefetch = 65\n")
+            .unwrap_err();
+        assert_eq!(e[0].key, "runtimes.prefetch");
+        assert!(e[0].message.contains("0 (off) to 64"), "{e:?}");
+    }
+
+    #[test]
     fn overrides_win() {
         let dir = tempfile::tempdir().unwrap();
         let ov = Overrides {
