@@ -258,7 +258,8 @@ fn with_concurrency_one_waiting_requests_run_in_order_and_a_cancelled_one_never_
     let flag = dir.path().join("release");
     let mut w = Worker::spawn(&PYTHON, BLOCK_PY, 1);
     w.handshake(json!({"FLAG": flag.to_str().unwrap()}), None);
-    let mut batch: Vec<(Value, Vec<u8>)> = (1..=4).map(|id| req(id, json!({}), b"", false)).collect();
+    let mut batch: Vec<(Value, Vec<u8>)> =
+        (1..=4).map(|id| req(id, json!({}), b"", false)).collect();
     batch.push((json!({"type": "cancel", "id": 4}), Vec::new()));
     w.send_raw(&frames(&batch));
     // Request 4's cancel came in the same read: acknowledged while request 1 runs.
@@ -270,15 +271,25 @@ fn with_concurrency_one_waiting_requests_run_in_order_and_a_cancelled_one_never_
     let answers: Vec<(String, u64)> = (0..3)
         .map(|_| {
             let h = w.recv().0;
-            (h["type"].as_str().unwrap().to_owned(), h["id"].as_u64().unwrap())
+            (
+                h["type"].as_str().unwrap().to_owned(),
+                h["id"].as_u64().unwrap(),
+            )
         })
         .collect();
     assert_eq!(
         answers,
-        vec![("res".into(), 1), ("cancelled".into(), 2), ("res".into(), 3)]
+        vec![
+            ("res".into(), 1),
+            ("cancelled".into(), 2),
+            ("res".into(), 3)
+        ]
     );
     let log = w.stderr();
-    assert!(!log.contains("started r2") && !log.contains("started r4"), "{log}");
+    assert!(
+        !log.contains("started r2") && !log.contains("started r4"),
+        "{log}"
+    );
     w.send(&json!({"type": "cancel", "id": 99}), b"");
     assert_eq!(w.recv().0, json!({"type": "cancelled", "id": 99}));
 }
@@ -310,7 +321,10 @@ fn python_runs_at_most_concurrency_coroutines_at_once() {
                 })
                 .collect();
             got.sort();
-            assert_eq!(got, vec![(1, b"waited".to_vec()), (2, b"released".to_vec())]);
+            assert_eq!(
+                got,
+                vec![(1, b"waited".to_vec()), (2, b"released".to_vec())]
+            );
         }
     }
 }
@@ -389,6 +403,11 @@ print("fast", fast)
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let fast: usize = stdout.trim().strip_prefix("fast ").unwrap().parse().unwrap();
+    let fast: usize = stdout
+        .trim()
+        .strip_prefix("fast ")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(fast > 1000, "the fast path took only {fast} shapes");
 }

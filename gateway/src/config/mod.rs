@@ -568,9 +568,9 @@ mod tests {
     }
 
     #[test]
-    fn prefetch_defaults_to_four_and_is_bounded() {
+    fn prefetch_has_a_default_and_is_bounded() {
         let c = load_text("[server]\nfunctions_dir = \"fns\"\n").unwrap();
-        assert_eq!(c.runtimes.prefetch, 4);
+        assert_eq!(c.runtimes.prefetch, runtimes::DEFAULT_PREFETCH);
         let c = load_text("[server]\nfunctions_dir = \"fns\"\n[runtimes]\nprefetch = 0\n").unwrap();
         assert_eq!(c.runtimes.prefetch, 0);
         let e = load_text("[server]\nfunctions_dir = \"fns\"\n[runtimes]\nprefetch = 65\n")

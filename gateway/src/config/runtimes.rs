@@ -10,7 +10,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a worker has to acknowledge a `cancel` before it is killed.
 pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_millis(1000);
 /// Requests a busy Python worker may be handed beyond its `concurrency`.
-pub const DEFAULT_PREFETCH: usize = 4;
+pub const DEFAULT_PREFETCH: usize = 16;
 pub const MAX_PREFETCH: usize = 64;
 
 /// Commands that start each runtime (`[runtimes.*] command` in edgefn.toml).

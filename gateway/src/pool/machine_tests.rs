@@ -453,8 +453,8 @@ fn a_crash_with_prefetched_requests_frees_everything_and_replaces_the_worker() {
         assert_eq!(m.submit(i, t0), vec![Effect::Grant(i, 1)]);
     }
     m.submit(3, t0); // queued: the worker is full
-    // The IO layer answered the three held requests with 502; the queued one waits
-    // for the replacement.
+                     // The IO layer answered the three held requests with 502; the queued one waits
+                     // for the replacement.
     let fx = m.exited(1, ExitCause::Crash, us(t0, 10));
     assert_eq!(spawned(&fx), vec![2]);
     for _ in 0..3 {
