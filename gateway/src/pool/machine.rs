@@ -73,8 +73,8 @@ pub struct Limits {
     /// pool is at `max`: they wait in the worker's socket, so a sync worker finds its next
     /// request without a round trip and answers several per wake-up (0: never).
     pub prefetch: usize,
-    /// Only a worker that answered (or took its first request) within this takes a
-    /// prefetched request: one stuck in a slow handler keeps none waiting behind it.
+    /// Only a worker that answered within this takes a prefetched request: one busy
+    /// longer (a slow handler, or one just started) gets none behind it.
     pub prefetch_window: Duration,
 }
 
@@ -94,8 +94,8 @@ enum WorkerState {
         /// Requests holding a slot (prefetched and cancelled-but-unacknowledged included).
         in_flight: usize,
         idle_since: Instant,
-        /// Its last answer, or when it went from idle to busy: how fresh its progress is.
-        progress: Instant,
+        /// Its last answer (none yet: it has not proved fast).
+        answered: Option<Instant>,
         /// Given-up requests and when the worker is killed unless it acknowledges them.
         cancelling: Vec<(RequestId, Instant)>,
     },
@@ -279,7 +279,7 @@ impl Machine {
         self.workers[i].1 = WorkerState::Ready {
             in_flight: 0,
             idle_since: now,
-            progress: now,
+            answered: None,
             cancelling: Vec::new(),
         };
         self.hand_out(worker, now, &mut out);
@@ -339,12 +339,12 @@ impl Machine {
         if let Some(WorkerState::Ready {
             in_flight,
             idle_since,
-            progress,
+            answered,
             ..
         }) = self.state_mut(worker)
         {
             *in_flight = in_flight.saturating_sub(1);
-            *progress = now;
+            *answered = Some(now);
             if *in_flight == 0 {
                 *idle_since = now;
             }
@@ -566,20 +566,25 @@ impl Machine {
         }
     }
 
-    /// Prefetching only replaces queueing: while the pool may still start a worker, a
-    /// busy pool grows instead.
+    /// Prefetching only replaces queueing: while the pool may still start a worker, or
+    /// one is starting (it will take the queue), requests queue.
     fn may_prefetch(&self) -> bool {
         self.limits.prefetch > 0
             && self.phase == Phase::Serving
             && self.health == Health::Healthy
             && self.live() >= self.limits.max
+            && self.starting_count() == 0
+    }
+
+    fn answered_within(&self, answered: Option<Instant>, now: Instant) -> bool {
+        answered.is_some_and(|t| now.saturating_duration_since(t) <= self.limits.prefetch_window)
     }
 
     fn fresh(&self, worker: WorkerId, now: Instant) -> bool {
         self.workers.iter().any(|(id, s)| {
             *id == worker
-                && matches!(s, WorkerState::Ready { progress, .. }
-                    if now.saturating_duration_since(*progress) <= self.limits.prefetch_window)
+                && matches!(s, WorkerState::Ready { answered, .. }
+                    if self.answered_within(*answered, now))
         })
     }
 
@@ -590,16 +595,15 @@ impl Machine {
             return None;
         }
         let room = self.limits.concurrency + self.limits.prefetch;
-        let window = self.limits.prefetch_window;
         let mut best: Option<(WorkerId, usize)> = None;
         for (id, s) in &self.workers {
             if let WorkerState::Ready {
                 in_flight,
-                progress,
+                answered,
                 ..
             } = s
             {
-                let fresh = now.saturating_duration_since(*progress) <= window;
+                let fresh = self.answered_within(*answered, now);
                 if fresh && *in_flight < room && best.is_none_or(|(_, n)| *in_flight < n) {
                     best = Some((*id, *in_flight));
                 }
@@ -618,16 +622,8 @@ impl Machine {
         })
     }
 
-    fn take_slot(&mut self, worker: WorkerId, now: Instant) {
-        if let Some(WorkerState::Ready {
-            in_flight,
-            progress,
-            ..
-        }) = self.state_mut(worker)
-        {
-            if *in_flight == 0 {
-                *progress = now;
-            }
+    fn take_slot(&mut self, worker: WorkerId, _now: Instant) {
+        if let Some(WorkerState::Ready { in_flight, .. }) = self.state_mut(worker) {
             *in_flight += 1;
         }
     }
