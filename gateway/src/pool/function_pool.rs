@@ -175,7 +175,8 @@ impl FunctionPool {
             answered: false,
         };
         // The worker's time starts once it has the request: time spent queued is not
-        // charged to it, so a healthy worker is never cancelled for the queue's wait.
+        // charged to it, so a healthy worker is never cancelled for the queue's wait (a
+        // prefetched request's wait inside its worker is: it was handed over already).
         let deadline = tokio::time::Instant::now() + inner.spec.timeout;
         let timed_out = || PoolError::Timeout {
             timeout_ms: inner.spec.timeout.as_millis() as u64,
