@@ -419,3 +419,44 @@ fn a_client_that_goes_away_cancels_its_request_on_the_worker() {
     assert_eq!(get(&gw.url("/gone")), (200, pid), "{}", gw.logs());
     assert!(!gw.metrics().contains("edgefn_worker_restarts_total{"));
 }
+
+/// One sync worker under 32 concurrent clients (the load prefetch hands it several
+/// requests at once): a request that kills the worker mid-stream costs 502s only for what
+/// that worker held, every other request is a 200, nothing hangs, and the replacement
+/// serves.
+#[test]
+fn a_crash_under_concurrent_load_answers_every_request_and_the_pool_recovers() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "busy/handler.py",
+                "import os\n\ndef handler(event):\n    if event['query'].get('crash'):\n        os._exit(3)\n    return {'status': 200, 'body': str(os.getpid())}\n",
+            ),
+            ("busy/fn.config.json", r#"{"workers": {"min": 1, "max": 1}}"#),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    let url = gw.url("/busy");
+    let (status, first_pid) = get(&url);
+    assert_eq!(status, 200);
+    let answers = concurrent(32, |i| {
+        (0..20)
+            .map(|j| {
+                let crash = i == 7 && j == 10;
+                get(&format!("{url}{}", if crash { "?crash=1" } else { "" })).0
+            })
+            .collect::<Vec<u16>>()
+    });
+    let all: Vec<u16> = answers.into_iter().flatten().collect();
+    assert_eq!(all.len(), 640);
+    assert!(all.iter().all(|s| *s == 200 || *s == 502), "{all:?}");
+    let failed = all.iter().filter(|s| **s == 502).count();
+    assert!(failed >= 1, "the crash request itself answers 502");
+    // 502 only for what the one worker held: its slot and its prefetch depth.
+    assert!(failed <= 17, "{failed} requests failed");
+    let (status, pid) = get(&url);
+    assert_eq!(status, 200);
+    assert_ne!(pid, first_pid, "a replacement worker serves");
+}

@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::worker::{Runtime, Worker, NODE, PYTHON};
+use support::worker::{frame, Runtime, Worker, NODE, PYTHON};
 
 const ECHO_PY: &str = r#"
 import binascii
@@ -59,11 +59,13 @@ exports.handler = async (event) => {
 };
 "#;
 
-/// A synchronous handler that blocks until a file appears.
+/// A synchronous handler that says it started (stderr, with its request id) and blocks
+/// until a file appears.
 const BLOCK_PY: &str = r#"
-import os, time
+import os, sys, time
 
 def handler(event):
+    print("started", event["context"]["request_id"], file=sys.stderr, flush=True)
     flag = event["env"]["FLAG"]
     while not os.path.exists(flag):
         time.sleep(0.01)
@@ -237,6 +239,7 @@ fn cancel_of_a_running_sync_python_request_is_acknowledged_when_it_returns() {
     w.handshake(json!({"FLAG": flag.to_str().unwrap()}), None);
     let (h, b) = req(1, json!({}), b"", false);
     w.send(&h, &b);
+    assert!(w.wait_stderr("started r1"), "{}", w.stderr());
     w.send(&json!({"type": "cancel", "id": 1}), b"");
     // While the handler runs, the worker still reads: an unknown id is answered at once,
     // and nothing is said about request 1 yet.
@@ -261,6 +264,7 @@ fn with_concurrency_one_a_sync_python_handler_answers_before_its_cancel_is_read(
     w.handshake(json!({"FLAG": flag.to_str().unwrap()}), None);
     let (h, b) = req(1, json!({}), b"", false);
     w.send(&h, &b);
+    assert!(w.wait_stderr("started r1"), "{}", w.stderr());
     w.send(&json!({"type": "cancel", "id": 1}), b"");
     std::fs::write(&flag, b"").unwrap();
     let (h, body) = w.recv();
@@ -270,6 +274,90 @@ fn with_concurrency_one_a_sync_python_handler_answers_before_its_cancel_is_read(
     );
     assert_eq!(body, b"done");
     assert_eq!(w.recv().0, json!({"type": "cancelled", "id": 1}));
+}
+
+fn frames(list: &[(Value, Vec<u8>)]) -> Vec<u8> {
+    list.iter().flat_map(|(h, b)| frame(h, b)).collect()
+}
+
+/// What the gateway's prefetch hands a busy sync worker: requests beyond its one slot wait
+/// in the worker and run in order; a cancel read before a waiting request starts drops it
+/// unrun — whether it came with the requests or while the one before ran.
+#[test]
+fn with_concurrency_one_waiting_requests_run_in_order_and_a_cancelled_one_never_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("release");
+    let mut w = Worker::spawn(&PYTHON, BLOCK_PY, 1);
+    w.handshake(json!({"FLAG": flag.to_str().unwrap()}), None);
+    let mut batch: Vec<(Value, Vec<u8>)> =
+        (1..=4).map(|id| req(id, json!({}), b"", false)).collect();
+    batch.push((json!({"type": "cancel", "id": 4}), Vec::new()));
+    w.send_raw(&frames(&batch));
+    // Request 4's cancel came in the same read: acknowledged while request 1 runs.
+    assert_eq!(w.recv().0, json!({"type": "cancelled", "id": 4}));
+    assert!(w.wait_stderr("started r1"), "{}", w.stderr());
+    // Request 2 waits behind the running request 1: its cancel is read before it starts.
+    w.send(&json!({"type": "cancel", "id": 2}), b"");
+    std::fs::write(&flag, b"").unwrap();
+    let answers: Vec<(String, u64)> = (0..3)
+        .map(|_| {
+            let h = w.recv().0;
+            (
+                h["type"].as_str().unwrap().to_owned(),
+                h["id"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        vec![
+            ("res".into(), 1),
+            ("cancelled".into(), 2),
+            ("res".into(), 3)
+        ]
+    );
+    let log = w.stderr();
+    assert!(
+        !log.contains("started r2") && !log.contains("started r4"),
+        "{log}"
+    );
+    w.send(&json!({"type": "cancel", "id": 99}), b"");
+    assert_eq!(w.recv().0, json!({"type": "cancelled", "id": 99}));
+}
+
+/// Coroutines handed beyond `concurrency` wait for a running one to end: with one slot,
+/// request 2 (which would release request 1) does not start until request 1 is cancelled;
+/// with two slots both run at once.
+#[test]
+fn python_runs_at_most_concurrency_coroutines_at_once() {
+    for concurrency in [1, 2] {
+        let mut w = Worker::spawn(&PYTHON, WAIT_PY, concurrency);
+        w.handshake(json!({}), None);
+        let batch = [
+            req(1, json!({"op": "wait"}), b"", false),
+            req(2, json!({"op": "release"}), b"", false),
+        ];
+        w.send_raw(&frames(&batch));
+        if concurrency == 1 {
+            assert!(w.wait_stderr("waiting"), "{}", w.stderr());
+            w.send(&json!({"type": "cancel", "id": 1}), b"");
+            assert_eq!(w.recv().0, json!({"type": "cancelled", "id": 1}));
+            let (h, body) = w.recv();
+            assert_eq!((h["id"].clone(), body), (json!(2), b"released".to_vec()));
+        } else {
+            let mut got: Vec<(u64, Vec<u8>)> = (0..2)
+                .map(|_| {
+                    let (h, body) = w.recv();
+                    (h["id"].as_u64().unwrap(), body)
+                })
+                .collect();
+            got.sort();
+            assert_eq!(
+                got,
+                vec![(1, b"waited".to_vec()), (2, b"released".to_vec())]
+            );
+        }
+    }
 }
 
 #[test]
@@ -306,4 +394,51 @@ fn a_handler_that_cannot_load_is_fatal_with_the_reason() {
         assert_eq!(h["type"], "fatal", "{rt}: {h}");
         assert_eq!(w.wait_exit().code(), Some(1));
     }
+}
+
+/// The Python worker's fast answer path (`fast_answer`, for plain envelopes) gives exactly
+/// the bytes of the general path, or declines, for every combination of the envelope's
+/// keys over valid and invalid values.
+#[test]
+fn python_fast_answer_path_matches_the_general_one_for_every_shape() {
+    const CHECK: &str = r#"
+import itertools, sys
+sys.path.insert(0, sys.argv[1])
+import edgefn_worker as w
+statuses = [None, 200, 201, 99, 600, True, "200", 404]
+headers = [None, {}, {"content-type": "application/json"}, {"Content-Type": "x"},
+           {"x-a": "\u00e9\n\"", "b": "1"}, {"x": 1}, {"x": ["a", "b"]}, [], "h",
+           {"CONTENT-TYPE": "t", "z": "q"}, {1: "a"}]
+bodies = [None, "", "hi", "<html>x", "\u00e9\u2713", {"a": 1}, [1], b"x", 3, True]
+fast = 0
+for st, hd, bd in itertools.product(statuses, headers, bodies):
+    for keys in itertools.product([0, 1], repeat=3):
+        r = {k: v for k, v, on in zip(("status", "headers", "body"), (st, hd, bd), keys) if on}
+        got = w.fast_answer(7, r)
+        if got is None:
+            continue
+        fast += 1
+        h, b = w.answer(7, r)
+        assert got == (w.json_compact(h).encode(), bytes(b)), (r, got)
+print("fast", fast)
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(CHECK)
+        .arg(support::repo_root().join("runtimes/python"))
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fast: usize = stdout
+        .trim()
+        .strip_prefix("fast ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(fast > 1000, "the fast path took only {fast} shapes");
 }

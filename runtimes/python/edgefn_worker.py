@@ -1,11 +1,15 @@
 """edgefn Python worker (protocol v2): loads one handler once and serves framed requests.
 
 Started by the gateway as `python3 edgefn_worker.py <socket> <handler.py> <concurrency>`;
-the protocol is in runtimes/PROTOCOL.md. Data flow: the main thread reads each frame once
-into one `bytes` object and hands the handler a decoded view of it; sync handlers run
-inline (concurrency 1) or on up to `concurrency` threads, coroutines on one asyncio loop
-thread; every answer goes through `Worker.finish`, which turns the answer of a request the
-gateway cancelled into its `cancelled` acknowledgement.
+the protocol is in runtimes/PROTOCOL.md. Data flow: the main thread takes whatever the
+socket holds in one `recv` and parses every complete frame in it (the gateway may hand a busy
+worker requests beyond `concurrency`: they wait here, in order, and a `cancel` for one drops
+it unrun); a frame's body is a `memoryview` slice of the received bytes, never copied. Sync
+handlers run inline (concurrency 1) or on up to `concurrency` threads, coroutines on one
+asyncio loop thread, at most `concurrency` at once; every answer goes through
+`Worker.finish`, which turns the answer of a request the gateway cancelled into its
+`cancelled` acknowledgement. Answers of requests run back to back inline leave in one write
+while the handler is fast.
 
 Kept to the standard library and to modules written in C (`_socket`, `_thread`, `_queue`,
 `_json`, `binascii`, `posix`): `json`, `os` and `struct` would import `re`, `enum` and
@@ -20,6 +24,7 @@ import _thread
 import binascii
 import posix
 import sys
+from time import monotonic_ns
 
 PROTOCOL = 2
 MAX_REQUEST_FRAME = (64 << 20) + (1 << 20)
@@ -31,6 +36,13 @@ CO_VARARGS = 0x04
 CO_VARKEYWORDS = 0x08
 # Keys that make a returned dict a response envelope rather than a JSON body (FastFN's).
 ENVELOPE_KEYS = ("status", "statusCode", "headers", "body", "is_base64", "isBase64Encoded", "body_base64", "proxy")
+# One recv takes up to this much; a frame larger than what is buffered plus this is read
+# straight into a buffer of its own size.
+RECV_SIZE = 1 << 16
+# Answers of inline requests run back to back are held for one write while the handler's
+# recent run time (a moving average) stays under this; a slower handler answers each at once.
+HOLD_LIMIT_NS = 200_000
+TEXT = "text/plain; charset=utf-8"
 
 
 # --- JSON --------------------------------------------------------------------------------
@@ -78,11 +90,13 @@ def _c_json():
     probe = {"a": [1, 2.5, None, True, "\u00e9\n"]}
     if compact(probe) != '{"a":[1,2.5,null,true,"\\u00e9\\n"]}' or loads(compact(probe)) != probe:
         raise ImportError("_json behaves differently here")
-    return loads, compact, compact_utf8, spaced
+    if encode_basestring_ascii("\u00e9\"") != '"\\u00e9\\""':
+        raise ImportError("_json behaves differently here")
+    return loads, compact, compact_utf8, spaced, encode_basestring_ascii
 
 
 try:
-    json_loads, json_compact, json_compact_utf8, json_dumps = _c_json()
+    json_loads, json_compact, json_compact_utf8, json_dumps, json_string = _c_json()
 except (ImportError, TypeError, ValueError):
     import json
 
@@ -90,6 +104,7 @@ except (ImportError, TypeError, ValueError):
     json_compact = lambda v: json.dumps(v, separators=(",", ":"))  # noqa: E731
     json_compact_utf8 = lambda v: json.dumps(v, separators=(",", ":"), ensure_ascii=False)  # noqa: E731
     json_dumps = json.dumps
+    json_string = json.dumps
 
 
 class BadResponse(Exception):
@@ -100,38 +115,111 @@ class Fatal(Exception):
     """The worker cannot serve this function; the text goes to the gateway."""
 
 
-def read_frame(rfile):
-    """One frame as (header dict, memoryview of the body) from one read of the payload."""
-    head = rfile.read(8)
-    if not head or len(head) < 8:
-        return None, None
-    total = int.from_bytes(head[:4], "big")
-    hlen = int.from_bytes(head[4:], "big")
-    if total > MAX_REQUEST_FRAME or total < 4 or hlen > total - 4:
-        raise SystemExit("edgefn worker: oversized or malformed frame from the gateway")
-    data = rfile.read(total - 4)
-    if data is None or len(data) < total - 4:
-        return None, None
-    view = memoryview(data)
-    return json_loads(data[:hlen]), view[hlen:]
+def bad_frame():
+    raise SystemExit("edgefn worker: oversized or malformed frame from the gateway")
+
+
+class Reader:
+    """Frames from the gateway. Each `recv` takes everything waiting (up to RECV_SIZE), and
+    every complete frame in it is parsed: (header dict, memoryview of the body)."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def frames(self, wait=True):
+        """The complete frames now available, waiting for the first one unless `wait` is
+        false (then possibly none); None once the gateway closed the socket."""
+        out = []
+        buf = self.buf
+        tried = False
+        while True:
+            pos, n = 0, len(buf)
+            while n - pos >= 8:
+                total = int.from_bytes(buf[pos : pos + 4], "big")
+                hlen = int.from_bytes(buf[pos + 4 : pos + 8], "big")
+                if total > MAX_REQUEST_FRAME or total < 4 or hlen > total - 4:
+                    bad_frame()
+                end = pos + 4 + total
+                if end > n:
+                    break
+                start = pos + 8
+                out.append((json_loads(buf[start : start + hlen]), memoryview(buf)[start + hlen : end]))
+                pos = end
+            if pos:
+                buf = buf[pos:]
+            if out or tried and not wait:
+                self.buf = buf
+                return out
+            if len(buf) >= 8:
+                total = int.from_bytes(buf[:4], "big")
+                if total + 4 > len(buf) + RECV_SIZE:
+                    frame = self.read_large(buf, total + 4)
+                    if frame is None:
+                        return None
+                    buf = frame
+                    continue
+            try:
+                data = self.sock.recv(RECV_SIZE) if wait else self.sock.recv(RECV_SIZE, _socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                self.buf = buf
+                return out
+            tried = True
+            if not data:
+                return None
+            buf = buf + data if buf else data
+
+    def read_large(self, start, size):
+        """One large frame into a buffer of its own (no copies as it arrives)."""
+        frame = bytearray(size)
+        frame[: len(start)] = start
+        view = memoryview(frame)
+        got = len(start)
+        while got < size:
+            k = self.sock.recv_into(view[got:])
+            if not k:
+                return None
+            got += k
+        return frame
 
 
 class Channel:
     """The socket to the gateway. `lock` serialises whole frames and also guards the
-    worker's table of requests in flight (see Worker.finish)."""
+    worker's table of requests in flight (see Worker.finish). `held` collects the frames
+    of answers sent with `hold`: they leave with the next frame sent without it, or at
+    `flush` (before the main thread waits for the gateway)."""
 
     def __init__(self, sock):
         self.sock = sock
         self.lock = _thread.allocate_lock()
+        self.held = []
 
-    def send_locked(self, header, body=b""):
-        h = json_compact(header).encode()
+    def send_locked(self, header, body=b"", hold=False):
+        self.send_frame(json_compact(header).encode(), body, hold)
+
+    def send_frame(self, h, body, hold=False):
         head = (4 + len(h) + len(body)).to_bytes(4, "big") + len(h).to_bytes(4, "big")
+        held = self.held
         if len(body) <= JOIN_LIMIT:
-            self.sock.sendall(head + h + body)
-        else:
-            self.sock.sendall(head + h)
-            self.sock.sendall(body)
+            held.append(head + h + body)
+            if not hold:
+                self.flush_locked()
+            return
+        self.flush_locked()
+        self.sock.sendall(head + h)
+        self.sock.sendall(body)
+
+    def flush_locked(self):
+        held = self.held
+        if held:
+            data = held[0] if len(held) == 1 else b"".join(held)
+            held.clear()
+            self.sock.sendall(data)
+
+    def flush(self):
+        if self.held:
+            with self.lock:
+                self.flush_locked()
 
     def send(self, header, body=b""):
         with self.lock:
@@ -396,6 +484,51 @@ def to_response(result):
     return status, pairs, payload, proxy
 
 
+FAST_KEYS = frozenset(("status", "headers", "body"))
+# Encoded `[name,value]` pairs of text headers seen before: handlers answer the same few.
+HEADER_PAIRS = {}
+
+
+def fast_answer(rid, result):
+    """The frame (header JSON bytes, body) of the most common answer, an envelope of an
+    integer `status`, `headers` of text values and a text or empty `body`, built without
+    `to_response`'s general walk; None for every other shape (then `answer` decides). The
+    bytes are the ones `answer` and `json_compact` would give."""
+    if type(result) is not dict or not result or not FAST_KEYS.issuperset(result):
+        return None
+    status = result.get("status", 200)
+    headers = result.get("headers")
+    body = result.get("body")
+    if type(status) is not int or not 100 <= status <= 599:
+        return None
+    if body is None:
+        payload = b""
+    elif type(body) is str:
+        payload = body.encode("utf-8")
+    else:
+        return None
+    pairs = []
+    typed = body is None
+    if headers:
+        if type(headers) is not dict:
+            return None
+        for k, v in headers.items():
+            if type(k) is not str or type(v) is not str:
+                return None
+            known = HEADER_PAIRS.get((k, v))
+            if known is None:
+                known = f"[{json_string(k)},{json_string(v)}]", k.lower() == "content-type"
+                if len(HEADER_PAIRS) < 256:
+                    HEADER_PAIRS[k, v] = known
+            pairs.append(known[0])
+            typed = typed or known[1]
+    elif headers is not None and headers != {}:
+        return None
+    if not typed:
+        pairs.append('["content-type","text/plain; charset=utf-8"]')
+    return f'{{"type":"res","id":{rid},"status":{status},"headers":[{",".join(pairs)}]}}'.encode(), payload
+
+
 def answer(rid, result):
     """The frame (header, body) that answers request `rid` with `result`."""
     try:
@@ -456,7 +589,8 @@ def build_event(header, body, env):
 class Worker:
     """Requests in flight and their cancellation. `inflight` maps an id to how it runs
     ("inline", "thread" or "task"); `cancelled` holds ids the gateway gave up on whose
-    handler has not finished yet. Both change only under the channel lock."""
+    handler has not finished yet. Both change only under the channel lock. Coroutines
+    beyond `concurrency` wait in `backlog` (loop thread only) for a task to end."""
 
     def __init__(self, call, channel, concurrency, handler_name=None):
         self.call = call
@@ -474,14 +608,17 @@ class Worker:
         self.loop = None
         self.loop_lock = _thread.allocate_lock()
         self.tasks = {}
+        self.backlog = {}
+        # Moving average of inline run times, ns: decides whether answers are held.
+        self.run_ns = 0
 
-    def finish(self, rid, header, body=b""):
+    def finish(self, rid, header, body=b"", hold=False):
         with self.channel.lock:
             self.inflight.pop(rid, None)
             if rid in self.cancelled:
                 self.cancelled.discard(rid)
                 header, body = {"type": "cancelled", "id": rid}, b""
-            self.channel.send_locked(header, body)
+            self.channel.send_locked(header, body, hold)
 
     def call_for(self, file):
         """The caller of `file` (the `handler` a request names), else the worker's own; a
@@ -498,11 +635,15 @@ class Worker:
                     self.others[file] = call
         return call
 
-    def request(self, rid, event, raw, file=None):
+    def request(self, rid, event, raw, more=False, file=None):
+        """Starts request `rid` (of handler `file`, else the worker's own); `more`: another
+        request is waiting to run inline after it."""
         with self.channel.lock:
             self.inflight[rid] = "inline" if self.concurrency == 1 else "thread"
         if self.concurrency == 1:
-            self.run(rid, event, raw, file)
+            t0 = monotonic_ns()
+            self.run(rid, event, raw, more and self.run_ns < HOLD_LIMIT_NS, file)
+            self.run_ns += (monotonic_ns() - t0 - self.run_ns) >> 3
             return
         if self.jobs is None:
             from _queue import SimpleQueue
@@ -520,12 +661,12 @@ class Worker:
                 self.finish(rid, {"type": "cancelled", "id": rid})
                 continue
             try:
-                self.run(rid, event, raw, file)
+                self.run(rid, event, raw, file=file)
             except BaseException:
                 # SystemExit and the like end a thread silently: answer instead.
                 self.finish(rid, *failure(rid))
 
-    def run(self, rid, event, raw, file=None):
+    def run(self, rid, event, raw, hold=False, file=None):
         try:
             result = self.call_for(file)(event, raw)
         except Exception:
@@ -533,8 +674,19 @@ class Worker:
             return
         if hasattr(result, "__await__"):
             self.start_task(rid, result)
-        else:
-            self.finish(rid, *answer(rid, result))
+            return
+        fast = fast_answer(rid, result)
+        if fast is None:
+            self.finish(rid, *answer(rid, result), hold)
+            return
+        channel = self.channel
+        with channel.lock:
+            self.inflight.pop(rid, None)
+            if rid in self.cancelled:
+                self.cancelled.discard(rid)
+                channel.send_locked({"type": "cancelled", "id": rid}, b"", hold)
+            else:
+                channel.send_frame(fast[0], fast[1], hold)
 
     def start_task(self, rid, awaitable):
         with self.channel.lock:
@@ -553,6 +705,9 @@ class Worker:
         return self.loop
 
     def on_loop_start(self, rid, awaitable):
+        if len(self.tasks) >= self.concurrency:
+            self.backlog[rid] = awaitable
+            return
         task = self.asyncio.ensure_future(awaitable, loop=self.loop)
         self.tasks[rid] = task
         task.add_done_callback(lambda t: self.on_task_done(rid, t))
@@ -561,6 +716,9 @@ class Worker:
 
     def on_task_done(self, rid, task):
         self.tasks.pop(rid, None)
+        if self.backlog:
+            first = next(iter(self.backlog))
+            self.on_loop_start(first, self.backlog.pop(first))
         if task.cancelled():
             self.finish(rid, {"type": "cancelled", "id": rid})
             return
@@ -584,6 +742,43 @@ class Worker:
         task = self.tasks.get(rid)
         if task is not None:
             task.cancel()
+            return
+        waiting = self.backlog.pop(rid, None)
+        if waiting is not None:
+            if hasattr(waiting, "close"):
+                waiting.close()
+            self.finish(rid, {"type": "cancelled", "id": rid})
+
+
+def serve(reader, channel, worker, env):
+    """The main thread: frames in arrival order. Requests wait in `queued` until started,
+    and before each start every frame already waiting is read (a cancel for a queued
+    request answers `cancelled` and drops it unrun); with concurrency 1 each runs here."""
+    queued = {}
+    while True:
+        if queued:
+            # What arrived meanwhile, without waiting: a cancel for a queued request is
+            # seen before it would start.
+            batch = reader.frames(wait=False)
+        else:
+            channel.flush()
+            batch = reader.frames()
+        if batch is None:
+            return
+        for header, body in batch:
+            kind = header.get("type")
+            if kind == "req":
+                queued[header["id"]] = (header, body)
+            elif kind == "cancel":
+                rid = header["id"]
+                if queued.pop(rid, None) is None:
+                    worker.cancel(rid)
+                else:
+                    channel.send({"type": "cancelled", "id": rid})
+        if queued:
+            rid = next(iter(queued))
+            header, body = queued.pop(rid)
+            worker.request(rid, build_event(header, body, env), body, bool(queued), header.get("handler"))
 
 
 def export_env(env):
@@ -610,9 +805,10 @@ def main():
     sys.stdout.reconfigure(line_buffering=True)
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     sock.connect(sock_path)
-    rfile = open(sock.fileno(), "rb", buffering=1 << 16, closefd=False)
+    reader = Reader(sock)
     channel = Channel(sock)
-    init, _ = read_frame(rfile)
+    first = reader.frames()
+    init = first[0][0] if first else None
     if init is None or init.get("type") != "init":
         raise SystemExit("edgefn worker: no init frame from the gateway")
     if init.get("version") != PROTOCOL:
@@ -644,15 +840,7 @@ def main():
         # asyncio costs tens of milliseconds to import: after `ready`, not before the first
         # request would need it.
         _thread.start_new_thread(worker.event_loop, ())
-    while True:
-        header, body = read_frame(rfile)
-        if header is None:
-            return
-        kind = header.get("type")
-        if kind == "req":
-            worker.request(header["id"], build_event(header, body, env), body, header.get("handler"))
-        elif kind == "cancel":
-            worker.cancel(header["id"])
+    serve(reader, channel, worker, env)
 
 
 if __name__ == "__main__":

@@ -118,6 +118,7 @@ struct RawRuntimes {
     go: Option<RawRuntime>,
     worker_idle_timeout_ms: Option<u64>,
     cancel_grace_ms: Option<u64>,
+    prefetch: Option<usize>,
     typescript: Option<RawTypeScript>,
 }
 
@@ -427,6 +428,19 @@ fn validate(
             runtimes.cancel_grace = Duration::from_millis(ms);
         }
     }
+    if let Some(n) = raw.runtimes.prefetch {
+        if n > runtimes::MAX_PREFETCH {
+            err(
+                "runtimes.prefetch",
+                format!(
+                    "{n} is out of range; use 0 (off) to {}",
+                    runtimes::MAX_PREFETCH
+                ),
+            );
+        } else {
+            runtimes.prefetch = n;
+        }
+    }
 
     if let Some(esbuild) = raw.runtimes.typescript.and_then(|t| t.esbuild) {
         match runtimes::esbuild_path(&esbuild) {
@@ -553,6 +567,18 @@ mod tests {
                 "server.max_connections"
             ]
         );
+    }
+
+    #[test]
+    fn prefetch_has_a_default_and_is_bounded() {
+        let c = load_text("[server]\nfunctions_dir = \"fns\"\n").unwrap();
+        assert_eq!(c.runtimes.prefetch, runtimes::DEFAULT_PREFETCH);
+        let c = load_text("[server]\nfunctions_dir = \"fns\"\n[runtimes]\nprefetch = 0\n").unwrap();
+        assert_eq!(c.runtimes.prefetch, 0);
+        let e = load_text("[server]\nfunctions_dir = \"fns\"\n[runtimes]\nprefetch = 65\n")
+            .unwrap_err();
+        assert_eq!(e[0].key, "runtimes.prefetch");
+        assert!(e[0].message.contains("0 (off) to 64"), "{e:?}");
     }
 
     #[test]

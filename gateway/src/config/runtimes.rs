@@ -9,6 +9,9 @@ use std::time::Duration;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a worker has to acknowledge a `cancel` before it is killed.
 pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_millis(1000);
+/// Requests a busy Python worker may be handed beyond its `concurrency`.
+pub const DEFAULT_PREFETCH: usize = 16;
+pub const MAX_PREFETCH: usize = 64;
 
 /// Commands that start each runtime (`[runtimes.*] command` in edgefn.toml).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +30,9 @@ pub struct RuntimeCommands {
     /// A worker that does not acknowledge a cancelled request within this is killed
     /// (`[runtimes] cancel_grace_ms`).
     pub cancel_grace: Duration,
+    /// Requests a Python worker may hold beyond its `concurrency` while every worker of
+    /// its pool is busy and the pool is at `workers.max` (`[runtimes] prefetch`).
+    pub prefetch: usize,
     /// The esbuild that compiles TypeScript handlers (`[runtimes.typescript] esbuild`);
     /// `None`: the one `scripts/setup.sh` installs (see `pool::typescript`).
     pub esbuild: Option<PathBuf>,
@@ -43,6 +49,7 @@ impl Default for RuntimeCommands {
             go: vec!["go".into()],
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             cancel_grace: DEFAULT_CANCEL_GRACE,
+            prefetch: DEFAULT_PREFETCH,
             esbuild: None,
         }
     }

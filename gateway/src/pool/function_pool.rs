@@ -16,7 +16,7 @@ use tokio::time::timeout_at;
 use super::machine::{Effect, ExitCause, Limits, Machine, Phase, Refusal, WaiterId, WorkerId};
 use super::seam::{Channel, Events, Spawn, WorkerEvent};
 use super::worker::StartError;
-use super::{PoolError, PoolSpec, WorkerRequest, WorkerResponse};
+use super::{PoolError, PoolSpec, Runtime, WorkerRequest, WorkerResponse};
 use crate::metrics::names::{
     LABEL_CAUSE, LABEL_FUNCTION, LABEL_STATE, WORKERS, WORKER_RESTARTS_TOTAL,
 };
@@ -24,12 +24,17 @@ use crate::metrics::names::{
 type Grant = (WorkerId, Arc<dyn Channel>);
 type Waiter = oneshot::Sender<Result<Grant, PoolError>>;
 
-/// Timing settings shared by every pool (`[runtimes]`).
+/// Settings shared by every pool (`[runtimes]`).
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
     pub idle_timeout: Duration,
     pub cancel_grace: Duration,
+    /// Prefetch depth of pools whose workers queue what they are handed (Python's).
+    pub prefetch: usize,
 }
+
+/// How recently a worker must have answered to be handed a prefetched request.
+const PREFETCH_WINDOW: Duration = Duration::from_millis(2);
 
 struct Shared {
     machine: Machine,
@@ -102,6 +107,13 @@ impl FunctionPool {
             queue_timeout: spec.timeout,
             idle_timeout: timing.idle_timeout,
             cancel_grace: timing.cancel_grace,
+            // A Python worker runs what it is handed beyond `concurrency` strictly after
+            // (edgefn_worker.py's backlog); Node would run it at once.
+            prefetch: match spec.runtime {
+                Runtime::Python => timing.prefetch,
+                _ => 0,
+            },
+            prefetch_window: PREFETCH_WINDOW,
         };
         let (machine, effects) = Machine::new(limits, warm);
         let f = spec.function.clone();
@@ -168,7 +180,8 @@ impl FunctionPool {
             answered: false,
         };
         // The worker's time starts once it has the request: time spent queued is not
-        // charged to it, so a healthy worker is never cancelled for the queue's wait.
+        // charged to it, so a healthy worker is never cancelled for the queue's wait (a
+        // prefetched request's wait inside its worker is: it was handed over already).
         let deadline = tokio::time::Instant::now() + inner.spec.timeout;
         let timed_out = || PoolError::Timeout {
             timeout_ms: inner.spec.timeout.as_millis() as u64,

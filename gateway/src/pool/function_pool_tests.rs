@@ -180,6 +180,7 @@ fn timing(grace_ms: u64) -> Timing {
     Timing {
         idle_timeout: Duration::from_secs(600),
         cancel_grace: Duration::from_millis(grace_ms),
+        prefetch: 0,
     }
 }
 

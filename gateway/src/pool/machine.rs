@@ -71,6 +71,13 @@ pub struct Limits {
     pub queue_timeout: Duration,
     pub idle_timeout: Duration,
     pub cancel_grace: Duration,
+    /// Requests a worker may hold beyond `concurrency` when every worker is full and the
+    /// pool is at `max`: they wait in the worker's socket, so a sync worker finds its next
+    /// request without a round trip and answers several per wake-up (0: never).
+    pub prefetch: usize,
+    /// Only a worker that answered within this takes a prefetched request: one busy
+    /// longer (a slow handler, or one just started) gets none behind it.
+    pub prefetch_window: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,9 +93,11 @@ pub enum Phase {
 enum WorkerState {
     Starting,
     Ready {
-        /// Requests holding a slot, the cancelled-but-unacknowledged ones included.
+        /// Requests holding a slot (prefetched and cancelled-but-unacknowledged included).
         in_flight: usize,
         idle_since: Instant,
+        /// Its last answer (none yet: it has not proved fast).
+        answered: Option<Instant>,
         /// Given-up requests and when the worker is killed unless it acknowledges them.
         cancelling: Vec<(RequestId, Instant)>,
     },
@@ -195,6 +204,7 @@ impl Machine {
                 in_flight,
                 idle_since,
                 cancelling,
+                ..
             } = s
             {
                 for (_, t) in cancelling {
@@ -219,6 +229,14 @@ impl Machine {
             self.take_slot(w, now);
             out.push(Effect::Grant(waiter, w));
             return out;
+        }
+        // Prefetch never overtakes the queue: waiters already queued go first.
+        if self.queue.is_empty() {
+            if let Some(w) = self.prefetch_worker(now) {
+                self.take_slot(w, now);
+                out.push(Effect::Grant(waiter, w));
+                return out;
+            }
         }
         let live = self.live();
         let may_start = match self.health {
@@ -263,6 +281,7 @@ impl Machine {
         self.workers[i].1 = WorkerState::Ready {
             in_flight: 0,
             idle_since: now,
+            answered: None,
             cancelling: Vec::new(),
         };
         self.hand_out(worker, now, &mut out);
@@ -322,10 +341,12 @@ impl Machine {
         if let Some(WorkerState::Ready {
             in_flight,
             idle_since,
+            answered,
             ..
         }) = self.state_mut(worker)
         {
             *in_flight = in_flight.saturating_sub(1);
+            *answered = Some(now);
             if *in_flight == 0 {
                 *idle_since = now;
             }
@@ -528,11 +549,15 @@ impl Machine {
         }
     }
 
-    /// Gives the worker's spare concurrency to queued requests, oldest first.
+    /// Gives the worker's spare concurrency to queued requests, oldest first, then its
+    /// prefetch depth when the pool may prefetch.
     fn hand_out(&mut self, worker: WorkerId, now: Instant, out: &mut Vec<Effect>) {
-        let conc = self.limits.concurrency;
+        let mut room = self.limits.concurrency;
+        if self.may_prefetch() && self.fresh(worker, now) {
+            room += self.limits.prefetch;
+        }
         while let Some(WorkerState::Ready { in_flight, .. }) = self.state_mut(worker) {
-            if *in_flight >= conc {
+            if *in_flight >= room {
                 return;
             }
             let Some((waiter, _)) = self.queue.pop_front() else {
@@ -541,6 +566,52 @@ impl Machine {
             self.take_slot(worker, now);
             out.push(Effect::Grant(waiter, worker));
         }
+    }
+
+    /// Prefetching only replaces queueing: while the pool may still start a worker, or
+    /// one is starting (it will take the queue), requests queue.
+    fn may_prefetch(&self) -> bool {
+        self.limits.prefetch > 0
+            && self.phase == Phase::Serving
+            && self.health == Health::Healthy
+            && self.live() >= self.limits.max
+            && self.starting_count() == 0
+    }
+
+    fn answered_within(&self, answered: Option<Instant>, now: Instant) -> bool {
+        answered.is_some_and(|t| now.saturating_duration_since(t) <= self.limits.prefetch_window)
+    }
+
+    fn fresh(&self, worker: WorkerId, now: Instant) -> bool {
+        self.workers.iter().any(|(id, s)| {
+            *id == worker
+                && matches!(s, WorkerState::Ready { answered, .. }
+                    if self.answered_within(*answered, now))
+        })
+    }
+
+    /// The full worker with the fewest requests that still has prefetch room and answered
+    /// recently (the first of equals: sequential traffic keeps to one worker).
+    fn prefetch_worker(&self, now: Instant) -> Option<WorkerId> {
+        if !self.may_prefetch() {
+            return None;
+        }
+        let room = self.limits.concurrency + self.limits.prefetch;
+        let mut best: Option<(WorkerId, usize)> = None;
+        for (id, s) in &self.workers {
+            if let WorkerState::Ready {
+                in_flight,
+                answered,
+                ..
+            } = s
+            {
+                let fresh = self.answered_within(*answered, now);
+                if fresh && *in_flight < room && best.is_none_or(|(_, n)| *in_flight < n) {
+                    best = Some((*id, *in_flight));
+                }
+            }
+        }
+        best.map(|(id, _)| id)
     }
 
     /// The first worker with a spare slot: sequential requests keep landing on the same

@@ -11,7 +11,20 @@ fn limits(min: usize, max: usize, concurrency: usize) -> Limits {
         queue_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(60),
         cancel_grace: Duration::from_secs(1),
+        prefetch: 0,
+        prefetch_window: Duration::from_millis(2),
     }
+}
+
+fn prefetching(min: usize, max: usize, concurrency: usize, prefetch: usize) -> Limits {
+    Limits {
+        prefetch,
+        ..limits(min, max, concurrency)
+    }
+}
+
+fn us(t0: Instant, us: u64) -> Instant {
+    t0 + Duration::from_micros(us)
 }
 
 fn at(t0: Instant, ms: u64) -> Instant {
@@ -353,4 +366,137 @@ fn min_zero_starts_on_demand() {
     let fx = m.submit(1, t0);
     assert_eq!(spawned(&fx), vec![1]);
     assert_eq!(m.started(1, t0), vec![Effect::Grant(1, 1)]);
+}
+
+/// `ready_pool` whose workers each answered one request at `t0` (waiter ids 1000+).
+fn answered_pool(l: Limits, n: usize, t0: Instant) -> Machine {
+    let mut m = ready_pool(l, n, t0);
+    for w in 0..n as u64 {
+        assert_eq!(m.submit(1000 + w, t0), vec![Effect::Grant(1000 + w, w + 1)]);
+    }
+    for w in 1..=n as u64 {
+        m.released(w, true, t0);
+    }
+    m
+}
+
+#[test]
+fn prefetch_hands_full_workers_requests_evenly_then_queues() {
+    let t0 = Instant::now();
+    let mut m = answered_pool(prefetching(2, 2, 1, 2), 2, t0);
+    let owners: Vec<WorkerId> = (0..6)
+        .map(|i| match m.submit(i, t0).as_slice() {
+            [Effect::Grant(w, id)] if *w == i => *id,
+            fx => panic!("request {i}: {fx:?}"),
+        })
+        .collect();
+    // Free slots first, then the least loaded full worker (the first of equals).
+    assert_eq!(owners, vec![1, 2, 1, 2, 1, 2]);
+    // concurrency + prefetch reached everywhere: the seventh queues.
+    let fx = m.submit(6, t0);
+    assert!(has(&fx, &Effect::Wake(at(t0, 10_000))), "{fx:?}");
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Grant(..))));
+    // An answer frees room on its worker, which takes the queue's head.
+    assert_eq!(m.released(2, true, us(t0, 100)), vec![Effect::Grant(6, 2)]);
+    assert_eq!(m.busy_count(), 2);
+}
+
+#[test]
+fn prefetch_waits_until_the_pool_is_at_max_with_every_worker_ready() {
+    let t0 = Instant::now();
+    let mut m = answered_pool(prefetching(1, 2, 1, 4), 1, t0);
+    assert_eq!(m.submit(1, t0), vec![Effect::Grant(1, 1)]);
+    // Below max a busy pool grows: the request queues for the new worker.
+    let fx = m.submit(2, t0);
+    assert_eq!(spawned(&fx), vec![2]);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Grant(..))));
+    // At max with one starting, requests still queue: the new worker will take them.
+    let fx = m.submit(3, t0);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Grant(..))), "{fx:?}");
+    assert_eq!(m.released(1, true, us(t0, 50)), vec![Effect::Grant(2, 1)]);
+    // Every worker ready: the new one takes its slot from the queue, and a fresh busy
+    // worker takes the next request beyond its concurrency.
+    assert_eq!(m.started(2, us(t0, 60)), vec![Effect::Grant(3, 2)]);
+    assert_eq!(m.submit(4, us(t0, 70)), vec![Effect::Grant(4, 1)]);
+}
+
+#[test]
+fn a_worker_without_a_recent_answer_takes_no_prefetch() {
+    let t0 = Instant::now();
+    // Never answered (a worker just started, or its first request is slow): nothing
+    // waits behind its first request.
+    let mut m = ready_pool(prefetching(1, 1, 1, 4), 1, t0);
+    assert_eq!(m.submit(1, t0), vec![Effect::Grant(1, 1)]);
+    assert!(!m
+        .submit(2, t0)
+        .iter()
+        .any(|e| matches!(e, Effect::Grant(..))));
+
+    let mut m = answered_pool(prefetching(2, 2, 1, 4), 2, t0);
+    assert_eq!(m.submit(1, t0), vec![Effect::Grant(1, 1)]);
+    assert_eq!(m.submit(2, at(t0, 1)), vec![Effect::Grant(2, 2)]);
+    m.released(2, true, at(t0, 1));
+    assert_eq!(m.submit(5, at(t0, 1)), vec![Effect::Grant(5, 2)]);
+    // Worker 1 answered 2.5 ms ago (past the 2 ms window); worker 2 1.5 ms ago.
+    assert_eq!(m.submit(3, us(t0, 2500)), vec![Effect::Grant(3, 2)]);
+    // Both past the window: requests queue, as without prefetch.
+    let fx = m.submit(4, at(t0, 10));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Grant(..))), "{fx:?}");
+    // Worker 2 answers: it takes the waiter (fresh again, it has prefetch room).
+    assert_eq!(m.released(2, true, at(t0, 11)), vec![Effect::Grant(4, 2)]);
+}
+
+#[test]
+fn prefetch_is_off_while_draining_and_at_zero() {
+    let t0 = Instant::now();
+    let mut off = answered_pool(prefetching(1, 1, 1, 0), 1, t0);
+    off.submit(1, t0);
+    assert!(!off
+        .submit(2, t0)
+        .iter()
+        .any(|e| matches!(e, Effect::Grant(..))));
+
+    let mut m = answered_pool(prefetching(1, 1, 1, 4), 1, t0);
+    assert_eq!(m.submit(1, t0), vec![Effect::Grant(1, 1)]);
+    m.drain(t0);
+    let fx = m.submit(2, t0);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Grant(..))), "{fx:?}");
+    // Draining: the queued request gets the slot, not prefetch room.
+    assert_eq!(m.released(1, true, us(t0, 10)), vec![Effect::Grant(2, 1)]);
+}
+
+#[test]
+fn a_crash_with_prefetched_requests_frees_everything_and_replaces_the_worker() {
+    let t0 = Instant::now();
+    let mut m = answered_pool(prefetching(1, 1, 1, 2), 1, t0);
+    for i in 0..3 {
+        assert_eq!(m.submit(i, t0), vec![Effect::Grant(i, 1)]);
+    }
+    m.submit(3, t0); // queued: the worker is full
+    m.submit(4, t0);
+    // The IO layer answered the three held requests with 502; the queued ones wait
+    // for the replacement, which takes one into its slot and none beyond it until it
+    // has answered.
+    let fx = m.exited(1, ExitCause::Crash, us(t0, 10));
+    assert_eq!(spawned(&fx), vec![2]);
+    for _ in 0..3 {
+        assert!(m.released(1, false, us(t0, 11)).is_empty());
+    }
+    assert_eq!(m.started(2, us(t0, 20)), vec![Effect::Grant(3, 2)]);
+    assert_eq!(m.released(2, true, us(t0, 30)), vec![Effect::Grant(4, 2)]);
+    assert_eq!(m.submit(5, us(t0, 31)), vec![Effect::Grant(5, 2)]);
+}
+
+#[test]
+fn a_cancelled_prefetched_request_keeps_its_place_until_acknowledged() {
+    let t0 = Instant::now();
+    let mut m = answered_pool(prefetching(1, 1, 1, 1), 1, t0);
+    assert_eq!(m.submit(1, t0), vec![Effect::Grant(1, 1)]);
+    assert_eq!(m.submit(2, t0), vec![Effect::Grant(2, 1)]);
+    m.submit(3, t0);
+    // The prefetched request's client went away: its place is held until the worker
+    // drops it unrun and says so.
+    let fx = m.abandoned(1, 22, us(t0, 5));
+    assert_eq!(fx[0], Effect::Cancel(1, 22));
+    assert_eq!(m.cancel_acked(1, 22, us(t0, 6)), vec![Effect::Grant(3, 1)]);
 }

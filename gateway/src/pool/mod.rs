@@ -235,6 +235,7 @@ async fn start_version(shared: Arc<Shared>, pool: Arc<Pool>, spec: PoolSpec) {
     let timing = Timing {
         idle_timeout: shared.commands.idle_timeout,
         cancel_grace: shared.commands.cancel_grace,
+        prefetch: shared.commands.prefetch,
     };
     // A version that replaces another proves itself with at least one worker.
     let warm = if previous.is_some() {
