@@ -261,8 +261,9 @@ fn symlink_leaving_the_tree_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("outside the functions directory"));
 }
 
-#[test]
-fn tls_serves_http1_and_h2() {
+/// A gateway serving TLS with a fresh self-signed `localhost` certificate (the folder is
+/// returned to live as long as the gateway).
+fn tls_gateway() -> (tempfile::TempDir, rcgen::CertifiedKey, Gateway) {
     let dir = fixture();
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     write_tree(
@@ -279,6 +280,12 @@ fn tls_serves_http1_and_h2() {
     let fns = dir.path().join("fns");
     write_tree(&fns, &[("hello/handler.py", HELLO)]);
     let gw = Gateway::start_with_config(&dir.path().join("edgefn.toml"), &fns);
+    (dir, cert, gw)
+}
+
+#[test]
+fn tls_serves_http1_and_h2() {
+    let (_dir, cert, gw) = tls_gateway();
     assert!(gw.tls);
     let root = reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap();
     let url = format!("https://localhost:{}/_fn/health", gw.public.port());
@@ -350,22 +357,7 @@ fn tls_health(
 /// between (a bounded server-side session cache would have forgotten the session).
 #[test]
 fn tls_sessions_resume_after_other_handshakes() {
-    let dir = fixture();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    write_tree(
-        dir.path(),
-        &[
-            ("tls/cert.pem", &cert.cert.pem()),
-            ("tls/key.pem", &cert.key_pair.serialize_pem()),
-            (
-                "edgefn.toml",
-                "[server]\ntls = { cert = \"tls/cert.pem\", key = \"tls/key.pem\" }\n",
-            ),
-        ],
-    );
-    let fns = dir.path().join("fns");
-    write_tree(&fns, &[("hello/handler.py", HELLO)]);
-    let gw = Gateway::start_with_config(&dir.path().join("edgefn.toml"), &fns);
+    let (_dir, cert, gw) = tls_gateway();
     let store: std::sync::Arc<dyn rustls::client::ClientSessionStore> =
         std::sync::Arc::new(rustls::client::ClientSessionMemoryCache::new(16));
     let resuming = tls13_client(&cert, Some(store));

@@ -351,3 +351,24 @@ pub(super) fn output_tail(out: &std::process::Output, limit: usize) -> String {
         .unwrap_or(text.len());
     text[start..].trim().to_owned()
 }
+
+/// Copies a built binary (Rust or Go function) out of its build folder into `bin`,
+/// atomically: a worker starting meanwhile runs the old binary or the new one, never half.
+pub(super) fn publish_binary(built: &Path, bin: &Path) -> Result<(), DepsError> {
+    let parent = bin.parent().expect("bin has a parent");
+    let err = |source| DepsError::Dir {
+        dir: parent.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(parent).map_err(err)?;
+    let tmp = bin.with_extension(format!(
+        "tmp{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::copy(built, &tmp).map_err(|source| DepsError::Read {
+        file: built.to_path_buf(),
+        source,
+    })?;
+    std::fs::rename(&tmp, bin).map_err(err)
+}

@@ -99,7 +99,7 @@ pub async fn ensure(
     if !bin.is_file() {
         let src = deps::fresh_tmp(&root.join("src").join(&key))?;
         let built = build_in(&src, &files, &modules, &symbol, go, &root).await;
-        let published = built.and_then(|b| publish(&b, &bin));
+        let published = built.and_then(|b| deps::publish_binary(&b, &bin));
         let _ = std::fs::remove_dir_all(&src);
         published?;
     }
@@ -276,26 +276,6 @@ async fn build_in(
         other => other?,
     }
     Ok(out)
-}
-
-/// Copies the built binary into `bin/`, atomically.
-fn publish(built: &Path, bin: &Path) -> Result<(), DepsError> {
-    let parent = bin.parent().expect("bin has a parent");
-    let err = |source| DepsError::Dir {
-        dir: parent.to_path_buf(),
-        source,
-    };
-    std::fs::create_dir_all(parent).map_err(err)?;
-    let tmp = bin.with_extension(format!(
-        "tmp{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::copy(built, &tmp).map_err(|source| DepsError::Read {
-        file: built.to_path_buf(),
-        source,
-    })?;
-    std::fs::rename(&tmp, bin).map_err(err)
 }
 
 #[cfg(test)]

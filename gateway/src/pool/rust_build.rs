@@ -73,7 +73,7 @@ pub async fn ensure(dir: &Path, handler: &Path, cargo: &[String]) -> Result<Deps
         let built = build(cargo, &src, &root.join("target"), &sdk).await;
         let _ = std::fs::remove_dir_all(&src);
         built?;
-        publish(&root.join("target/release").join(&name), &bin)?;
+        deps::publish_binary(&root.join("target/release").join(&name), &bin)?;
     }
     Ok(DepsEnv {
         vars: vec![(WORKER_VAR, bin)],
@@ -282,23 +282,6 @@ async fn build(cargo: &[String], src: &Path, target: &Path, sdk: &Path) -> Resul
         }
         other => other,
     }
-}
-
-/// Copies the built binary out of the shared target directory, atomically.
-fn publish(built: &Path, bin: &Path) -> Result<(), DepsError> {
-    let parent = bin.parent().expect("bin has a parent");
-    let err = dir_err(parent);
-    std::fs::create_dir_all(parent).map_err(&err)?;
-    let tmp = bin.with_extension(format!(
-        "tmp{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::copy(built, &tmp).map_err(|source| DepsError::Read {
-        file: built.to_path_buf(),
-        source,
-    })?;
-    std::fs::rename(&tmp, bin).map_err(&err)
 }
 
 #[cfg(test)]
