@@ -204,5 +204,7 @@ fn pool_spec(def: &FunctionDef, root: &Path) -> PoolSpec {
         handler_name: def.handler_name.clone(),
         shared_deps: def.shared_deps.clone(),
         overflow_status: def.policy.overflow_status,
+        max_queue: def.policy.max_queue,
+        queue_timeout: def.policy.queue_timeout,
     }
 }

@@ -329,7 +329,7 @@ fn fastfn_keys_warn_and_typos_fail() {
                 "a/fn.config.json",
                 r#"{"invoke": {"methods": ["GET"], "handler": "main", "query": {"n": 1}, "body": "", "content_type": "application/json"},
                    "schedule": {"every_seconds": 60}, "keep_warm": {"enabled": true},
-                   "worker_pool": {"max_workers": 2, "max_queue": 5}, "max_concurrency": 4,
+                   "worker_pool": {"max_workers": 2, "max_queue": 5, "idle_ttl_seconds": 30}, "max_concurrency": 4,
                    "group": "demo", "runtime": "python", "home": {}}"#,
             ),
         ],
@@ -342,7 +342,7 @@ fn fastfn_keys_warn_and_typos_fail() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for key in ["keep_warm", "worker_pool.max_queue", "home"] {
+    for key in ["keep_warm", "worker_pool.idle_ttl_seconds", "home"] {
         let line = stdout
             .lines()
             .find(|l| l.starts_with("warning:") && l.contains(&format!(": {key}: ")))
@@ -1631,4 +1631,54 @@ func handler(event map[string]interface{}) interface{} {
     assert_eq!(body["path"], "/echo?via=go");
     assert_eq!(body["x_edge"], "5");
     assert_eq!(body["body"], "go POST");
+}
+
+/// FastFN's `worker_pool.max_queue` and `queue_timeout_ms` bound the wait for a worker:
+/// with one busy worker, a queue of one and a 300 ms wait, a second request waits and
+/// answers `worker pool queue timeout`, and of several at once beyond the queue the rest
+/// answer `worker pool overflow` at once (the default queue, 32, would hold them all).
+#[test]
+fn worker_pool_max_queue_and_queue_timeout_bound_the_wait() {
+    let dir = tempdir();
+    let release = dir.path().join("release");
+    let started = dir.path().join("started");
+    let hold = format!(
+        "import os, time\ndef handler(event):\n    open({:?}, 'w').close()\n    end = time.time() + 20\n    while not os.path.exists({:?}) and time.time() < end:\n        time.sleep(0.01)\n    return 'done'\n",
+        started.to_str().unwrap(),
+        release.to_str().unwrap()
+    );
+    write_tree(
+        dir.path(),
+        &[
+            ("fns/hold/handler.py", hold.as_str()),
+            (
+                "fns/hold/fn.config.json",
+                r#"{"workers": {"min": 1, "max": 1}, "concurrency": 1, "timeout_ms": 20000, "worker_pool": {"max_queue": 1, "queue_timeout_ms": 300}}"#,
+            ),
+        ],
+    );
+    let gw = Gateway::start(&dir.path().join("fns"));
+    let first = std::thread::scope(|s| {
+        let first = s.spawn(|| call(&gw, reqwest::Method::GET, "/hold"));
+        // The first request occupies the worker before the others come.
+        assert!(support::wait_until(
+            std::time::Duration::from_secs(20),
+            || started.exists()
+        ));
+        let (status, body) = call(&gw, reqwest::Method::GET, "/hold");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (429, Some("worker pool queue timeout")),
+            "{body}"
+        );
+        let answers = support::concurrent(6, |_| call(&gw, reqwest::Method::GET, "/hold"));
+        let overflow = answers
+            .iter()
+            .filter(|(s, b)| *s == 429 && b["error"] == "worker pool overflow")
+            .count();
+        assert!(overflow >= 5, "{answers:?}");
+        std::fs::write(&release, "").unwrap();
+        first.join().unwrap()
+    });
+    assert_eq!(first.0, 200, "{}", gw.logs());
 }

@@ -76,12 +76,6 @@ pub fn unimplemented(raw: &super::fn_config::RawFnConfig) -> Vec<(String, String
     }
     if let Some(p) = &raw.worker_pool {
         warn("worker_pool.enabled", p.enabled.is_some(), "");
-        warn("worker_pool.max_queue", p.max_queue.is_some(), "");
-        warn(
-            "worker_pool.queue_timeout_ms",
-            p.queue_timeout_ms.is_some(),
-            "",
-        );
         warn("worker_pool.queue_poll_ms", p.queue_poll_ms.is_some(), "");
         warn(
             "worker_pool.idle_ttl_seconds",

@@ -82,6 +82,12 @@ pub struct FnPolicy {
     /// FastFN's `worker_pool.overflow_status`: the status of a request refused because the
     /// function's queue is full or its wait ran out (429, its default, or 503).
     pub overflow_status: http::StatusCode,
+    /// FastFN's `worker_pool.max_queue`: requests that may wait for a worker (default
+    /// `max·concurrency·8`, at least 32).
+    pub max_queue: Option<usize>,
+    /// FastFN's `worker_pool.queue_timeout_ms`: the longest wait for a worker (default
+    /// `timeout_ms`).
+    pub queue_timeout: Option<Duration>,
 }
 
 const KNOWN_METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -235,6 +241,31 @@ pub fn validate(
             }
         },
     };
+    let mut whole = |key: &str, v: Option<&serde_json::Value>, max: u64| match v {
+        None => None,
+        Some(v) => match v.as_u64().filter(|n| *n <= max) {
+            Some(n) => Some(n),
+            None => {
+                errors.push((
+                    format!("worker_pool.{key}"),
+                    format!("{v} is not a whole number from 0 to {max}"),
+                ));
+                None
+            }
+        },
+    };
+    let max_queue = whole(
+        "max_queue",
+        pool.and_then(|p| p.max_queue.as_ref()),
+        1_000_000,
+    )
+    .map(|n| n as usize);
+    let queue_timeout = whole(
+        "queue_timeout_ms",
+        pool.and_then(|p| p.queue_timeout_ms.as_ref()),
+        3_600_000,
+    )
+    .map(|ms| Duration::from_millis(ms.min(timeout_ms)));
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -257,6 +288,8 @@ pub fn validate(
                 .and_then(|r| r.get("include_debug_headers"))
                 == Some(&serde_json::Value::Bool(true)),
         overflow_status,
+        max_queue,
+        queue_timeout,
     })
 }
 
@@ -290,6 +323,24 @@ mod tests {
         let e = validate(&raw, Runtime::Python, None).unwrap_err();
         let fields: Vec<_> = e.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(fields, ["methods", "timeout_ms", "workers.min"]);
+    }
+
+    #[test]
+    fn worker_pool_queue_bounds_are_whole_numbers_and_the_wait_is_capped_at_the_timeout() {
+        let raw = parse(
+            r#"{"timeout_ms": 1000, "worker_pool": {"max_queue": 3, "queue_timeout_ms": 5000}}"#,
+        )
+        .unwrap();
+        let p = validate(&raw, Runtime::Python, None).unwrap();
+        assert_eq!(p.max_queue, Some(3));
+        assert_eq!(p.queue_timeout, Some(Duration::from_millis(1000)));
+        let raw = parse(r#"{"worker_pool": {"max_queue": -1, "queue_timeout_ms": "9"}}"#).unwrap();
+        let e = validate(&raw, Runtime::Python, None).unwrap_err();
+        let fields: Vec<_> = e.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["worker_pool.max_queue", "worker_pool.queue_timeout_ms"]
+        );
     }
 
     #[test]

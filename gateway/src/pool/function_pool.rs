@@ -103,8 +103,10 @@ impl FunctionPool {
             min: spec.min_workers,
             max: spec.max_workers.max(1),
             concurrency: spec.concurrency.max(1),
-            queue_cap: (spec.max_workers * spec.concurrency * 8).max(32),
-            queue_timeout: spec.timeout,
+            queue_cap: spec
+                .max_queue
+                .unwrap_or((spec.max_workers * spec.concurrency * 8).max(32)),
+            queue_timeout: spec.queue_timeout.unwrap_or(spec.timeout),
             idle_timeout: timing.idle_timeout,
             cancel_grace: timing.cancel_grace,
             // A Python worker runs what it is handed beyond `concurrency` strictly after

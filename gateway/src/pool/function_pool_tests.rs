@@ -154,6 +154,8 @@ fn spec(min: usize, max: usize, timeout_ms: u64) -> Arc<PoolSpec> {
         handler_name: None,
         shared_deps: Vec::new(),
         overflow_status: http::StatusCode::TOO_MANY_REQUESTS,
+        max_queue: None,
+        queue_timeout: None,
     })
 }
 

@@ -43,6 +43,10 @@ pub struct PoolSpec {
     /// The status of a request refused for a full queue or a wait that ran out (FastFN's
     /// `worker_pool.overflow_status`: 429 or 503).
     pub overflow_status: StatusCode,
+    /// `worker_pool.max_queue` (None: `max·concurrency·8`, at least 32).
+    pub max_queue: Option<usize>,
+    /// `worker_pool.queue_timeout_ms` (None: the function's timeout).
+    pub queue_timeout: Option<Duration>,
 }
 
 /// Who the gateway let in, for `event.context.auth`.

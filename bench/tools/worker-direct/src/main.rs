@@ -52,6 +52,8 @@ fn spec(handler: &Path, runtime: Runtime, n: u8) -> PoolSpec {
         handler_name: None,
         shared_deps: Vec::new(),
         overflow_status: http::StatusCode::TOO_MANY_REQUESTS,
+        max_queue: None,
+        queue_timeout: None,
     }
 }
 
