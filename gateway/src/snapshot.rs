@@ -98,9 +98,13 @@ impl Snapshot {
             let pool = match leaders[i] {
                 Some(j) => {
                     meta.handler = Some(Arc::from(def.handler.to_string_lossy()));
+                    meta.prerender(&functions[j].def.name);
                     functions[j].pool.clone()
                 }
-                None => registry.ensure(pool_spec(&def, &root)),
+                None => {
+                    meta.prerender(&def.name);
+                    registry.ensure(pool_spec(&def, &root))
+                }
             };
             let allow = def
                 .policy

@@ -35,8 +35,8 @@ pub struct EventMeta {
     /// The handler file when the function runs on a pool it shares with the other Node
     /// functions of its folder (`snapshot.rs`): the worker calls this file's handler.
     pub handler: Option<Arc<str>>,
-    /// The JSON of the fields above, rendered at the first request (the fields are no
-    /// longer changed once the meta is shared).
+    /// The JSON of the fields above, rendered at load by [`EventMeta::prerender`] (else at
+    /// the first request; the fields are no longer changed once the meta is shared).
     pub rendered: OnceLock<Rendered>,
 }
 
@@ -97,6 +97,12 @@ impl EventMeta {
             handler: handler.into(),
             context: c.into(),
         }
+    }
+
+    /// Renders the fixed parts for the pool named `function` now, at load, so that no
+    /// request pays for it.
+    pub fn prerender(&self, function: &str) {
+        let _ = self.rendered.set(self.render(function));
     }
 
     /// The rendered parts for `function` (the pool's name, the same for every request of
