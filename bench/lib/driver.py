@@ -19,11 +19,11 @@ import time
 
 from common import (API_KEY, BENCH, HMAC_BODY_BYTES, PORTS, PRIORITY, RELEASE, RUN, SCENARIOS,
                     WEBHOOK_SECRET, WRONG_KEY, log)
-from load import (Target, cpu_per_request, idle_measure, oha_json_flag, probe, run_oha, run_worker_direct,
+from load import (LogFiles, Target, cpu_per_request, idle_measure, oha_json_flag, probe, run_oha, run_worker_direct,
                   run_wrk, wait_started, warm_up)
 import runtimes
 import tls_handshake
-from report import aggregate, ratios, write_report
+from report import aggregate, judged, ratios, write_report
 from servers import (Servers, cpus, edgefn_config, edgefn_functions, first_line, machine,
                      nginx_config, openssl_cert, raise_nofile, start_granian, start_gunicorn,
                      start_uvicorn,
@@ -60,11 +60,15 @@ def targets(scenario, env):
         # edgefn as shipped (access log on) against nginx with its buffered access log, and
         # against itself with the log off.
         d = f"http://127.0.0.1:{PORTS['edgefn-defaults']}"
+        # The same oha and wrk options as `rejected`; the logs are emptied around each
+        # measurement (load.LogFiles) so their writeback never lands in a later one.
         out.append(Target("defaults", "edgefn", f"{d}/secure", 401, wrong, peer=False,
-                          proc="edgefn-defaults", note="access log on"))
+                          proc="edgefn-defaults", note="access log on",
+                          logs=[os.path.join(RUN, "edgefn-defaults.log")]))
         out.append(Target("defaults", "edgefn-log-off", f"{e}/secure", 401, wrong, proc="edgefn"))
         out.append(Target("defaults", "nginx-map-log",
-                          f"http://127.0.0.1:{PORTS['nginx-map-log']}/", 401, wrong, proc="nginx"))
+                          f"http://127.0.0.1:{PORTS['nginx-map-log']}/", 401, wrong, proc="nginx",
+                          logs=[os.path.join(RUN, "nginx-access.log")]))
     elif scenario == "python":
         out.append(Target("python", "edgefn", f"{e}/py-hello", 200, peer=False))
         out.append(Target("python", "nginx-gunicorn",
@@ -134,6 +138,7 @@ def measure(scenario, cfg, env, rows):
             log(f"{t.scenario}/{t.server}: answers {status}, expected {t.expect}: skipped")
             continue
         warm_up(t, cfg)
+        LogFiles(t.logs).empty()
         live.append(t)
     runs = {}
     for rnd in range(cfg.rounds):
@@ -144,9 +149,12 @@ def measure(scenario, cfg, env, rows):
                 log(f"{t.scenario}/{t.server}/{tool} round {rnd + 1}/{cfg.rounds} "
                     f"({cfg.duration}s, {cfg.conns(t)} conns)")
                 res = run_wrk(t, cfg) if tool == "wrk" else run_oha(t, cfg)
+                if t.logs:
+                    res["log_bytes"] = LogFiles(t.logs).weigh()
                 runs.setdefault((id(t), tool), (t, []))[1].append(res)
     for t, results in runs.values():
-        rows.append(row(t, results[0]["tool"], aggregate(results), note=t.note))
+        rows.append(row(t, results[0]["tool"], aggregate(results),
+                        note=load_note(t.note, results)))
     if scenario in CPU_SCENARIOS and cfg.oha:
         # The same offered load for every server, below all their ceilings: CPU per
         # answer, median of the interleaved rounds.
@@ -160,11 +168,39 @@ def measure(scenario, cfg, env, rows):
                     log(f"{scenario}-cpu/{t.server} round {rnd + 1}/{cfg.rounds} "
                         f"({rate} req/s for {max(cfg.duration, 3)}s)")
                     r = cpu_per_request(t, cfg, proc.pid, rate, max(cfg.duration, 3))
+                    LogFiles(t.logs).empty()
                     if r:
                         per.setdefault(t.server, []).append(r)
             for server, results in per.items():
                 results.sort(key=lambda r: r["us_per_req"])
                 cfg.cpu_rows.append(results[len(results) // 2])
+
+
+# A load generator busier than this on its core was the ceiling of the rate it measured.
+CLIENT_BOUND = 0.9
+# Steal time (share of all CPUs) past which a run is flagged as disturbed.
+STEAL_NOTE = 0.02
+
+
+def load_note(note, results):
+    """The target's note, plus what the rounds say about the measurement itself: the load
+    generator's CPU share (client-bound when it filled its core), steal time, and the
+    access-log bytes written per request."""
+    parts = [note] if note else []
+    client = sorted(r["client"] for r in results if r.get("client") is not None)
+    if client:
+        share = client[len(client) // 2]
+        if share >= CLIENT_BOUND:
+            parts.append(f"client-bound: {results[0]['tool']} used {share * 100:.0f}% of the load core")
+    steal = max((r.get("steal") or 0) for r in results)
+    if steal >= STEAL_NOTE:
+        parts.append(f"disturbed: {steal * 100:.0f}% steal time")
+    logged = [(r["log_bytes"], r["requests"]) for r in results
+              if r.get("log_bytes") is not None and r.get("requests")]
+    if logged:
+        per = sorted(b / n for b, n in logged)[len(logged) // 2]
+        parts.append(f"access log {per:.0f} B/request")
+    return "; ".join(parts)
 
 
 # How long a target may answer "starting" (503 + Retry-After) before it is reported as not
@@ -236,9 +272,10 @@ def measure_tls_handshake(cfg, env, rows):
         for what, ratio in (("handshakes/s", e["rps"] / n["rps"]),
                             ("per-core capacity from server CPU per handshake",
                              n["us_per_handshake"] / e["us_per_handshake"])):
+            verdict = judged(ratio, 1.5)[:-1]
             lines.append(f"- full TLS 1.3 handshakes ({group}), {what}: edgefn / nginx = "
-                         f"**{ratio:.2f}×** (target ≥ 1.5×: {'met' if ratio >= 1.5 else 'NOT met'}; "
-                         f"server core busy: edgefn {e['busy'] * 100:.0f}%, nginx {n['busy'] * 100:.0f}%)")
+                         f"{verdict}; server core busy: edgefn {e['busy'] * 100:.0f}%, "
+                         f"nginx {n['busy'] * 100:.0f}%)")
     for name, proc_name, port in servers:
         if cfg.servers.procs.get(proc_name) is None:
             continue
@@ -281,6 +318,7 @@ def row(t, tool, res, note=""):
         "scenario": t.scenario, "server": t.server, "tool": tool,
         "rps": res.get("rps"), "p50_ms": res.get("p50"), "p99_ms": res.get("p99"),
         "statuses": res.get("statuses", ""), "peer": t.peer, "note": note,
+        "client": res.get("client"),
     }
 
 

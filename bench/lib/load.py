@@ -5,6 +5,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import ssl
 import subprocess
 import sys
@@ -17,7 +18,8 @@ class Target:
     """One server endpoint loaded in one scenario."""
 
     def __init__(self, scenario, server, url, expect, headers=(), method="GET",
-                 body_file=None, http2=False, peer=True, note="", proc=None, keepalive=True):
+                 body_file=None, http2=False, peer=True, note="", proc=None, keepalive=True,
+                 logs=()):
         self.scenario, self.server, self.url = scenario, server, url
         # The process (Servers.procs key) behind the URL, when it is not named `server`.
         self.proc = proc or server
@@ -28,6 +30,75 @@ class Target:
         self.note = note
         # False: a new connection per request (oha --disable-keepalive).
         self.keepalive = keepalive
+        # Access-log files the server appends to while it is loaded (see `LogFiles`).
+        self.logs = list(logs)
+
+
+class LogFiles:
+    """The access logs a target writes, emptied before each measurement and weighed after
+    it. Emptying drops their dirty pages before the kernel writes them back: a full run's
+    defaults scenario appended ~1.5 GB, whose writeback (unpinned flusher threads, the VM's
+    block device) slowed the load generator and every server measured after it alike. The
+    server's own cost of logging (formatting, its write() into the page cache) is measured
+    unchanged; the bytes written per request show the log really was on."""
+
+    def __init__(self, paths):
+        self.paths = list(paths)
+
+    def empty(self):
+        for p in self.paths:
+            try:
+                os.truncate(p, 0)
+            except OSError:
+                pass
+
+    def weigh(self):
+        """Bytes appended since `empty`, then empties again."""
+        total = 0
+        for p in self.paths:
+            try:
+                total += os.path.getsize(p)
+            except OSError:
+                pass
+        self.empty()
+        return total
+
+
+class LoadMeter:
+    """The load generator's CPU share of its core over one run (from getrusage of the
+    children: a share near 100% means the rate measured the client, not the server) and
+    the machine's steal time (the hypervisor running something else: every figure of the
+    run is inflated alike)."""
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        self.ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.steal0 = steal_ticks()
+        return self
+
+    def __exit__(self, *exc):
+        wall = max(time.monotonic() - self.t0, 1e-6)
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (ru.ru_utime - self.ru0.ru_utime) + (ru.ru_stime - self.ru0.ru_stime)
+        self.client = cpu / wall
+        ticks = os.sysconf("SC_CLK_TCK") * wall * (os.cpu_count() or 1)
+        self.steal = (steal_ticks() - self.steal0) / ticks
+        return False
+
+    def into(self, res):
+        res["client"] = self.client
+        res["steal"] = self.steal
+        return res
+
+
+def steal_ticks():
+    """Steal time of all CPUs so far, in clock ticks (/proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def probe(t):
@@ -111,9 +182,11 @@ def run_wrk(t, cfg):
         for k, v in t.headers:
             argv += ["-H", f"{k}: {v}"]
     argv.append(t.url)
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=cfg.duration + 60)
+    with LoadMeter() as meter:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=cfg.duration + 60)
     text = out.stdout
-    res = {"tool": "wrk", "rps": None, "p50": None, "p99": None, "statuses": ""}
+    res = meter.into({"tool": "wrk", "rps": None, "p50": None, "p99": None, "statuses": "",
+                      "requests": None})
     m = re.search(r"Requests/sec:\s+([\d.]+)", text)
     if m:
         res["rps"] = float(m.group(1))
@@ -126,6 +199,7 @@ def run_wrk(t, cfg):
     errs = re.search(r"Socket errors: (.*)", text)
     parts = []
     if total:
+        res["requests"] = int(total.group(1))
         parts.append(f"{total.group(1)} req")
     if non2xx:
         parts.append(f"{non2xx.group(1)} non-2xx")
@@ -160,8 +234,10 @@ def run_oha(t, cfg):
     if t.body_file:
         argv += ["-D", t.body_file]
     argv.append(t.url)
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=cfg.duration + 60)
-    res = {"tool": "oha", "rps": None, "p50": None, "p99": None, "statuses": ""}
+    with LoadMeter() as meter:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=cfg.duration + 60)
+    res = meter.into({"tool": "oha", "rps": None, "p50": None, "p99": None, "statuses": "",
+                      "requests": None})
     try:
         data = json.loads(out.stdout)
     except json.JSONDecodeError:
@@ -174,6 +250,7 @@ def run_oha(t, cfg):
         v = pct.get(key)
         res[key] = v * 1000.0 if isinstance(v, (int, float)) else None
     codes = data.get("statusCodeDistribution", {})
+    res["requests"] = sum(codes.values())
     errors = data.get("errorDistribution", {})
     parts = [f"{k}: {v}" for k, v in sorted(codes.items())]
     # Requests cut by the -z deadline are not failures of the server.
@@ -263,7 +340,8 @@ def cpu_per_request(t, cfg, pgid, rate, duration):
         argv += ["-H", f"{k}: {v}"]
     argv.append(t.url)
     before, before_leader = group_cpu_split_ns(pgid)
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
+    with LoadMeter() as meter:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
     after, after_leader = group_cpu_split_ns(pgid)
     try:
         codes = json.loads(out.stdout).get("statusCodeDistribution", {})
@@ -276,6 +354,7 @@ def cpu_per_request(t, cfg, pgid, rate, duration):
     return {"scenario": t.scenario, "server": t.server, "rate": rate, "requests": n,
             "us_per_req": (after - before) / 1e3 / n,
             "us_leader": (after_leader - before_leader) / 1e3 / n,
+            "steal": meter.steal,
             "statuses": ", ".join(f"{k}: {v}" for k, v in sorted(codes.items()))}
 
 

@@ -102,7 +102,10 @@ class Servers:
             return None
         # Every server logs to a file in the run dir: edgefn's access log and nginx's
         # buffered one land on the same disk.
-        out = open(os.path.join(RUN, f"{name}.log"), "wb")
+        # Appending (O_APPEND), so the driver can empty a log under load (load.LogFiles).
+        path = os.path.join(RUN, f"{name}.log")
+        open(path, "wb").close()
+        out = open(path, "ab")
         proc = subprocess.Popen(
             PRIORITY + ["taskset", "-c", self.cpu] + argv,
             stdout=out,
