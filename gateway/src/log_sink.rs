@@ -5,15 +5,17 @@
 //! A request never waits on stderr: appending is a copy under a mutex that the writer
 //! holds only to swap buffers. When stderr is slower than the lines arrive (a full pipe,
 //! a stalled collector) the buffer fills, and further lines are dropped whole and counted
-//! (`edgefn_log_dropped_total`) instead of blocking. The writer wakes when the first
-//! line lands in an empty buffer, waits up to [`BATCH_DELAY`] for more (or until the
-//! buffer is half full), then writes everything with one `write_all`; an idle gateway
-//! does not wake it at all. [`LogSink::flush`] drains it synchronously at shutdown.
+//! (`edgefn_log_dropped_total`) instead of blocking. The writer writes on a [`TICK`]
+//! (everything buffered, with one `write_all`), or as soon as the buffer is half full; a
+//! request only wakes it for that, or for the first line after an idle spell (the writer
+//! sleeps without a deadline while nothing is buffered, so an idle gateway does not wake
+//! it at all). Under steady traffic no request pays for a wake-up. [`LogSink::flush`]
+//! drains it synchronously at shutdown.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -21,12 +23,13 @@ use crate::metrics::names;
 
 /// Bytes of formatted lines held while the writer is behind; past this, lines drop.
 pub const BUFFER_BYTES: usize = 1 << 20;
-/// The longest a line waits in the buffer before it is written.
-pub const BATCH_DELAY: Duration = Duration::from_millis(50);
+/// The longest a line waits in the buffer before it is written (nginx's `flush=1s`).
+pub const TICK: Duration = Duration::from_secs(1);
 
 struct Shared {
     state: Mutex<State>,
-    /// Signalled when the buffer becomes non-empty, passes half full, or a flush is asked.
+    /// Signalled when the buffer passes half full, a flush is asked, or the first line
+    /// lands while the writer sleeps without a deadline.
     wake: Condvar,
     /// Signalled by the writer after each batch it wrote.
     written: Condvar,
@@ -40,6 +43,8 @@ struct State {
     taken: u64,
     batches: u64,
     flush_asked: bool,
+    /// The writer found nothing at its last tick and sleeps until a line arrives.
+    writer_idle: bool,
 }
 
 /// A cloneable handle: the `MakeWriter` of the subscriber and the shutdown flush.
@@ -58,6 +63,7 @@ impl LogSink {
                 taken: 0,
                 batches: 0,
                 flush_asked: false,
+                writer_idle: false,
             }),
             wake: Condvar::new(),
             written: Condvar::new(),
@@ -87,7 +93,10 @@ impl LogSink {
         }
         st.buf.extend_from_slice(line);
         let half = self.capacity / 2;
-        let wake = before == 0 || (before < half && st.buf.len() >= half);
+        let wake = (before == 0 && st.writer_idle) || (before < half && st.buf.len() >= half);
+        if wake {
+            st.writer_idle = false;
+        }
         drop(st);
         if wake {
             self.shared.wake.notify_one();
@@ -121,17 +130,29 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 
 fn write_loop<W: Write>(shared: &Shared, mut out: W, capacity: usize) {
     let mut spare: Vec<u8> = Vec::with_capacity(capacity);
+    let half = capacity / 2;
     loop {
         let mut st = lock(&shared.state);
-        while st.buf.is_empty() && !st.flush_asked {
-            st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
-        }
-        // Gather: more lines usually follow the first within the batch delay.
-        if !st.flush_asked && st.buf.len() < capacity / 2 {
-            st = match shared.wake.wait_timeout(st, BATCH_DELAY) {
-                Ok((g, _)) => g,
-                Err(p) => p.into_inner().0,
-            };
+        let mut tick = Instant::now() + TICK;
+        // Until the tick, unless the buffer fills or a flush is asked; past a tick with
+        // nothing buffered, sleep until the next line, then give it a tick's company.
+        while !st.flush_asked && st.buf.len() < half {
+            let now = Instant::now();
+            if now < tick {
+                st = match shared.wake.wait_timeout(st, tick - now) {
+                    Ok((g, _)) => g,
+                    Err(p) => p.into_inner().0,
+                };
+            } else if st.buf.is_empty() {
+                st.writer_idle = true;
+                while st.writer_idle && !st.flush_asked {
+                    st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                }
+                st.writer_idle = false;
+                tick = Instant::now() + TICK;
+            } else {
+                break;
+            }
         }
         std::mem::swap(&mut st.buf, &mut spare);
         st.taken += 1;

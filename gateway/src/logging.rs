@@ -30,19 +30,21 @@ static SINK: OnceLock<LogSink> = OnceLock::new();
 /// formatted here, byte for byte as tracing-subscriber would, and appended to the sink
 /// directly. Going through the subscriber cost about as much as the rest of a refused
 /// request (field visitors, `Debug` escaping or a `serde_json` map of every field, a
-/// calendar conversion per line).
-static DIRECT_ACCESS: OnceLock<(LogSink, LogFormat)> = OnceLock::new();
+/// calendar conversion per line). `None` when the filter turns the access log off: the
+/// filter is fixed at start (`RUST_LOG`), so it is asked once, not once per request.
+static DIRECT_ACCESS: OnceLock<Option<(LogSink, LogFormat)>> = OnceLock::new();
 
 /// Installs the global subscriber (once; later calls are ignored), writing through the
 /// batching sink; without a writer thread it falls back to unbuffered stderr.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::stderr().is_terminal();
+    let mut direct = None;
     let sub = match LogSink::spawn(std::io::stderr(), log_sink::BUFFER_BYTES) {
         Ok(sink) => {
             let _ = SINK.set(sink.clone());
             if format == LogFormat::Json || !ansi {
-                let _ = DIRECT_ACCESS.set((sink.clone(), format));
+                direct = Some(sink.clone());
             }
             subscriber(format, filter, ansi, sink)
         }
@@ -51,7 +53,13 @@ pub fn init(format: LogFormat) {
             subscriber(format, filter, ansi, std::io::stderr)
         }
     };
-    let _ = tracing::subscriber::set_global_default(sub);
+    if tracing::subscriber::set_global_default(sub).is_ok() {
+        if let Some(sink) = direct {
+            // The subscriber's filter still decides (`RUST_LOG=...,edgefn::access=off`).
+            let on = tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO);
+            let _ = DIRECT_ACCESS.set(on.then_some((sink, format)));
+        }
+    }
 }
 
 /// Writes every buffered line; called at shutdown (bounded: a stuck stderr cannot hold
@@ -96,9 +104,8 @@ pub fn access(
     elapsed: Duration,
     subject: Option<&str>,
 ) {
-    if let Some((sink, format)) = DIRECT_ACCESS.get() {
-        // The subscriber's filter still decides (`RUST_LOG=...,edgefn::access=off`).
-        if tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO) {
+    if let Some(direct) = DIRECT_ACCESS.get() {
+        if let Some((sink, format)) = direct {
             let line_of = match format {
                 LogFormat::Human => human_access_line,
                 LogFormat::Json => json_access_line,

@@ -84,6 +84,7 @@ pub async fn serve<I, H, Fut>(
     };
     let mut service = Some(service);
     let io = idle::Tracked::new(io, activity.clone());
+    let io = if front.is_some() { io.for_front() } else { io };
     let mut conn = pin!(None);
     let mut front = match front {
         Some(ctx) => Some(Front::new(io, ctx, activity.clone())),

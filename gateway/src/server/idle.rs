@@ -54,8 +54,9 @@ impl Activity {
         self.head_started_ms.store(0, Ordering::Relaxed);
     }
 
-    fn on_read(&self, first_bytes: &[u8]) {
-        if !self.seen_first_read.swap(true, Ordering::Relaxed) {
+    fn on_read(&self, first_bytes: &[u8], stamp_head: bool) {
+        if !self.seen_first_read.load(Ordering::Relaxed) {
+            self.seen_first_read.store(true, Ordering::Relaxed);
             const PREFACE: &[u8] = b"PRI * HTTP/2.0";
             let n = first_bytes.len().min(PREFACE.len());
             if n > 0 && first_bytes[..n] == PREFACE[..n] {
@@ -63,7 +64,8 @@ impl Activity {
                 self.head_started_ms.store(0, Ordering::Relaxed);
             }
         }
-        if self.in_flight.load(Ordering::Relaxed) == 0
+        if stamp_head
+            && self.in_flight.load(Ordering::Relaxed) == 0
             && self.head_started_ms.load(Ordering::Relaxed) == 0
             && !self.h2.load(Ordering::Relaxed)
         {
@@ -152,6 +154,10 @@ pub struct Tracked<I> {
     io: I,
     activity: Arc<Activity>,
     rewound: Bytes,
+    /// Whether a read starts a head's header-read clock. Not while the HTTP/1 front reads:
+    /// it parses every read at once and stamps only a head left incomplete
+    /// ([`Activity::head_waiting`]), so a complete request costs no clock read here.
+    stamp_heads: bool,
 }
 
 impl<I> Tracked<I> {
@@ -160,12 +166,21 @@ impl<I> Tracked<I> {
             io,
             activity,
             rewound: Bytes::new(),
+            stamp_heads: true,
         }
     }
 
-    /// The same IO with `bytes` to be read again before anything new.
+    /// The IO of a connection the HTTP/1 front reads first.
+    pub fn for_front(mut self) -> Self {
+        self.stamp_heads = false;
+        self
+    }
+
+    /// The same IO with `bytes` to be read again before anything new: hyper's from here
+    /// on, so its reads stamp heads again.
     pub fn rewound(mut self, bytes: Bytes) -> Self {
         self.rewound = bytes;
+        self.stamp_heads = true;
         self
     }
 }
@@ -190,7 +205,8 @@ impl<I: AsyncRead + Unpin> AsyncRead for Tracked<I> {
         let res = Pin::new(&mut self.io).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = res {
             if buf.filled().len() > before {
-                self.activity.on_read(&buf.filled()[before..]);
+                self.activity
+                    .on_read(&buf.filled()[before..], self.stamp_heads);
             }
         }
         res
