@@ -272,6 +272,28 @@ mod tests {
     }
 
     #[test]
+    fn lines_reach_the_writer_by_the_tick_without_a_flush() {
+        let (open_tx, open) = mpsc::channel();
+        let (out, rx) = mpsc::channel();
+        let sink = LogSink::spawn(Gate { open, out }, 1024).unwrap();
+        for _ in 0..16 {
+            open_tx.send(()).unwrap();
+        }
+        let mut w = sink.make_writer();
+        // The first line after an idle spell wakes the writer; the next ones ride along.
+        for line in [&b"a\n"[..], b"b\n", b"c\n"] {
+            w.write_all(line).unwrap();
+        }
+        let mut got = Vec::new();
+        let deadline = std::time::Instant::now() + TICK * 10;
+        while got.len() < 6 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            got.extend(rx.recv_timeout(left).expect("written by the tick"));
+        }
+        assert_eq!(got, b"a\nb\nc\n");
+    }
+
+    #[test]
     fn flush_gives_up_on_a_writer_that_never_returns() {
         let (_open_tx, open) = mpsc::channel();
         let (out, _rx) = mpsc::channel();
