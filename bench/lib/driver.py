@@ -199,7 +199,7 @@ def load_note(note, results):
               if r.get("log_bytes") is not None and r.get("requests")]
     if logged:
         per = sorted(b / n for b, n in logged)[len(logged) // 2]
-        parts.append(f"access log {per:.0f} B/request")
+        parts.append(f"{per:.0f} log bytes written per request")
     return "; ".join(parts)
 
 
