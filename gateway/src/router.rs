@@ -318,8 +318,7 @@ fn normalize(path: &str) -> &str {
 /// Whether a `..` segment, also percent-encoded (`/%2e%2e/x`), takes the path above `/`.
 /// FastFN's nginx refuses such a request with 400 before any route or file is looked at.
 pub fn climbs_above_root(path: &str) -> bool {
-    let suspect = path.contains("..") || path.contains("%2e") || path.contains("%2E");
-    if !suspect {
+    if !may_climb(path.as_bytes()) {
         return false;
     }
     let mut depth = 0usize;
@@ -334,6 +333,15 @@ pub fn climbs_above_root(path: &str) -> bool {
         }
     }
     false
+}
+
+/// Whether `path` holds `..` or an escaped dot (`%2e`): one pass, as every request asks.
+fn may_climb(b: &[u8]) -> bool {
+    b.windows(2).enumerate().any(|(i, w)| match w {
+        [b'.', b'.'] => true,
+        [b'%', b'2'] => matches!(b.get(i + 2), Some(b'e' | b'E')),
+        _ => false,
+    })
 }
 
 /// `%XX` decoded; an invalid escape or non-UTF-8 result leaves the text as sent.
