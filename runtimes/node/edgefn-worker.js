@@ -362,6 +362,67 @@ function headerValue(item) {
 
 const EMPTY = Buffer.alloc(0);
 
+// --- the flat request encoding (`flat1`, announced in `ready`) -------------------------------
+// The gateway sends the event's fields one a line instead of its JSON (runtimes/PROTOCOL.md):
+// the event is built here from object literals of fixed shape, in the JSON event's key order,
+// and only the variable-shaped parts (query, params, headers, session, auth) are parsed, when
+// not empty. The handler gets a plain object equal to the JSON encoding's.
+const FLAT_TAG = 0x46; // 'F'
+const AUTH_NONE = '{"type":"none","subject":null}';
+// The per-function first line (`F{...}`) → its parsed fields; a folder's shared pool sees
+// one line per function it serves.
+const fixedParts = new Map();
+
+function fixedPart(line) {
+  let fixed = fixedParts.get(line);
+  if (fixed === undefined) {
+    fixed = JSON.parse(line.slice(1));
+    fixedParts.set(line, fixed);
+  }
+  return fixed;
+}
+
+function object(text) {
+  return text === '{}' ? {} : JSON.parse(text);
+}
+
+function flatRequest(text) {
+  const f = text.split('\n');
+  if (f.length !== 15) throw new Error(`flat request frame has ${f.length} fields, not 15`);
+  const fixed = fixedPart(f[0]);
+  const rid = f[3];
+  const path = f[6];
+  const auth = f[14] === AUTH_NONE ? { type: 'none', subject: null } : JSON.parse(f[14]);
+  const ua = f[13];
+  const session = f[11];
+  const event = {
+    id: rid,
+    ts: Number(f[4]),
+    method: f[5],
+    path,
+    raw_path: f[7] === '' ? path : path + f[7],
+    query: object(f[8]),
+    params: object(f[9]),
+    path_params: object(f[9]),
+    headers: object(f[10]),
+    session: session === 'null' ? null : JSON.parse(session),
+    client: { ip: f[12] === '' ? null : f[12], ua: ua === '' ? null : ua.slice(1) },
+    context: {
+      request_id: rid,
+      function: fixed.function,
+      function_name: fixed.function_name,
+      runtime: fixed.runtime,
+      version: fixed.version,
+      timeout_ms: fixed.timeout_ms,
+      max_body_bytes: fixed.max_body_bytes,
+      debug: { enabled: fixed.debug.enabled },
+      auth,
+      user: auth.type === 'none' ? null : { id: auth.subject, auth: auth.type },
+    },
+  };
+  return { type: 'req', id: Number(f[1]), binary: f[2] === '1', handler: fixed.handler, event };
+}
+
 function buildEvent(header, body, env) {
   const event = header.event;
   if (header.binary) {
@@ -588,7 +649,8 @@ class FrameReader {
   // The frame buf[at, end); `owned`: buf is the frame's own memory, its body need not be copied.
   frame(buf, at, end, owned) {
     const hlen = buf.readUInt32BE(at + 4);
-    const header = JSON.parse(buf.toString('utf8', at + 8, at + 8 + hlen));
+    const text = buf.toString('utf8', at + 8, at + 8 + hlen);
+    const header = text.charCodeAt(0) === FLAT_TAG ? flatRequest(text) : JSON.parse(text);
     const start = at + 8 + hlen;
     let body = EMPTY;
     if (start < end) body = owned ? buf.subarray(start, end) : Buffer.from(buf.subarray(start, end));
@@ -636,7 +698,7 @@ function main() {
       return;
     }
     worker = new Worker(sock, fn, init.handler_name);
-    send(sock, { type: 'ready', version: PROTOCOL, pid: process.pid }, null);
+    send(sock, { type: 'ready', version: PROTOCOL, pid: process.pid, request_encoding: 'flat1' }, null);
     for (const [h, b] of queued.splice(0)) onFrame(h, b);
   }
 

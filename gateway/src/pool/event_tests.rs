@@ -4,7 +4,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 
 use super::*;
-use crate::pool::protocol::{encode_request, read_frame};
+use crate::pool::protocol::{encode_request, read_frame, Encoding};
 
 fn request(body: &'static [u8], auth: AuthContext) -> WorkerRequest {
     let mut headers = HeaderMap::new();
@@ -42,7 +42,7 @@ async fn event_of(req: &WorkerRequest) -> (serde_json::Value, Bytes) {
 
 async fn event_on(req: &WorkerRequest, function: &str) -> (serde_json::Value, Bytes) {
     let mut frame = b"left alone".to_vec();
-    encode_request(&mut frame, 9, function, req);
+    encode_request(&mut frame, 9, function, req, Encoding::Json);
     // Protocol v2: the body travels beside the header.
     frame.extend_from_slice(&req.body);
     assert_eq!(&frame[..10], b"left alone");
