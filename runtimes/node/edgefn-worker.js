@@ -373,12 +373,19 @@ const AUTH_NONE = '{"type":"none","subject":null}';
 // one line per function it serves.
 const fixedParts = new Map();
 
+// The last line seen, compared before the map is asked (a map lookup hashes the line).
+let lastLine = null;
+let lastFixed = null;
+
 function fixedPart(line) {
+  if (line === lastLine) return lastFixed;
   let fixed = fixedParts.get(line);
   if (fixed === undefined) {
     fixed = JSON.parse(line.slice(1));
     fixedParts.set(line, fixed);
   }
+  lastLine = line;
+  lastFixed = fixed;
   return fixed;
 }
 
