@@ -141,10 +141,8 @@ fn node_and_python_handlers_see_the_same_event() {
         }
         e
     };
-    for body in [
-        &"h\u{e9}llo \u{2713} \u{1f600}".as_bytes()[..],
-        b"\xff\x00bin",
-    ] {
+    let bodies: [&[u8]; 2] = ["h\u{e9}llo \u{2713} \u{1f600}".as_bytes(), b"\xff\x00bin"];
+    for body in bodies {
         let py = event("/py/echo", body);
         let node = event("/node/echo", body);
         assert_eq!(node, py, "Node (flat) vs Python (JSON)");

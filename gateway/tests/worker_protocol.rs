@@ -542,7 +542,7 @@ fn node_events_are_identical_under_the_flat_and_json_encodings() {
     assert_eq!(ready["request_encoding"], "flat1", "{ready}");
 
     let claims = serde_json::from_str(r#"{"sub":"u\"1","roles":["a","b"],"n":1.5}"#).unwrap();
-    let mut requests = vec![
+    let mut requests = [
         flat::request(b"", None, &[("host", b"h")], flat::none()),
         flat::request(
             "h\u{e9}llo \u{2713} \u{1f600}".as_bytes(),
