@@ -3,7 +3,8 @@
 // at once (the gateway caps in-flight requests at the function's `concurrency`).
 // Started as `node edgefn-worker.js <socket> <handler.js> <concurrency>`; the protocol is in
 // runtimes/PROTOCOL.md. Data flow: reads into one reused buffer → each complete frame parsed
-// where it lies → event (body decoded once, env the init object itself) → handler (a sync
+// where it lies (requests in the flat encoding this worker asks for in `ready`) → event (built
+// from fixed-shape literals, body decoded once, env the init object itself) → handler (a sync
 // result is answered in the same turn) → response frames of the turn joined into one write
 // (a large body follows its header uncopied). A cancelled request is forgotten at once
 // (`cancelled` sent) and its later result discarded. stdout/stderr belong to the handler:
