@@ -126,7 +126,7 @@ const server = net.createServer((sock) => {
 });
 
 server.listen(sockPath, () => {
-  const node = process.env.WORKER_WRAP ? process.env.WORKER_WRAP.split(' ') : ['node'];
+  const node = process.env.WORKER_WRAP ? process.env.WORKER_WRAP.split(' ').filter(Boolean) : ['node'];
   const cmd = [...node, path.resolve(workerJs), sockPath, path.resolve(handler), '16'];
   worker = cp.spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });
   worker.on('exit', (code, signal) => {
