@@ -2,7 +2,8 @@
 // Plays the gateway's side of runtimes/PROTOCOL.md against one Node worker, with no gateway:
 // binds a Unix socket, starts `node <worker> <socket> <handler> 16` (WORKER_WRAP, when set,
 // is the command run instead of `node`: bench/node-worker-instructions.sh runs it under callgrind),
-// sends init, then N copies of the request frame edgefn sends for `GET /node-hello`, keeping
+// sends init, then N copies of the request frame edgefn sends for `GET /node-hello` (flat
+// when the worker's `ready` asks for it and ENCODING is not `json`), keeping
 // INFLIGHT outstanding. LOCKSTEP=1 sends the next INFLIGHT only when all are answered, so every
 // run reads the same batches. Every answer must be a 200 `res`. Prints requests/s and the
 // worker's CPU µs per request (schedstat of all its threads).
@@ -51,8 +52,27 @@ function request(id) {
     },
   });
 }
-// Ids cycle through 1024 prepared frames (never more than INFLIGHT are outstanding).
-const FRAMES = Array.from({ length: 1024 }, (_, i) => request(i + 1));
+// The same request in the flat encoding (`flat1`), as the gateway sends it to a worker
+// whose `ready` asks for it.
+function flatRequest(id) {
+  const rid = id.toString(16).padStart(32, '0');
+  const fixed = 'F{"function":"node-hello","function_name":"node-hello","runtime":"node","version":"default","timeout_ms":30000,"max_body_bytes":1048576,"debug":{"enabled":false}}';
+  const lines = [fixed, id, 0, rid, 1796000000000 + id, 'GET', '/node-hello', '', '{}', '{}',
+    '{"host":"127.0.0.1:18080"}', 'null', '127.0.0.1', '', '{"type":"none","subject":null}'];
+  const text = Buffer.from(lines.join('\n'));
+  const out = Buffer.alloc(8 + text.length);
+  out.writeUInt32BE(4 + text.length, 0);
+  out.writeUInt32BE(text.length, 4);
+  text.copy(out, 8);
+  return out;
+}
+// Ids cycle through 1024 prepared frames (never more than INFLIGHT are outstanding), in the
+// encoding the worker's `ready` asks for (ENCODING=json: always the JSON one).
+let FRAMES = null;
+const framesFor = (ready) => {
+  const flat = ready.request_encoding === 'flat1' && process.env.ENCODING !== 'json';
+  return Array.from({ length: 1024 }, (_, i) => (flat ? flatRequest : request)(i + 1));
+};
 
 function cpuNs(pid) {
   let t = 0;
@@ -85,6 +105,7 @@ const server = net.createServer((sock) => {
       if (header.startsWith('{"type":"res"') && header.includes('"status":200')) {
         done++;
       } else if (started === null && JSON.parse(header).type === 'ready') {
+        FRAMES = framesFor(JSON.parse(header));
         started = process.hrtime.bigint();
         cpu0 = cpuNs(worker.pid);
       } else {
@@ -105,7 +126,7 @@ const server = net.createServer((sock) => {
 });
 
 server.listen(sockPath, () => {
-  const node = process.env.WORKER_WRAP ? process.env.WORKER_WRAP.split(' ') : ['node'];
+  const node = process.env.WORKER_WRAP ? process.env.WORKER_WRAP.split(' ').filter(Boolean) : ['node'];
   const cmd = [...node, path.resolve(workerJs), sockPath, path.resolve(handler), '16'];
   worker = cp.spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });
   worker.on('exit', (code, signal) => {

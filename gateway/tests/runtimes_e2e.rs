@@ -108,6 +108,59 @@ fn every_event_field_in_both_runtimes_and_env_is_per_function() {
     assert_eq!(other["env"], serde_json::json!({}));
 }
 
+/// The Node worker reads its events in the flat encoding, the Python worker in JSON: the
+/// same request gives both handlers the same event (but what names the function), with
+/// repeated query and header values, cookies, Unicode, and text or binary bodies.
+#[test]
+fn node_and_python_handlers_see_the_same_event() {
+    let dir = echo_tree();
+    let gw = Gateway::start(dir.path());
+    let event = |prefix: &str, body: &[u8]| {
+        let resp = client()
+            .post(gw.url(&format!(
+                "{prefix}/caf%C3%A9?a=1&a=%E2%9C%93&flag&b=x+y&a=3"
+            )))
+            .header("x-multi", "one")
+            .header("x-multi", "two")
+            .header("x-utf8", "caf\u{e9}")
+            .header("cookie", "sid=s1; theme=dark")
+            .header("user-agent", "probe/1 \"q\"")
+            .body(body.to_vec())
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{}", gw.logs());
+        let mut e: Value = resp.json().unwrap();
+        // What differs per request or per function.
+        assert!(e["ts"].as_u64().unwrap() > 1_700_000_000_000);
+        assert_eq!(e["id"], e["context"]["request_id"]);
+        for k in ["id", "ts", "path", "raw_path"] {
+            e[k] = Value::Null;
+        }
+        for k in ["request_id", "function", "function_name", "runtime"] {
+            e["context"][k] = Value::Null;
+        }
+        e
+    };
+    let bodies: [&[u8]; 2] = ["h\u{e9}llo \u{2713} \u{1f600}".as_bytes(), b"\xff\x00bin"];
+    for body in bodies {
+        let py = event("/py/echo", body);
+        let node = event("/node/echo", body);
+        assert_eq!(node, py, "Node (flat) vs Python (JSON)");
+        assert_eq!(
+            node["query"]["a"],
+            serde_json::json!(["1", "\u{2713}", "3"])
+        );
+        assert_eq!(node["query"]["flag"], true);
+        assert_eq!(
+            node["headers"]["x-multi"],
+            serde_json::json!(["one", "two"])
+        );
+        assert_eq!(node["params"]["id"], "caf\u{e9}");
+        assert_eq!(node["session"]["id"], "s1");
+        assert_eq!(node["client"]["ua"], "probe/1 \"q\"");
+    }
+}
+
 #[test]
 fn binary_bodies_round_trip_in_both_runtimes() {
     let (_dir, gw) = serve_tree(&[

@@ -3,7 +3,8 @@
 // at once (the gateway caps in-flight requests at the function's `concurrency`).
 // Started as `node edgefn-worker.js <socket> <handler.js> <concurrency>`; the protocol is in
 // runtimes/PROTOCOL.md. Data flow: reads into one reused buffer → each complete frame parsed
-// where it lies → event (body decoded once, env the init object itself) → handler (a sync
+// where it lies (requests in the flat encoding this worker asks for in `ready`) → event (built
+// from fixed-shape literals, body decoded once, env the init object itself) → handler (a sync
 // result is answered in the same turn) → response frames of the turn joined into one write
 // (a large body follows its header uncopied). A cancelled request is forgotten at once
 // (`cancelled` sent) and its later result discarded. stdout/stderr belong to the handler:
@@ -362,6 +363,74 @@ function headerValue(item) {
 
 const EMPTY = Buffer.alloc(0);
 
+// --- the flat request encoding (`flat1`, announced in `ready`) -------------------------------
+// The gateway sends the event's fields one a line instead of its JSON (runtimes/PROTOCOL.md):
+// the event is built here from object literals of fixed shape, in the JSON event's key order,
+// and only the variable-shaped parts (query, params, headers, session, auth) are parsed, when
+// not empty. The handler gets a plain object equal to the JSON encoding's.
+const FLAT_TAG = 0x46; // 'F'
+const AUTH_NONE = '{"type":"none","subject":null}';
+// The per-function first line (`F{...}`) → its parsed fields; a folder's shared pool sees
+// one line per function it serves.
+const fixedParts = new Map();
+
+// The last line seen, compared before the map is asked (a map lookup hashes the line).
+let lastLine = null;
+let lastFixed = null;
+
+function fixedPart(line) {
+  if (line === lastLine) return lastFixed;
+  let fixed = fixedParts.get(line);
+  if (fixed === undefined) {
+    fixed = JSON.parse(line.slice(1));
+    fixedParts.set(line, fixed);
+  }
+  lastLine = line;
+  lastFixed = fixed;
+  return fixed;
+}
+
+function object(text) {
+  return text === '{}' ? {} : JSON.parse(text);
+}
+
+function flatRequest(text) {
+  const f = text.split('\n');
+  if (f.length !== 15) throw new Error(`flat request frame has ${f.length} fields, not 15`);
+  const fixed = fixedPart(f[0]);
+  const rid = f[3];
+  const path = f[6];
+  const auth = f[14] === AUTH_NONE ? { type: 'none', subject: null } : JSON.parse(f[14]);
+  const ua = f[13];
+  const session = f[11];
+  const event = {
+    id: rid,
+    ts: Number(f[4]),
+    method: f[5],
+    path,
+    raw_path: f[7] === '' ? path : path + f[7],
+    query: object(f[8]),
+    params: object(f[9]),
+    path_params: object(f[9]),
+    headers: object(f[10]),
+    session: session === 'null' ? null : JSON.parse(session),
+    client: { ip: f[12] === '' ? null : f[12], ua: ua === '' ? null : ua.slice(1) },
+    context: {
+      request_id: rid,
+      function: fixed.function,
+      function_name: fixed.function_name,
+      runtime: fixed.runtime,
+      version: fixed.version,
+      timeout_ms: fixed.timeout_ms,
+      max_body_bytes: fixed.max_body_bytes,
+      debug: { enabled: fixed.debug.enabled },
+      auth,
+      user: auth.type === 'none' ? null : { id: auth.subject, auth: auth.type },
+    },
+  };
+  return { type: 'req', id: Number(f[1]), binary: f[2] === '1', handler: fixed.handler, event };
+}
+
 function buildEvent(header, body, env) {
   const event = header.event;
   if (header.binary) {
@@ -588,7 +657,8 @@ class FrameReader {
   // The frame buf[at, end); `owned`: buf is the frame's own memory, its body need not be copied.
   frame(buf, at, end, owned) {
     const hlen = buf.readUInt32BE(at + 4);
-    const header = JSON.parse(buf.toString('utf8', at + 8, at + 8 + hlen));
+    const text = buf.toString('utf8', at + 8, at + 8 + hlen);
+    const header = text.charCodeAt(0) === FLAT_TAG ? flatRequest(text) : JSON.parse(text);
     const start = at + 8 + hlen;
     let body = EMPTY;
     if (start < end) body = owned ? buf.subarray(start, end) : Buffer.from(buf.subarray(start, end));
@@ -636,7 +706,7 @@ function main() {
       return;
     }
     worker = new Worker(sock, fn, init.handler_name);
-    send(sock, { type: 'ready', version: PROTOCOL, pid: process.pid }, null);
+    send(sock, { type: 'ready', version: PROTOCOL, pid: process.pid, request_encoding: 'flat1' }, null);
     for (const [h, b] of queued.splice(0)) onFrame(h, b);
   }
 

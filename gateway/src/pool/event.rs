@@ -9,6 +9,11 @@
 //! "headers", "session", "client": {"ip", "ua"}, "context": {"request_id", "function",
 //! "function_name", "runtime", "version", "timeout_ms", "max_body_bytes", "debug": {"enabled"},
 //! "auth", "user"}}`
+//!
+//! A worker that announces `"request_encoding":"flat1"` in its `ready` (the Node worker) is
+//! sent the same event as newline-separated positional fields instead
+//! ([`write_flat_request_header`], runtimes/PROTOCOL.md): it builds the object from fixed
+//! shapes rather than parsing it, which was most of its cost per request.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -64,6 +69,28 @@ pub struct Rendered {
     handler: Box<[u8]>,
     /// `,"function":..,"function_name":..,...,"debug":{"enabled":..},"auth":`
     context: Box<[u8]>,
+    /// The flat encoding's first field: `F{"function":..,...,"debug":..[,"handler":..]}\n`.
+    flat: Box<[u8]>,
+}
+
+/// How request frames are encoded for one worker, as its `ready` announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    /// `{"type":"req",...,"event":{...}}`: every runtime understands it.
+    #[default]
+    Json,
+    /// `flat1`: positional fields, one a line (runtimes/PROTOCOL.md).
+    Flat,
+}
+
+impl Encoding {
+    /// The encoding a `ready` frame's `request_encoding` names; JSON for anything unknown.
+    pub fn announced(name: Option<&str>) -> Encoding {
+        match name {
+            Some("flat1") => Encoding::Flat,
+            _ => Encoding::Json,
+        }
+    }
 }
 
 impl EventMeta {
@@ -92,10 +119,19 @@ impl EventMeta {
         } else {
             br#","debug":{"enabled":false},"auth":"#
         });
+        let mut flat = Vec::with_capacity(192);
+        flat.extend_from_slice(br#"F{"function":"#);
+        flat.extend_from_slice(&c[br#","function":"#.len()..c.len() - br#","auth":"#.len()]);
+        if let Some(h) = &self.handler {
+            flat.extend_from_slice(br#","handler":"#);
+            string(&mut flat, h);
+        }
+        flat.extend_from_slice(b"}\n");
         Rendered {
             function: function.into(),
             handler: handler.into(),
             context: c.into(),
+            flat: flat.into(),
         }
     }
 
@@ -120,9 +156,7 @@ impl EventMeta {
 /// Appends `{"type":"req","id":..,["handler":..,]"binary":..,"event":{...}}` for `req`.
 pub fn write_request_header(out: &mut Vec<u8>, id: u64, function: &str, req: &WorkerRequest) {
     let fixed = req.meta.rendered(function);
-    let ts = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let ts = timestamp();
     out.reserve(768);
     out.extend_from_slice(br#"{"type":"req","id":"#);
     number(out, id);
@@ -175,6 +209,77 @@ pub fn write_request_header(out: &mut Vec<u8>, id: u64, function: &str, req: &Wo
     out.extend_from_slice(b"}}}");
 }
 
+/// Appends the flat (`flat1`) request header for `req`, the event's fields one a line:
+///
+/// ```text
+/// F{fixed per-function JSON}   id   binary (0|1)   request id   ts   method   path
+/// "" | "?" raw query   query JSON   params JSON   headers JSON   session JSON
+/// client ip ("" for none)   "" | "=" user agent   auth JSON
+/// ```
+///
+/// Text fields travel as they are, so a field holding a newline cannot be sent this way:
+/// then (never for a request hyper parsed: no such byte survives its URI and header
+/// checks) the JSON header is written instead, which every worker also reads.
+pub fn write_flat_request_header(out: &mut Vec<u8>, id: u64, function: &str, req: &WorkerRequest) {
+    let ua = req.headers.get(http::header::USER_AGENT);
+    let raw = [
+        req.request_id.as_bytes(),
+        req.path.as_bytes(),
+        req.query.as_deref().unwrap_or("").as_bytes(),
+        ua.map_or(&b""[..], |v| v.as_bytes()),
+    ];
+    if raw.iter().any(|f| f.contains(&b'\n')) {
+        write_request_header(out, id, function, req);
+        return;
+    }
+    let fixed = req.meta.rendered(function);
+    out.reserve(512);
+    out.extend_from_slice(&fixed.flat);
+    number(out, id);
+    out.extend_from_slice(if std::str::from_utf8(&req.body).is_err() {
+        b"\n1\n"
+    } else {
+        b"\n0\n"
+    });
+    out.extend_from_slice(req.request_id.as_bytes());
+    out.push(b'\n');
+    number(out, timestamp());
+    out.push(b'\n');
+    out.extend_from_slice(req.method.as_str().as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(req.path.as_bytes());
+    out.push(b'\n');
+    if let Some(q) = &req.query {
+        out.push(b'?');
+        out.extend_from_slice(q.as_bytes());
+    }
+    out.push(b'\n');
+    query(out, req.query.as_deref().unwrap_or(""));
+    out.push(b'\n');
+    params(out, &req.params);
+    out.push(b'\n');
+    headers(out, &req.headers);
+    out.push(b'\n');
+    session(out, &req.headers);
+    out.push(b'\n');
+    if let Some(ip) = req.client_ip {
+        ip_text(out, ip);
+    }
+    out.push(b'\n');
+    if let Some(v) = ua {
+        out.push(b'=');
+        out.extend_from_slice(String::from_utf8_lossy(v.as_bytes()).as_bytes());
+    }
+    out.push(b'\n');
+    auth(out, &req.auth);
+}
+
+fn timestamp() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// A JSON string, as serde_json writes it: copied when nothing needs escaping.
 fn string(out: &mut Vec<u8>, s: &str) {
     if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
@@ -206,18 +311,26 @@ fn number(out: &mut Vec<u8>, n: u64) {
 }
 
 fn address(out: &mut Vec<u8>, ip: IpAddr) {
+    out.push(b'"');
+    ip_text(out, ip);
+    out.push(b'"');
+}
+
+/// The address as text (never anything JSON must escape).
+fn ip_text(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            out.push(b'"');
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
                     out.push(b'.');
                 }
                 number(out, u64::from(octet));
             }
-            out.push(b'"');
         }
-        IpAddr::V6(_) => string(out, &ip.to_string()),
+        IpAddr::V6(v6) => {
+            use std::io::Write;
+            write!(out, "{v6}").expect("writing to a Vec cannot fail");
+        }
     }
 }
 

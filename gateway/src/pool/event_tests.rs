@@ -4,7 +4,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 
 use super::*;
-use crate::pool::protocol::{encode_request, read_frame};
+use crate::pool::protocol::{encode_request, read_frame, Encoding};
 
 fn request(body: &'static [u8], auth: AuthContext) -> WorkerRequest {
     let mut headers = HeaderMap::new();
@@ -42,7 +42,7 @@ async fn event_of(req: &WorkerRequest) -> (serde_json::Value, Bytes) {
 
 async fn event_on(req: &WorkerRequest, function: &str) -> (serde_json::Value, Bytes) {
     let mut frame = b"left alone".to_vec();
-    encode_request(&mut frame, 9, function, req);
+    encode_request(&mut frame, 9, function, req, Encoding::Json);
     // Protocol v2: the body travels beside the header.
     frame.extend_from_slice(&req.body);
     assert_eq!(&frame[..10], b"left alone");
@@ -182,4 +182,80 @@ async fn escapes_and_fixed_parts() {
     assert_eq!(v["event"]["context"]["function"], "other");
     let (v, _) = event_of(&req).await;
     assert_eq!(v["event"]["context"]["function"], "p/[id]");
+}
+
+fn flat_header(req: &WorkerRequest, function: &str) -> String {
+    let mut frame = Vec::new();
+    encode_request(&mut frame, 9, function, req, Encoding::Flat);
+    String::from_utf8(frame[8..].to_vec()).unwrap()
+}
+
+/// The flat encoding's fields, one a line, carry the same JSON parts as the JSON encoding;
+/// text fields travel unescaped.
+#[test]
+fn flat_fields_are_positional() {
+    let mut req = request(
+        b"\xff",
+        AuthContext {
+            kind: "api_key",
+            subject: Some(Arc::from("k1")),
+            claims: None,
+        },
+    );
+    req.meta = Arc::new(EventMeta {
+        function_name: Arc::from("p"),
+        runtime: "node",
+        handler: Some(Arc::from("/fns/a\"b/get.js")),
+        ..EventMeta::default()
+    });
+    let text = flat_header(&req, "p/[id]");
+    let f: Vec<&str> = text.split('\n').collect();
+    assert_eq!(f.len(), 15, "{text}");
+    assert_eq!(
+        f[0],
+        r#"F{"function":"p/[id]","function_name":"p","runtime":"node","version":"default","timeout_ms":0,"max_body_bytes":0,"debug":{"enabled":false},"handler":"/fns/a\"b/get.js"}"#
+    );
+    assert_eq!(&f[1..4], ["9", "1", "rid"]);
+    assert!(f[4].parse::<u64>().unwrap() > 1_700_000_000_000);
+    assert_eq!(&f[5..8], ["POST", "/p/7", "?a=1&b=x%20y+z&a=3&flag&e="]);
+    let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+    assert_eq!(
+        json(f[8]),
+        serde_json::json!({"a": ["1", "3"], "b": "x y z", "flag": true, "e": ""})
+    );
+    assert_eq!(json(f[9]), serde_json::json!({"id": "7"}));
+    assert_eq!(json(f[10])["x-a"], serde_json::json!(["1", "2"]));
+    assert_eq!(json(f[11])["id"], "abc");
+    assert_eq!(&f[12..14], ["10.1.2.3", "=curl/8"]);
+    assert_eq!(
+        json(f[14]),
+        serde_json::json!({"type": "api_key", "subject": "k1"})
+    );
+
+    req.headers.remove("user-agent");
+    req.client_ip = None;
+    req.query = None;
+    let text = flat_header(&req, "p/[id]");
+    let f: Vec<&str> = text.split('\n').collect();
+    assert_eq!(&f[7..9], ["", "{}"]);
+    assert_eq!(&f[12..14], ["", ""]);
+}
+
+/// A text field holding a newline cannot travel flat: that request is sent as JSON.
+#[tokio::test]
+async fn a_newline_in_a_text_field_falls_back_to_json() {
+    let mut req = request(
+        b"",
+        AuthContext {
+            kind: "none",
+            subject: None,
+            claims: None,
+        },
+    );
+    req.path = "/p/a\nb".into();
+    let mut frame = Vec::new();
+    encode_request(&mut frame, 9, "p/[id]", &req, Encoding::Flat);
+    let (header, _) = read_frame(&mut &frame[..]).await.unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&header).unwrap();
+    assert_eq!(v["event"]["path"], "/p/a\nb");
 }

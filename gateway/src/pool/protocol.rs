@@ -11,6 +11,7 @@ use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+pub use super::event::Encoding;
 use super::WorkerResponse;
 
 /// Largest response body a worker may send, plus room for its header.
@@ -67,12 +68,21 @@ pub fn encode(header: &impl Serialize, body: &Bytes) -> (Vec<u8>, Option<Bytes>)
     (out, (!body.is_empty()).then(|| body.clone()))
 }
 
-/// Appends one request frame's prefix and header to `out` (the body, `body_len` bytes,
-/// follows it in the same vectored write).
-pub fn encode_request(out: &mut Vec<u8>, id: u64, function: &str, req: &super::WorkerRequest) {
+/// Appends one request frame's prefix and header, in the encoding the worker announced, to
+/// `out` (the body follows it in the same vectored write).
+pub fn encode_request(
+    out: &mut Vec<u8>,
+    id: u64,
+    function: &str,
+    req: &super::WorkerRequest,
+    encoding: Encoding,
+) {
     let at = out.len();
     out.extend_from_slice(&[0u8; 8]);
-    super::event::write_request_header(out, id, function, req);
+    match encoding {
+        Encoding::Json => super::event::write_request_header(out, id, function, req),
+        Encoding::Flat => super::event::write_flat_request_header(out, id, function, req),
+    }
     let hlen = (out.len() - at - 8) as u32;
     let total = 4 + hlen + req.body.len() as u32;
     out[at..at + 4].copy_from_slice(&total.to_be_bytes());
@@ -118,6 +128,8 @@ pub enum FromWorker<'a> {
         pid: u32,
         /// Absent from a protocol-1 worker.
         version: Option<u64>,
+        /// The request encoding the worker asked for (`request_encoding`).
+        encoding: Encoding,
     },
     Fatal {
         error: String,
@@ -160,6 +172,10 @@ struct RawFromWorker<'a> {
     version: Option<u64>,
     /// FastFN's `{"proxy": {...}}`: the handler asks the gateway to fetch an upstream.
     proxy: Option<Box<serde_json::Value>>,
+    /// `ready`'s cheaper request encoding (unknown to the scanner: read by serde, once per
+    /// worker).
+    #[serde(borrow)]
+    request_encoding: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +201,7 @@ impl<'a> FromWorker<'a> {
                 version: s.version,
                 detail: None,
                 proxy: None,
+                request_encoding: None,
             },
             None => serde_json::from_slice(header)?,
         };
@@ -205,6 +222,7 @@ impl<'a> FromWorker<'a> {
             "ready" => FromWorker::Ready {
                 pid: raw.pid.ok_or_else(missing)?,
                 version: raw.version,
+                encoding: Encoding::announced(raw.request_encoding.as_deref()),
             },
             "cancelled" => FromWorker::Cancelled {
                 id: raw.id.ok_or_else(missing)?,
@@ -378,7 +396,27 @@ mod tests {
             FromWorker::parse(br#"{"type":"ready","version":2,"pid":9}"#),
             Ok(FromWorker::Ready {
                 pid: 9,
-                version: Some(2)
+                version: Some(2),
+                encoding: Encoding::Json,
+            })
+        ));
+        // The Node worker's announcement; an encoding this gateway does not know is ignored.
+        assert!(matches!(
+            FromWorker::parse(
+                br#"{"type":"ready","version":2,"pid":9,"request_encoding":"flat1"}"#
+            ),
+            Ok(FromWorker::Ready {
+                encoding: Encoding::Flat,
+                ..
+            })
+        ));
+        assert!(matches!(
+            FromWorker::parse(
+                br#"{"type":"ready","version":2,"pid":9,"request_encoding":"flat9"}"#
+            ),
+            Ok(FromWorker::Ready {
+                encoding: Encoding::Json,
+                ..
             })
         ));
         // A protocol-1 worker's ready has no version: the handshake refuses it.

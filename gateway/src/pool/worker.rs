@@ -116,6 +116,8 @@ pub struct Worker {
     kill_cause: Mutex<Option<ExitCause>>,
     events: Events,
     function: Arc<str>,
+    /// The request encoding the worker's `ready` asked for.
+    encoding: protocol::Encoding,
     /// Masks the function's secrets out of the error texts its handler raises.
     masker: Masker,
 }
@@ -216,7 +218,7 @@ impl Worker {
         let mut w = self.writer.lock().await;
         let Writer { half, frame } = &mut *w;
         frame.clear();
-        protocol::encode_request(frame, id, &self.function, req);
+        protocol::encode_request(frame, id, &self.function, req, self.encoding);
         guard.stage = SendStage::Writing;
         let written = write_frame(half, frame, &req.body).await;
         if frame.capacity() > KEEP_FRAME {
@@ -346,7 +348,7 @@ pub async fn spawn(ctx: &SpawnCtx, events: Events) -> Result<Arc<Worker>, StartE
     let result = tokio::time::timeout(START_TIMEOUT, handshake).await;
     drop(listener);
     let _ = std::fs::remove_file(&path);
-    let (pid, reader, writer) = match result {
+    let (pid, encoding, reader, writer) = match result {
         Ok(Ok(ok)) => ok,
         Ok(Err(e)) => {
             let _ = child.start_kill();
@@ -371,6 +373,7 @@ pub async fn spawn(ctx: &SpawnCtx, events: Events) -> Result<Arc<Worker>, StartE
         kill_cause: Mutex::new(None),
         events,
         function: spec.function.clone(),
+        encoding,
         masker: ctx.masker.clone(),
     });
     tracing::info!(
@@ -430,7 +433,7 @@ async fn handshake(
     listener: &UnixListener,
     child: &mut Child,
     ctx: &SpawnCtx,
-) -> Result<(u32, BufReader<ReadHalf>, WriteHalf), StartError> {
+) -> Result<(u32, protocol::Encoding, BufReader<ReadHalf>, WriteHalf), StartError> {
     let stream = tokio::select! {
         accepted = listener.accept() => accepted.map_err(|e| StartError::Channel(e.to_string()))?.0,
         status = child.wait() => {
@@ -467,7 +470,8 @@ async fn handshake(
         Ok(FromWorker::Ready {
             pid,
             version: Some(v),
-        }) if v == u64::from(PROTOCOL_VERSION) => Ok((pid, reader, writer)),
+            encoding,
+        }) if v == u64::from(PROTOCOL_VERSION) => Ok((pid, encoding, reader, writer)),
         Ok(FromWorker::Ready { version, .. }) => Err(StartError::Version {
             got: version.map_or_else(|| "1 (no version in ready)".into(), |v| v.to_string()),
         }),
