@@ -99,6 +99,11 @@ impl FunctionPool {
         timing: Timing,
         warm: usize,
     ) -> FunctionPool {
+        // The function's own `worker_pool.idle_ttl_seconds` wins over `[runtimes]`'s.
+        let timing = Timing {
+            idle_timeout: spec.idle_timeout.unwrap_or(timing.idle_timeout),
+            ..timing
+        };
         let limits = Limits {
             min: spec.min_workers,
             max: spec.max_workers.max(1),
