@@ -342,17 +342,19 @@ fn fastfn_keys_warn_and_typos_fail() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for key in ["keep_warm", "worker_pool.idle_ttl_seconds", "home"] {
+    for key in ["keep_warm", "home"] {
         let line = stdout
             .lines()
             .find(|l| l.starts_with("warning:") && l.contains(&format!(": {key}: ")))
             .unwrap_or_else(|| panic!("no warning for {key}:\n{stdout}"));
         assert!(line.contains("has no effect"), "{line}");
     }
-    assert!(
-        !stdout.contains("invoke.handler"),
-        "implemented, no warning: {stdout}"
-    );
+    for implemented in ["invoke.handler", "worker_pool.idle_ttl_seconds"] {
+        assert!(
+            !stdout.contains(implemented),
+            "implemented, no warning: {stdout}"
+        );
+    }
     // `assets` is served since the assets commit: a real folder, no warning.
     assert!(
         !stdout.contains(": assets: "),
@@ -1681,4 +1683,81 @@ fn worker_pool_max_queue_and_queue_timeout_bound_the_wait() {
         first.join().unwrap()
     });
     assert_eq!(first.0, 200, "{}", gw.logs());
+}
+
+/// FastFN's `worker_pool.idle_ttl_seconds` is the function's own idle timeout: with one
+/// second, the worker of `ttl` (FastFN's `min_warm` default, none kept) is stopped once it
+/// idled that long, and the next request meets a new process; `plain` (no block) and `off`
+/// (`enabled: false`: its `min_warm` and `idle_ttl_seconds` have no effect, as in FastFN)
+/// keep theirs under `[runtimes]`'s 60 s. `edgefn check` warns about `off`'s two keys.
+#[test]
+fn worker_pool_idle_ttl_seconds_stops_an_idle_worker_and_enabled_false_ignores_it() {
+    let pid = "import os\ndef handler(event):\n    return {'status': 200, 'body': {'pid': os.getpid()}}\n";
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("ttl/handler.py", pid),
+            (
+                "ttl/fn.config.json",
+                r#"{"worker_pool": {"idle_ttl_seconds": 1, "max_workers": 2}}"#,
+            ),
+            ("plain/handler.py", pid),
+            ("off/handler.py", pid),
+            (
+                "off/fn.config.json",
+                r#"{"worker_pool": {"enabled": false, "min_warm": 0, "idle_ttl_seconds": 1, "max_workers": 1}}"#,
+            ),
+        ],
+    );
+    let out = check(dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for key in ["worker_pool.min_warm", "worker_pool.idle_ttl_seconds"] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with("warning:")
+                && l.contains("/off/fn.config.json")
+                && l.contains(&format!(": {key}: "))
+                && l.contains("enabled is false")),
+            "no warning for off's {key}:\n{stdout}"
+        );
+    }
+    assert!(
+        !stdout
+            .lines()
+            .any(|l| l.starts_with("warning:") && l.contains("/ttl/fn.config.json")),
+        "ttl's keys are implemented: {stdout}"
+    );
+
+    let gw = Gateway::start(dir.path());
+    let pid_of = |path: &str| {
+        let (status, body) = get(&gw, path);
+        assert_eq!(status, 200, "{body} {}", gw.logs());
+        body["pid"].as_u64().unwrap()
+    };
+    let (ttl, plain, off) = (pid_of("/ttl"), pid_of("/plain"), pid_of("/off"));
+    let workers = |state: &str| {
+        gw.metric(&format!(
+            r#"edgefn_workers{{function="ttl",state="{state}"}}"#
+        ))
+        .unwrap_or(0.0)
+    };
+    assert!(
+        support::wait_until(std::time::Duration::from_secs(20), || {
+            workers("idle") + workers("busy") + workers("starting") == 0.0
+        }),
+        "ttl's idle worker was not stopped: {}",
+        gw.metrics()
+    );
+    assert_ne!(
+        pid_of("/ttl"),
+        ttl,
+        "a new worker serves after the idle stop"
+    );
+    assert_eq!(pid_of("/plain"), plain, "no block: the worker stays");
+    assert_eq!(
+        pid_of("/off"),
+        off,
+        "enabled false: idle_ttl_seconds has no effect"
+    );
 }
