@@ -1403,6 +1403,10 @@ fn gateway_answers_carry_fastfn_statuses_and_errors() {
                 "import os\ndef handler(event):\n    os._exit(3)\n",
             ),
             ("broken/handler.py", "def handler(:\n    pass\n"),
+            (
+                "huge/handler.py",
+                "def handler(event):\n    raise RuntimeError('x' + '\\u00e9' * 100000)\n",
+            ),
             ("python/ver/handler.py", "def handler(event):\n    return 'v1'\n"),
             ("python/ver/v2/handler.py", "def handler(event):\n    return 'v2'\n"),
             (
@@ -1454,6 +1458,10 @@ fn gateway_answers_carry_fastfn_statuses_and_errors() {
         let got = error_of(&gw, M::POST, path, body);
         assert_eq!(got, (*status, (*error).to_owned()), "{path}: {}", gw.logs());
     }
+    // A 200 KB message: its first 4 KiB, cut before the `é` that straddles the cap.
+    let (status, error) = error_of(&gw, M::POST, "/huge", "");
+    assert_eq!(status, 500);
+    assert_eq!(error, format!("x{}", "\u{e9}".repeat(2047)));
     assert!(!gw.logs().contains("s3cr3t-t0ken"), "{}", gw.logs());
 }
 
