@@ -87,9 +87,10 @@ pub struct PoolReading {
     /// The block is kept: FastFN drops one with `enabled: false` and neither `max_workers`,
     /// `max_queue` nor `max_concurrency`, so its other keys have no effect either.
     pub kept: bool,
-    /// Pool-based execution (a block with `enabled` not `false`): FastFN's runtimes then
-    /// start `min_warm` workers (default 0) and stop idle ones after `idle_ttl_seconds`;
-    /// with `enabled: false` both are left to the runtime's defaults.
+    /// Pool-based execution: `enabled` not `false` and a positive `max_workers` (or
+    /// `max_concurrency`, its fallback). FastFN's runtimes then start `min_warm` workers
+    /// (default 0) and stop idle ones after `idle_ttl_seconds`; otherwise they run the
+    /// function outside their pool and both keys are left to the runtime's defaults.
     pub pooled: bool,
     /// `idle_ttl_seconds` when pooled and FastFN reads it as set.
     pub idle_ttl_seconds: Option<u64>,
@@ -103,9 +104,11 @@ pub fn pool_reading(raw: &super::fn_config::RawFnConfig) -> PoolReading {
             idle_ttl_seconds: None,
         };
     };
-    let pooled = p.enabled != Some(false);
+    let enabled = p.enabled != Some(false);
+    let sized = p.max_workers.or(raw.max_concurrency).is_some_and(|n| n > 0);
+    let pooled = enabled && sized;
     PoolReading {
-        kept: pooled
+        kept: enabled
             || p.max_workers.is_some()
             || p.max_queue.is_some()
             || raw.max_concurrency.is_some(),
@@ -152,7 +155,11 @@ fn pool_warnings(raw: &super::fn_config::RawFnConfig, p: &RawWorkerPool) -> Vec<
         return out;
     }
     if !reading.pooled {
-        let why = "worker_pool.enabled is false, so the function runs on the runtime's defaults (workers.min 1, [runtimes] worker_idle_timeout_ms), as in FastFN";
+        let why = if p.enabled == Some(false) {
+            "worker_pool.enabled is false, so the function runs on the runtime's defaults (workers.min 1, [runtimes] worker_idle_timeout_ms), as in FastFN"
+        } else {
+            "without a positive max_workers (or max_concurrency) FastFN runs the function outside its worker pool, on the runtime's defaults (workers.min 1, [runtimes] worker_idle_timeout_ms)"
+        };
         note("min_warm", p.min_warm.is_some(), why);
         note("idle_ttl_seconds", p.idle_ttl_seconds.is_some(), why);
         return out;
@@ -310,10 +317,11 @@ mod tests {
 
     #[test]
     fn worker_pool_keys_warn_only_where_fastfn_ignores_them() {
-        assert!(
-            warnings(r#"{"worker_pool": {"enabled": true, "idle_ttl_seconds": 5}}"#).is_empty()
-        );
-        let w = warnings(r#"{"worker_pool": {"idle_ttl_seconds": 0}}"#);
+        assert!(warnings(
+            r#"{"worker_pool": {"enabled": true, "idle_ttl_seconds": 5, "max_workers": 2}}"#
+        )
+        .is_empty());
+        let w = warnings(r#"{"max_concurrency": 4, "worker_pool": {"idle_ttl_seconds": 0}}"#);
         assert_eq!(w.len(), 1, "{w:?}");
         assert_eq!(w[0].0, "worker_pool.idle_ttl_seconds");
         assert!(w[0].1.contains("has no effect") && w[0].1.contains("FastFN ignores it"));
@@ -326,6 +334,9 @@ mod tests {
             ["worker_pool.min_warm", "worker_pool.idle_ttl_seconds"]
         );
         assert!(w[0].1.contains("enabled is false"), "{w:?}");
+        let w = warnings(r#"{"worker_pool": {"min_warm": 2}}"#);
+        assert_eq!(w[0].0, "worker_pool.min_warm");
+        assert!(w[0].1.contains("without a positive max_workers"), "{w:?}");
         let w = warnings(r#"{"worker_pool": {"enabled": false, "overflow_status": 503}}"#);
         assert_eq!(w[0].0, "worker_pool.overflow_status");
         assert!(

@@ -397,20 +397,29 @@ mod tests {
     #[test]
     fn worker_pool_idle_ttl_seconds_is_the_pools_idle_timeout_read_as_fastfn_reads_it() {
         let policy = |cfg: &str| validate(&parse(cfg).unwrap(), Runtime::Python, None);
-        let p = policy(r#"{"worker_pool": {"idle_ttl_seconds": 1.9}}"#).unwrap();
+        let p = policy(r#"{"worker_pool": {"idle_ttl_seconds": 1.9, "max_workers": 2}}"#).unwrap();
         assert_eq!(p.idle_timeout, Some(Duration::from_secs(1)));
         // Pool-based execution keeps FastFN's `min_warm` default: none.
         assert_eq!(p.min_workers, 0);
-        let p = policy(r#"{"worker_pool": {"idle_ttl_seconds": "5", "min_warm": 2}}"#).unwrap();
+        let p = policy(
+            r#"{"max_concurrency": 3, "worker_pool": {"idle_ttl_seconds": "5", "min_warm": 2}}"#,
+        )
+        .unwrap();
         assert_eq!(
             (p.idle_timeout, p.min_workers),
             (Some(Duration::from_secs(5)), 2)
         );
         for ignored in ["0", "-3", "0.5", "\"soon\"", "null"] {
-            let cfg = format!(r#"{{"worker_pool": {{"idle_ttl_seconds": {ignored}}}}}"#);
+            let cfg = format!(
+                r#"{{"worker_pool": {{"max_workers": 2, "idle_ttl_seconds": {ignored}}}}}"#
+            );
             assert_eq!(policy(&cfg).unwrap().idle_timeout, None, "{cfg}");
         }
-        let e = policy(r#"{"worker_pool": {"idle_ttl_seconds": 86401}}"#).unwrap_err();
+        // No positive max_workers nor max_concurrency: FastFN's runtime runs it unpooled.
+        let p = policy(r#"{"worker_pool": {"idle_ttl_seconds": 5, "min_warm": 2}}"#).unwrap();
+        assert_eq!((p.idle_timeout, p.min_workers), (None, 1));
+        let e = policy(r#"{"worker_pool": {"idle_ttl_seconds": 86401, "max_workers": 1}}"#)
+            .unwrap_err();
         assert_eq!(e[0].0, "worker_pool.idle_ttl_seconds");
         // No block: edgefn's warm worker and `[runtimes]`'s idle timeout.
         let p = policy("{}").unwrap();
