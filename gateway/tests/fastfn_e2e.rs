@@ -326,6 +326,11 @@ fn fastfn_keys_warn_and_typos_fail() {
             ("public/index.html", "<p>static</p>"),
             ("a/handler.py", &py("a")),
             (
+                "b/fn.routes.json",
+                r#"{"routes": {"GET /items": "list.js"}}"#,
+            ),
+            ("b/list.js", &js("list")),
+            (
                 "a/fn.config.json",
                 r#"{"invoke": {"methods": ["GET"], "handler": "main", "query": {"n": 1}, "body": "", "content_type": "application/json"},
                    "schedule": {"every_seconds": 60}, "keep_warm": {"enabled": true},
@@ -349,6 +354,12 @@ fn fastfn_keys_warn_and_typos_fail() {
             .unwrap_or_else(|| panic!("no warning for {key}:\n{stdout}"));
         assert!(line.contains("has no effect"), "{line}");
     }
+    assert!(
+        stdout.lines().any(|l| l.starts_with("warning:")
+            && l.contains("b/fn.routes.json")
+            && l.contains("routes are not served")),
+        "a route manifest is never dropped silently: {stdout}"
+    );
     for implemented in ["invoke.handler", "worker_pool.idle_ttl_seconds"] {
         assert!(
             !stdout.contains(implemented),

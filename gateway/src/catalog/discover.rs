@@ -65,6 +65,9 @@ pub struct Found {
     pub origin: Origin,
 }
 
+/// FastFN's explicit route map (`"GET /items": "list.js"`): not read yet, so warned.
+const ROUTE_MANIFEST: &str = "fn.routes.json";
+
 /// Finds every function below `root`, collecting every problem (and FastFN's warnings).
 pub fn discover(root: &Path) -> (Vec<Found>, Vec<CatalogError>, Vec<CatalogError>) {
     let mut w = Walker {
@@ -532,6 +535,14 @@ impl Walker {
                     l.dirs.push((name, path));
                 }
             } else {
+                if name == ROUTE_MANIFEST {
+                    // Listed more than once on some walks; the catalog drops repeats.
+                    self.warnings.push(CatalogError::new(
+                        &path,
+                        None,
+                        "is a FastFN route manifest edgefn does not implement yet; its routes are not served".into(),
+                    ));
+                }
                 l.files.push((name, path));
             }
         }
