@@ -1415,6 +1415,10 @@ fn gateway_answers_carry_fastfn_statuses_and_errors() {
             ),
             ("broken/handler.py", "def handler(:\n    pass\n"),
             (
+                "hugeimport/handler.py",
+                "raise RuntimeError('y' * 100000)\ndef handler(event):\n    return 'never'\n",
+            ),
+            (
                 "huge/handler.py",
                 "def handler(event):\n    raise RuntimeError('x' + '\\u00e9' * 100000)\n",
             ),
@@ -1473,6 +1477,11 @@ fn gateway_answers_carry_fastfn_statuses_and_errors() {
     let (status, error) = error_of(&gw, M::POST, "/huge", "");
     assert_eq!(status, 500);
     assert_eq!(error, format!("x{}", "\u{e9}".repeat(2047)));
+    // So is the text of a handler that cannot be imported.
+    assert_eq!(
+        error_of(&gw, M::POST, "/hugeimport", ""),
+        (500, "y".repeat(4096))
+    );
     assert!(!gw.logs().contains("s3cr3t-t0ken"), "{}", gw.logs());
 }
 

@@ -465,7 +465,9 @@ impl Inner {
                     );
                     inner.restarts("start_failed").increment(1);
                     let load_error = match &e {
-                        StartError::Fatal { error } => Some(Arc::<str>::from(error.as_str())),
+                        StartError::Fatal { error } => {
+                            Some(Arc::<str>::from(super::protocol::error_text(error)))
+                        }
                         _ => None,
                     };
                     let e: Arc<str> = Arc::from(e.to_string());
