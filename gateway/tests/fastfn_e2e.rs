@@ -347,7 +347,7 @@ fn fastfn_keys_warn_and_typos_fail() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for key in ["keep_warm", "home"] {
+    for key in ["home"] {
         let line = stdout
             .lines()
             .find(|l| l.starts_with("warning:") && l.contains(&format!(": {key}: ")))
@@ -360,7 +360,11 @@ fn fastfn_keys_warn_and_typos_fail() {
             && l.contains("routes are not served")),
         "a route manifest is never dropped silently: {stdout}"
     );
-    for implemented in ["invoke.handler", "worker_pool.idle_ttl_seconds"] {
+    for implemented in [
+        "invoke.handler",
+        "worker_pool.idle_ttl_seconds",
+        "keep_warm",
+    ] {
         assert!(
             !stdout.contains(implemented),
             "implemented, no warning: {stdout}"
@@ -511,6 +515,95 @@ fn schedule_every_second_runs_on_time_and_never_overlaps() {
         .metric(r#"edgefn_schedule_runs_total{function="tick",result="skipped"}"#)
         .is_some_and(|v| v >= 1.0));
     assert!(gw.wait_log("schedule run", std::time::Duration::from_secs(10)));
+}
+
+/// `keep_warm` pings as FastFN's scheduler does: at once (never warm), then every
+/// `ping_every_seconds`, with FastFN's query key and header, the method GET unless the
+/// function does not take it; `enabled: false` never pings. A typo inside is an error.
+#[test]
+fn keep_warm_pings_with_fastfns_query_and_header() {
+    let dir = tempdir();
+    let out_dir = tempdir();
+    let handler = "def handler(event):\n    with open(event['env']['OUT'], 'a') as f:\n        f.write('%s %s %s\\n' % (event['method'], event['query'].get('__fastfn_keep_warm'), event['headers'].get('x-fastfn-trigger')))\n    return {'status': 200, 'body': 'ok'}\n";
+    let log = |name: &str| out_dir.path().join(format!("{name}.log"));
+    let env = |name: &str| serde_json::json!({"OUT": log(name).to_str().unwrap()}).to_string();
+    write_tree(
+        dir.path(),
+        &[
+            ("warm/handler.py", handler),
+            (
+                "warm/fn.config.json",
+                r#"{"keep_warm": {"enabled": true, "ping_every_seconds": 1}}"#,
+            ),
+            ("warm/fn.env.json", &env("warm")),
+            ("posted/handler.py", handler),
+            (
+                "posted/fn.config.json",
+                r#"{"invoke": {"methods": ["POST"]}, "keep_warm": {"enabled": true, "ping_every_seconds": 1.8}}"#,
+            ),
+            ("posted/fn.env.json", &env("posted")),
+            ("cold/handler.py", handler),
+            (
+                "cold/fn.config.json",
+                r#"{"keep_warm": {"enabled": false, "ping_every_seconds": 1}}"#,
+            ),
+            ("cold/fn.env.json", &env("cold")),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    let lines = |name: &str| -> Vec<String> {
+        std::fs::read_to_string(log(name))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert!(
+        support::wait_until(std::time::Duration::from_secs(60), || {
+            lines("warm").len() >= 3 && lines("posted").len() >= 2
+        }),
+        "no pings: warm {:?} posted {:?}\n{}",
+        lines("warm"),
+        lines("posted"),
+        gw.logs()
+    );
+    assert!(
+        lines("warm").iter().all(|l| l == "GET 1 keep_warm"),
+        "{:?}",
+        lines("warm")
+    );
+    assert!(
+        lines("posted").iter().all(|l| l == "POST 1 keep_warm"),
+        "{:?}",
+        lines("posted")
+    );
+    assert!(gw
+        .metric(r#"edgefn_keep_warm_pings_total{function="warm",result="ok"}"#)
+        .is_some_and(|v| v >= 2.0));
+    // Pings are not schedule runs.
+    assert_eq!(
+        gw.metric(r#"edgefn_schedule_runs_total{function="warm",result="ok"}"#),
+        None
+    );
+    // `enabled: false`: warm's pings came, cold's never did; a request still answers.
+    assert!(lines("cold").is_empty(), "{:?}", lines("cold"));
+    assert_eq!(get(&gw, "/cold").0, 200);
+    assert_eq!(lines("cold"), ["GET None None"]);
+    assert_eq!(get(&gw, "/warm").0, 200);
+
+    std::fs::write(
+        dir.path().join("warm/fn.config.json"),
+        r#"{"keep_warm": {"enabled": true, "ping_every_second": 1}}"#,
+    )
+    .unwrap();
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fn.config.json: keep_warm")
+            && err.contains("did you mean `ping_every_seconds`"),
+        "{err}"
+    );
 }
 
 #[test]

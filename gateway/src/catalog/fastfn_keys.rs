@@ -52,11 +52,6 @@ pub fn unimplemented(raw: &super::fn_config::RawFnConfig) -> Vec<(String, String
         }
     };
     warn(
-        "keep_warm",
-        raw.keep_warm.is_some(),
-        " (edgefn keeps workers.min warm at all times)",
-    );
-    warn(
         "name",
         raw.name.is_some(),
         " (the route follows the folder)",
