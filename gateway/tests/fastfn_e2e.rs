@@ -271,6 +271,75 @@ fn runtime_grouped_trees_and_versions() {
     assert_eq!(get(&gw, "/python/hello").0, 404);
 }
 
+/// `name` in a folder's `fn.config.json` (FastFN's explicit function): the function is
+/// served at `/<name>` and `/<name>/*` instead of its folder path, `/_fn/catalog` and
+/// `edgefn check` show the name; a name another function has too is refused naming both.
+#[test]
+fn a_declared_name_is_the_functions_route_and_catalog_name() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("tools/legacy-folder/handler.py", &py("named")),
+            (
+                "tools/legacy-folder/fn.config.json",
+                r#"{"name": " greeter ", "invoke": {"methods": ["GET"]}}"#,
+            ),
+            ("plain/handler.py", &py("plain")),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    let (s, e) = get(&gw, "/greeter");
+    assert_eq!((s, e["fn"].as_str()), (200, Some("named")), "{e}");
+    assert_eq!(e["context"]["function_name"], "greeter");
+    let (s, e) = get(&gw, "/greeter/a/b");
+    assert_eq!((s, e["fn"].as_str()), (200, Some("named")), "{e}");
+    assert_eq!(e["params"]["wildcard"], "a/b");
+    // The folder path is not a route of its own any more, as in FastFN.
+    assert_eq!(get(&gw, "/tools/legacy-folder").0, 404);
+    assert_eq!(get(&gw, "/plain").1["fn"], "plain");
+
+    let (_, cat) = get(&gw, "/_fn/catalog");
+    let routes = &cat["mapped_routes"];
+    assert_eq!(routes["/greeter"][0]["fn_name"], "greeter", "{cat}");
+    assert!(
+        !cat.to_string().contains("legacy-folder\""),
+        "the folder path is no name: {cat}"
+    );
+
+    let out = check(dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.lines().any(|l| {
+            let w: Vec<_> = l.split_whitespace().collect();
+            w.get(2) == Some(&"greeter") && w[1].starts_with("/greeter")
+        }),
+        "{table}"
+    );
+    assert!(
+        !table.contains(": name: "),
+        "implemented, no warning: {table}"
+    );
+
+    // Another function of that name: refused, both named.
+    write_tree(dir.path(), &[("greeter/handler.py", &py("other"))]);
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("legacy-folder/fn.config.json: name")
+            && err.contains("\"greeter\"")
+            && err.contains("greeter/handler.py"),
+        "{err}"
+    );
+}
+
 /// Two entry files in one folder are refused naming both; two handlers on one route and
 /// method (`get.py` beside `get.js`) load with a warning naming both, and the route
 /// answers FastFN's 409.

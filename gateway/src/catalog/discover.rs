@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use http::Method;
 
+use super::declared_name;
 use super::file_route::{self, NotRoute};
 use super::runtime::Runtime;
 use super::CatalogError;
@@ -46,6 +47,8 @@ pub enum Origin {
     RuntimeGrouped,
     /// `<runtime>/<name>/<version>/…`: `/name@version`.
     Version,
+    /// A folder whose `fn.config.json` declares a `name`: `/name` and `/name/*`.
+    Named,
 }
 
 /// One handler file and the route it serves.
@@ -103,6 +106,7 @@ pub fn discover(root: &Path) -> (Vec<Found>, Vec<CatalogError>, Vec<CatalogError
     }
     w.found
         .sort_by(|a, b| a.dir.cmp(&b.dir).then(a.handler.cmp(&b.handler)));
+    same_names(&w.found, &mut w.errors);
     (w.found, w.errors, w.warnings)
 }
 
@@ -142,17 +146,35 @@ impl Walker {
                     "a handler at the top of the functions directory has no route; move it into a folder named after the function".into(),
                 ));
             } else {
+                let (name, segments, origin) = match declared_name::read(dir) {
+                    None => (rel.join("/"), segs.clone(), Origin::Folder),
+                    Some(Err(msg)) => {
+                        self.errors.push(config_error(dir, msg));
+                        (rel.join("/"), segs.clone(), Origin::Folder)
+                    }
+                    Some(Ok(d)) => {
+                        if let Some(note) = d.note {
+                            self.warnings.push(config_error(dir, note));
+                        }
+                        (d.name, d.segments, Origin::Named)
+                    }
+                };
                 self.found.push(Found {
-                    name: rel.join("/"),
-                    segments: segs.clone(),
+                    name,
+                    segments,
                     dir: dir.to_path_buf(),
                     handler: handler.clone(),
                     runtime: *runtime,
                     method: None,
                     version: None,
-                    origin: Origin::Folder,
+                    origin,
                 });
             }
+        } else if !rel.is_empty() && declared_name::read(dir).is_some() {
+            self.warnings.push(config_error(
+                dir,
+                "has no effect: the folder has no entry file (handler.*, main.*, index.* or entrypoint), and FastFN names only such a folder's function".into(),
+            ));
         }
         if entry.as_ref().is_some_and(|(h, _)| is_cargo_manifest(h)) {
             // A cargo project is one function: its `src/` holds modules, not routes.
@@ -337,6 +359,12 @@ impl Walker {
                         ),
                     ));
                 } else {
+                    if declared_name::read(path).is_some() {
+                        self.warnings.push(config_error(
+                            path,
+                            format!("has no effect: a function in the {} folder is named by its path ({fn_name:?}), as in FastFN", rt.as_str()),
+                        ));
+                    }
                     let mut route = segs.clone();
                     route.push(Segment::OptionalCatchAll(WILDCARD.into()));
                     self.found.push(Found {
@@ -560,6 +588,36 @@ pub fn has_entry_file(dir: &Path) -> bool {
         .any(|e| file_route::parse(&e.file_name().to_string_lossy()).is_ok_and(|f| f.is_entry()))
         || configured_entrypoint(dir).is_some()
         || dir.join(CARGO_MANIFEST).is_file()
+}
+
+/// A `name` that another function has too: refused naming both, where FastFN would keep
+/// one of them without a word.
+fn same_names(found: &[Found], errors: &mut Vec<CatalogError>) {
+    for (i, f) in found.iter().enumerate() {
+        for g in &found[i + 1..] {
+            let named = f.origin == Origin::Named || g.origin == Origin::Named;
+            if named && f.name == g.name && f.handler != g.handler {
+                let (named, other) = if f.origin == Origin::Named {
+                    (f, g)
+                } else {
+                    (g, f)
+                };
+                errors.push(config_error(
+                    &named.dir,
+                    format!(
+                        "declares the function name {:?}, which {} has too; rename one of them",
+                        named.name,
+                        other.handler.display()
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// An error or warning about a folder's `name` key.
+fn config_error(dir: &Path, msg: String) -> CatalogError {
+    CatalogError::new(&dir.join("fn.config.json"), Some("name".into()), msg)
 }
 
 /// `entrypoint` from a folder's `fn.config.json`, read leniently: the catalog parses the

@@ -51,11 +51,6 @@ pub fn unimplemented(raw: &super::fn_config::RawFnConfig) -> Vec<(String, String
             ));
         }
     };
-    warn(
-        "name",
-        raw.name.is_some(),
-        " (the route follows the folder)",
-    );
     // `response` holds one key FastFN reads, `include_debug_headers` (implemented).
     if let Some(obj) = raw.response.as_ref().and_then(|r| r.as_object()) {
         for k in obj.keys().filter(|k| *k != "include_debug_headers") {

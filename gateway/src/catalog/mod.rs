@@ -3,6 +3,7 @@
 //! openapi` use it as is and the snapshot adds pools on top.
 
 mod conflicts;
+mod declared_name;
 pub mod discover;
 mod enabled_runtimes;
 pub mod fastfn_keys;
