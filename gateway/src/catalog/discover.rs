@@ -785,6 +785,32 @@ mod tests {
     }
 
     #[test]
+    fn name_is_warned_where_fastfn_ignores_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |rel: &str, text: &str| {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        write("python/hello/handler.py", "");
+        write("python/hello/fn.config.json", r#"{"name": "other"}"#);
+        write("lib/get.items.py", "");
+        write("lib/fn.config.json", r#"{"name": "lib2"}"#);
+        write("a/b/handler.py", "");
+        write("a/b/fn.config.json", r#"{"name": "/abs"}"#);
+        let (found, errors, warnings) = discover(dir.path());
+        assert!(errors.is_empty(), "{errors:?}");
+        let names: Vec<&str> = found.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["b", "lib/get.items", "hello"]);
+        assert_eq!(found[0].origin, Origin::Named);
+        let w: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w.iter().any(|m| m.contains("not a relative path")), "{w:?}");
+        assert!(w.iter().any(|m| m.contains("no entry file")), "{w:?}");
+        assert!(w.iter().any(|m| m.contains("named by its path")), "{w:?}");
+    }
+
+    #[test]
     fn a_nested_assets_folder_holds_no_functions() {
         let dir = tempfile::tempdir().unwrap();
         let site = dir.path().join("site");
