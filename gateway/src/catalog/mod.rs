@@ -276,10 +276,13 @@ fn load_function(
         .schedule
         .as_ref()
         .and_then(|v| compile_schedule(v, &cfg_path, &mut errors, warnings));
-    let keep_warm = raw
-        .keep_warm
-        .as_ref()
-        .and_then(|v| compile_keep_warm(v, &cfg_path, &mut errors, warnings));
+    let keep_warm = match (&raw.keep_warm, f.origin) {
+        (Some(v), _) => compile_keep_warm(v, &cfg_path, &mut errors, warnings),
+        // A version without its own takes its function's, as FastFN's `effective_keep_warm`
+        // does (the function's own load reports that file's problems).
+        (None, Origin::Version) => inherited_keep_warm(&f.dir),
+        (None, _) => None,
+    };
     let shared_deps = match raw.shared_deps.as_ref() {
         None => Vec::new(),
         Some(v) => match shared_deps::resolve(v, root, f.runtime) {
@@ -372,6 +375,15 @@ fn compile_schedule(
             None
         }
     }
+}
+
+/// The `keep_warm` of a version folder's function (the folder above), when it is on.
+fn inherited_keep_warm(version_dir: &Path) -> Option<crate::schedule::keep_warm::KeepWarm> {
+    let text = read_optional(&version_dir.parent()?.join("fn.config.json")).ok()??;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    crate::schedule::keep_warm::compile(v.get("keep_warm")?)
+        .ok()?
+        .0
 }
 
 /// `keep_warm`: compiled when on; off with a reason a reader could miss is warned about.
@@ -516,5 +528,46 @@ mod keep_warm_tests {
         assert!(cat.functions[0].keep_warm.is_none());
         assert_eq!(cat.functions[0].policy.min_workers, 0);
         assert!(cat.warnings[0].to_string().contains("keep_warm is off"));
+    }
+
+    #[test]
+    fn a_version_takes_its_functions_keep_warm_unless_it_has_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |rel: &str, text: &str| {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        write(
+            "python/hello/handler.py",
+            "def handler(e):\n    return 'ok'\n",
+        );
+        write(
+            "python/hello/fn.config.json",
+            r#"{"keep_warm": {"enabled": true, "ping_every_seconds": 7}}"#,
+        );
+        write(
+            "python/hello/v2/handler.py",
+            "def handler(e):\n    return 'ok'\n",
+        );
+        write(
+            "python/hello/v3/handler.py",
+            "def handler(e):\n    return 'ok'\n",
+        );
+        write(
+            "python/hello/v3/fn.config.json",
+            r#"{"keep_warm": {"enabled": false}}"#,
+        );
+        let cat = Catalog::load(dir.path()).unwrap();
+        let by = |n: &str| cat.functions.iter().find(|f| &*f.name == n).unwrap();
+        let every = |n: &str| match by(n).keep_warm.as_ref().map(|s| &s.trigger) {
+            Some(crate::schedule::config::Trigger::KeepWarm { ping_every, .. }) => {
+                Some(ping_every.as_secs())
+            }
+            _ => None,
+        };
+        assert_eq!(every("hello"), Some(7));
+        assert_eq!(every("hello@v2"), Some(7));
+        assert_eq!(every("hello@v3"), None);
     }
 }
