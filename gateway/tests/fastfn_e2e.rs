@@ -647,6 +647,14 @@ fn keep_warm_pings_with_fastfns_query_and_header() {
     assert!(gw
         .metric(r#"edgefn_keep_warm_pings_total{function="warm",result="ok"}"#)
         .is_some_and(|v| v >= 2.0));
+    let (_, cat) = get(&gw, "/_fn/catalog");
+    let fns = cat["runtimes"]["python"]["functions"].as_array().unwrap();
+    let policy = |n: &str| &fns.iter().find(|f| f["name"] == n).unwrap()["policy"];
+    assert_eq!(
+        policy("warm")["keep_warm"],
+        serde_json::json!({"enabled": true, "ping_every_seconds": 1, "idle_ttl_seconds": 300})
+    );
+    assert!(policy("cold")["keep_warm"].is_null());
     // Pings are not schedule runs.
     assert_eq!(
         gw.metric(r#"edgefn_schedule_runs_total{function="warm",result="ok"}"#),
