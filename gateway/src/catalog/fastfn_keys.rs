@@ -68,6 +68,12 @@ pub fn unimplemented(raw: &super::fn_config::RawFnConfig) -> Vec<(String, String
         warn("worker_pool.queue_poll_ms", p.queue_poll_ms.is_some(), "");
         out.extend(pool_warnings(raw, p));
     }
+    if let Some(v) = raw.name.as_ref().filter(|v| !v.is_string()) {
+        out.push((
+            "name".into(),
+            format!("{v} is not text; FastFN ignores it, and so does edgefn"),
+        ));
+    }
     out
 }
 
@@ -333,6 +339,14 @@ mod tests {
             w[0].1.contains("ignores the whole worker_pool block"),
             "{w:?}"
         );
+    }
+
+    #[test]
+    fn a_name_that_is_not_text_is_warned() {
+        let w = warnings(r#"{"name": 5}"#);
+        assert_eq!(w[0].0, "name");
+        assert!(w[0].1.contains("not text"), "{w:?}");
+        assert!(warnings(r#"{"name": "x"}"#).is_empty());
     }
 
     #[test]

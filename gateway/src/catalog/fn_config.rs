@@ -39,7 +39,8 @@ pub struct RawFnConfig {
     pub max_concurrency: Option<usize>,
     pub worker_pool: Option<RawWorkerPool>,
     pub keep_warm: Option<serde_json::Value>,
-    pub name: Option<String>,
+    /// Read by discovery (`declared_name.rs`); any JSON value, as FastFN ignores a non-text one.
+    pub name: Option<serde_json::Value>,
     pub group: Option<String>,
     pub runtime: Option<String>,
     pub entrypoint: Option<String>,
