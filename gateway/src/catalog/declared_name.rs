@@ -49,6 +49,13 @@ fn declare(given: &str, dir: &Path) -> Result<Declared, String> {
     if segments.is_empty() {
         return Err(format!("name {name:?} makes no route; name a path"));
     }
+    if let Some(Segment::Static(first)) = segments.first() {
+        if first == "function" || first == "async-function" {
+            return Err(format!(
+                "name {name:?}: the route /{first} would collide with OpenFaaS's /{first}/<name> routes; choose another name"
+            ));
+        }
+    }
     if segments
         .iter()
         .any(|s| !matches!(s, Segment::Static(_) | Segment::Param(_)))
@@ -120,6 +127,9 @@ mod tests {
         assert_eq!(d.name, "folder");
         assert!(d.note.unwrap().contains("not a relative path"));
         assert!(route("index").is_err());
+        assert!(route("function/x").is_err());
+        // `_fn` is the gateway's; FastFN's token rule makes it `fn`.
+        assert!(r("_fn").1.starts_with("/fn/"));
         assert!(route("a/[...rest]").is_err());
     }
 }
