@@ -137,7 +137,9 @@ impl Walker {
         let Some(listing) = self.list(dir) else {
             return;
         };
+        let found_before = self.found.len();
         let entry = self.entry_of(dir, &listing);
+        let mut named = None;
         if let Some((handler, runtime)) = &entry {
             if segs.is_empty() {
                 self.errors.push(CatalogError::new(
@@ -156,6 +158,7 @@ impl Walker {
                         if let Some(note) = d.note {
                             self.warnings.push(config_error(dir, note));
                         }
+                        named = Some(d.name.clone());
                         (d.name, d.segments, Origin::Named)
                     }
                 };
@@ -233,6 +236,15 @@ impl Walker {
                     rel.pop();
                 }
                 Err(msg) => self.errors.push(CatalogError::new(path, None, msg)),
+            }
+        }
+        if let Some(name) = named {
+            let others = self.found.len() - found_before - 1;
+            if others > 0 {
+                self.warnings.push(config_error(
+                    dir,
+                    format!("the {others} other route(s) of this folder and its subfolders keep the folder's path /{}; FastFN also serves them below /{name}, edgefn does not yet", rel.join("/")),
+                ));
             }
         }
     }
@@ -798,13 +810,25 @@ mod tests {
         write("lib/fn.config.json", r#"{"name": "lib2"}"#);
         write("a/b/handler.py", "");
         write("a/b/fn.config.json", r#"{"name": "/abs"}"#);
+        write("n/handler.py", "");
+        write("n/get.extra.py", "");
+        write("n/fn.config.json", r#"{"name": "named"}"#);
         let (found, errors, warnings) = discover(dir.path());
         assert!(errors.is_empty(), "{errors:?}");
         let names: Vec<&str> = found.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, ["b", "lib/get.items", "hello"]);
+        assert_eq!(
+            names,
+            ["b", "lib/get.items", "n/get.extra", "named", "hello"]
+        );
         assert_eq!(found[0].origin, Origin::Named);
         let w: Vec<String> = warnings.iter().map(ToString::to_string).collect();
-        assert_eq!(w.len(), 3, "{w:?}");
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert!(
+            w.iter().any(|m| m.contains("1 other route(s)")
+                && m.contains("/n;")
+                && m.contains("below /named")),
+            "{w:?}"
+        );
         assert!(w.iter().any(|m| m.contains("not a relative path")), "{w:?}");
         assert!(w.iter().any(|m| m.contains("no entry file")), "{w:?}");
         assert!(w.iter().any(|m| m.contains("named by its path")), "{w:?}");
