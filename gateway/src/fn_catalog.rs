@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 
 use crate::catalog::discover::Segment;
 use crate::catalog::{fastfn_route_text, FunctionDef};
+use crate::schedule::config::Trigger;
 
 pub fn render(functions: &[FunctionDef]) -> Vec<u8> {
     serde_json::to_vec(&document(functions)).expect("a JSON value always serialises")
@@ -45,7 +46,7 @@ pub fn document(functions: &[FunctionDef]) -> Value {
                 json!({"name": base, "has_default": false, "versions": [],
                        "policy": {"methods": [], "routes": []}, "versions_policy": {}})
             });
-        let policy = json!({
+        let mut policy = json!({
             "methods": methods,
             "routes": routes,
             "timeout_ms": f.policy.timeout.as_millis() as u64,
@@ -54,6 +55,18 @@ pub fn document(functions: &[FunctionDef]) -> Value {
             "summary": f.policy.summary,
             "group": f.policy.group,
         });
+        // FastFN lists a function's normalised `keep_warm` in its policy.
+        if let Some(Trigger::KeepWarm {
+            ping_every,
+            idle_ttl,
+        }) = f.keep_warm.as_ref().map(|s| &s.trigger)
+        {
+            policy["keep_warm"] = json!({
+                "enabled": true,
+                "ping_every_seconds": ping_every.as_secs(),
+                "idle_ttl_seconds": idle_ttl.as_secs(),
+            });
+        }
         match &f.version {
             Some(v) => {
                 entry["versions"]

@@ -210,5 +210,6 @@ fn pool_spec(def: &FunctionDef, root: &Path) -> PoolSpec {
         overflow_status: def.policy.overflow_status,
         max_queue: def.policy.max_queue,
         queue_timeout: def.policy.queue_timeout,
+        idle_timeout: def.policy.idle_timeout,
     }
 }

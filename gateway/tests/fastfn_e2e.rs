@@ -271,6 +271,75 @@ fn runtime_grouped_trees_and_versions() {
     assert_eq!(get(&gw, "/python/hello").0, 404);
 }
 
+/// `name` in a folder's `fn.config.json` (FastFN's explicit function): the function is
+/// served at `/<name>` and `/<name>/*` instead of its folder path, `/_fn/catalog` and
+/// `edgefn check` show the name; a name another function has too is refused naming both.
+#[test]
+fn a_declared_name_is_the_functions_route_and_catalog_name() {
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("tools/legacy-folder/handler.py", &py("named")),
+            (
+                "tools/legacy-folder/fn.config.json",
+                r#"{"name": " greeter ", "invoke": {"methods": ["GET"]}}"#,
+            ),
+            ("plain/handler.py", &py("plain")),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    let (s, e) = get(&gw, "/greeter");
+    assert_eq!((s, e["fn"].as_str()), (200, Some("named")), "{e}");
+    assert_eq!(e["context"]["function_name"], "greeter");
+    let (s, e) = get(&gw, "/greeter/a/b");
+    assert_eq!((s, e["fn"].as_str()), (200, Some("named")), "{e}");
+    assert_eq!(e["params"]["wildcard"], "a/b");
+    // The folder path is not a route of its own any more, as in FastFN.
+    assert_eq!(get(&gw, "/tools/legacy-folder").0, 404);
+    assert_eq!(get(&gw, "/plain").1["fn"], "plain");
+
+    let (_, cat) = get(&gw, "/_fn/catalog");
+    let routes = &cat["mapped_routes"];
+    assert_eq!(routes["/greeter"][0]["fn_name"], "greeter", "{cat}");
+    assert!(
+        !cat.to_string().contains("legacy-folder\""),
+        "the folder path is no name: {cat}"
+    );
+
+    let out = check(dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.lines().any(|l| {
+            let w: Vec<_> = l.split_whitespace().collect();
+            w.get(2) == Some(&"greeter") && w[1].starts_with("/greeter")
+        }),
+        "{table}"
+    );
+    assert!(
+        !table.contains(": name: "),
+        "implemented, no warning: {table}"
+    );
+
+    // Another function of that name: refused, both named.
+    write_tree(dir.path(), &[("greeter/handler.py", &py("other"))]);
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("legacy-folder/fn.config.json: name")
+            && err.contains("\"greeter\"")
+            && err.contains("greeter/handler.py"),
+        "{err}"
+    );
+}
+
 /// Two entry files in one folder are refused naming both; two handlers on one route and
 /// method (`get.py` beside `get.js`) load with a warning naming both, and the route
 /// answers FastFN's 409.
@@ -326,6 +395,11 @@ fn fastfn_keys_warn_and_typos_fail() {
             ("public/index.html", "<p>static</p>"),
             ("a/handler.py", &py("a")),
             (
+                "b/fn.routes.json",
+                r#"{"routes": {"GET /items": "list.js"}}"#,
+            ),
+            ("b/list.js", &js("list")),
+            (
                 "a/fn.config.json",
                 r#"{"invoke": {"methods": ["GET"], "handler": "main", "query": {"n": 1}, "body": "", "content_type": "application/json"},
                    "schedule": {"every_seconds": 60}, "keep_warm": {"enabled": true},
@@ -342,17 +416,27 @@ fn fastfn_keys_warn_and_typos_fail() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for key in ["keep_warm", "worker_pool.idle_ttl_seconds", "home"] {
-        let line = stdout
-            .lines()
-            .find(|l| l.starts_with("warning:") && l.contains(&format!(": {key}: ")))
-            .unwrap_or_else(|| panic!("no warning for {key}:\n{stdout}"));
-        assert!(line.contains("has no effect"), "{line}");
-    }
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("warning:") && l.contains(": home: "))
+        .unwrap_or_else(|| panic!("no warning for home:\n{stdout}"));
+    assert!(line.contains("has no effect"), "{line}");
     assert!(
-        !stdout.contains("invoke.handler"),
-        "implemented, no warning: {stdout}"
+        stdout.lines().any(|l| l.starts_with("warning:")
+            && l.contains("b/fn.routes.json")
+            && l.contains("routes are not served")),
+        "a route manifest is never dropped silently: {stdout}"
     );
+    for implemented in [
+        "invoke.handler",
+        "worker_pool.idle_ttl_seconds",
+        "keep_warm",
+    ] {
+        assert!(
+            !stdout.contains(implemented),
+            "implemented, no warning: {stdout}"
+        );
+    }
     // `assets` is served since the assets commit: a real folder, no warning.
     assert!(
         !stdout.contains(": assets: "),
@@ -498,6 +582,103 @@ fn schedule_every_second_runs_on_time_and_never_overlaps() {
         .metric(r#"edgefn_schedule_runs_total{function="tick",result="skipped"}"#)
         .is_some_and(|v| v >= 1.0));
     assert!(gw.wait_log("schedule run", std::time::Duration::from_secs(10)));
+}
+
+/// `keep_warm` pings as FastFN's scheduler does: at once (never warm), then every
+/// `ping_every_seconds`, with FastFN's query key and header, the method GET unless the
+/// function does not take it; `enabled: false` never pings. A typo inside is an error.
+#[test]
+fn keep_warm_pings_with_fastfns_query_and_header() {
+    let dir = tempdir();
+    let out_dir = tempdir();
+    let handler = "def handler(event):\n    with open(event['env']['OUT'], 'a') as f:\n        f.write('%s %s %s\\n' % (event['method'], event['query'].get('__fastfn_keep_warm'), event['headers'].get('x-fastfn-trigger')))\n    return {'status': 200, 'body': 'ok'}\n";
+    let log = |name: &str| out_dir.path().join(format!("{name}.log"));
+    let env = |name: &str| serde_json::json!({"OUT": log(name).to_str().unwrap()}).to_string();
+    write_tree(
+        dir.path(),
+        &[
+            ("warm/handler.py", handler),
+            (
+                "warm/fn.config.json",
+                r#"{"keep_warm": {"enabled": true, "ping_every_seconds": 1}}"#,
+            ),
+            ("warm/fn.env.json", &env("warm")),
+            ("posted/handler.py", handler),
+            (
+                "posted/fn.config.json",
+                r#"{"invoke": {"methods": ["POST"]}, "keep_warm": {"enabled": true, "ping_every_seconds": 1.8}}"#,
+            ),
+            ("posted/fn.env.json", &env("posted")),
+            ("cold/handler.py", handler),
+            (
+                "cold/fn.config.json",
+                r#"{"keep_warm": {"enabled": false, "ping_every_seconds": 1}}"#,
+            ),
+            ("cold/fn.env.json", &env("cold")),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    let lines = |name: &str| -> Vec<String> {
+        std::fs::read_to_string(log(name))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert!(
+        support::wait_until(std::time::Duration::from_secs(60), || {
+            lines("warm").len() >= 3 && lines("posted").len() >= 2
+        }),
+        "no pings: warm {:?} posted {:?}\n{}",
+        lines("warm"),
+        lines("posted"),
+        gw.logs()
+    );
+    assert!(
+        lines("warm").iter().all(|l| l == "GET 1 keep_warm"),
+        "{:?}",
+        lines("warm")
+    );
+    assert!(
+        lines("posted").iter().all(|l| l == "POST 1 keep_warm"),
+        "{:?}",
+        lines("posted")
+    );
+    assert!(gw
+        .metric(r#"edgefn_keep_warm_pings_total{function="warm",result="ok"}"#)
+        .is_some_and(|v| v >= 2.0));
+    let (_, cat) = get(&gw, "/_fn/catalog");
+    let fns = cat["runtimes"]["python"]["functions"].as_array().unwrap();
+    let policy = |n: &str| &fns.iter().find(|f| f["name"] == n).unwrap()["policy"];
+    assert_eq!(
+        policy("warm")["keep_warm"],
+        serde_json::json!({"enabled": true, "ping_every_seconds": 1, "idle_ttl_seconds": 300})
+    );
+    assert!(policy("cold")["keep_warm"].is_null());
+    // Pings are not schedule runs.
+    assert_eq!(
+        gw.metric(r#"edgefn_schedule_runs_total{function="warm",result="ok"}"#),
+        None
+    );
+    // `enabled: false`: warm's pings came, cold's never did; a request still answers.
+    assert!(lines("cold").is_empty(), "{:?}", lines("cold"));
+    assert_eq!(get(&gw, "/cold").0, 200);
+    assert_eq!(lines("cold"), ["GET None None"]);
+    assert_eq!(get(&gw, "/warm").0, 200);
+
+    std::fs::write(
+        dir.path().join("warm/fn.config.json"),
+        r#"{"keep_warm": {"enabled": true, "ping_every_second": 1}}"#,
+    )
+    .unwrap();
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fn.config.json: keep_warm")
+            && err.contains("did you mean `ping_every_seconds`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -1401,6 +1582,14 @@ fn gateway_answers_carry_fastfn_statuses_and_errors() {
                 "import os\ndef handler(event):\n    os._exit(3)\n",
             ),
             ("broken/handler.py", "def handler(:\n    pass\n"),
+            (
+                "hugeimport/handler.py",
+                "raise RuntimeError('y' * 100000)\ndef handler(event):\n    return 'never'\n",
+            ),
+            (
+                "huge/handler.py",
+                "def handler(event):\n    raise RuntimeError('x' + '\\u00e9' * 100000)\n",
+            ),
             ("python/ver/handler.py", "def handler(event):\n    return 'v1'\n"),
             ("python/ver/v2/handler.py", "def handler(event):\n    return 'v2'\n"),
             (
@@ -1452,6 +1641,15 @@ fn gateway_answers_carry_fastfn_statuses_and_errors() {
         let got = error_of(&gw, M::POST, path, body);
         assert_eq!(got, (*status, (*error).to_owned()), "{path}: {}", gw.logs());
     }
+    // A 200 KB message: its first 4 KiB, cut before the `é` that straddles the cap.
+    let (status, error) = error_of(&gw, M::POST, "/huge", "");
+    assert_eq!(status, 500);
+    assert_eq!(error, format!("x{}", "\u{e9}".repeat(2047)));
+    // So is the text of a handler that cannot be imported.
+    assert_eq!(
+        error_of(&gw, M::POST, "/hugeimport", ""),
+        (500, "y".repeat(4096))
+    );
     assert!(!gw.logs().contains("s3cr3t-t0ken"), "{}", gw.logs());
 }
 
@@ -1681,4 +1879,81 @@ fn worker_pool_max_queue_and_queue_timeout_bound_the_wait() {
         first.join().unwrap()
     });
     assert_eq!(first.0, 200, "{}", gw.logs());
+}
+
+/// FastFN's `worker_pool.idle_ttl_seconds` is the function's own idle timeout: with one
+/// second, the worker of `ttl` (FastFN's `min_warm` default, none kept) is stopped once it
+/// idled that long, and the next request meets a new process; `plain` (no block) and `off`
+/// (`enabled: false`: its `min_warm` and `idle_ttl_seconds` have no effect, as in FastFN)
+/// keep theirs under `[runtimes]`'s 60 s. `edgefn check` warns about `off`'s two keys.
+#[test]
+fn worker_pool_idle_ttl_seconds_stops_an_idle_worker_and_enabled_false_ignores_it() {
+    let pid = "import os\ndef handler(event):\n    return {'status': 200, 'body': {'pid': os.getpid()}}\n";
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            ("ttl/handler.py", pid),
+            (
+                "ttl/fn.config.json",
+                r#"{"worker_pool": {"idle_ttl_seconds": 1, "max_workers": 2}}"#,
+            ),
+            ("plain/handler.py", pid),
+            ("off/handler.py", pid),
+            (
+                "off/fn.config.json",
+                r#"{"worker_pool": {"enabled": false, "min_warm": 0, "idle_ttl_seconds": 1, "max_workers": 1}}"#,
+            ),
+        ],
+    );
+    let out = check(dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for key in ["worker_pool.min_warm", "worker_pool.idle_ttl_seconds"] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with("warning:")
+                && l.contains("/off/fn.config.json")
+                && l.contains(&format!(": {key}: "))
+                && l.contains("enabled is false")),
+            "no warning for off's {key}:\n{stdout}"
+        );
+    }
+    assert!(
+        !stdout
+            .lines()
+            .any(|l| l.starts_with("warning:") && l.contains("/ttl/fn.config.json")),
+        "ttl's keys are implemented: {stdout}"
+    );
+
+    let gw = Gateway::start(dir.path());
+    let pid_of = |path: &str| {
+        let (status, body) = get(&gw, path);
+        assert_eq!(status, 200, "{body} {}", gw.logs());
+        body["pid"].as_u64().unwrap()
+    };
+    let (ttl, plain, off) = (pid_of("/ttl"), pid_of("/plain"), pid_of("/off"));
+    let workers = |state: &str| {
+        gw.metric(&format!(
+            r#"edgefn_workers{{function="ttl",state="{state}"}}"#
+        ))
+        .unwrap_or(0.0)
+    };
+    assert!(
+        support::wait_until(std::time::Duration::from_secs(20), || {
+            workers("idle") + workers("busy") + workers("starting") == 0.0
+        }),
+        "ttl's idle worker was not stopped: {}",
+        gw.metrics()
+    );
+    assert_ne!(
+        pid_of("/ttl"),
+        ttl,
+        "a new worker serves after the idle stop"
+    );
+    assert_eq!(pid_of("/plain"), plain, "no block: the worker stays");
+    assert_eq!(
+        pid_of("/off"),
+        off,
+        "enabled false: idle_ttl_seconds has no effect"
+    );
 }

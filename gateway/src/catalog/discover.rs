@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use http::Method;
 
+use super::declared_name;
 use super::file_route::{self, NotRoute};
 use super::runtime::Runtime;
 use super::CatalogError;
@@ -46,6 +47,8 @@ pub enum Origin {
     RuntimeGrouped,
     /// `<runtime>/<name>/<version>/…`: `/name@version`.
     Version,
+    /// A folder whose `fn.config.json` declares a `name`: `/name` and `/name/*`.
+    Named,
 }
 
 /// One handler file and the route it serves.
@@ -64,6 +67,9 @@ pub struct Found {
     pub version: Option<String>,
     pub origin: Origin,
 }
+
+/// FastFN's explicit route map (`"GET /items": "list.js"`): not read yet, so warned.
+const ROUTE_MANIFEST: &str = "fn.routes.json";
 
 /// Finds every function below `root`, collecting every problem (and FastFN's warnings).
 pub fn discover(root: &Path) -> (Vec<Found>, Vec<CatalogError>, Vec<CatalogError>) {
@@ -100,6 +106,7 @@ pub fn discover(root: &Path) -> (Vec<Found>, Vec<CatalogError>, Vec<CatalogError
     }
     w.found
         .sort_by(|a, b| a.dir.cmp(&b.dir).then(a.handler.cmp(&b.handler)));
+    same_names(&w.found, &mut w.errors);
     (w.found, w.errors, w.warnings)
 }
 
@@ -130,7 +137,9 @@ impl Walker {
         let Some(listing) = self.list(dir) else {
             return;
         };
+        let found_before = self.found.len();
         let entry = self.entry_of(dir, &listing);
+        let mut named = None;
         if let Some((handler, runtime)) = &entry {
             if segs.is_empty() {
                 self.errors.push(CatalogError::new(
@@ -139,17 +148,36 @@ impl Walker {
                     "a handler at the top of the functions directory has no route; move it into a folder named after the function".into(),
                 ));
             } else {
+                let (name, segments, origin) = match declared_name::read(dir) {
+                    None => (rel.join("/"), segs.clone(), Origin::Folder),
+                    Some(Err(msg)) => {
+                        self.errors.push(config_error(dir, msg));
+                        (rel.join("/"), segs.clone(), Origin::Folder)
+                    }
+                    Some(Ok(d)) => {
+                        if let Some(note) = d.note {
+                            self.warnings.push(config_error(dir, note));
+                        }
+                        named = Some(d.name.clone());
+                        (d.name, d.segments, Origin::Named)
+                    }
+                };
                 self.found.push(Found {
-                    name: rel.join("/"),
-                    segments: segs.clone(),
+                    name,
+                    segments,
                     dir: dir.to_path_buf(),
                     handler: handler.clone(),
                     runtime: *runtime,
                     method: None,
                     version: None,
-                    origin: Origin::Folder,
+                    origin,
                 });
             }
+        } else if !rel.is_empty() && declared_name::read(dir).is_some() {
+            self.warnings.push(config_error(
+                dir,
+                "has no effect: the folder has no entry file (handler.*, main.*, index.* or entrypoint), and FastFN names only such a folder's function".into(),
+            ));
         }
         if entry.as_ref().is_some_and(|(h, _)| is_cargo_manifest(h)) {
             // A cargo project is one function: its `src/` holds modules, not routes.
@@ -208,6 +236,15 @@ impl Walker {
                     rel.pop();
                 }
                 Err(msg) => self.errors.push(CatalogError::new(path, None, msg)),
+            }
+        }
+        if let Some(name) = named {
+            let others = self.found.len() - found_before - 1;
+            if others > 0 {
+                self.warnings.push(config_error(
+                    dir,
+                    format!("the {others} other route(s) of this folder and its subfolders keep the folder's path /{}; FastFN also serves them below /{name}, edgefn does not yet", rel.join("/")),
+                ));
             }
         }
     }
@@ -334,6 +371,12 @@ impl Walker {
                         ),
                     ));
                 } else {
+                    if declared_name::read(path).is_some() {
+                        self.warnings.push(config_error(
+                            path,
+                            format!("has no effect: a function in the {} folder is named by its path ({fn_name:?}), as in FastFN", rt.as_str()),
+                        ));
+                    }
                     let mut route = segs.clone();
                     route.push(Segment::OptionalCatchAll(WILDCARD.into()));
                     self.found.push(Found {
@@ -532,6 +575,14 @@ impl Walker {
                     l.dirs.push((name, path));
                 }
             } else {
+                if name == ROUTE_MANIFEST {
+                    // Listed more than once on some walks; the catalog drops repeats.
+                    self.warnings.push(CatalogError::new(
+                        &path,
+                        None,
+                        "is a FastFN route manifest edgefn does not implement yet; its routes are not served".into(),
+                    ));
+                }
                 l.files.push((name, path));
             }
         }
@@ -549,6 +600,36 @@ pub fn has_entry_file(dir: &Path) -> bool {
         .any(|e| file_route::parse(&e.file_name().to_string_lossy()).is_ok_and(|f| f.is_entry()))
         || configured_entrypoint(dir).is_some()
         || dir.join(CARGO_MANIFEST).is_file()
+}
+
+/// A `name` that another function has too: refused naming both, where FastFN would keep
+/// one of them without a word.
+fn same_names(found: &[Found], errors: &mut Vec<CatalogError>) {
+    for (i, f) in found.iter().enumerate() {
+        for g in &found[i + 1..] {
+            let named = f.origin == Origin::Named || g.origin == Origin::Named;
+            if named && f.name == g.name && f.handler != g.handler {
+                let (named, other) = if f.origin == Origin::Named {
+                    (f, g)
+                } else {
+                    (g, f)
+                };
+                errors.push(config_error(
+                    &named.dir,
+                    format!(
+                        "declares the function name {:?}, which {} has too; rename one of them",
+                        named.name,
+                        other.handler.display()
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// An error or warning about a folder's `name` key.
+fn config_error(dir: &Path, msg: String) -> CatalogError {
+    CatalogError::new(&dir.join("fn.config.json"), Some("name".into()), msg)
 }
 
 /// `entrypoint` from a folder's `fn.config.json`, read leniently: the catalog parses the
@@ -713,6 +794,44 @@ mod tests {
         assert_eq!(found[0].segments[0], Segment::Static("node".into()));
         assert!(found[1].handler.ends_with("Cargo.toml"));
         assert_eq!(found[1].runtime, Runtime::Rust);
+    }
+
+    #[test]
+    fn name_is_warned_where_fastfn_ignores_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |rel: &str, text: &str| {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        write("python/hello/handler.py", "");
+        write("python/hello/fn.config.json", r#"{"name": "other"}"#);
+        write("lib/get.items.py", "");
+        write("lib/fn.config.json", r#"{"name": "lib2"}"#);
+        write("a/b/handler.py", "");
+        write("a/b/fn.config.json", r#"{"name": "/abs"}"#);
+        write("n/handler.py", "");
+        write("n/get.extra.py", "");
+        write("n/fn.config.json", r#"{"name": "named"}"#);
+        let (found, errors, warnings) = discover(dir.path());
+        assert!(errors.is_empty(), "{errors:?}");
+        let names: Vec<&str> = found.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["b", "lib/get.items", "n/get.extra", "named", "hello"]
+        );
+        assert_eq!(found[0].origin, Origin::Named);
+        let w: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert!(
+            w.iter().any(|m| m.contains("1 other route(s)")
+                && m.contains("/n;")
+                && m.contains("below /named")),
+            "{w:?}"
+        );
+        assert!(w.iter().any(|m| m.contains("not a relative path")), "{w:?}");
+        assert!(w.iter().any(|m| m.contains("no entry file")), "{w:?}");
+        assert!(w.iter().any(|m| m.contains("named by its path")), "{w:?}");
     }
 
     #[test]

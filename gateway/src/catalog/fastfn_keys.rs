@@ -51,16 +51,6 @@ pub fn unimplemented(raw: &super::fn_config::RawFnConfig) -> Vec<(String, String
             ));
         }
     };
-    warn(
-        "keep_warm",
-        raw.keep_warm.is_some(),
-        " (edgefn keeps workers.min warm at all times)",
-    );
-    warn(
-        "name",
-        raw.name.is_some(),
-        " (the route follows the folder)",
-    );
     // `response` holds one key FastFN reads, `include_debug_headers` (implemented).
     if let Some(obj) = raw.response.as_ref().and_then(|r| r.as_object()) {
         for k in obj.keys().filter(|k| *k != "include_debug_headers") {
@@ -75,12 +65,106 @@ pub fn unimplemented(raw: &super::fn_config::RawFnConfig) -> Vec<(String, String
         warn("invoke.force-url", i.force_url.is_some(), "");
     }
     if let Some(p) = &raw.worker_pool {
-        warn("worker_pool.enabled", p.enabled.is_some(), "");
         warn("worker_pool.queue_poll_ms", p.queue_poll_ms.is_some(), "");
-        warn(
-            "worker_pool.idle_ttl_seconds",
-            p.idle_ttl_seconds.is_some(),
-            "",
+        out.extend(pool_warnings(raw, p));
+    }
+    if let Some(v) = raw.name.as_ref().filter(|v| !v.is_string()) {
+        out.push((
+            "name".into(),
+            format!("{v} is not text; FastFN ignores it, and so does edgefn"),
+        ));
+    }
+    out
+}
+
+/// What FastFN's `normalize_worker_pool` makes of a function's `worker_pool` block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolReading {
+    /// The block is kept: FastFN drops one with `enabled: false` and neither `max_workers`,
+    /// `max_queue` nor `max_concurrency`, so its other keys have no effect either.
+    pub kept: bool,
+    /// Pool-based execution: `enabled` not `false` and a positive `max_workers` (or
+    /// `max_concurrency`, its fallback). FastFN's runtimes then start `min_warm` workers
+    /// (default 0) and stop idle ones after `idle_ttl_seconds`; otherwise they run the
+    /// function outside their pool and both keys are left to the runtime's defaults.
+    pub pooled: bool,
+    /// `idle_ttl_seconds` when pooled and FastFN reads it as set.
+    pub idle_ttl_seconds: Option<u64>,
+}
+
+pub fn pool_reading(raw: &super::fn_config::RawFnConfig) -> PoolReading {
+    let Some(p) = &raw.worker_pool else {
+        return PoolReading {
+            kept: false,
+            pooled: false,
+            idle_ttl_seconds: None,
+        };
+    };
+    let enabled = p.enabled != Some(false);
+    let sized = p.max_workers.or(raw.max_concurrency).is_some_and(|n| n > 0);
+    let pooled = enabled && sized;
+    PoolReading {
+        kept: enabled
+            || p.max_workers.is_some()
+            || p.max_queue.is_some()
+            || raw.max_concurrency.is_some(),
+        pooled,
+        idle_ttl_seconds: p
+            .idle_ttl_seconds
+            .as_ref()
+            .and_then(whole_seconds)
+            .filter(|_| pooled),
+    }
+}
+
+/// A seconds value as FastFN's `tonumber` + `math.floor` read it: a number or numeric text,
+/// floored; zero, negative or not a number is unset.
+pub fn whole_seconds(v: &Value) -> Option<u64> {
+    let n = match v {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    let n = n.floor();
+    // `as` saturates: a huge value stays huge and meets the caller's ceiling.
+    (n.is_finite() && n >= 1.0).then_some(n as u64)
+}
+
+/// The `worker_pool` keys FastFN accepts and then ignores, each named with why.
+fn pool_warnings(raw: &super::fn_config::RawFnConfig, p: &RawWorkerPool) -> Vec<(String, String)> {
+    let reading = pool_reading(raw);
+    let mut out = Vec::new();
+    let mut note = |key: &str, present: bool, why: &str| {
+        if present {
+            out.push((
+                format!("worker_pool.{key}"),
+                format!("has no effect: {why}"),
+            ));
+        }
+    };
+    if !reading.kept {
+        let why = "with enabled false and neither max_workers, max_queue nor max_concurrency, FastFN ignores the whole worker_pool block";
+        note("min_warm", p.min_warm.is_some(), why);
+        note("idle_ttl_seconds", p.idle_ttl_seconds.is_some(), why);
+        note("queue_timeout_ms", p.queue_timeout_ms.is_some(), why);
+        note("overflow_status", p.overflow_status.is_some(), why);
+        return out;
+    }
+    if !reading.pooled {
+        let why = if p.enabled == Some(false) {
+            "worker_pool.enabled is false, so the function runs on the runtime's defaults (workers.min 1, [runtimes] worker_idle_timeout_ms), as in FastFN"
+        } else {
+            "without a positive max_workers (or max_concurrency) FastFN runs the function outside its worker pool, on the runtime's defaults (workers.min 1, [runtimes] worker_idle_timeout_ms)"
+        };
+        note("min_warm", p.min_warm.is_some(), why);
+        note("idle_ttl_seconds", p.idle_ttl_seconds.is_some(), why);
+        return out;
+    }
+    if let Some(v) = &p.idle_ttl_seconds {
+        note(
+            "idle_ttl_seconds",
+            whole_seconds(v).is_none(),
+            &format!("{v} is not a number of seconds of at least 1; FastFN ignores it, so [runtimes] worker_idle_timeout_ms applies"),
         );
     }
     out
@@ -221,6 +305,59 @@ mod tests {
             did_you_mean(msg).as_deref(),
             Some("did you mean `timeout_ms`?")
         );
+    }
+
+    fn warnings(cfg: &str) -> Vec<(String, String)> {
+        unimplemented(&serde_json::from_str(cfg).unwrap())
+    }
+
+    #[test]
+    fn worker_pool_keys_warn_only_where_fastfn_ignores_them() {
+        assert!(warnings(
+            r#"{"worker_pool": {"enabled": true, "idle_ttl_seconds": 5, "max_workers": 2}}"#
+        )
+        .is_empty());
+        let w = warnings(r#"{"max_concurrency": 4, "worker_pool": {"idle_ttl_seconds": 0}}"#);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].0, "worker_pool.idle_ttl_seconds");
+        assert!(w[0].1.contains("has no effect") && w[0].1.contains("FastFN ignores it"));
+        let w = warnings(
+            r#"{"worker_pool": {"enabled": false, "min_warm": 1, "idle_ttl_seconds": 9, "max_workers": 2}}"#,
+        );
+        let keys: Vec<_> = w.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["worker_pool.min_warm", "worker_pool.idle_ttl_seconds"]
+        );
+        assert!(w[0].1.contains("enabled is false"), "{w:?}");
+        let w = warnings(r#"{"worker_pool": {"min_warm": 2}}"#);
+        assert_eq!(w[0].0, "worker_pool.min_warm");
+        assert!(w[0].1.contains("without a positive max_workers"), "{w:?}");
+        let w = warnings(r#"{"worker_pool": {"enabled": false, "overflow_status": 503}}"#);
+        assert_eq!(w[0].0, "worker_pool.overflow_status");
+        assert!(
+            w[0].1.contains("ignores the whole worker_pool block"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn a_name_that_is_not_text_is_warned() {
+        let w = warnings(r#"{"name": 5}"#);
+        assert_eq!(w[0].0, "name");
+        assert!(w[0].1.contains("not text"), "{w:?}");
+        assert!(warnings(r#"{"name": "x"}"#).is_empty());
+    }
+
+    #[test]
+    fn whole_seconds_floor_as_lua_does() {
+        let s = |v: Value| whole_seconds(&v);
+        assert_eq!(s(serde_json::json!(2.7)), Some(2));
+        assert_eq!(s(serde_json::json!(" 3 ")), Some(3));
+        assert_eq!(s(serde_json::json!(0.99)), None);
+        assert_eq!(s(serde_json::json!(-1)), None);
+        assert_eq!(s(serde_json::json!(true)), None);
+        assert_eq!(s(serde_json::json!(1e300)), Some(u64::MAX));
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub const MAX_TIMEOUT_MS: u64 = 15 * 60 * 1000;
 pub const MAX_BODY_CEILING: u64 = 64 << 20;
 pub const MAX_WORKERS: usize = 64;
 pub const MAX_CONCURRENCY: usize = 1024;
+/// The ceiling of `worker_pool.idle_ttl_seconds`, the same day as
+/// `[runtimes] worker_idle_timeout_ms`'s.
+pub const MAX_IDLE_TTL_SECONDS: u64 = 86_400;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +39,8 @@ pub struct RawFnConfig {
     pub max_concurrency: Option<usize>,
     pub worker_pool: Option<RawWorkerPool>,
     pub keep_warm: Option<serde_json::Value>,
-    pub name: Option<String>,
+    /// Read by discovery (`declared_name.rs`); any JSON value, as FastFN ignores a non-text one.
+    pub name: Option<serde_json::Value>,
     pub group: Option<String>,
     pub runtime: Option<String>,
     pub entrypoint: Option<String>,
@@ -88,6 +92,9 @@ pub struct FnPolicy {
     /// FastFN's `worker_pool.queue_timeout_ms`: the longest wait for a worker (default
     /// `timeout_ms`).
     pub queue_timeout: Option<Duration>,
+    /// FastFN's `worker_pool.idle_ttl_seconds`: how long a worker above `min_workers` may
+    /// idle before it is stopped (None: `[runtimes] worker_idle_timeout_ms`).
+    pub idle_timeout: Option<Duration>,
 }
 
 const KNOWN_METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -138,13 +145,31 @@ pub fn validate(
             format!("{max_body_bytes} is over the {MAX_BODY_CEILING}-byte ceiling"),
         ));
     }
-    let pool = raw.worker_pool.as_ref();
+    // What FastFN's `normalize_worker_pool` keeps of the block (`fastfn_keys::pool_reading`).
+    let reading = fastfn_keys::pool_reading(raw);
+    let pool = raw.worker_pool.as_ref().filter(|_| reading.kept);
     let (mut min_workers, mut max_workers) = match &raw.workers {
         None => (
-            pool.and_then(|p| p.min_warm).unwrap_or(1),
+            // Pool-based execution starts from FastFN's `min_warm` default, 0; without it
+            // the function keeps edgefn's one warm worker, as FastFN's daemon stays up.
+            if reading.pooled {
+                pool.and_then(|p| p.min_warm).unwrap_or(0)
+            } else {
+                1
+            },
             pool.and_then(|p| p.max_workers).unwrap_or(4),
         ),
         Some(w) => (w.min.unwrap_or(1), w.max.unwrap_or(4)),
+    };
+    let idle_timeout = match reading.idle_ttl_seconds {
+        Some(s) if s > MAX_IDLE_TTL_SECONDS => {
+            errors.push((
+                "worker_pool.idle_ttl_seconds".into(),
+                format!("{s} is out of range; use 1 to {MAX_IDLE_TTL_SECONDS} (one day)"),
+            ));
+            None
+        }
+        s => s.map(Duration::from_secs),
     };
     if max_workers == 0 || max_workers > MAX_WORKERS {
         errors.push((
@@ -290,6 +315,7 @@ pub fn validate(
         overflow_status,
         max_queue,
         queue_timeout,
+        idle_timeout,
     })
 }
 
@@ -367,6 +393,61 @@ mod tests {
         );
         let node = node.unwrap();
         assert_eq!((node.max_workers, node.concurrency), (1, 10));
+    }
+
+    #[test]
+    fn worker_pool_idle_ttl_seconds_is_the_pools_idle_timeout_read_as_fastfn_reads_it() {
+        let policy = |cfg: &str| validate(&parse(cfg).unwrap(), Runtime::Python, None);
+        let p = policy(r#"{"worker_pool": {"idle_ttl_seconds": 1.9, "max_workers": 2}}"#).unwrap();
+        assert_eq!(p.idle_timeout, Some(Duration::from_secs(1)));
+        // Pool-based execution keeps FastFN's `min_warm` default: none.
+        assert_eq!(p.min_workers, 0);
+        let p = policy(
+            r#"{"max_concurrency": 3, "worker_pool": {"idle_ttl_seconds": "5", "min_warm": 2}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (p.idle_timeout, p.min_workers),
+            (Some(Duration::from_secs(5)), 2)
+        );
+        for ignored in ["0", "-3", "0.5", "\"soon\"", "null"] {
+            let cfg = format!(
+                r#"{{"worker_pool": {{"max_workers": 2, "idle_ttl_seconds": {ignored}}}}}"#
+            );
+            assert_eq!(policy(&cfg).unwrap().idle_timeout, None, "{cfg}");
+        }
+        // No positive max_workers nor max_concurrency: FastFN's runtime runs it unpooled.
+        let p = policy(r#"{"worker_pool": {"idle_ttl_seconds": 5, "min_warm": 2}}"#).unwrap();
+        assert_eq!((p.idle_timeout, p.min_workers), (None, 1));
+        let e = policy(r#"{"worker_pool": {"idle_ttl_seconds": 86401, "max_workers": 1}}"#)
+            .unwrap_err();
+        assert_eq!(e[0].0, "worker_pool.idle_ttl_seconds");
+        // No block: edgefn's warm worker and `[runtimes]`'s idle timeout.
+        let p = policy("{}").unwrap();
+        assert_eq!((p.min_workers, p.idle_timeout), (1, None));
+    }
+
+    #[test]
+    fn worker_pool_enabled_false_leaves_warm_workers_to_the_runtime_and_keeps_admission() {
+        let policy = |cfg: &str| validate(&parse(cfg).unwrap(), Runtime::Python, None).unwrap();
+        let p = policy(
+            r#"{"worker_pool": {"enabled": false, "min_warm": 3, "idle_ttl_seconds": 5,
+                "max_workers": 2, "max_queue": 1, "overflow_status": 503}}"#,
+        );
+        assert_eq!((p.min_workers, p.max_workers, p.idle_timeout), (1, 2, None));
+        assert_eq!(p.max_queue, Some(1));
+        assert_eq!(p.overflow_status, http::StatusCode::SERVICE_UNAVAILABLE);
+        // Neither max_workers, max_queue nor max_concurrency: FastFN drops the block.
+        let p = policy(
+            r#"{"worker_pool": {"enabled": false, "overflow_status": 503, "queue_timeout_ms": 10}}"#,
+        );
+        assert_eq!(p.overflow_status, http::StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            (p.queue_timeout, p.max_queue, p.min_workers),
+            (None, None, 1)
+        );
+        let p = policy(r#"{"worker_pool": {"enabled": true, "max_workers": 3}}"#);
+        assert_eq!((p.min_workers, p.max_workers), (0, 3));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! openapi` use it as is and the snapshot adds pools on top.
 
 mod conflicts;
+mod declared_name;
 pub mod discover;
 mod enabled_runtimes;
 pub mod fastfn_keys;
@@ -69,6 +70,8 @@ pub struct FunctionDef {
     pub origin: Origin,
     /// FastFN's `schedule`, when enabled: the gateway invokes the function on time.
     pub schedule: Option<Arc<crate::schedule::Schedule>>,
+    /// FastFN's `keep_warm`, when on: the scheduler's ping entry for this function.
+    pub keep_warm: Option<Arc<crate::schedule::Schedule>>,
     pub runtime: Runtime,
     pub dir: PathBuf,
     pub handler: PathBuf,
@@ -273,6 +276,13 @@ fn load_function(
         .schedule
         .as_ref()
         .and_then(|v| compile_schedule(v, &cfg_path, &mut errors, warnings));
+    let keep_warm = match (&raw.keep_warm, f.origin) {
+        (Some(v), _) => compile_keep_warm(v, &cfg_path, &mut errors, warnings),
+        // A version without its own takes its function's, as FastFN's `effective_keep_warm`
+        // does (the function's own load reports that file's problems).
+        (None, Origin::Version) => inherited_keep_warm(&f.dir),
+        (None, _) => None,
+    };
     let shared_deps = match raw.shared_deps.as_ref() {
         None => Vec::new(),
         Some(v) => match shared_deps::resolve(v, root, f.runtime) {
@@ -297,7 +307,12 @@ fn load_function(
     };
     let code_hash = code_hash(&f.dir);
     match (policy, auth, rate_limit) {
-        (Ok(policy), Ok(auth), Ok(rate_limit)) if errors.is_empty() => {
+        (Ok(mut policy), Ok(auth), Ok(rate_limit)) if errors.is_empty() => {
+            // A pinged function keeps a worker for the pings to find warm.
+            if keep_warm.is_some() {
+                policy.min_workers = policy.min_workers.max(1);
+            }
+            let keep_warm = keep_warm.map(|k| Arc::new(k.schedule(&policy.methods)));
             let mut routes = match &policy.routes {
                 Some(r) if f.origin != Origin::File => r.clone(),
                 _ if f.segments.is_empty() => Vec::new(),
@@ -320,6 +335,7 @@ fn load_function(
                 version: f.version,
                 origin: f.origin,
                 schedule,
+                keep_warm,
                 runtime: f.runtime,
                 dir: f.dir,
                 handler: f.handler,
@@ -351,6 +367,39 @@ fn compile_schedule(
     }
     match crate::schedule::config::compile(v) {
         Ok(s) => s.map(Arc::new),
+        Err(errs) => {
+            errors.extend(
+                errs.into_iter()
+                    .map(|(field, msg)| CatalogError::new(cfg_path, Some(field), msg)),
+            );
+            None
+        }
+    }
+}
+
+/// The `keep_warm` of a version folder's function (the folder above), when it is on.
+fn inherited_keep_warm(version_dir: &Path) -> Option<crate::schedule::keep_warm::KeepWarm> {
+    let text = read_optional(&version_dir.parent()?.join("fn.config.json")).ok()??;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    crate::schedule::keep_warm::compile(v.get("keep_warm")?)
+        .ok()?
+        .0
+}
+
+/// `keep_warm`: compiled when on; off with a reason a reader could miss is warned about.
+fn compile_keep_warm(
+    v: &serde_json::Value,
+    cfg_path: &Path,
+    errors: &mut Vec<CatalogError>,
+    warnings: &mut Vec<CatalogError>,
+) -> Option<crate::schedule::keep_warm::KeepWarm> {
+    match crate::schedule::keep_warm::compile(v) {
+        Ok((k, why)) => {
+            if let Some(why) = why {
+                warnings.push(CatalogError::new(cfg_path, Some("keep_warm".into()), why));
+            }
+            k
+        }
         Err(errs) => {
             errors.extend(
                 errs.into_iter()
@@ -444,5 +493,81 @@ fn collect_code(root: &Path, dir: &Path, depth: usize, out: &mut Vec<(String, Pa
             let rel = path.strip_prefix(root).unwrap_or(&path);
             out.push((rel.to_string_lossy().into_owned(), path));
         }
+    }
+}
+
+#[cfg(test)]
+mod keep_warm_tests {
+    use super::*;
+
+    #[test]
+    fn keep_warm_is_a_ping_entry_and_keeps_a_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::create_dir(&f).unwrap();
+        std::fs::write(f.join("handler.py"), "def handler(e):\n    return 'ok'\n").unwrap();
+        // Pool-based execution would start no worker (FastFN's min_warm default, 0).
+        std::fs::write(
+            f.join("fn.config.json"),
+            r#"{"methods": ["POST"], "worker_pool": {"max_workers": 2},
+                "keep_warm": {"enabled": true, "ping_every_seconds": 3}}"#,
+        )
+        .unwrap();
+        let cat = Catalog::load(dir.path()).unwrap();
+        let def = &cat.functions[0];
+        assert_eq!(def.policy.min_workers, 1);
+        let ping = def.keep_warm.as_ref().expect("a ping entry");
+        assert_eq!(ping.method, http::Method::POST);
+        assert!(cat.warnings.is_empty(), "{:?}", cat.warnings);
+        std::fs::write(
+            f.join("fn.config.json"),
+            r#"{"worker_pool": {"max_workers": 2}, "keep_warm": {"enabled": true, "min_warm": 0}}"#,
+        )
+        .unwrap();
+        let cat = Catalog::load(dir.path()).unwrap();
+        assert!(cat.functions[0].keep_warm.is_none());
+        assert_eq!(cat.functions[0].policy.min_workers, 0);
+        assert!(cat.warnings[0].to_string().contains("keep_warm is off"));
+    }
+
+    #[test]
+    fn a_version_takes_its_functions_keep_warm_unless_it_has_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |rel: &str, text: &str| {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        write(
+            "python/hello/handler.py",
+            "def handler(e):\n    return 'ok'\n",
+        );
+        write(
+            "python/hello/fn.config.json",
+            r#"{"keep_warm": {"enabled": true, "ping_every_seconds": 7}}"#,
+        );
+        write(
+            "python/hello/v2/handler.py",
+            "def handler(e):\n    return 'ok'\n",
+        );
+        write(
+            "python/hello/v3/handler.py",
+            "def handler(e):\n    return 'ok'\n",
+        );
+        write(
+            "python/hello/v3/fn.config.json",
+            r#"{"keep_warm": {"enabled": false}}"#,
+        );
+        let cat = Catalog::load(dir.path()).unwrap();
+        let by = |n: &str| cat.functions.iter().find(|f| &*f.name == n).unwrap();
+        let every = |n: &str| match by(n).keep_warm.as_ref().map(|s| &s.trigger) {
+            Some(crate::schedule::config::Trigger::KeepWarm { ping_every, .. }) => {
+                Some(ping_every.as_secs())
+            }
+            _ => None,
+        };
+        assert_eq!(every("hello"), Some(7));
+        assert_eq!(every("hello@v2"), Some(7));
+        assert_eq!(every("hello@v3"), None);
     }
 }

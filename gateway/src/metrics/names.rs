@@ -21,6 +21,8 @@ pub const ASYNC_CALLS_TOTAL: &str = "edgefn_async_calls_total";
 pub const ASYNC_CALLBACKS_TOTAL: &str = "edgefn_async_callbacks_total";
 /// FastFN `schedule` runs, by function and result (ok, error, skipped).
 pub const SCHEDULE_RUNS_TOTAL: &str = "edgefn_schedule_runs_total";
+/// FastFN `keep_warm` pings, by function and result (ok, error, skipped).
+pub const KEEP_WARM_PINGS_TOTAL: &str = "edgefn_keep_warm_pings_total";
 
 /// `function` label for requests that matched no route: keeps cardinality bounded.
 pub const UNMATCHED: &str = "_unmatched";
@@ -139,6 +141,11 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         SCHEDULE_RUNS_TOTAL,
         Kind::Counter,
         "Scheduled runs (fn.config.json schedule), by function and result: ok, error, or skipped while the previous run was still going.",
+    ),
+    (
+        KEEP_WARM_PINGS_TOTAL,
+        Kind::Counter,
+        "keep_warm pings (fn.config.json keep_warm), by function and result: ok, error, or skipped while the previous ping was still going.",
     ),
 ];
 

@@ -192,6 +192,8 @@ fn every_metric_is_described_once() {
     metrics::gauge!(names::XDP_TRACKED_SOURCES).set(0.0);
     metrics::counter!(names::SCHEDULE_RUNS_TOTAL, "function" => "unit-desc", "result" => "ok")
         .increment(1);
+    metrics::counter!(names::KEEP_WARM_PINGS_TOTAL, "function" => "unit-desc", "result" => "ok")
+        .increment(1);
     FunctionMetrics::new("unit-desc").auth_failure("basic", "missing");
     FunctionMetrics::new("unit-desc").rate_limited("function");
     FunctionMetrics::new("unit-desc").request(&Method::GET, StatusCode::OK, Duration::ZERO);

@@ -99,6 +99,11 @@ impl FunctionPool {
         timing: Timing,
         warm: usize,
     ) -> FunctionPool {
+        // The function's own `worker_pool.idle_ttl_seconds` wins over `[runtimes]`'s.
+        let timing = Timing {
+            idle_timeout: spec.idle_timeout.unwrap_or(timing.idle_timeout),
+            ..timing
+        };
         let limits = Limits {
             min: spec.min_workers,
             max: spec.max_workers.max(1),
@@ -460,7 +465,9 @@ impl Inner {
                     );
                     inner.restarts("start_failed").increment(1);
                     let load_error = match &e {
-                        StartError::Fatal { error } => Some(Arc::<str>::from(error.as_str())),
+                        StartError::Fatal { error } => {
+                            Some(Arc::<str>::from(super::protocol::error_text(error)))
+                        }
                         _ => None,
                     };
                     let e: Arc<str> = Arc::from(e.to_string());

@@ -156,6 +156,7 @@ fn spec(min: usize, max: usize, timeout_ms: u64) -> Arc<PoolSpec> {
         overflow_status: http::StatusCode::TOO_MANY_REQUESTS,
         max_queue: None,
         queue_timeout: None,
+        idle_timeout: None,
     })
 }
 
@@ -345,4 +346,24 @@ async fn a_version_with_some_workers_up_and_the_rest_failing_is_ready() {
         .expect("does not wait for workers that cannot start")
         .unwrap();
     assert_eq!(spawner.count(), 2);
+}
+
+/// `worker_pool.idle_ttl_seconds` is the pool's own idle timeout: with `[runtimes]`'s at
+/// ten minutes, the function's 30 ms stops its idle worker (none kept: `min_warm` 0).
+#[tokio::test]
+async fn the_functions_idle_ttl_wins_over_the_runtimes_idle_timeout() {
+    let spawner = Arc::new(FakeSpawner::default());
+    let mut s = (*spec(0, 1, 60_000)).clone();
+    s.idle_timeout = Some(Duration::from_millis(30));
+    let p = pool(&spawner, Arc::new(s), 1000);
+    let call = tokio::spawn({
+        let p = p.clone();
+        async move { p.dispatch(request()).await }
+    });
+    until(|| spawner.count() == 1 && spawner.worker(0).in_flight() == 1).await;
+    assert!(spawner.worker(0).answer(200));
+    assert_eq!(call.await.unwrap().unwrap().status, 200);
+    let w = spawner.worker(0);
+    until(|| w.killed.lock().unwrap().is_some()).await;
+    assert_eq!(*w.killed.lock().unwrap(), Some(ExitCause::Retired));
 }

@@ -266,9 +266,39 @@ pub fn response(
     })
 }
 
+/// The longest `err` detail that becomes an answer's `error` text: an exception's message
+/// may be as long as a frame (1 MiB), and a client or a log line needs its head only.
+pub const MAX_ERROR_TEXT: usize = 4096;
+
+/// `text` cut to at most [`MAX_ERROR_TEXT`] bytes, on a char boundary.
+pub fn error_text(text: &str) -> &str {
+    if text.len() <= MAX_ERROR_TEXT {
+        return text;
+    }
+    let mut end = MAX_ERROR_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_text_is_cut_at_4_kib_on_a_char_boundary() {
+        assert_eq!(error_text("short"), "short");
+        let exact = "a".repeat(MAX_ERROR_TEXT);
+        assert_eq!(error_text(&exact), exact);
+        let long = "b".repeat(MAX_ERROR_TEXT * 256);
+        assert_eq!(error_text(&long).len(), MAX_ERROR_TEXT);
+        // `é` is two bytes: one byte short of the cap, the next one straddles it.
+        let wide = format!("{}{}", "c".repeat(MAX_ERROR_TEXT - 1), "é".repeat(10));
+        let cut = error_text(&wide);
+        assert_eq!(cut.len(), MAX_ERROR_TEXT - 1);
+        assert!(cut.chars().all(|c| c == 'c'));
+    }
 
     #[tokio::test]
     async fn oversized_frames_are_refused_before_allocation() {

@@ -47,6 +47,8 @@ pub struct PoolSpec {
     pub max_queue: Option<usize>,
     /// `worker_pool.queue_timeout_ms` (None: the function's timeout).
     pub queue_timeout: Option<Duration>,
+    /// `worker_pool.idle_ttl_seconds` (None: `[runtimes] worker_idle_timeout_ms`).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// Who the gateway let in, for `event.context.auth`.

@@ -528,9 +528,11 @@ fn handler_error(
         "runtime error"
     };
     let text = detail.as_deref().unwrap_or(fallback);
+    // Masked whole, then cut: a secret straddling the cut is never half shown.
+    let masked = worker.masker.mask(text);
     PoolError::HandlerError {
         status,
-        message: Arc::from(worker.masker.mask(text)),
+        message: Arc::from(protocol::error_text(&masked)),
     }
 }
 

@@ -59,6 +59,12 @@ pub enum Trigger {
     Every(Duration),
     /// With the clock's offset east of UTC, in seconds.
     Cron(Cron, i64),
+    /// `keep_warm`: due when never warm yet, warm longer ago than `idle_ttl`, or
+    /// `ping_every` after the last ping (`keep_warm.rs`).
+    KeepWarm {
+        ping_every: Duration,
+        idle_ttl: Duration,
+    },
 }
 
 /// A compiled schedule; `None` from [`compile`] when `enabled` is not `true` (FastFN runs

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod cron;
+pub mod keep_warm;
 pub mod plan;
 mod runner;
 

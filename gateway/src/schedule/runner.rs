@@ -2,7 +2,8 @@
 //! adds, changes or drops schedules within a second), asks the plan what is due, and
 //! dispatches each run to the function's own pool as a request with the schedule's
 //! method, query, headers and body. Runs are counted in `edgefn_schedule_runs_total` and
-//! logged; failures are retried with backoff when `retry` asks for it.
+//! logged; failures are retried with backoff when `retry` asks for it. `keep_warm` pings
+//! go the same way, counted in `edgefn_keep_warm_pings_total`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 use super::config::Schedule;
-use super::plan::{Due, Plan};
+use super::plan::{Due, Key, Kind, Plan};
 use crate::metrics::names;
 use crate::pool::event::EventMeta;
 use crate::pool::{AuthContext, Pool, WorkerRequest};
@@ -25,29 +26,37 @@ pub fn spawn(store: Arc<Store>) -> tokio::task::JoinHandle<()> {
 
 async fn drive(store: Arc<Store>) {
     let mut plan = Plan::default();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Arc<str>>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Key, bool)>();
     loop {
         let now = now_ms();
         let snap = store.load_full();
-        let scheduled = snap
-            .functions
-            .iter()
-            .filter_map(|f| f.def.schedule.as_ref().map(|s| (&f.def.name, s)));
+        let scheduled = snap.functions.iter().flat_map(|f| {
+            [
+                (Kind::Schedule, f.def.schedule.as_ref()),
+                (Kind::KeepWarm, f.def.keep_warm.as_ref()),
+            ]
+            .into_iter()
+            .filter_map(|(kind, s)| s.map(|s| ((f.def.name.clone(), kind), s)))
+        });
         for due in plan.tick(scheduled, now) {
             match due {
-                Due::Skipped(name) => {
-                    count(&name, "skipped");
-                    tracing::info!(function = %name, "schedule run skipped: the previous run is still going");
+                Due::Skipped(key) => {
+                    count(&key, "skipped");
+                    tracing::info!(function = %key.0, trigger = trigger(key.1), "schedule run skipped: the previous run is still going");
                 }
-                Due::Start(name) => {
-                    let Some(f) = snap.functions.iter().find(|f| f.def.name == name) else {
+                Due::Start(key) => {
+                    let Some(f) = snap.functions.iter().find(|f| f.def.name == key.0) else {
                         continue;
                     };
-                    let Some(schedule) = f.def.schedule.clone() else {
+                    let entry = match key.1 {
+                        Kind::Schedule => &f.def.schedule,
+                        Kind::KeepWarm => &f.def.keep_warm,
+                    };
+                    let Some(schedule) = entry.clone() else {
                         continue;
                     };
                     let job = Job {
-                        name: name.clone(),
+                        key,
                         pool: f.pool.clone(),
                         meta: f.event_meta.clone(),
                         path: f.def.route.clone(),
@@ -55,8 +64,8 @@ async fn drive(store: Arc<Store>) {
                     };
                     let done = done_tx.clone();
                     tokio::spawn(async move {
-                        job.run().await;
-                        let _ = done.send(job.name);
+                        let ok = job.run().await;
+                        let _ = done.send((job.key, ok));
                     });
                 }
             }
@@ -65,16 +74,16 @@ async fn drive(store: Arc<Store>) {
         drop(snap);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            Some(name) = done_rx.recv() => plan.finished(&name),
+            Some((key, ok)) = done_rx.recv() => plan.finished(&key, ok, now_ms()),
         }
-        while let Ok(name) = done_rx.try_recv() {
-            plan.finished(&name);
+        while let Ok((key, ok)) = done_rx.try_recv() {
+            plan.finished(&key, ok, now_ms());
         }
     }
 }
 
 struct Job {
-    name: Arc<str>,
+    key: Key,
     pool: Arc<Pool>,
     meta: Arc<EventMeta>,
     path: String,
@@ -82,8 +91,10 @@ struct Job {
 }
 
 impl Job {
-    async fn run(&self) {
+    /// True when an attempt answered below 500.
+    async fn run(&self) -> bool {
         let s = &self.schedule;
+        let (name, kind) = (&self.key.0, trigger(self.key.1));
         let mut delay = s.base_delay;
         for attempt in 1..=s.max_attempts {
             let rid = crate::request_id::new_id();
@@ -96,7 +107,7 @@ impl Job {
                 headers: s.headers.clone(),
                 body: s.body.clone(),
                 auth: AuthContext {
-                    kind: "schedule",
+                    kind,
                     subject: None,
                     claims: None,
                 },
@@ -110,13 +121,13 @@ impl Job {
             };
             match outcome {
                 Ok(status) => {
-                    count(&self.name, "ok");
-                    tracing::info!(function = %self.name, status, attempt, "schedule run");
-                    return;
+                    count(&self.key, "ok");
+                    tracing::info!(function = %name, trigger = kind, status, attempt, "schedule run");
+                    return true;
                 }
                 Err(error) => {
-                    count(&self.name, "error");
-                    tracing::warn!(function = %self.name, %error, attempt, "schedule run failed");
+                    count(&self.key, "error");
+                    tracing::warn!(function = %name, trigger = kind, %error, attempt, "schedule run failed");
                 }
             }
             if attempt < s.max_attempts {
@@ -124,12 +135,25 @@ impl Job {
                 delay = (delay * 2).min(s.max_delay);
             }
         }
+        false
     }
 }
 
-fn count(function: &str, result: &'static str) {
-    metrics::counter!(names::SCHEDULE_RUNS_TOTAL,
-        names::LABEL_FUNCTION => function.to_owned(),
+/// The trigger's name in log lines and the worker's `context.auth.type`.
+fn trigger(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Schedule => "schedule",
+        Kind::KeepWarm => "keep_warm",
+    }
+}
+
+fn count(key: &Key, result: &'static str) {
+    let name = match key.1 {
+        Kind::Schedule => names::SCHEDULE_RUNS_TOTAL,
+        Kind::KeepWarm => names::KEEP_WARM_PINGS_TOTAL,
+    };
+    metrics::counter!(name,
+        names::LABEL_FUNCTION => key.0.to_string(),
         names::LABEL_RESULT => result)
     .increment(1);
 }

@@ -54,6 +54,7 @@ fn spec(handler: &Path, runtime: Runtime, n: u8) -> PoolSpec {
         overflow_status: http::StatusCode::TOO_MANY_REQUESTS,
         max_queue: None,
         queue_timeout: None,
+        idle_timeout: None,
     }
 }
 
