@@ -498,7 +498,10 @@ fn workers_run_as_sched_batch() {
             let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
             // Field 41, `policy`, counted from the state (field 3) after the name.
             let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-            assert_eq!(fields[38], "3", "{path}: worker {pid} thread policy: {stat}");
+            assert_eq!(
+                fields[38], "3",
+                "{path}: worker {pid} thread policy: {stat}"
+            );
             seen += 1;
         }
         assert!(seen >= 1, "{path}: no threads listed for {pid}");
