@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::catalog::Catalog;
-use crate::config::{Config, Overrides};
+use crate::config::{Config, Overrides, RuntimeFlavor};
 use crate::{logging, server};
 
 /// `edgefn serve`: exit code.
@@ -14,10 +14,7 @@ pub fn serve(config_path: Option<PathBuf>, overrides: Overrides) -> i32 {
         Err(errors) => return print_errors("configuration", &errors),
     };
     logging::init(config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_builder(config.runtime).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("edgefn: cannot start the async runtime: {e}");
@@ -32,6 +29,21 @@ pub fn serve(config_path: Option<PathBuf>, overrides: Overrides) -> i32 {
         Err(e) => {
             eprintln!("edgefn: {e:#}");
             1
+        }
+    }
+}
+
+/// On one CPU a multi-threaded runtime only adds hand-offs: the thread blocked in
+/// `block_on`, work-stealing bookkeeping and cross-thread wake-ups on every request, with
+/// nothing to run in parallel. `auto` picks one thread there and a worker per CPU elsewhere.
+fn runtime_builder(flavor: RuntimeFlavor) -> tokio::runtime::Builder {
+    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    match (flavor, one_cpu) {
+        (RuntimeFlavor::CurrentThread, _) | (RuntimeFlavor::Auto, true) => {
+            tokio::runtime::Builder::new_current_thread()
+        }
+        (RuntimeFlavor::MultiThread, _) | (RuntimeFlavor::Auto, false) => {
+            tokio::runtime::Builder::new_multi_thread()
         }
     }
 }

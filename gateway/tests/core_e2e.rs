@@ -593,3 +593,45 @@ fn header_read_timeout_is_separate_from_idle_and_spares_h2() {
         }
     }
 }
+
+/// `[server] runtime`: `auto` runs on one thread when the process may use one CPU only
+/// (started under `taskset -c 0`), and either flavour can be forced; each serves workers'
+/// answers, refusals and many clients at once the same way.
+#[test]
+fn runtime_flavor_follows_the_cpu_affinity_and_can_be_forced() {
+    let dir = fixture();
+    let cases = [
+        ("auto", true, "current_thread"),
+        ("multi_thread", true, "multi_thread"),
+        ("current_thread", false, "current_thread"),
+    ];
+    for (flavor, pinned, expected) in cases {
+        let toml = dir.path().join(format!("edgefn-{flavor}.toml"));
+        std::fs::write(&toml, format!("[server]\nruntime = \"{flavor}\"\n")).unwrap();
+        let wrapper: &[&str] = if pinned { &["taskset", "-c", "0"] } else { &[] };
+        let args = [
+            "--config",
+            toml.to_str().unwrap(),
+            "--functions",
+            dir.path().to_str().unwrap(),
+        ];
+        let gw = Gateway::try_start_wrapped(wrapper, "127.0.0.1:0", &args, &[])
+            .unwrap_or_else(|e| panic!("{flavor} (taskset from util-linux needed): {e}"));
+        assert!(
+            gw.wait_log(&format!("runtime=\"{expected}\""), Duration::from_secs(10)),
+            "{flavor}, pinned {pinned}: expected {expected}:\n{}",
+            gw.logs()
+        );
+        let answers = support::concurrent(16, |i| {
+            let path = if i % 2 == 0 { "/hello" } else { "/nope" };
+            let r = client().get(gw.url(path)).send().unwrap();
+            (r.status().as_u16(), r.text().unwrap())
+        });
+        for (i, (status, body)) in answers.iter().enumerate() {
+            match i % 2 {
+                0 => assert_eq!((*status, body.as_str()), (200, "hello"), "{flavor}"),
+                _ => assert_eq!(*status, 404, "{flavor}: {body}"),
+            }
+        }
+    }
+}

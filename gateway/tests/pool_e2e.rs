@@ -461,3 +461,49 @@ fn a_crash_under_concurrent_load_answers_every_request_and_the_pool_recovers() {
     assert_eq!(status, 200);
     assert_ne!(pid, first_pid, "a replacement worker serves");
 }
+
+/// Every thread of every worker runs under `SCHED_BATCH` (3), so a worker woken by a
+/// request does not preempt the gateway mid-request; requests are answered as before.
+#[test]
+fn workers_run_as_sched_batch() {
+    assert!(
+        std::process::Command::new("chrt")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "chrt (util-linux) is needed: workers are set to SCHED_BATCH with it"
+    );
+    let dir = tempdir();
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "py/handler.py",
+                "import os\n\ndef handler(event):\n    return {'status': 200, 'body': str(os.getpid())}\n",
+            ),
+            (
+                "js/handler.js",
+                "exports.handler = async () => ({ status: 200, body: String(process.pid) });\n",
+            ),
+        ],
+    );
+    let gw = Gateway::start(dir.path());
+    for path in ["/py", "/js"] {
+        let r = client().get(gw.url(path)).send().unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        let pid: u32 = r.text().unwrap().parse().unwrap();
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+        let mut seen = 0;
+        for task in tasks {
+            let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+            // Field 41, `policy`, counted from the state (field 3) after the name.
+            let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+            assert_eq!(
+                fields[38], "3",
+                "{path}: worker {pid} thread policy: {stat}"
+            );
+            seen += 1;
+        }
+        assert!(seen >= 1, "{path}: no threads listed for {pid}");
+    }
+}

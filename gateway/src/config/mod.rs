@@ -54,6 +54,7 @@ struct RawServer {
     http1_fast_path: bool,
     body_read_timeout_ms: u64,
     min_body_bytes_per_s: u64,
+    runtime: RuntimeFlavor,
 }
 
 impl Default for RawServer {
@@ -69,6 +70,7 @@ impl Default for RawServer {
             http1_fast_path: true,
             body_read_timeout_ms: 30_000,
             min_body_bytes_per_s: 1024,
+            runtime: RuntimeFlavor::Auto,
         }
     }
 }
@@ -166,6 +168,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// `[server] runtime`: the async runtime the gateway runs on.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeFlavor {
+    /// One thread when the process may run on one CPU only (its affinity mask or cgroup
+    /// quota), else one worker thread per CPU.
+    #[default]
+    Auto,
+    CurrentThread,
+    MultiThread,
+}
+
 /// PEM files for the public listener's TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsPaths {
@@ -196,6 +210,8 @@ pub struct Config {
     pub body_read_timeout: Duration,
     /// After the first second a body must average at least this (0: no rate check).
     pub min_body_bytes_per_s: u64,
+    /// `[server] runtime` (see [`RuntimeFlavor`]).
+    pub runtime: RuntimeFlavor,
     pub xdp: XdpConfig,
     pub runtimes: RuntimeCommands,
     pub log_format: LogFormat,
@@ -470,6 +486,7 @@ fn validate(
         http1_fast_path: raw.server.http1_fast_path,
         body_read_timeout: Duration::from_millis(raw.server.body_read_timeout_ms),
         min_body_bytes_per_s: raw.server.min_body_bytes_per_s,
+        runtime: raw.server.runtime,
         xdp: raw.xdp,
         runtimes,
         log_format: raw.log.format,

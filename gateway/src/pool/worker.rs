@@ -361,6 +361,7 @@ pub async fn spawn(ctx: &SpawnCtx, events: Events) -> Result<Arc<Worker>, StartE
             return Err(StartError::Timeout);
         }
     };
+    run_as_batch(pid).await;
     let worker = Arc::new(Worker {
         pid,
         writer: Arc::new(tokio::sync::Mutex::new(Writer {
@@ -384,6 +385,26 @@ pub async fn spawn(ctx: &SpawnCtx, events: Events) -> Result<Arc<Worker>, StartE
     );
     tokio::spawn(supervise(worker.clone(), child, reader));
     Ok(worker)
+}
+
+/// Workers run under `SCHED_BATCH`: a worker woken by a request then waits until the
+/// gateway thread that wrote it sleeps, instead of preempting it mid-request (on a shared
+/// core that is an extra context switch per request, and the gateway's caches evicted
+/// before it answers). Batch tasks keep their full share of the CPU; only wake-up
+/// preemption is off. Set with util-linux's `chrt` on every thread of the process; where
+/// `chrt` is missing or refused, the worker keeps the default policy.
+async fn run_as_batch(pid: u32) {
+    let status = tokio::process::Command::new("chrt")
+        .args(["--all-tasks", "--batch", "--pid", "0"])
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
+    if !status.as_ref().is_ok_and(|s| s.success()) {
+        tracing::debug!(pid, ?status, "worker keeps the default scheduling policy");
+    }
 }
 
 /// The gateway's own environment stays out of functions (it may hold the operator's

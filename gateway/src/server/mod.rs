@@ -177,8 +177,12 @@ pub async fn run(
     } else {
         "http"
     };
+    let runtime = match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => "current_thread",
+        _ => "multi_thread",
+    };
     tracing::info!(
-        %public_addr, %admin_addr, connection_limit = %guard.layer(),
+        %public_addr, %admin_addr, connection_limit = %guard.layer(), runtime,
         functions = store.load().functions.len(), "edgefn ready"
     );
     // Everything logged while starting (fallbacks, refused functions) is on stderr before
