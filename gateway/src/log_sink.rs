@@ -9,8 +9,10 @@
 //! (everything buffered, with one `write_all`), or as soon as the buffer is half full; a
 //! request only wakes it for that, or for the first line after an idle spell (the writer
 //! sleeps without a deadline while nothing is buffered, so an idle gateway does not wake
-//! it at all). Under steady traffic no request pays for a wake-up. [`LogSink::flush`]
-//! drains it synchronously at shutdown.
+//! it at all). Under steady traffic no request pays for a wake-up. Event lines (warnings,
+//! errors, function output: everything but the access log) are rare and read by people
+//! waiting for them: the first one of a batch has the writer write at once.
+//! [`LogSink::flush`] drains it synchronously at shutdown.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +47,8 @@ struct State {
     flush_asked: bool,
     /// The writer found nothing at its last tick and sleeps until a line arrives.
     writer_idle: bool,
+    /// An event line is buffered: the writer writes without waiting for the tick.
+    urgent: bool,
 }
 
 /// A cloneable handle: the `MakeWriter` of the subscriber and the shutdown flush.
@@ -64,6 +68,7 @@ impl LogSink {
                 batches: 0,
                 flush_asked: false,
                 writer_idle: false,
+                urgent: false,
             }),
             wake: Condvar::new(),
             written: Condvar::new(),
@@ -81,8 +86,18 @@ impl LogSink {
         self.shared.dropped.load(Ordering::Relaxed)
     }
 
-    /// Appends one formatted line (or drops it whole when it does not fit).
+    /// Appends one formatted line (or drops it whole when it does not fit), written by
+    /// the next tick.
     pub(crate) fn append(&self, line: &[u8]) {
+        self.push(line, false);
+    }
+
+    /// Appends an event line, written as soon as the writer gets to it.
+    pub(crate) fn append_now(&self, line: &[u8]) {
+        self.push(line, true);
+    }
+
+    fn push(&self, line: &[u8], now: bool) {
         let mut st = lock(&self.shared.state);
         let before = st.buf.len();
         if before + line.len() > self.capacity {
@@ -93,7 +108,11 @@ impl LogSink {
         }
         st.buf.extend_from_slice(line);
         let half = self.capacity / 2;
-        let wake = (before == 0 && st.writer_idle) || (before < half && st.buf.len() >= half);
+        let mut wake = (before == 0 && st.writer_idle) || (before < half && st.buf.len() >= half);
+        if now && !st.urgent {
+            st.urgent = true;
+            wake = true;
+        }
         if wake {
             st.writer_idle = false;
         }
@@ -136,7 +155,7 @@ fn write_loop<W: Write>(shared: &Shared, mut out: W, capacity: usize) {
         let mut tick = Instant::now() + TICK;
         // Until the tick, unless the buffer fills or a flush is asked; past a tick with
         // nothing buffered, sleep until the next line, then give it a tick's company.
-        while !st.flush_asked && st.buf.len() < half {
+        while !st.flush_asked && !st.urgent && st.buf.len() < half {
             let now = Instant::now();
             if now < tick {
                 st = match shared.wake.wait_timeout(st, tick - now) {
@@ -145,7 +164,7 @@ fn write_loop<W: Write>(shared: &Shared, mut out: W, capacity: usize) {
                 };
             } else if st.buf.is_empty() {
                 st.writer_idle = true;
-                while st.writer_idle && !st.flush_asked {
+                while st.writer_idle && !st.flush_asked && !st.urgent {
                     st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
                 }
                 st.writer_idle = false;
@@ -157,6 +176,7 @@ fn write_loop<W: Write>(shared: &Shared, mut out: W, capacity: usize) {
         std::mem::swap(&mut st.buf, &mut spare);
         st.taken += 1;
         st.flush_asked = false;
+        st.urgent = false;
         drop(st);
         if !spare.is_empty() {
             // A failed write (stderr closed) loses this batch; there is nowhere to report it.
@@ -178,7 +198,7 @@ pub struct LineWriter<'a> {
 
 impl Write for LineWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.sink.append(buf);
+        self.sink.append_now(buf);
         Ok(buf.len())
     }
 
@@ -279,10 +299,9 @@ mod tests {
         for _ in 0..16 {
             open_tx.send(()).unwrap();
         }
-        let mut w = sink.make_writer();
         // The first line after an idle spell wakes the writer; the next ones ride along.
         for line in [&b"a\n"[..], b"b\n", b"c\n"] {
-            w.write_all(line).unwrap();
+            sink.append(line);
         }
         let mut got = Vec::new();
         let deadline = std::time::Instant::now() + TICK * 10;
@@ -291,6 +310,23 @@ mod tests {
             got.extend(rx.recv_timeout(left).expect("written by the tick"));
         }
         assert_eq!(got, b"a\nb\nc\n");
+    }
+
+    #[test]
+    fn an_event_line_is_written_without_waiting_for_the_tick() {
+        let (open_tx, open) = mpsc::channel();
+        let (out, rx) = mpsc::channel();
+        let sink = LogSink::spawn(Gate { open, out }, 1024).unwrap();
+        for _ in 0..16 {
+            open_tx.send(()).unwrap();
+        }
+        // An access line waits for the tick; the event line after it takes it along.
+        sink.append(b"access\n");
+        sink.make_writer().write_all(b"warning\n").unwrap();
+        let got = rx
+            .recv_timeout(TICK * 3 / 4)
+            .expect("written before the tick");
+        assert_eq!(got, b"access\nwarning\n");
     }
 
     #[test]
