@@ -143,7 +143,15 @@ fn secrets_of_every_shape_are_masked_however_they_are_printed() {
                     let secret = SHAPES.iter().find(|s| s.0 == shape).unwrap().2;
                     let leaked = leak_forms(secret).into_iter().any(|f| body.contains(&f));
                     assert!(!leaked, "{route} {shape}: {body}");
-                    assert!(body.contains("***"), "{route} {shape}: {body}");
+                    if shape == "long" {
+                        // The secret lies past the answer's 4 KiB cut of the text (masked
+                        // whole first); the log line below still shows it masked.
+                        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                        let error = v["error"].as_str().unwrap();
+                        assert_eq!(error.len(), 4096, "{route} {shape}: {body}");
+                    } else {
+                        assert!(body.contains("***"), "{route} {shape}: {body}");
+                    }
                 }
                 let tag = format!("case-{shape}-{how}");
                 let seen = wait_until(Duration::from_secs(20), || {
