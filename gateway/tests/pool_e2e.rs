@@ -454,9 +454,10 @@ fn a_crash_under_concurrent_load_answers_every_request_and_the_pool_recovers() {
     assert!(all.iter().all(|s| *s == 200 || *s == 502), "{all:?}");
     let failed = all.iter().filter(|s| **s == 502).count();
     assert!(failed >= 1, "the crash request itself answers 502");
-    // 502 only for what the one worker held: its slot and its prefetch depth (1 + 16),
-    // and at most one more written to its socket after it died, before its end was read.
-    assert!(failed <= 18, "{failed} requests failed");
+    // 502 only for what the one worker held, its slot and its prefetch depth (1 + 16),
+    // and what was written to its socket after it died, before its end was read: each of
+    // those took a slot freed by a reply the worker wrote before dying (at most 17 more).
+    assert!(failed <= 2 * 17 + 1, "{failed} requests failed");
     let (status, pid) = get(&url);
     assert_eq!(status, 200);
     assert_ne!(pid, first_pid, "a replacement worker serves");
