@@ -237,6 +237,17 @@ mod tests {
         }
     }
 
+    /// A 1 KiB sink over a gate already opened for 16 writes; the sender keeps it open.
+    fn open_sink() -> (LogSink, mpsc::Receiver<Vec<u8>>, mpsc::Sender<()>) {
+        let (open_tx, open) = mpsc::channel();
+        let (out, rx) = mpsc::channel();
+        let sink = LogSink::spawn(Gate { open, out }, 1024).unwrap();
+        for _ in 0..16 {
+            open_tx.send(()).unwrap();
+        }
+        (sink, rx, open_tx)
+    }
+
     fn collect(rx: &mpsc::Receiver<Vec<u8>>) -> Vec<u8> {
         let mut all = Vec::new();
         while let Ok(chunk) = rx.try_recv() {
@@ -247,12 +258,7 @@ mod tests {
 
     #[test]
     fn lines_are_written_in_order_by_flush() {
-        let (open_tx, open) = mpsc::channel();
-        let (out, rx) = mpsc::channel();
-        let sink = LogSink::spawn(Gate { open, out }, 1024).unwrap();
-        for _ in 0..16 {
-            open_tx.send(()).unwrap();
-        }
+        let (sink, rx, _open) = open_sink();
         let mut w = sink.make_writer();
         w.write_all(b"one\n").unwrap();
         w.write_all(b"two\n").unwrap();
@@ -293,12 +299,7 @@ mod tests {
 
     #[test]
     fn lines_reach_the_writer_by_the_tick_without_a_flush() {
-        let (open_tx, open) = mpsc::channel();
-        let (out, rx) = mpsc::channel();
-        let sink = LogSink::spawn(Gate { open, out }, 1024).unwrap();
-        for _ in 0..16 {
-            open_tx.send(()).unwrap();
-        }
+        let (sink, rx, _open) = open_sink();
         // The first line after an idle spell wakes the writer; the next ones ride along.
         for line in [&b"a\n"[..], b"b\n", b"c\n"] {
             sink.append(line);
@@ -314,12 +315,7 @@ mod tests {
 
     #[test]
     fn an_event_line_is_written_without_waiting_for_the_tick() {
-        let (open_tx, open) = mpsc::channel();
-        let (out, rx) = mpsc::channel();
-        let sink = LogSink::spawn(Gate { open, out }, 1024).unwrap();
-        for _ in 0..16 {
-            open_tx.send(()).unwrap();
-        }
+        let (sink, rx, _open) = open_sink();
         // An access line waits for the tick; the event line after it takes it along.
         sink.append(b"access\n");
         sink.make_writer().write_all(b"warning\n").unwrap();
