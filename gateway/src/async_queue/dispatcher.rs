@@ -28,9 +28,13 @@ use crate::snapshot::{Function, Store};
 /// their function's share). Kept small: with Redis, a call taken but waiting longer than
 /// `visibility_timeout_ms` may be taken by another node too.
 const MAX_IN_FLIGHT: usize = 64;
-/// How often an idle dispatcher looks for retries come due (and, with Redis, for calls
-/// other nodes queued).
+/// How often an idle dispatcher on Redis looks for calls other nodes queued and retries
+/// come due.
 const POLL: Duration = Duration::from_millis(200);
+/// The longest an idle dispatcher on the embedded store sleeps with nothing due: it is
+/// rung at every enqueue and retry, so this only bounds the cost of a missed ring (a
+/// wall-clock step, say).
+const IDLE_CAP: Duration = Duration::from_secs(5);
 
 /// Per-function semaphores, resized when a reload changes the function's worker slots.
 #[derive(Default)]
@@ -78,9 +82,10 @@ pub async fn run(q: Arc<AsyncQueue>, snapshots: Arc<Store>) {
                 }
             }
             Ok(_) => {
+                let wait = q.backend.idle_wait(POLL, IDLE_CAP);
                 tokio::select! {
                     _ = q.wake.notified() => {}
-                    _ = tokio::time::sleep(POLL) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
             }
             Err(e) => {
@@ -151,6 +156,9 @@ async fn run_one(
     if let Err(e) = q.backend.settle(&c, progress, settle).await {
         // Left running: the next start (or another node) runs it again.
         tracing::warn!(call_id = %c.call.id, error = %e, "async call could not be settled");
+    } else if matches!(settle, Settle::RetryAt(_)) {
+        // An idle dispatcher sleeps until the due time it knew; this one may be sooner.
+        q.wake.notify_one();
     }
     if let Ok(n) = q.backend.pending().await {
         metrics::queued(n);

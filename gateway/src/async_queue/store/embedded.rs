@@ -50,6 +50,9 @@ enum Answer {
 pub struct Embedded {
     tx: mpsc::Sender<Op>,
     pending: Arc<AtomicU64>,
+    /// When the first call in `ready` comes due (Unix ms, `u64::MAX`: none), as of the
+    /// writer's last batch: an idle dispatcher sleeps until then instead of polling.
+    next_due: Arc<AtomicU64>,
 }
 
 impl Embedded {
@@ -65,18 +68,31 @@ impl Embedded {
         let pending = Arc::new(AtomicU64::new(pending));
         let (tx, rx) = mpsc::channel();
         let p = pending.clone();
+        // Due now: the dispatcher's first claim looks, and its batch sets the real value.
+        let next_due = Arc::new(AtomicU64::new(0));
+        let due = next_due.clone();
         std::thread::Builder::new()
             .name("edgefn-queue".into())
-            .spawn(move || writer(db, rx, p, seq))
+            .spawn(move || writer(db, rx, p, due, seq))
             .map_err(|source| StoreError::Open {
                 path: data_dir.to_path_buf(),
                 source: Arc::new(source),
             })?;
-        Ok(Embedded { tx, pending })
+        Ok(Embedded {
+            tx,
+            pending,
+            next_due,
+        })
     }
 
     pub fn pending(&self) -> u64 {
         self.pending.load(Ordering::Acquire)
+    }
+
+    /// When the earliest queued call comes due (Unix ms); `None` when nothing is queued.
+    /// Fresh as of the last answered operation: the writer sets it before it answers.
+    pub fn next_due(&self) -> Option<u64> {
+        Some(self.next_due.load(Ordering::Acquire)).filter(|&d| d != u64::MAX)
     }
 
     async fn ask<T>(&self, op: impl FnOnce(Tx<T>) -> Op) -> Result<T, StoreError> {
@@ -183,7 +199,13 @@ fn recover(db: &Database, seq: &mut u64) -> Result<u64, StoreError> {
     Ok(n)
 }
 
-fn writer(db: Database, rx: mpsc::Receiver<Op>, pending: Arc<AtomicU64>, mut seq: u64) {
+fn writer(
+    db: Database,
+    rx: mpsc::Receiver<Op>,
+    pending: Arc<AtomicU64>,
+    next_due: Arc<AtomicU64>,
+    mut seq: u64,
+) {
     while let Ok(first) = rx.recv() {
         let mut ops = vec![first];
         while ops.len() < MAX_BATCH {
@@ -195,7 +217,8 @@ fn writer(db: Database, rx: mpsc::Receiver<Op>, pending: Arc<AtomicU64>, mut seq
         let mut delta: i64 = 0;
         let (answers, outcome) = apply(&db, ops, &mut seq, &mut delta);
         match outcome {
-            Ok(()) => {
+            Ok(due) => {
+                next_due.store(due.unwrap_or(u64::MAX), Ordering::Release);
                 if delta >= 0 {
                     pending.fetch_add(delta as u64, Ordering::AcqRel);
                 } else {
@@ -235,16 +258,18 @@ impl Answer {
     }
 }
 
-/// Applies a batch in one transaction; the answers are valid only if the result is `Ok`.
+/// Applies a batch in one transaction; the answers are valid only if the result is `Ok`,
+/// which holds when the first call left in `ready` comes due.
 fn apply(
     db: &Database,
     ops: Vec<Op>,
     seq: &mut u64,
     delta: &mut i64,
-) -> (Vec<Answer>, Result<(), StoreError>) {
+) -> (Vec<Answer>, Result<Option<u64>, StoreError>) {
     let mut answers = Vec::with_capacity(ops.len());
     let mut ops = ops.into_iter();
-    let result = (|| -> Result<(), StoreError> {
+    let result = (|| -> Result<Option<u64>, StoreError> {
+        let next_due;
         let mut txn = db.begin_write()?;
         let mut changed = false;
         let mut enqueued = false;
@@ -362,6 +387,7 @@ fn apply(
                 };
                 calls.remove(id.value())?;
             }
+            next_due = ready.first()?.map(|(k, _)| k.value().0);
         }
         if changed {
             // Only an enqueue must be on disk before it is answered. A claim or settle
@@ -376,7 +402,7 @@ fn apply(
         } else {
             txn.abort()?;
         }
-        Ok(())
+        Ok(next_due)
     })();
     // Messages left unapplied by an early error still need an answer.
     for op in ops {
@@ -509,5 +535,28 @@ mod tests {
         assert!(s.claim(10).await.unwrap().is_empty());
         assert_eq!(s.pending(), 1);
         assert_eq!(s.get("a").await.unwrap().unwrap().state, CallState::Queued);
+    }
+
+    /// What an idle dispatcher sleeps on: the earliest due time left in `ready` after each
+    /// answered operation, none once everything is claimed.
+    #[tokio::test]
+    async fn next_due_follows_the_earliest_queued_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Embedded::open(dir.path()).unwrap();
+        let before = now_ms();
+        s.enqueue(call("a")).await.unwrap();
+        let due = s.next_due().expect("a queued call is due");
+        assert!(due >= before && due <= now_ms());
+        let a = s.claim(1).await.unwrap();
+        assert_eq!(s.next_due(), None, "nothing left in ready");
+        let (p, _) = a[0].progress.finish(503, 5);
+        let retry = now_ms() + 3_600_000;
+        s.settle(&a[0], p, Settle::RetryAt(retry)).await.unwrap();
+        assert_eq!(s.next_due(), Some(retry));
+        s.enqueue(call("b")).await.unwrap();
+        assert!(
+            s.next_due().unwrap() < retry,
+            "the new call is due before the retry"
+        );
     }
 }

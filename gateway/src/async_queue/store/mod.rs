@@ -86,6 +86,22 @@ impl Backend {
         }
     }
 
+    /// How long an idle dispatcher may sleep before it must claim again, unless rung:
+    /// the embedded store knows when its next call comes due; Redis is polled (other
+    /// nodes queue calls too). At most `cap`.
+    pub fn idle_wait(
+        &self,
+        poll: std::time::Duration,
+        cap: std::time::Duration,
+    ) -> std::time::Duration {
+        match self {
+            Backend::Embedded(s) => s.next_due().map_or(cap, |due| {
+                std::time::Duration::from_millis(due.saturating_sub(now_ms())).min(cap)
+            }),
+            Backend::Redis(_) => poll,
+        }
+    }
+
     /// Keeps a claimed call this node's while the guard lives (Redis; nothing to do for
     /// the embedded store, whose calls no other node can take).
     pub fn hold(&self, c: &Claimed) -> Option<redis::Hold> {
