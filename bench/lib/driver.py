@@ -160,26 +160,38 @@ def measure(scenario, cfg, env, rows):
         # answer, median of the interleaved rounds.
         for rate in CPU_SCENARIOS[scenario]:
             per = {}
-            for rnd in range(cfg.rounds):
+            for rnd in range(cfg.cpu_rounds):
                 for t in live:
                     proc = cfg.servers.procs.get(t.proc)
                     if proc is None:
                         continue
-                    log(f"{scenario}-cpu/{t.server} round {rnd + 1}/{cfg.rounds} "
-                        f"({rate} req/s for {max(cfg.duration, 3)}s)")
-                    r = cpu_per_request(t, cfg, proc.pid, rate, max(cfg.duration, 3))
-                    LogFiles(t.logs).empty()
+                    # A round the host stole CPU from is measured again (at most twice):
+                    # the stolen time lands on whichever server ran then, not on all alike.
+                    for attempt in range(1 + CPU_REMEASURE):
+                        log(f"{scenario}-cpu/{t.server} round {rnd + 1}/{cfg.cpu_rounds} "
+                            f"({rate} req/s for {max(cfg.duration, 3)}s)")
+                        r = cpu_per_request(t, cfg, proc.pid, rate, max(cfg.duration, 3))
+                        LogFiles(t.logs).empty()
+                        if not r or (r.get("steal") or 0) < STEAL_NOTE or attempt == CPU_REMEASURE:
+                            break
+                        per.setdefault(("remeasured", t.server), []).append(r)
                     if r:
                         per.setdefault(t.server, []).append(r)
             for server, results in per.items():
+                if isinstance(server, tuple):
+                    continue
                 results.sort(key=lambda r: r["us_per_req"])
-                cfg.cpu_rows.append(results[len(results) // 2])
+                mid = dict(results[len(results) // 2])
+                mid["remeasured"] = len(per.get(("remeasured", server), []))
+                cfg.cpu_rows.append(mid)
 
 
 # A load generator busier than this on its core was the ceiling of the rate it measured.
 CLIENT_BOUND = 0.9
 # Steal time (share of all CPUs) past which a run is flagged as disturbed.
 STEAL_NOTE = 0.02
+# Extra attempts at a CPU-per-request round the host disturbed (steal ≥ STEAL_NOTE).
+CPU_REMEASURE = 2
 
 
 def load_note(note, results):
@@ -348,6 +360,8 @@ def main():
     cfg.duration = args.duration or (2 if args.quick else 10)
     cfg.warmup = 1 if args.quick else 3
     cfg.rounds = args.rounds or (1 if args.quick else 3)
+    # CPU per request at a fixed rate is the finer comparison (a few % apart): more rounds.
+    cfg.cpu_rounds = args.rounds or (1 if args.quick else 5)
     cfg.connections = args.connections
     cfg.worker_connections = min(16, args.connections)
     cfg.conns = lambda t: (1 if t.scenario.endswith("-c1") else cfg.worker_connections

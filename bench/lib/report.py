@@ -182,7 +182,8 @@ def write_report(rows, idle, cfg, env, started, elapsed):
     if getattr(cfg, "cpu_rows", None):
         md += ["", "Server CPU per request at fixed offered loads (oha -q; CPU time of every thread "
                "of the server's process group from the scheduler's /proc/PID/task/TID/schedstat; "
-               "median of the rounds). *gateway* is edgefn's own process, the rest its workers:",
+               "median of the rounds; a round with ≥ 2% steal time is measured again, at most "
+               "twice). *gateway* is edgefn's own process, the rest its workers:",
                "", "| scenario | req/s | server | requests | CPU µs / request | gateway µs | "
                "edgefn vs this peer | responses |",
                "|---|---:|---|---:|---:|---:|---|---|"]
@@ -195,6 +196,9 @@ def write_report(rows, idle, cfg, env, started, elapsed):
             own = f"{c['us_leader']:.2f}" if c["server"] == "edgefn" else ""
             steal = c.get("steal") or 0
             disturbed = f" (disturbed: {steal * 100:.0f}% steal time)" if steal >= 0.02 else ""
+            if c.get("remeasured"):
+                disturbed += (f" ({c['remeasured']} disturbed attempt(s) measured again, "
+                              "not counted)")
             md.append(f"| {c['scenario']} | {c['rate']:,} | {c['server']} | {c['requests']:,} | "
                       f"{c['us_per_req']:.2f} | {own} | {ratio} | {c['statuses']}{disturbed} |")
         md += [""] + cpu_checks(cfg.cpu_rows)
