@@ -40,6 +40,32 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Bytes, Bytes
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
         Err(e) => return Err(e.into()),
     }
+    let (len, hlen) = lengths(head)?;
+    let mut buf = BytesMut::zeroed(len);
+    r.read_exact(&mut buf).await?;
+    let mut buf = buf.freeze();
+    let body = buf.split_off(hlen);
+    Ok((buf, body))
+}
+
+/// The frame at the start of `buffered` when all of it is there: its header and body,
+/// borrowed, and its length on the wire. A reply usually arrives whole in one read, and
+/// is then parsed where it lies: only its body is copied out.
+pub fn buffered_frame(buffered: &[u8]) -> Result<Option<(&[u8], &[u8], usize)>, FrameError> {
+    let Some(head) = buffered.first_chunk::<8>() else {
+        return Ok(None);
+    };
+    let (len, hlen) = lengths(*head)?;
+    let Some(frame) = buffered.get(8..8 + len) else {
+        return Ok(None);
+    };
+    let (header, body) = frame.split_at(hlen);
+    Ok(Some((header, body, 8 + len)))
+}
+
+/// A frame prefix's lengths (after the prefix, and of the header), checked against the
+/// limits before anything is allocated for it.
+fn lengths(head: [u8; 8]) -> Result<(usize, usize), FrameError> {
     let total = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
     let hlen = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
     if total > MAX_RESPONSE_BODY + MAX_HEADER {
@@ -48,11 +74,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Bytes, Bytes
     if total < 4 || hlen > total - 4 || hlen > MAX_HEADER {
         return Err(FrameError::Malformed("header length out of range"));
     }
-    let mut buf = BytesMut::zeroed((total - 4) as usize);
-    r.read_exact(&mut buf).await?;
-    let mut buf = buf.freeze();
-    let body = buf.split_off(hlen as usize);
-    Ok((buf, body))
+    Ok(((total - 4) as usize, hlen as usize))
 }
 
 /// Builds one frame's prefix and header JSON; the body is returned beside it (not copied)

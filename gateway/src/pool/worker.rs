@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::BufReader;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::process::Child;
 use tokio::sync::{oneshot, Notify};
@@ -559,42 +559,62 @@ fn handler_error(
 
 async fn read_loop(worker: &Worker, reader: &mut BufReader<ReadHalf>) -> ExitCause {
     loop {
-        let (header, body) = match protocol::read_frame(reader).await {
-            Ok(f) => f,
-            Err(protocol::FrameError::Closed) | Err(protocol::FrameError::Io(_)) => {
-                return ExitCause::Crash
-            }
-            Err(e) => {
-                tracing::warn!(function = %worker.function, error = %e, "worker sent garbage");
-                return ExitCause::Protocol;
-            }
+        let buffered = match reader.fill_buf().await {
+            Ok([]) | Err(_) => return ExitCause::Crash,
+            Ok(b) => b,
         };
-        match FromWorker::parse(&header) {
-            Ok(FromWorker::Res {
-                id,
-                status,
-                headers,
-                proxy,
-            }) => worker.deliver(
-                id,
-                Some(
-                    protocol::response(status, headers, body)
-                        .map(|r| WorkerResponse { proxy, ..r })
-                        .map_err(|detail| PoolError::BadResponse { detail }),
-                ),
-            ),
-            Ok(FromWorker::Err {
-                id,
-                kind,
-                status,
-                detail,
-            }) => worker.deliver(id, Some(Err(handler_error(worker, &kind, status, detail)))),
-            Ok(FromWorker::Cancelled { id }) => worker.deliver(id, None),
-            Ok(FromWorker::Ready { .. }) | Ok(FromWorker::Fatal { .. }) => {}
-            Err(e) => {
-                tracing::warn!(function = %worker.function, error = %e, "worker sent garbage");
-                return ExitCause::Protocol;
+        let stop = match protocol::buffered_frame(buffered) {
+            Ok(Some((header, body, used))) => {
+                let stop = on_frame(worker, header, Bytes::copy_from_slice(body));
+                reader.consume(used);
+                stop
             }
+            // Not all here yet (or larger than the buffer): read it whole.
+            Ok(None) => match protocol::read_frame(reader).await {
+                Ok((header, body)) => on_frame(worker, &header, body),
+                Err(protocol::FrameError::Closed) | Err(protocol::FrameError::Io(_)) => {
+                    return ExitCause::Crash
+                }
+                Err(e) => garbage(worker, &e),
+            },
+            Err(e) => garbage(worker, &e),
+        };
+        if let Some(cause) = stop {
+            return cause;
         }
     }
+}
+
+fn garbage(worker: &Worker, e: &dyn std::fmt::Display) -> Option<ExitCause> {
+    tracing::warn!(function = %worker.function, error = %e, "worker sent garbage");
+    Some(ExitCause::Protocol)
+}
+
+/// One frame from the worker; `Some` when the channel can no longer be trusted.
+fn on_frame(worker: &Worker, header: &[u8], body: Bytes) -> Option<ExitCause> {
+    match FromWorker::parse(header) {
+        Ok(FromWorker::Res {
+            id,
+            status,
+            headers,
+            proxy,
+        }) => worker.deliver(
+            id,
+            Some(
+                protocol::response(status, headers, body)
+                    .map(|r| WorkerResponse { proxy, ..r })
+                    .map_err(|detail| PoolError::BadResponse { detail }),
+            ),
+        ),
+        Ok(FromWorker::Err {
+            id,
+            kind,
+            status,
+            detail,
+        }) => worker.deliver(id, Some(Err(handler_error(worker, &kind, status, detail)))),
+        Ok(FromWorker::Cancelled { id }) => worker.deliver(id, None),
+        Ok(FromWorker::Ready { .. }) | Ok(FromWorker::Fatal { .. }) => {}
+        Err(e) => return garbage(worker, &e),
+    }
+    None
 }
