@@ -268,7 +268,9 @@ pub fn response(
         return Err("status outside 100-599");
     }
     let status = StatusCode::from_u16(status as u16).map_err(|_| "status outside 100-599")?;
-    let mut map = HeaderMap::with_capacity(headers.len());
+    // Room for the `x-request-id` the gateway adds to every answer: filling the map to
+    // its capacity first would make that insert grow (reallocate and rehash) it.
+    let mut map = HeaderMap::with_capacity(headers.len() + 1);
     for (name, value) in headers {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| "invalid header name")?;
         let value = HeaderValue::from_str(&value).map_err(|_| "invalid header value")?;
