@@ -6,7 +6,6 @@
 //! answers `cancelled` (or replies late), then the pool is told it is free.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::io::IoSlice;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -21,6 +20,7 @@ use tokio::process::Child;
 use tokio::sync::{oneshot, Notify};
 
 use super::deps::DepsEnv;
+use super::id_map::IdMap;
 use super::launch::Launcher;
 pub use super::machine::ExitCause;
 use super::machine::{RequestId, WorkerId};
@@ -93,7 +93,7 @@ enum Pending {
 }
 
 enum Conn {
-    Open(HashMap<RequestId, Pending>),
+    Open(IdMap<Pending>),
     Closed,
 }
 
@@ -368,7 +368,7 @@ pub async fn spawn(ctx: &SpawnCtx, events: Events) -> Result<Arc<Worker>, StartE
             half: writer,
             frame: Vec::with_capacity(1024),
         })),
-        conn: Mutex::new(Conn::Open(HashMap::new())),
+        conn: Mutex::new(Conn::Open(IdMap::default())),
         next_id: AtomicU64::new(1),
         kill: Notify::new(),
         kill_cause: Mutex::new(None),
