@@ -346,6 +346,46 @@ mod tests {
         ));
     }
 
+    /// A whole frame at the front of the buffer is taken in place; a partial one is left
+    /// for `read_frame`; a bad prefix is refused as `read_frame` refuses it.
+    #[test]
+    fn buffered_frames_are_taken_only_when_whole() {
+        let (mut frame, _) = encode(
+            &Cancel {
+                kind: "cancel",
+                id: 7,
+            },
+            &Bytes::new(),
+        );
+        let header_len = frame.len() - 8;
+        frame.extend_from_slice(b"body");
+        let total = (4 + header_len + 4) as u32;
+        frame[0..4].copy_from_slice(&total.to_be_bytes());
+        let mut two = frame.clone();
+        two.extend_from_slice(&frame);
+        let (header, body, used) = buffered_frame(&two).unwrap().unwrap();
+        assert_eq!(header, br#"{"type":"cancel","id":7}"#);
+        assert_eq!(body, b"body");
+        assert_eq!(used, frame.len());
+        for cut in [0, 3, 8, frame.len() - 1] {
+            assert!(
+                buffered_frame(&frame[..cut]).unwrap().is_none(),
+                "cut at {cut}"
+            );
+        }
+        let mut bad = frame.clone();
+        bad[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            buffered_frame(&bad),
+            Err(FrameError::Malformed(_))
+        ));
+        bad[0..4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            buffered_frame(&bad),
+            Err(FrameError::TooLarge { .. })
+        ));
+    }
+
     #[test]
     fn responses_are_validated() {
         assert!(response(99, vec![], Bytes::new()).is_err());
