@@ -48,10 +48,13 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Bytes, Bytes
     Ok((buf, body))
 }
 
+/// A frame found whole in the read buffer: header, body, bytes it takes on the wire.
+pub type Buffered<'a> = (&'a [u8], &'a [u8], usize);
+
 /// The frame at the start of `buffered` when all of it is there: its header and body,
 /// borrowed, and its length on the wire. A reply usually arrives whole in one read, and
 /// is then parsed where it lies: only its body is copied out.
-pub fn buffered_frame(buffered: &[u8]) -> Result<Option<(&[u8], &[u8], usize)>, FrameError> {
+pub fn buffered_frame(buffered: &[u8]) -> Result<Option<Buffered<'_>>, FrameError> {
     let Some(head) = buffered.first_chunk::<8>() else {
         return Ok(None);
     };
