@@ -59,7 +59,7 @@ count() {
   kill "$vp"
   wait "$vp" 2>/dev/null || true
   local total
-  total=$(cat "$work"/cg.*.1 | awk '/^summary:/ {s+=$2} END {print s}')
+  total=$(cat "$work"/cg.*.1 | awk '/^summary:/ {s+=$2} END {printf "%.0f\n", s}')
   rm -f "$work"/cg.*
   echo $((total / N))
 }
@@ -85,7 +85,7 @@ handshakes() {
   kill "$vp"
   wait "$vp" 2>/dev/null || true
   local total
-  total=$(cat "$work"/cg.*.1 | awk '/^summary:/ {s+=$2} END {print s}')
+  total=$(cat "$work"/cg.*.1 | awk '/^summary:/ {s+=$2} END {printf "%.0f\n", s}')
   rm -f "$work"/cg.*
   echo $((total / n))
 }
@@ -106,7 +106,7 @@ client() {
   kill "$sp"
   wait "$sp" 2>/dev/null || true
   local total
-  total=$(cat "$work"/oha.* | awk '/^summary:/ {s+=$2} END {print s}')
+  total=$(cat "$work"/oha.* | awk '/^summary:/ {s+=$2} END {printf "%.0f\n", s}')
   rm -f "$work"/oha.*
   echo $((total / N))
 }

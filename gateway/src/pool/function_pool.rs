@@ -5,7 +5,6 @@
 //! workers are started through the [`Spawn`] seam, handed to waiting requests, killed or
 //! sent a cancel. A driver task sleeps until the machine's next deadline and ticks it.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -13,6 +12,7 @@ use metrics::{Counter, Gauge};
 use tokio::sync::{oneshot, Notify};
 use tokio::time::timeout_at;
 
+use super::id_map::IdMap;
 use super::machine::{Effect, ExitCause, Limits, Machine, Phase, Refusal, WaiterId, WorkerId};
 use super::seam::{Channel, Events, Spawn, WorkerEvent};
 use super::worker::StartError;
@@ -38,8 +38,8 @@ const PREFETCH_WINDOW: Duration = Duration::from_millis(2);
 
 struct Shared {
     machine: Machine,
-    waiters: HashMap<WaiterId, Waiter>,
-    workers: HashMap<WorkerId, Arc<dyn Channel>>,
+    waiters: IdMap<Waiter>,
+    workers: IdMap<Arc<dyn Channel>>,
     next_waiter: WaiterId,
     /// The last start failure, for the log when a new version is refused.
     last_error: Option<Arc<str>>,
@@ -136,8 +136,8 @@ impl FunctionPool {
             spawner,
             shared: Mutex::new(Shared {
                 machine,
-                waiters: HashMap::new(),
-                workers: HashMap::new(),
+                waiters: IdMap::default(),
+                workers: IdMap::default(),
                 next_waiter: 1,
                 last_error: None,
                 load_error: None,

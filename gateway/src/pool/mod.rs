@@ -10,13 +10,15 @@
 //! versions), `function_pool` (one version's IO) around `machine` (its pure state),
 //! `seam` (the spawn / channel traits), `worker` (one process and its channel), `launch`
 //! (embedded runtime scripts, interpreter), `deps` (pip / npm installs), `protocol`
-//! (frames), `output` (captured stdout/stderr with secrets masked).
+//! (frames), `output` (captured stdout/stderr with secrets masked), `id_map` (maps keyed
+//! by the pool's own ids).
 
 mod deps;
 pub mod event;
 mod function_pool;
 mod go_build;
 mod handle;
+mod id_map;
 mod launch;
 mod machine;
 mod output;

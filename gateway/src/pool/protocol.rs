@@ -40,6 +40,35 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Bytes, Bytes
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
         Err(e) => return Err(e.into()),
     }
+    let (len, hlen) = lengths(head)?;
+    let mut buf = BytesMut::zeroed(len);
+    r.read_exact(&mut buf).await?;
+    let mut buf = buf.freeze();
+    let body = buf.split_off(hlen);
+    Ok((buf, body))
+}
+
+/// A frame found whole in the read buffer: header, body, bytes it takes on the wire.
+pub type Buffered<'a> = (&'a [u8], &'a [u8], usize);
+
+/// The frame at the start of `buffered` when all of it is there: its header and body,
+/// borrowed, and its length on the wire. A reply usually arrives whole in one read, and
+/// is then parsed where it lies: only its body is copied out.
+pub fn buffered_frame(buffered: &[u8]) -> Result<Option<Buffered<'_>>, FrameError> {
+    let Some(head) = buffered.first_chunk::<8>() else {
+        return Ok(None);
+    };
+    let (len, hlen) = lengths(*head)?;
+    let Some(frame) = buffered.get(8..8 + len) else {
+        return Ok(None);
+    };
+    let (header, body) = frame.split_at(hlen);
+    Ok(Some((header, body, 8 + len)))
+}
+
+/// A frame prefix's lengths (after the prefix, and of the header), checked against the
+/// limits before anything is allocated for it.
+fn lengths(head: [u8; 8]) -> Result<(usize, usize), FrameError> {
     let total = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
     let hlen = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
     if total > MAX_RESPONSE_BODY + MAX_HEADER {
@@ -48,11 +77,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<(Bytes, Bytes
     if total < 4 || hlen > total - 4 || hlen > MAX_HEADER {
         return Err(FrameError::Malformed("header length out of range"));
     }
-    let mut buf = BytesMut::zeroed((total - 4) as usize);
-    r.read_exact(&mut buf).await?;
-    let mut buf = buf.freeze();
-    let body = buf.split_off(hlen as usize);
-    Ok((buf, body))
+    Ok(((total - 4) as usize, hlen as usize))
 }
 
 /// Builds one frame's prefix and header JSON; the body is returned beside it (not copied)
@@ -246,7 +271,9 @@ pub fn response(
         return Err("status outside 100-599");
     }
     let status = StatusCode::from_u16(status as u16).map_err(|_| "status outside 100-599")?;
-    let mut map = HeaderMap::with_capacity(headers.len());
+    // Room for the `x-request-id` the gateway adds to every answer: filling the map to
+    // its capacity first would make that insert grow (reallocate and rehash) it.
+    let mut map = HeaderMap::with_capacity(headers.len() + 1);
     for (name, value) in headers {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| "invalid header name")?;
         let value = HeaderValue::from_str(&value).map_err(|_| "invalid header value")?;
@@ -319,6 +346,46 @@ mod tests {
         assert!(matches!(
             read_frame(&mut [].as_slice()).await,
             Err(FrameError::Closed)
+        ));
+    }
+
+    /// A whole frame at the front of the buffer is taken in place; a partial one is left
+    /// for `read_frame`; a bad prefix is refused as `read_frame` refuses it.
+    #[test]
+    fn buffered_frames_are_taken_only_when_whole() {
+        let (mut frame, _) = encode(
+            &Cancel {
+                kind: "cancel",
+                id: 7,
+            },
+            &Bytes::new(),
+        );
+        let header_len = frame.len() - 8;
+        frame.extend_from_slice(b"body");
+        let total = (4 + header_len + 4) as u32;
+        frame[0..4].copy_from_slice(&total.to_be_bytes());
+        let mut two = frame.clone();
+        two.extend_from_slice(&frame);
+        let (header, body, used) = buffered_frame(&two).unwrap().unwrap();
+        assert_eq!(header, br#"{"type":"cancel","id":7}"#);
+        assert_eq!(body, b"body");
+        assert_eq!(used, frame.len());
+        for cut in [0, 3, 8, frame.len() - 1] {
+            assert!(
+                buffered_frame(&frame[..cut]).unwrap().is_none(),
+                "cut at {cut}"
+            );
+        }
+        let mut bad = frame.clone();
+        bad[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            buffered_frame(&bad),
+            Err(FrameError::Malformed(_))
+        ));
+        bad[0..4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            buffered_frame(&bad),
+            Err(FrameError::TooLarge { .. })
         ));
     }
 

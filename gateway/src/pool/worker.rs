@@ -6,7 +6,6 @@
 //! answers `cancelled` (or replies late), then the pool is told it is free.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::io::IoSlice;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -15,12 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::BufReader;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::process::Child;
 use tokio::sync::{oneshot, Notify};
 
 use super::deps::DepsEnv;
+use super::id_map::IdMap;
 use super::launch::Launcher;
 pub use super::machine::ExitCause;
 use super::machine::{RequestId, WorkerId};
@@ -93,7 +93,7 @@ enum Pending {
 }
 
 enum Conn {
-    Open(HashMap<RequestId, Pending>),
+    Open(IdMap<Pending>),
     Closed,
 }
 
@@ -368,7 +368,7 @@ pub async fn spawn(ctx: &SpawnCtx, events: Events) -> Result<Arc<Worker>, StartE
             half: writer,
             frame: Vec::with_capacity(1024),
         })),
-        conn: Mutex::new(Conn::Open(HashMap::new())),
+        conn: Mutex::new(Conn::Open(IdMap::default())),
         next_id: AtomicU64::new(1),
         kill: Notify::new(),
         kill_cause: Mutex::new(None),
@@ -559,42 +559,62 @@ fn handler_error(
 
 async fn read_loop(worker: &Worker, reader: &mut BufReader<ReadHalf>) -> ExitCause {
     loop {
-        let (header, body) = match protocol::read_frame(reader).await {
-            Ok(f) => f,
-            Err(protocol::FrameError::Closed) | Err(protocol::FrameError::Io(_)) => {
-                return ExitCause::Crash
-            }
-            Err(e) => {
-                tracing::warn!(function = %worker.function, error = %e, "worker sent garbage");
-                return ExitCause::Protocol;
-            }
+        let buffered = match reader.fill_buf().await {
+            Ok([]) | Err(_) => return ExitCause::Crash,
+            Ok(b) => b,
         };
-        match FromWorker::parse(&header) {
-            Ok(FromWorker::Res {
-                id,
-                status,
-                headers,
-                proxy,
-            }) => worker.deliver(
-                id,
-                Some(
-                    protocol::response(status, headers, body)
-                        .map(|r| WorkerResponse { proxy, ..r })
-                        .map_err(|detail| PoolError::BadResponse { detail }),
-                ),
-            ),
-            Ok(FromWorker::Err {
-                id,
-                kind,
-                status,
-                detail,
-            }) => worker.deliver(id, Some(Err(handler_error(worker, &kind, status, detail)))),
-            Ok(FromWorker::Cancelled { id }) => worker.deliver(id, None),
-            Ok(FromWorker::Ready { .. }) | Ok(FromWorker::Fatal { .. }) => {}
-            Err(e) => {
-                tracing::warn!(function = %worker.function, error = %e, "worker sent garbage");
-                return ExitCause::Protocol;
+        let stop = match protocol::buffered_frame(buffered) {
+            Ok(Some((header, body, used))) => {
+                let stop = on_frame(worker, header, Bytes::copy_from_slice(body));
+                reader.consume(used);
+                stop
             }
+            // Not all here yet (or larger than the buffer): read it whole.
+            Ok(None) => match protocol::read_frame(reader).await {
+                Ok((header, body)) => on_frame(worker, &header, body),
+                Err(protocol::FrameError::Closed) | Err(protocol::FrameError::Io(_)) => {
+                    return ExitCause::Crash
+                }
+                Err(e) => garbage(worker, &e),
+            },
+            Err(e) => garbage(worker, &e),
+        };
+        if let Some(cause) = stop {
+            return cause;
         }
     }
+}
+
+fn garbage(worker: &Worker, e: &dyn std::fmt::Display) -> Option<ExitCause> {
+    tracing::warn!(function = %worker.function, error = %e, "worker sent garbage");
+    Some(ExitCause::Protocol)
+}
+
+/// One frame from the worker; `Some` when the channel can no longer be trusted.
+fn on_frame(worker: &Worker, header: &[u8], body: Bytes) -> Option<ExitCause> {
+    match FromWorker::parse(header) {
+        Ok(FromWorker::Res {
+            id,
+            status,
+            headers,
+            proxy,
+        }) => worker.deliver(
+            id,
+            Some(
+                protocol::response(status, headers, body)
+                    .map(|r| WorkerResponse { proxy, ..r })
+                    .map_err(|detail| PoolError::BadResponse { detail }),
+            ),
+        ),
+        Ok(FromWorker::Err {
+            id,
+            kind,
+            status,
+            detail,
+        }) => worker.deliver(id, Some(Err(handler_error(worker, &kind, status, detail)))),
+        Ok(FromWorker::Cancelled { id }) => worker.deliver(id, None),
+        Ok(FromWorker::Ready { .. }) | Ok(FromWorker::Fatal { .. }) => {}
+        Err(e) => return garbage(worker, &e),
+    }
+    None
 }
