@@ -159,7 +159,7 @@ def measure(scenario, cfg, env, rows):
         # The same offered load for every server, below all their ceilings: CPU per
         # answer, median of the interleaved rounds.
         for rate in CPU_SCENARIOS[scenario]:
-            per = {}
+            per, set_aside = {}, {}
             for rnd in range(cfg.cpu_rounds):
                 for t in live:
                     proc = cfg.servers.procs.get(t.proc)
@@ -174,15 +174,13 @@ def measure(scenario, cfg, env, rows):
                         LogFiles(t.logs).empty()
                         if not r or (r.get("steal") or 0) < STEAL_NOTE or attempt == CPU_REMEASURE:
                             break
-                        per.setdefault(("remeasured", t.server), []).append(r)
+                        set_aside[t.server] = set_aside.get(t.server, 0) + 1
                     if r:
                         per.setdefault(t.server, []).append(r)
             for server, results in per.items():
-                if isinstance(server, tuple):
-                    continue
                 results.sort(key=lambda r: r["us_per_req"])
                 mid = dict(results[len(results) // 2])
-                mid["remeasured"] = len(per.get(("remeasured", server), []))
+                mid["remeasured"] = set_aside.get(server, 0)
                 cfg.cpu_rows.append(mid)
 
 

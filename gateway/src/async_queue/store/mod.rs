@@ -6,6 +6,7 @@ pub mod embedded;
 pub mod redis;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::call::{Call, Record};
 use super::machine::{CallState, Progress};
@@ -96,7 +97,7 @@ impl Backend {
     ) -> std::time::Duration {
         match self {
             Backend::Embedded(s) => s.next_due().map_or(cap, |due| {
-                std::time::Duration::from_millis(due.saturating_sub(now_ms())).min(cap)
+                Duration::from_millis(due.saturating_sub(now_ms())).min(cap)
             }),
             Backend::Redis(_) => poll,
         }
