@@ -35,6 +35,10 @@ PORTS = {
 # `nice -n -N` for servers and load tools when --priority N is given (root only).
 PRIORITY = []
 
+# The refusal measured beside an accepted path, on the same process in the same CPU rounds
+# (driver.paired_refusal): the accepted/refusal ratio is taken round by round.
+PAIRED_REFUSAL = "edgefn (refusal)"
+
 SCENARIOS = ["rejected", "defaults", "python", "node", "runtimes", "hmac", "tls", "tls-handshake",
              "idle"]
 

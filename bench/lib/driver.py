@@ -17,8 +17,8 @@ import os
 import sys
 import time
 
-from common import (API_KEY, BENCH, HMAC_BODY_BYTES, PORTS, PRIORITY, RELEASE, RUN, SCENARIOS,
-                    WEBHOOK_SECRET, WRONG_KEY, log)
+from common import (API_KEY, BENCH, HMAC_BODY_BYTES, PAIRED_REFUSAL, PORTS, PRIORITY, RELEASE, RUN,
+                    SCENARIOS, WEBHOOK_SECRET, WRONG_KEY, log)
 from load import (LogFiles, Target, cpu_per_request, idle_measure, oha_json_flag, probe, run_oha, run_worker_direct,
                   run_wrk, wait_started, warm_up)
 import runtimes
@@ -158,10 +158,11 @@ def measure(scenario, cfg, env, rows):
     if scenario in CPU_SCENARIOS and cfg.oha:
         # The same offered load for every server, below all their ceilings: CPU per
         # answer, median of the interleaved rounds.
+        measured = live + paired_refusal(scenario)
         for rate in CPU_SCENARIOS[scenario]:
             per, set_aside = {}, {}
             for rnd in range(cfg.cpu_rounds):
-                for t in live:
+                for t in measured:
                     proc = cfg.servers.procs.get(t.proc)
                     if proc is None:
                         continue
@@ -176,12 +177,29 @@ def measure(scenario, cfg, env, rows):
                             break
                         set_aside[t.server] = set_aside.get(t.server, 0) + 1
                     if r:
+                        r["round"] = rnd
                         per.setdefault(t.server, []).append(r)
             for server, results in per.items():
+                # Each round's gateway figure, for ratios paired round by round.
+                by_round = {r["round"]: r["us_leader"] for r in results}
                 results.sort(key=lambda r: r["us_per_req"])
                 mid = dict(results[len(results) // 2])
                 mid["remeasured"] = set_aside.get(server, 0)
+                mid["rounds"] = by_round
                 cfg.cpu_rows.append(mid)
+
+
+def paired_refusal(scenario):
+    """For the accepted-path scenarios, the same edgefn process refusing a request (the
+    `rejected` scenario's 401) in the same interleaved CPU rounds: the accepted/refusal
+    ratio is then taken round by round, minutes apart at most, where the host's drift
+    between scenarios (the same refusal has cost 1.6× more ten minutes later) would
+    otherwise land on one side of it."""
+    if scenario not in ("python", "node"):
+        return []
+    t = Target(scenario, PAIRED_REFUSAL, f"http://127.0.0.1:{PORTS['edgefn']}/secure", 401,
+               [("x-api-key", WRONG_KEY)], peer=False, proc="edgefn")
+    return [t] if probe(t) == 401 else []
 
 
 # A load generator busier than this on its core was the ceiling of the rate it measured.

@@ -3,7 +3,7 @@ issue's targets, and the Markdown/CSV report."""
 import csv
 import os
 
-from common import PRIORITY, RESULTS
+from common import PAIRED_REFUSAL, PRIORITY, RESULTS
 
 
 def median(values):
@@ -118,12 +118,25 @@ def cpu_checks(cpu_rows):
         if e and h and h["us_per_req"]:
             lines.append(f"- CPU per refusal at {rate:,} req/s: edgefn / hyper-header = "
                          f"{judged(e['us_per_req'] / h['us_per_req'], goal, at_most=True)}")
-    refusal = at("rejected", "edgefn", 2_000)
+    apart = at("rejected", "edgefn", 2_000)
     for scenario in ("python", "node"):
         acc = at(scenario, "edgefn", 2_000)
-        if acc and refusal and refusal["us_leader"]:
-            lines.append(f"- gateway CPU per accepted {scenario} request / per refusal at 2,000 req/s "
-                         f"= {judged(acc['us_leader'] / refusal['us_leader'], 1.5, at_most=True)}")
+        paired = at(scenario, PAIRED_REFUSAL, 2_000)
+        if acc and paired:
+            # Round by round: both measured on the same process within the same round.
+            both = sorted(set(acc["rounds"]) & set(paired["rounds"]))
+            per = sorted(acc["rounds"][k] / paired["rounds"][k] for k in both
+                         if paired["rounds"][k])
+            if per:
+                lines.append(
+                    f"- gateway CPU per accepted {scenario} request / per refusal at 2,000 req/s, "
+                    f"the same process in the same rounds = "
+                    f"{judged(per[len(per) // 2], 1.5, at_most=True)[:-1]}; the median of the "
+                    f"per-round ratios {', '.join(f'{x:.2f}' for x in per)}; medians "
+                    f"{acc['us_leader']:.1f} / {paired['us_leader']:.1f} µs)")
+        if acc and apart and apart["us_leader"]:
+            lines.append(f"- the same against the `rejected` scenario's refusal (measured minutes "
+                         f"apart, for reference): {acc['us_leader'] / apart['us_leader']:.2f}×")
     return lines
 
 
@@ -191,9 +204,9 @@ def write_report(rows, idle, cfg, env, started, elapsed):
             edge = next((e for e in cfg.cpu_rows if e["server"] == "edgefn"
                          and e["scenario"] == c["scenario"] and e["rate"] == c["rate"]), None)
             ratio = ""
-            if edge and c is not edge and c["us_per_req"]:
+            if edge and c is not edge and c["us_per_req"] and c["server"] != PAIRED_REFUSAL:
                 ratio = f"{edge['us_per_req'] / c['us_per_req']:.2f}× the CPU"
-            own = f"{c['us_leader']:.2f}" if c["server"] == "edgefn" else ""
+            own = f"{c['us_leader']:.2f}" if c["server"] in ("edgefn", PAIRED_REFUSAL) else ""
             steal = c.get("steal") or 0
             disturbed = f" (disturbed: {steal * 100:.0f}% steal time)" if steal >= 0.02 else ""
             if c.get("remeasured"):
