@@ -201,7 +201,7 @@ async fn invoke(f: &Function, c: &Claimed) -> Outcome {
         client_ip: None,
         meta: f.event_meta.clone(),
     };
-    match f.pool.dispatch(req).await {
+    match f.pool.dispatch(&req).await {
         Ok(w) => Outcome {
             status: w.status,
             headers: w.headers,

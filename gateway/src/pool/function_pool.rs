@@ -177,7 +177,7 @@ impl FunctionPool {
         outcome.unwrap_or(Ok(()))
     }
 
-    pub async fn dispatch(&self, req: WorkerRequest) -> Result<WorkerResponse, PoolError> {
+    pub async fn dispatch(&self, req: &WorkerRequest) -> Result<WorkerResponse, PoolError> {
         let inner = &self.inner;
         let (wid, chan) = inner.acquire().await?;
         let mut slot = InFlight {
@@ -196,7 +196,7 @@ impl FunctionPool {
         // One deadline for the send and the reply (one timer, armed only if the reply
         // is not there at once).
         let call = async {
-            let (id, rx) = chan.send(&req).await?;
+            let (id, rx) = chan.send(req).await?;
             slot.req = Some(id);
             let reply = rx.await.unwrap_or(Err(PoolError::Crashed));
             slot.answered = true;

@@ -215,7 +215,7 @@ async fn a_fake_worker_serves_and_its_slot_is_reused() {
     for _ in 0..3 {
         let call = tokio::spawn({
             let p = p.clone();
-            async move { p.dispatch(request()).await }
+            async move { p.dispatch(&request()).await }
         });
         let w = spawner.worker(0);
         until(|| w.in_flight() == 1).await;
@@ -233,7 +233,7 @@ async fn a_timeout_cancels_and_an_acknowledged_cancel_keeps_the_worker() {
     });
     let p = pool(&spawner, spec(1, 1, 50), 60_000);
     p.wait_ready(1).await.unwrap();
-    let r = p.dispatch(request()).await;
+    let r = p.dispatch(&request()).await;
     assert!(
         matches!(r, Err(PoolError::Timeout { timeout_ms: 50 })),
         "{r:?}"
@@ -243,7 +243,7 @@ async fn a_timeout_cancels_and_an_acknowledged_cancel_keeps_the_worker() {
     // The slot came back with the ack: the next request reaches the same worker.
     let call = tokio::spawn({
         let p = p.clone();
-        async move { p.dispatch(request()).await }
+        async move { p.dispatch(&request()).await }
     });
     until(|| w.in_flight() == 1).await;
     w.answer(200);
@@ -258,7 +258,7 @@ async fn an_unacknowledged_cancel_kills_the_worker_after_the_grace() {
     let p = pool(&spawner, spec(1, 1, 50), 50);
     p.wait_ready(1).await.unwrap();
     assert!(matches!(
-        p.dispatch(request()).await,
+        p.dispatch(&request()).await,
         Err(PoolError::Timeout { .. })
     ));
     let w = spawner.worker(0);
@@ -276,7 +276,7 @@ async fn a_handler_that_cannot_start_answers_waiters_at_once() {
     let p = pool(&spawner, spec(2, 4, 600_000), 1000);
     let e = p.wait_ready(2).await.unwrap_err();
     assert!(e.contains("SyntaxError"), "{e}");
-    let r = tokio::time::timeout(PATIENCE, p.dispatch(request()))
+    let r = tokio::time::timeout(PATIENCE, p.dispatch(&request()))
         .await
         .expect("answered long before the 600 s timeout");
     // The runtime's own text, as FastFN's daemon answers a handler it cannot load.
@@ -296,7 +296,7 @@ async fn shutdown_during_a_start_kills_the_worker_once_it_is_up() {
     let p = pool(&spawner, spec(1, 1, 60_000), 1000);
     let waiter = tokio::spawn({
         let p = p.clone();
-        async move { p.dispatch(request()).await }
+        async move { p.dispatch(&request()).await }
     });
     p.inner.apply(|sh, _| sh.machine.stop());
     assert!(matches!(waiter.await.unwrap(), Err(PoolError::Crashed)));
@@ -315,7 +315,7 @@ async fn retire_lets_the_request_in_flight_finish_then_stops() {
     p.wait_ready(1).await.unwrap();
     let call = tokio::spawn({
         let p = p.clone();
-        async move { p.dispatch(request()).await }
+        async move { p.dispatch(&request()).await }
     });
     let w = spawner.worker(0);
     until(|| w.in_flight() == 1).await;
@@ -358,7 +358,7 @@ async fn the_functions_idle_ttl_wins_over_the_runtimes_idle_timeout() {
     let p = pool(&spawner, Arc::new(s), 1000);
     let call = tokio::spawn({
         let p = p.clone();
-        async move { p.dispatch(request()).await }
+        async move { p.dispatch(&request()).await }
     });
     until(|| spawner.count() == 1 && spawner.worker(0).in_flight() == 1).await;
     assert!(spawner.worker(0).answer(200));

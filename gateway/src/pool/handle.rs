@@ -67,7 +67,7 @@ impl Pool {
         }
     }
 
-    pub async fn dispatch(&self, req: WorkerRequest) -> Result<WorkerResponse, PoolError> {
+    pub async fn dispatch(&self, req: &WorkerRequest) -> Result<WorkerResponse, PoolError> {
         let serving = self.serving.load_full();
         match &*serving {
             Serving::Starting => Err(PoolError::Starting { retry_after_s: 1 }),

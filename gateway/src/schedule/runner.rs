@@ -114,7 +114,7 @@ impl Job {
                 client_ip: None,
                 meta: self.meta.clone(),
             };
-            let outcome = match self.pool.dispatch(req).await {
+            let outcome = match self.pool.dispatch(&req).await {
                 Ok(resp) if !resp.status.is_server_error() => Ok(resp.status.as_u16()),
                 Ok(resp) => Err(format!("status {}", resp.status.as_u16())),
                 Err(e) => Err(e.to_string()),

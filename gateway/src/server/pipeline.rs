@@ -582,7 +582,7 @@ async fn finish(
     // Decided before the body is read when auth did not need it (cluster mode only: the
     // synchronous decision already limited otherwise).
     if let (Some(store), Some(identity), false) = (cluster, &identity, limited) {
-        shared_limit(f, store, peer, &identity.identity).await?;
+        Box::pin(shared_limit(f, store, peer, &identity.identity)).await?;
     }
     let mut incoming = Some(body);
     let mut signed_body = None;
@@ -611,15 +611,16 @@ async fn finish(
             };
             let identity = match cluster {
                 None => {
-                    let identity =
-                        authenticate_waiting(f, presented, raw, now_unix, peer, wait).await?;
+                    let waiting = authenticate_waiting(f, presented, raw, now_unix, peer, wait);
+                    let identity = Box::pin(waiting).await?;
                     check_limit(f, peer, &identity.identity)?;
                     identity
                 }
                 Some(store) => {
-                    let identity =
-                        authenticate_shared(f, store, presented, raw, now_unix, peer, wait).await?;
-                    shared_limit(f, store, peer, &identity.identity).await?;
+                    let shared =
+                        authenticate_shared(f, store, presented, raw, now_unix, peer, wait);
+                    let identity = Box::pin(shared).await?;
+                    Box::pin(shared_limit(f, store, peer, &identity.identity)).await?;
                     identity
                 }
             };
@@ -645,8 +646,8 @@ async fn finish(
     let path = view.worker_path(parts.uri.path()).to_owned();
     if view.mode == Mode::Async {
         let identity = identity.identity;
-        let mut accepted =
-            accept::enqueue(queue, f, parts, body, identity, params, path, rid).await?;
+        let enqueue = accept::enqueue(queue, f, parts, body, identity, params, path, rid);
+        let mut accepted = Box::pin(enqueue).await?;
         if let Some(c) = reissue {
             accepted.headers_mut().append(SET_COOKIE, c);
         }
@@ -654,22 +655,20 @@ async fn finish(
     }
     let call_id = (view.mode == Mode::Sync).then(|| of_headers::call_id(&parts.headers, rid));
     let method = parts.method.clone();
-    let answer = f
-        .pool
-        .dispatch(worker_request(
-            parts,
-            body,
-            identity,
-            (params, path),
-            rid,
-            f,
-            peer,
-        ))
-        .await?;
-    let policy = &f.def.policy;
-    let answer = crate::edge::answer(policy.edge.as_deref(), answer, &method, policy.timeout)
-        .await
-        .inspect_err(|e| tracing::warn!(function = %f.def.name, error = %e, "edge proxy failed"))?;
+    let req = worker_request(parts, body, identity, (params, path), rid, f, peer);
+    let answer = f.pool.dispatch(&req).await?;
+    drop(req);
+    // A proxy answer is rare and its fetch's state large: boxed, it stays out of this
+    // future's size.
+    let answer = if answer.proxy.is_some() {
+        let policy = &f.def.policy;
+        let edge = crate::edge::answer(policy.edge.as_deref(), answer, &method, policy.timeout);
+        Box::pin(edge).await.inspect_err(
+            |e| tracing::warn!(function = %f.def.name, error = %e, "edge proxy failed"),
+        )?
+    } else {
+        answer
+    };
     let mut resp = into_response(answer, rid);
     if f.def.policy.debug_headers {
         super::debug_headers::stamp(resp.headers_mut(), f, rid, started.0.elapsed());
@@ -905,7 +904,7 @@ async fn read_body(
         return Err(GatewayError::PayloadTooLarge { limit });
     }
     match body {
-        ReqBody::Hyper(body) => super::body::read(body, limit, limits).await,
+        ReqBody::Hyper(body) => Box::pin(super::body::read(body, limit, limits)).await,
         ReqBody::Read(b) if b.len() as u64 > limit => Err(GatewayError::PayloadTooLarge { limit }),
         ReqBody::Read(b) => Ok(b),
     }

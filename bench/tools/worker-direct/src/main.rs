@@ -127,7 +127,7 @@ async fn ready(pool: &Arc<Pool>, deadline: Duration) -> Result<Duration, String>
 /// A pool whose worker cannot start still serves (failing requests promptly): one request
 /// proves the start was a real one.
 async fn answers(pool: &Pool, what: &str) {
-    match pool.dispatch(request(0)).await {
+    match pool.dispatch(&request(0)).await {
         Ok(r) if r.status == 200 => {}
         Ok(r) => fail(format!(
             "{what}: the handler answered {}, expected 200",
@@ -183,7 +183,7 @@ async fn main() {
         registry.retire_except(std::slice::from_ref(&pool)).await;
     }
     for i in 0..n.min(1000) {
-        if let Err(e) = pool.dispatch(request(i)).await {
+        if let Err(e) = pool.dispatch(&request(i)).await {
             fail(format!("warm-up request: {e}"));
         }
     }
@@ -191,7 +191,7 @@ async fn main() {
     let start = Instant::now();
     for i in 0..n {
         let t = Instant::now();
-        let r = pool.dispatch(request(i)).await;
+        let r = pool.dispatch(&request(i)).await;
         lat.push(t.elapsed());
         match r {
             Ok(r) if r.status == 200 => {}
