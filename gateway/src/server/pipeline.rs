@@ -423,19 +423,22 @@ fn admitted(
             return refuse_now(state, Some(f), &parts.method, answer, start, &rid);
         }
     };
-    let method = parts.method.clone();
     let state = state.clone();
+    // The head and the admission stay here and are lent to `finish`: an async fn's
+    // arguments are stored in its future as well as in the caller's.
+    let (mut parts, mut admission) = (parts, admission);
     Handled::Boxed(Box::pin(async move {
         let f = &snap.functions[admission.route.index];
-        let req = (parts, body);
-        let (resp, subject) = match finish(f, &state, req, admission, peer, &rid, limited).await {
+        let req = (&mut parts, body);
+        let done = finish(f, &state, req, &mut admission, peer, &rid, limited).await;
+        let (resp, subject) = match done {
             Ok(done) => done,
             Err(e) => (respond::error(&e, &rid), None),
         };
         let _ = record(
             &state,
             Some(f),
-            &method,
+            &parts.method,
             resp.status(),
             start,
             rid.as_bytes(),
@@ -564,8 +567,8 @@ impl<'a> Presented<'a> {
 async fn finish(
     f: &Function,
     state: &State,
-    (parts, body): (Parts, ReqBody),
-    admission: Admission,
+    (parts, body): (&mut Parts, ReqBody),
+    admission: &mut Admission,
     peer: IpAddr,
     rid: &HeaderValue,
     limited: bool,
@@ -573,12 +576,8 @@ async fn finish(
     let started = (Instant::now(), SystemTime::now());
     let (cluster, limits) = (state.cluster.as_ref(), state.body);
     let queue = state.async_queue.as_deref();
-    let Admission {
-        route,
-        view,
-        identity,
-        now_unix,
-    } = admission;
+    let (route, view, now_unix) = (&admission.route, admission.view, admission.now_unix);
+    let identity = admission.identity.take();
     // Decided before the body is read when auth did not need it (cluster mode only: the
     // synchronous decision already limited otherwise).
     if let (Some(store), Some(identity), false) = (cluster, &identity, limited) {
@@ -590,7 +589,7 @@ async fn finish(
     let mut reissue = None;
     if identity.is_none() && f.def.auth.needs_body() {
         if let Some(i) = incoming.take() {
-            signed_body = Some(read_body(f, &parts, i, limits).await?);
+            signed_body = Some(read_body(f, parts, i, limits).await?);
         }
     }
     let identity = match identity {
@@ -634,7 +633,7 @@ async fn finish(
     };
     let body = match (signed_body, incoming) {
         (Some(b), _) => b,
-        (None, Some(i)) => read_body(f, &parts, i, limits).await?,
+        (None, Some(i)) => read_body(f, parts, i, limits).await?,
         (None, None) => Bytes::new(),
     };
     // Only now, with the request admitted, are the parameters copied out of the path.
@@ -646,6 +645,7 @@ async fn finish(
     let path = view.worker_path(parts.uri.path()).to_owned();
     if view.mode == Mode::Async {
         let identity = identity.identity;
+        let parts = std::mem::replace(parts, Request::new(()).into_parts().0);
         let enqueue = accept::enqueue(queue, f, parts, body, identity, params, path, rid);
         let mut accepted = Box::pin(enqueue).await?;
         if let Some(c) = reissue {
@@ -654,7 +654,6 @@ async fn finish(
         return Ok((accepted, subject));
     }
     let call_id = (view.mode == Mode::Sync).then(|| of_headers::call_id(&parts.headers, rid));
-    let method = parts.method.clone();
     let req = worker_request(parts, body, identity, (params, path), rid, f, peer);
     let answer = f.pool.dispatch(&req).await?;
     drop(req);
@@ -662,7 +661,8 @@ async fn finish(
     // future's size.
     let answer = if answer.proxy.is_some() {
         let policy = &f.def.policy;
-        let edge = crate::edge::answer(policy.edge.as_deref(), answer, &method, policy.timeout);
+        let method = &parts.method;
+        let edge = crate::edge::answer(policy.edge.as_deref(), answer, method, policy.timeout);
         Box::pin(edge).await.inspect_err(
             |e| tracing::warn!(function = %f.def.name, error = %e, "edge proxy failed"),
         )?
@@ -919,8 +919,9 @@ fn into_response(w: crate::pool::WorkerResponse, rid: &HeaderValue) -> Response<
     resp
 }
 
+/// Takes the head's headers; the rest of `parts` stays for the caller's metrics.
 fn worker_request(
-    parts: Parts,
+    parts: &mut Parts,
     body: Bytes,
     identity: Admitted,
     (params, path): (Vec<(String, String)>, String),
@@ -929,18 +930,18 @@ fn worker_request(
     peer: IpAddr,
 ) -> WorkerRequest {
     let hidden = f.def.auth.hidden();
-    let mut parts = parts;
+    let mut headers = std::mem::take(&mut parts.headers);
     let mut query = parts.uri.query().map(str::to_owned);
     if !hidden.is_empty() {
-        hidden.strip(&mut parts.headers, &mut query);
+        hidden.strip(&mut headers, &mut query);
     }
     WorkerRequest {
         request_id: Arc::from(rid.to_str().unwrap_or_default()),
-        method: parts.method,
+        method: parts.method.clone(),
         path,
         query,
         params,
-        headers: parts.headers,
+        headers,
         body,
         auth: AuthContext {
             kind: identity.identity.kind,
