@@ -154,8 +154,9 @@ impl Decided {
 
     fn new(what: Admit, snap: &Arc<Snapshot>, rid: &[u8], start: Instant) -> Self {
         // The front only passes a well-formed caller id or a generated one.
-        let rid = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(rid))
-            .unwrap_or_else(|_| request_id::new_id());
+        let rid = RidBytes::new(rid)
+            .and_then(|b| HeaderValue::from_maybe_shared(Bytes::from_owner(b)).ok())
+            .unwrap_or_else(request_id::new_id);
         Decided {
             snap: snap.clone(),
             rid,
@@ -173,6 +174,31 @@ impl Decided {
             }
             Admit::Asset(_) => None,
         }
+    }
+}
+
+/// A request id's bytes in one allocation that later clones (the response's header)
+/// share; a `Bytes` copied from a slice allocates again on its first clone.
+struct RidBytes {
+    len: u8,
+    buf: [u8; RidBytes::MAX],
+}
+
+impl RidBytes {
+    /// The longest id `request_id` keeps.
+    const MAX: usize = 128;
+
+    fn new(rid: &[u8]) -> Option<Self> {
+        let mut buf = [0; Self::MAX];
+        buf.get_mut(..rid.len())?.copy_from_slice(rid);
+        let len = u8::try_from(rid.len()).ok()?;
+        Some(RidBytes { len, buf })
+    }
+}
+
+impl AsRef<[u8]> for RidBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
     }
 }
 
