@@ -599,10 +599,12 @@ async fn finish(
     rid: &HeaderValue,
     limited: bool,
 ) -> Result<Invoked, GatewayError> {
-    let started = (Instant::now(), SystemTime::now());
+    let (route, view, now_unix) = (&admission.route, admission.view, admission.now_unix);
+    // Only the headers that report the call's time read the clocks.
+    let started = (f.def.policy.debug_headers || view.mode == Mode::Sync)
+        .then(|| (Instant::now(), SystemTime::now()));
     let (cluster, limits) = (state.cluster.as_ref(), state.body);
     let queue = state.async_queue.as_deref();
-    let (route, view, now_unix) = (&admission.route, admission.view, admission.now_unix);
     let identity = admission.identity.take();
     // Decided before the body is read when auth did not need it (cluster mode only: the
     // synchronous decision already limited otherwise).
@@ -696,11 +698,13 @@ async fn finish(
         answer
     };
     let mut resp = into_response(answer, rid);
-    if f.def.policy.debug_headers {
-        super::debug_headers::stamp(resp.headers_mut(), f, rid, started.0.elapsed());
-    }
-    if let Some(call_id) = call_id {
-        of_headers::stamp(resp.headers_mut(), call_id, started.1, started.0.elapsed());
+    if let Some((at, wall)) = started {
+        if f.def.policy.debug_headers {
+            super::debug_headers::stamp(resp.headers_mut(), f, rid, at.elapsed());
+        }
+        if let Some(call_id) = call_id {
+            of_headers::stamp(resp.headers_mut(), call_id, wall, at.elapsed());
+        }
     }
     if let Some(c) = reissue {
         resp.headers_mut().append(SET_COOKIE, c);
