@@ -22,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
 
+use super::json_text::{self, string};
 use super::{AuthContext, WorkerRequest};
 
 /// What the event says about the function, fixed per snapshot (built once at load).
@@ -176,7 +177,13 @@ pub fn write_request_header(out: &mut Vec<u8>, id: u64, function: &str, req: &Wo
     string(out, &req.path);
     out.extend_from_slice(br#","raw_path":"#);
     match req.query.as_deref() {
-        Some(q) => string(out, &format!("{}?{q}", req.path)),
+        Some(q) => {
+            out.push(b'"');
+            json_text::contents(out, &req.path);
+            out.push(b'?');
+            json_text::contents(out, q);
+            out.push(b'"');
+        }
         None => string(out, &req.path),
     }
     out.extend_from_slice(br#","query":"#);
@@ -280,23 +287,9 @@ fn timestamp() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A JSON string, as serde_json writes it: copied when nothing needs escaping.
-fn string(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        serde_json::to_writer(&mut *out, s).expect("writing JSON to a Vec cannot fail");
-    }
-}
-
 /// A header value as text: printable ASCII is copied, anything else decoded lossily.
 fn header_value(out: &mut Vec<u8>, v: &[u8]) {
-    if v.iter()
-        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-    {
+    if json_text::printable_len(v) == v.len() {
         out.reserve(v.len() + 2);
         out.push(b'"');
         out.extend_from_slice(v);
