@@ -20,7 +20,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 
 use super::json_text::{self, string};
 use super::{AuthContext, WorkerRequest};
@@ -194,16 +194,16 @@ pub fn write_request_header(out: &mut Vec<u8>, id: u64, function: &str, req: &Wo
     out.extend_from_slice(br#","path_params":"#);
     out.extend_from_within(params_at..out.len() - br#","path_params":"#.len());
     out.extend_from_slice(br#","headers":"#);
-    headers(out, &req.headers);
+    let seen = headers(out, &req.headers);
     out.extend_from_slice(br#","session":"#);
-    session(out, &req.headers);
+    session(out, &req.headers, seen.cookie);
     out.extend_from_slice(br#","client":{"ip":"#);
     match req.client_ip {
         Some(ip) => address(out, ip),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(br#","ua":"#);
-    match req.headers.get(http::header::USER_AGENT) {
+    match seen.user_agent {
         Some(v) => header_value(out, v.as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
@@ -265,9 +265,9 @@ pub fn write_flat_request_header(out: &mut Vec<u8>, id: u64, function: &str, req
     out.push(b'\n');
     params(out, &req.params);
     out.push(b'\n');
-    headers(out, &req.headers);
+    let seen = headers(out, &req.headers);
     out.push(b'\n');
-    session(out, &req.headers);
+    session(out, &req.headers, seen.cookie);
     out.push(b'\n');
     if let Some(ip) = req.client_ip {
         ip_text(out, ip);
@@ -399,10 +399,22 @@ fn params(out: &mut Vec<u8>, params: &[(String, String)]) {
     out.push(b'}');
 }
 
+/// What the event reads of two headers on their own, noted while they are written (a
+/// lookup by name hashes it).
+struct Seen<'a> {
+    /// The first `User-Agent` value, as `HeaderMap::get` gives it.
+    user_agent: Option<&'a HeaderValue>,
+    cookie: bool,
+}
+
 /// Lower-cased names (hyper already stores them so; a header name never needs escaping);
 /// a repeated header becomes an array of its values, as nginx's `get_headers` hands them
 /// to FastFN handlers.
-fn headers(out: &mut Vec<u8>, map: &HeaderMap) {
+fn headers<'a>(out: &mut Vec<u8>, map: &'a HeaderMap) -> Seen<'a> {
+    let mut seen = Seen {
+        user_agent: None,
+        cookie: false,
+    };
     out.push(b'{');
     // `iter` yields every value of a name together: one pass, no per-name lookup.
     let mut values = map.iter().peekable();
@@ -410,6 +422,11 @@ fn headers(out: &mut Vec<u8>, map: &HeaderMap) {
     while let Some((name, value)) = values.next() {
         if !std::mem::take(&mut first) {
             out.push(b',');
+        }
+        if *name == http::header::USER_AGENT {
+            seen.user_agent = Some(value);
+        } else if *name == http::header::COOKIE {
+            seen.cookie = true;
         }
         out.push(b'"');
         out.extend_from_slice(name.as_str().as_bytes());
@@ -427,12 +444,17 @@ fn headers(out: &mut Vec<u8>, map: &HeaderMap) {
         }
     }
     out.push(b'}');
+    seen
 }
 
 /// `{"id", "raw", "cookies"}` from the Cookie header (`null` without one); the id is the
 /// `session_id`, `sessionid` or `sid` cookie, as FastFN picks it. Later cookies of one
-/// name win in `cookies`, as in FastFN's table.
-fn session(out: &mut Vec<u8>, map: &HeaderMap) {
+/// name win in `cookies`, as in FastFN's table. `cookie`: the map has a Cookie header.
+fn session(out: &mut Vec<u8>, map: &HeaderMap, cookie: bool) {
+    if !cookie {
+        out.extend_from_slice(b"null");
+        return;
+    }
     let raw: Vec<&str> = map
         .get_all(http::header::COOKIE)
         .iter()

@@ -354,3 +354,33 @@ const OPEN_JSON: &str = "{\"type\":\"req\",\"id\":9,\"binary\":false,\"event\":{
 const OPEN_FLAT: &str = "F{\"function\":\"p/[id]\",\"function_name\":\"p/[id]\",\"runtime\":\"python\",\"version\":\"default\",\"timeout_ms\":2500,\"max_body_bytes\":1024,\"debug\":{\"enabled\":true}}\n9\n0\nrid\nTS\nPOST\n/p/7\n\n{}\n{\"id\":\"7\"}\n{\"x-a\":[\"1\",\"2\"],\"x-b\":\"3\"}\nnull\n192.168.100.255\n\n{\"type\":\"none\",\"subject\":null}";
 const AWKWARD_JSON: &str = "{\"type\":\"req\",\"id\":9,\"binary\":false,\"event\":{\"id\":\"rid\",\"ts\":TS,\"method\":\"POST\",\"path\":\"/a-long-plain-run\\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\\\"\\\\\u{7f}é€😀/tail-of-text\",\"raw_path\":\"/a-long-plain-run\\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\\\"\\\\\u{7f}é€😀/tail-of-text?x=%00%0A%1F%22%5C%7F&long-plain-key=long-plain-value\",\"query\":{\"x\":\"\\u0000\\n\\u001f\\\"\\\\\u{7f}\",\"long-plain-key\":\"long-plain-value\"},\"params\":{\"k\\\"\":\"v\\\\\",\"plain\":\"text\"},\"path_params\":{\"k\\\"\":\"v\\\\\",\"plain\":\"text\"},\"headers\":{\"x-a\":[\"1\",\"2\"],\"x-b\":\"3\",\"user-agent\":\"agent/1 \\\"x\\\" €\",\"cookie\":[\"sid=abc; theme=dark\",\"theme=light\"],\"x-mixed\":\"plain \\t\\\"quoted\\\" back\\\\slash é � end\"},\"session\":{\"id\":\"abc\",\"raw\":\"sid=abc; theme=dark; theme=light\",\"cookies\":{\"sid\":\"abc\",\"theme\":\"light\"}},\"client\":{\"ip\":\"2001:db8::ff00:42:8329\",\"ua\":\"agent/1 \\\"x\\\" €\"},\"context\":{\"request_id\":\"rid\",\"function\":\"p/[id]\",\"function_name\":\"p/[id]\",\"runtime\":\"python\",\"version\":\"default\",\"timeout_ms\":2500,\"max_body_bytes\":1024,\"debug\":{\"enabled\":true},\"auth\":{\"type\":\"jwt\",\"subject\":\"u\\\\1\",\"claims\":{\"sub\":\"u\\\\1\",\"tags\":[\"a\",\"\\u0001\"]}},\"user\":{\"id\":\"u\\\\1\",\"auth\":\"jwt\"}}}}";
 const AWKWARD_FLAT: &str = "F{\"function\":\"p/[id]\",\"function_name\":\"p/[id]\",\"runtime\":\"python\",\"version\":\"default\",\"timeout_ms\":2500,\"max_body_bytes\":1024,\"debug\":{\"enabled\":true}}\n9\n0\nrid\nTS\nPOST\n/a-long-plain-run\0\u{1}\u{2}\u{3}\u{4}\u{5}\u{6}\u{7}\u{8}\t\u{b}\u{c}\r\u{e}\u{f}\u{10}\u{11}\u{12}\u{13}\u{14}\u{15}\u{16}\u{17}\u{18}\u{19}\u{1a}\u{1b}\u{1c}\u{1d}\u{1e}\u{1f}\"\\\u{7f}é€😀/tail-of-text\n?x=%00%0A%1F%22%5C%7F&long-plain-key=long-plain-value\n{\"x\":\"\\u0000\\n\\u001f\\\"\\\\\u{7f}\",\"long-plain-key\":\"long-plain-value\"}\n{\"k\\\"\":\"v\\\\\",\"plain\":\"text\"}\n{\"x-a\":[\"1\",\"2\"],\"x-b\":\"3\",\"user-agent\":\"agent/1 \\\"x\\\" €\",\"cookie\":[\"sid=abc; theme=dark\",\"theme=light\"],\"x-mixed\":\"plain \\t\\\"quoted\\\" back\\\\slash é � end\"}\n{\"id\":\"abc\",\"raw\":\"sid=abc; theme=dark; theme=light\",\"cookies\":{\"sid\":\"abc\",\"theme\":\"light\"}}\n2001:db8::ff00:42:8329\n=agent/1 \"x\" €\n{\"type\":\"jwt\",\"subject\":\"u\\\\1\",\"claims\":{\"sub\":\"u\\\\1\",\"tags\":[\"a\",\"\\u0001\"]}}";
+
+/// `client.ua` is the first User-Agent value; a Cookie header with no readable value
+/// makes no session. Both encodings agree.
+#[tokio::test]
+async fn repeated_user_agents_and_unreadable_cookies() {
+    let mut req = request(
+        b"",
+        AuthContext {
+            kind: "none",
+            subject: None,
+            claims: None,
+        },
+    );
+    req.headers
+        .append("user-agent", HeaderValue::from_static("second/2"));
+    req.headers.remove("cookie");
+    req.headers
+        .insert("cookie", HeaderValue::from_bytes(b"sid=\xff").unwrap());
+    let (v, _) = event_of(&req).await;
+    let e = &v["event"];
+    assert_eq!(
+        e["headers"]["user-agent"],
+        serde_json::json!(["curl/8", "second/2"])
+    );
+    assert_eq!(e["client"]["ua"], "curl/8");
+    assert!(e["session"].is_null());
+    let text = flat_header(&req, "p/[id]");
+    let f: Vec<&str> = text.split('\n').collect();
+    assert_eq!(&f[11..14], ["null", "10.1.2.3", "=curl/8"]);
+}
