@@ -384,3 +384,21 @@ async fn repeated_user_agents_and_unreadable_cookies() {
     let f: Vec<&str> = text.split('\n').collect();
     assert_eq!(&f[11..14], ["null", "10.1.2.3", "=curl/8"]);
 }
+
+#[test]
+fn ipv4_addresses_are_written_as_std_writes_them() {
+    let mut req = request(
+        b"",
+        AuthContext {
+            kind: "none",
+            subject: None,
+            claims: None,
+        },
+    );
+    for n in 0..=255u8 {
+        let ip = std::net::Ipv4Addr::new(n, 255 - n, n / 10, n % 10);
+        req.client_ip = Some(ip.into());
+        let text = flat_header(&req, "p/[id]");
+        assert_eq!(text.split('\n').nth(12), Some(&*ip.to_string()));
+    }
+}
