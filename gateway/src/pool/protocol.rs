@@ -476,6 +476,8 @@ mod tests {
             br#"{"type":"fatal","error":"boom"}"#,
             br#"{"type":"cancelled","id":18446744073709551615}"#,
             br#"{"type":"res","id":1,"status":200,"headers":[["content-type","text/plain; charset=utf-8"]]}"#,
+            r#"{"type":"res","id":1,"status":200,"headers":[["x-long-header-name","été 😀, a value of a few words"]]}"#.as_bytes(),
+            br#"{"type":"err","id":1,"kind":"a-kind-longer-than-a-word","error":null}"#,
         ] {
             let s = super::super::reply_scan::scan(h).expect("scanned");
             let r: RawFromWorker<'_> = serde_json::from_slice(h).unwrap();

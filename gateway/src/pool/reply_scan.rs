@@ -8,6 +8,8 @@
 
 use std::borrow::Cow;
 
+use super::json_text;
+
 /// The fields of a worker frame header, as `protocol::RawFromWorker` holds them.
 #[derive(Debug, Default, PartialEq)]
 pub struct Scanned<'a> {
@@ -22,12 +24,22 @@ pub struct Scanned<'a> {
 }
 
 struct Scan<'a> {
+    /// The header, checked to be UTF-8 once: every string is then a slice of it.
+    text: &'a str,
     b: &'a [u8],
     i: usize,
 }
 
 pub fn scan(header: &[u8]) -> Option<Scanned<'_>> {
-    let mut s = Scan { b: header, i: 0 };
+    // A header that is not UTF-8 throughout was never one to take (a byte above 0x7f can
+    // only sit in a string, and each string is text): checked once, here, every string is
+    // then a slice of it.
+    let text = std::str::from_utf8(header).ok()?;
+    let mut s = Scan {
+        text,
+        b: header,
+        i: 0,
+    };
     let mut out = Scanned::default();
     let mut seen = 0u16;
     s.ws();
@@ -127,14 +139,13 @@ impl<'a> Scan<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
-        let len = self.b[start..]
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-        if self.b[start + len] != b'"' {
+        let end = start + json_text::plain_len(&self.b[start..]);
+        if self.b.get(end) != Some(&b'"') {
             return None;
         }
-        self.i = start + len + 1;
-        std::str::from_utf8(&self.b[start..start + len]).ok()
+        self.i = end + 1;
+        // Both ends are next to a `"`, so on char boundaries.
+        self.text.get(start..end)
     }
 
     /// Digits as serde_json reads an integer: no leading zero, no fraction or exponent.
@@ -207,6 +218,13 @@ mod tests {
         assert_eq!((s.kind_of, s.kind), (Some("err"), Some("bad_response")));
         let s = scan(br#"{"pid":9,"type":"ready","version":2}"#).unwrap();
         assert_eq!((s.pid, s.version), (Some(9), Some(2)));
+        let s =
+            scan(r#"{"type":"res","id":1,"status":200,"headers":[["x-été","😀 ok"]]}"#.as_bytes())
+                .unwrap();
+        assert_eq!(
+            s.headers[0],
+            (Cow::Borrowed("x-été"), Cow::Borrowed("😀 ok"))
+        );
         let s = scan(br#"{"type":"res","id":1,"status":-7,"headers":[]}"#).unwrap();
         assert_eq!(s.status, Some(-7));
         assert_eq!(
@@ -235,6 +253,8 @@ mod tests {
             br#"{"type":"res"} x"#,
             br#"{"type":"res",}"#,
             b"{\"type\":\"r\xffs\"}",
+            b"{\"type\":\"res\",\"headers\":[[\"a\",\"caf\xc3\"]]}",
+            b"{\"type\":\"res\",\xc3\xa9\"id\":1}",
             br#"[]"#,
             br#""#,
         ] {
