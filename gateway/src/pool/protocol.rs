@@ -489,6 +489,59 @@ mod tests {
         }
     }
 
+    /// Mutated replies (bytes dropped, doubled, replaced with JSON's punctuation): none
+    /// the scanner takes reads otherwise than serde_json reads it.
+    #[test]
+    fn mutated_replies_scan_as_serde_reads_them() {
+        let seeds: [&[u8]; 4] = [
+            br#"{"type":"res","id":3,"status":201,"headers":[["x-a","b"],["content-type","text/plain; charset=utf-8"]]}"#,
+            br#"{"type":"err","id":1,"kind":"handler_error","status":500}"#,
+            br#"{"type":"ready","version":2,"pid":9,"error":null}"#,
+            br#"{ "type" : "cancelled" , "id" : 18446744073709551615 }"#,
+        ];
+        let alphabet = b"\"\\:,[]{} \n0123456789-.eE+nulltrue\x01\xc3\xa9\xff";
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n as u64) as usize
+        };
+        let mut taken = 0;
+        for round in 0..200_000 {
+            let mut h = seeds[round % seeds.len()].to_vec();
+            for _ in 0..1 + next(3) {
+                let at = next(h.len());
+                match next(3) {
+                    0 => {
+                        h.remove(at);
+                    }
+                    1 => h.insert(at, h[at]),
+                    _ => h[at] = alphabet[next(alphabet.len())],
+                }
+            }
+            // As `FromWorker::parse` takes it: a scan without a type is serde's too.
+            let scanned = super::super::reply_scan::scan(&h).filter(|s| s.kind_of.is_some());
+            let Some(s) = scanned else {
+                continue;
+            };
+            taken += 1;
+            let text = String::from_utf8_lossy(&h);
+            let r: RawFromWorker<'_> = serde_json::from_slice(&h)
+                .unwrap_or_else(|e| panic!("scanned but serde refuses {text}: {e}"));
+            assert_eq!(s.kind_of, Some(&*r.kind_of), "{text}");
+            assert_eq!(
+                (s.id, s.pid, s.status, s.version),
+                (r.id, r.pid, r.status, r.version),
+                "{text}"
+            );
+            assert_eq!(s.headers, r.headers, "{text}");
+            assert_eq!(s.kind, r.kind.as_deref(), "{text}");
+            assert_eq!(s.error, r.error.as_deref(), "{text}");
+        }
+        assert!(taken > 10_000, "only {taken} mutants scanned");
+    }
+
     #[test]
     fn v2_worker_frames_parse() {
         assert!(matches!(
