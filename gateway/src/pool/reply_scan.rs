@@ -48,48 +48,26 @@ pub fn scan(header: &[u8]) -> Option<Scanned<'_>> {
     if !s.eat_if(b'}') {
         loop {
             s.ws();
-            let key = s.string()?;
+            let key = s.key()?;
             s.ws();
             s.eat(b':')?;
             s.ws();
-            let bit = match key {
-                "type" => {
-                    out.kind_of = s.opt(Scan::string)?;
-                    1
-                }
-                "id" => {
-                    out.id = s.opt(Scan::unsigned)?;
-                    2
-                }
-                "pid" => {
+            match key {
+                Key::Type => out.kind_of = s.opt(Scan::string)?,
+                Key::Id => out.id = s.opt(Scan::unsigned)?,
+                Key::Pid => {
                     out.pid = match s.opt(Scan::unsigned)? {
                         Some(p) => Some(u32::try_from(p).ok()?),
                         None => None,
-                    };
-                    4
+                    }
                 }
-                "status" => {
-                    out.status = s.opt(Scan::signed)?;
-                    8
-                }
-                "headers" => {
-                    out.headers = s.pairs()?;
-                    16
-                }
-                "kind" => {
-                    out.kind = s.opt(Scan::string)?;
-                    32
-                }
-                "error" => {
-                    out.error = s.opt(Scan::string)?;
-                    64
-                }
-                "version" => {
-                    out.version = s.opt(Scan::unsigned)?;
-                    128
-                }
-                _ => return None,
-            };
+                Key::Status => out.status = s.opt(Scan::signed)?,
+                Key::Headers => out.headers = s.pairs()?,
+                Key::Kind => out.kind = s.opt(Scan::string)?,
+                Key::Error => out.error = s.opt(Scan::string)?,
+                Key::Version => out.version = s.opt(Scan::unsigned)?,
+            }
+            let bit = 1u16 << key as u16;
             if seen & bit != 0 {
                 return None;
             }
@@ -105,7 +83,42 @@ pub fn scan(header: &[u8]) -> Option<Scanned<'_>> {
     (s.i == s.b.len()).then_some(out)
 }
 
+/// The keys the scanner reads; any other is serde_json's.
+#[derive(Clone, Copy)]
+enum Key {
+    Type,
+    Id,
+    Pid,
+    Status,
+    Headers,
+    Kind,
+    Error,
+    Version,
+}
+
 impl<'a> Scan<'a> {
+    /// A known key, quotes included: its first letter names the only one it can be, and
+    /// its bytes must be that name's exactly (a key spelled with an escape is none).
+    fn key(&mut self) -> Option<Key> {
+        let rest = self.b.get(self.i..)?;
+        let (key, name): (Key, &[u8]) = match rest.get(1)? {
+            b't' => (Key::Type, b"\"type\""),
+            b'i' => (Key::Id, b"\"id\""),
+            b'p' => (Key::Pid, b"\"pid\""),
+            b's' => (Key::Status, b"\"status\""),
+            b'h' => (Key::Headers, b"\"headers\""),
+            b'k' => (Key::Kind, b"\"kind\""),
+            b'e' => (Key::Error, b"\"error\""),
+            b'v' => (Key::Version, b"\"version\""),
+            _ => return None,
+        };
+        if !rest.starts_with(name) {
+            return None;
+        }
+        self.i += name.len();
+        Some(key)
+    }
+
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
@@ -248,6 +261,16 @@ mod tests {
             br#"{"type":"res","id":1,"id":2}"#,
             br#"{"type":"res","x":[1]}"#,
             br#"{"type":"res","x":1}"#,
+            br#"{"typ":"res"}"#,
+            br#"{"typex":"res"}"#,
+            br#"{"Type":"res"}"#,
+            br#"{"type":"res","":1}"#,
+            br#"{"type":"res","i":1}"#,
+            br#"{"type":"res","id":1,"ids":2}"#,
+            br#"{"type":"res","\u0069d":1}"#,
+            br#"{"type":"res","id"#,
+            br#"{"type":"res",""#,
+            br#"{"type":"res","#,
             br#"{"type":"err","id":1,"kind":"handler_error","detail":"the handler raised"}"#,
             br#"{"type":"res","headers":[["a","b","c"]]}"#,
             br#"{"type":"res"} x"#,
