@@ -260,6 +260,15 @@ impl<'a> FromWorker<'a> {
     }
 }
 
+/// The content types the runtimes give an answer whose handler named none (nearly every
+/// answer carries one): shared, where any other value is copied out of the frame.
+const IMPLIED_TYPES: [HeaderValue; 4] = [
+    HeaderValue::from_static("text/plain; charset=utf-8"),
+    HeaderValue::from_static("application/json"),
+    HeaderValue::from_static("application/json; charset=utf-8"),
+    HeaderValue::from_static("text/html; charset=utf-8"),
+];
+
 /// Validates a handler's answer: status range, header syntax, and no framing headers
 /// (the gateway owns Content-Length, Transfer-Encoding and Connection).
 pub fn response(
@@ -276,7 +285,13 @@ pub fn response(
     let mut map = HeaderMap::with_capacity(headers.len() + 1);
     for (name, value) in headers {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| "invalid header name")?;
-        let value = HeaderValue::from_str(&value).map_err(|_| "invalid header value")?;
+        let value = match IMPLIED_TYPES
+            .iter()
+            .find(|t| t.as_bytes() == value.as_bytes())
+        {
+            Some(t) => t.clone(),
+            None => HeaderValue::from_str(&value).map_err(|_| "invalid header value")?,
+        };
         if matches!(
             name.as_str(),
             "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "upgrade"
@@ -428,6 +443,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.status, 201);
+        let typed = response(
+            200,
+            vec![
+                ("content-type".into(), "text/plain; charset=utf-8".into()),
+                ("x-json".into(), "application/json".into()),
+                ("x-near".into(), "application/json; charset=utf-16".into()),
+            ],
+            Bytes::new(),
+        )
+        .unwrap();
+        assert_eq!(typed.headers["content-type"], "text/plain; charset=utf-8");
+        assert_eq!(typed.headers["x-json"], "application/json");
+        assert_eq!(typed.headers["x-near"], "application/json; charset=utf-16");
+        assert!(!typed.headers["content-type"].is_sensitive());
         assert_eq!(ok.headers.get_all("set-cookie").iter().count(), 2);
         assert!(ok.headers.get("content-length").is_none());
     }
