@@ -20,8 +20,9 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 
+use super::json_text::{self, string};
 use super::{AuthContext, WorkerRequest};
 
 /// What the event says about the function, fixed per snapshot (built once at load).
@@ -176,7 +177,13 @@ pub fn write_request_header(out: &mut Vec<u8>, id: u64, function: &str, req: &Wo
     string(out, &req.path);
     out.extend_from_slice(br#","raw_path":"#);
     match req.query.as_deref() {
-        Some(q) => string(out, &format!("{}?{q}", req.path)),
+        Some(q) => {
+            out.push(b'"');
+            json_text::contents(out, &req.path);
+            out.push(b'?');
+            json_text::contents(out, q);
+            out.push(b'"');
+        }
         None => string(out, &req.path),
     }
     out.extend_from_slice(br#","query":"#);
@@ -187,16 +194,16 @@ pub fn write_request_header(out: &mut Vec<u8>, id: u64, function: &str, req: &Wo
     out.extend_from_slice(br#","path_params":"#);
     out.extend_from_within(params_at..out.len() - br#","path_params":"#.len());
     out.extend_from_slice(br#","headers":"#);
-    headers(out, &req.headers);
+    let seen = headers(out, &req.headers);
     out.extend_from_slice(br#","session":"#);
-    session(out, &req.headers);
+    session(out, &req.headers, seen.cookie);
     out.extend_from_slice(br#","client":{"ip":"#);
     match req.client_ip {
         Some(ip) => address(out, ip),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(br#","ua":"#);
-    match req.headers.get(http::header::USER_AGENT) {
+    match seen.user_agent {
         Some(v) => header_value(out, v.as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
@@ -258,9 +265,9 @@ pub fn write_flat_request_header(out: &mut Vec<u8>, id: u64, function: &str, req
     out.push(b'\n');
     params(out, &req.params);
     out.push(b'\n');
-    headers(out, &req.headers);
+    let seen = headers(out, &req.headers);
     out.push(b'\n');
-    session(out, &req.headers);
+    session(out, &req.headers, seen.cookie);
     out.push(b'\n');
     if let Some(ip) = req.client_ip {
         ip_text(out, ip);
@@ -280,23 +287,9 @@ fn timestamp() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A JSON string, as serde_json writes it: copied when nothing needs escaping.
-fn string(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        serde_json::to_writer(&mut *out, s).expect("writing JSON to a Vec cannot fail");
-    }
-}
-
 /// A header value as text: printable ASCII is copied, anything else decoded lossily.
 fn header_value(out: &mut Vec<u8>, v: &[u8]) {
-    if v.iter()
-        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-    {
+    if json_text::printable_len(v) == v.len() {
         out.reserve(v.len() + 2);
         out.push(b'"');
         out.extend_from_slice(v);
@@ -320,11 +313,19 @@ fn address(out: &mut Vec<u8>, ip: IpAddr) {
 fn ip_text(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
+            // At most 15 bytes, written in place: no formatter, no copy per octet.
+            out.reserve(15);
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
                     out.push(b'.');
                 }
-                number(out, u64::from(octet));
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
             }
         }
         IpAddr::V6(v6) => {
@@ -406,10 +407,22 @@ fn params(out: &mut Vec<u8>, params: &[(String, String)]) {
     out.push(b'}');
 }
 
+/// What the event reads of two headers on their own, noted while they are written (a
+/// lookup by name hashes it).
+struct Seen<'a> {
+    /// The first `User-Agent` value, as `HeaderMap::get` gives it.
+    user_agent: Option<&'a HeaderValue>,
+    cookie: bool,
+}
+
 /// Lower-cased names (hyper already stores them so; a header name never needs escaping);
 /// a repeated header becomes an array of its values, as nginx's `get_headers` hands them
 /// to FastFN handlers.
-fn headers(out: &mut Vec<u8>, map: &HeaderMap) {
+fn headers<'a>(out: &mut Vec<u8>, map: &'a HeaderMap) -> Seen<'a> {
+    let mut seen = Seen {
+        user_agent: None,
+        cookie: false,
+    };
     out.push(b'{');
     // `iter` yields every value of a name together: one pass, no per-name lookup.
     let mut values = map.iter().peekable();
@@ -417,6 +430,11 @@ fn headers(out: &mut Vec<u8>, map: &HeaderMap) {
     while let Some((name, value)) = values.next() {
         if !std::mem::take(&mut first) {
             out.push(b',');
+        }
+        if *name == http::header::USER_AGENT {
+            seen.user_agent = Some(value);
+        } else if *name == http::header::COOKIE {
+            seen.cookie = true;
         }
         out.push(b'"');
         out.extend_from_slice(name.as_str().as_bytes());
@@ -434,12 +452,17 @@ fn headers(out: &mut Vec<u8>, map: &HeaderMap) {
         }
     }
     out.push(b'}');
+    seen
 }
 
 /// `{"id", "raw", "cookies"}` from the Cookie header (`null` without one); the id is the
 /// `session_id`, `sessionid` or `sid` cookie, as FastFN picks it. Later cookies of one
-/// name win in `cookies`, as in FastFN's table.
-fn session(out: &mut Vec<u8>, map: &HeaderMap) {
+/// name win in `cookies`, as in FastFN's table. `cookie`: the map has a Cookie header.
+fn session(out: &mut Vec<u8>, map: &HeaderMap, cookie: bool) {
+    if !cookie {
+        out.extend_from_slice(b"null");
+        return;
+    }
     let raw: Vec<&str> = map
         .get_all(http::header::COOKIE)
         .iter()

@@ -259,3 +259,146 @@ async fn a_newline_in_a_text_field_falls_back_to_json() {
     let v: serde_json::Value = serde_json::from_slice(&header).unwrap();
     assert_eq!(v["event"]["path"], "/p/a\nb");
 }
+
+/// The header bytes with the timestamp (the only field that varies) replaced by `TS`.
+fn pinned(req: &WorkerRequest, function: &str, encoding: Encoding) -> String {
+    let mut frame = Vec::new();
+    encode_request(&mut frame, 9, function, req, encoding);
+    let text = String::from_utf8(frame[8..].to_vec()).unwrap();
+    let (at, end) = match encoding {
+        Encoding::Json => {
+            let at = text.find(r#","ts":"#).unwrap() + r#","ts":"#.len();
+            (at, at + text[at..].find(',').unwrap())
+        }
+        Encoding::Flat => {
+            let at = text.match_indices('\n').nth(3).unwrap().0 + 1;
+            (at, at + text[at..].find('\n').unwrap())
+        }
+    };
+    format!("{}TS{}", &text[..at], &text[end..])
+}
+
+/// A request whose text fields hold every byte JSON escapes, beside runs of plain text on
+/// either side (the workers parse these bytes: they must not change).
+fn awkward() -> WorkerRequest {
+    let mut req = request(
+        b"ok",
+        AuthContext {
+            kind: "jwt",
+            subject: Some(Arc::from("u\\1")),
+            claims: Some(Arc::new(
+                serde_json::from_str(r#"{"sub":"u\\1","tags":["a","\u0001"]}"#).unwrap(),
+            )),
+        },
+    );
+    let controls: String = (0u8..0x20)
+        .filter(|&b| b != b'\n')
+        .map(char::from)
+        .collect();
+    req.path = format!("/a-long-plain-run{controls}\"\\\u{7f}é€😀/tail-of-text");
+    req.query = Some("x=%00%0A%1F%22%5C%7F&long-plain-key=long-plain-value".into());
+    req.params = vec![
+        ("k\"".into(), "v\\".into()),
+        ("plain".into(), "text".into()),
+    ];
+    req.headers.insert(
+        "x-mixed",
+        HeaderValue::from_bytes(b"plain \t\"quoted\" back\\slash \xc3\xa9 \xff end").unwrap(),
+    );
+    req.headers.insert(
+        "user-agent",
+        HeaderValue::from_bytes(b"agent/1 \"x\" \xe2\x82\xac").unwrap(),
+    );
+    req.client_ip = Some("2001:db8::ff00:42:8329".parse().unwrap());
+    req
+}
+
+/// The exact bytes the workers read, for the fixtures above: every rewrite of the encoder
+/// must keep them.
+#[test]
+fn the_wire_bytes_are_pinned() {
+    let plain = request(
+        b"\xff",
+        AuthContext {
+            kind: "api_key",
+            subject: Some(Arc::from("k1")),
+            claims: None,
+        },
+    );
+    let mut open = request(
+        b"",
+        AuthContext {
+            kind: "none",
+            subject: None,
+            claims: None,
+        },
+    );
+    open.headers.remove("cookie");
+    open.headers.remove("user-agent");
+    open.query = None;
+    open.client_ip = Some("192.168.100.255".parse().unwrap());
+    let awkward = awkward();
+    for (req, json, flat) in [
+        (&plain, PLAIN_JSON, PLAIN_FLAT),
+        (&open, OPEN_JSON, OPEN_FLAT),
+        (&awkward, AWKWARD_JSON, AWKWARD_FLAT),
+    ] {
+        assert_eq!(pinned(req, "p/[id]", Encoding::Json), json);
+        assert_eq!(pinned(req, "p/[id]", Encoding::Flat), flat);
+    }
+}
+
+const PLAIN_JSON: &str = "{\"type\":\"req\",\"id\":9,\"binary\":true,\"event\":{\"id\":\"rid\",\"ts\":TS,\"method\":\"POST\",\"path\":\"/p/7\",\"raw_path\":\"/p/7?a=1&b=x%20y+z&a=3&flag&e=\",\"query\":{\"a\":[\"1\",\"3\"],\"b\":\"x y z\",\"flag\":true,\"e\":\"\"},\"params\":{\"id\":\"7\"},\"path_params\":{\"id\":\"7\"},\"headers\":{\"x-a\":[\"1\",\"2\"],\"x-b\":\"3\",\"user-agent\":\"curl/8\",\"cookie\":[\"sid=abc; theme=dark\",\"theme=light\"]},\"session\":{\"id\":\"abc\",\"raw\":\"sid=abc; theme=dark; theme=light\",\"cookies\":{\"sid\":\"abc\",\"theme\":\"light\"}},\"client\":{\"ip\":\"10.1.2.3\",\"ua\":\"curl/8\"},\"context\":{\"request_id\":\"rid\",\"function\":\"p/[id]\",\"function_name\":\"p/[id]\",\"runtime\":\"python\",\"version\":\"default\",\"timeout_ms\":2500,\"max_body_bytes\":1024,\"debug\":{\"enabled\":true},\"auth\":{\"type\":\"api_key\",\"subject\":\"k1\"},\"user\":{\"id\":\"k1\",\"auth\":\"api_key\"}}}}";
+const PLAIN_FLAT: &str = "F{\"function\":\"p/[id]\",\"function_name\":\"p/[id]\",\"runtime\":\"python\",\"version\":\"default\",\"timeout_ms\":2500,\"max_body_bytes\":1024,\"debug\":{\"enabled\":true}}\n9\n1\nrid\nTS\nPOST\n/p/7\n?a=1&b=x%20y+z&a=3&flag&e=\n{\"a\":[\"1\",\"3\"],\"b\":\"x y z\",\"flag\":true,\"e\":\"\"}\n{\"id\":\"7\"}\n{\"x-a\":[\"1\",\"2\"],\"x-b\":\"3\",\"user-agent\":\"curl/8\",\"cookie\":[\"sid=abc; theme=dark\",\"theme=light\"]}\n{\"id\":\"abc\",\"raw\":\"sid=abc; theme=dark; theme=light\",\"cookies\":{\"sid\":\"abc\",\"theme\":\"light\"}}\n10.1.2.3\n=curl/8\n{\"type\":\"api_key\",\"subject\":\"k1\"}";
+const OPEN_JSON: &str = "{\"type\":\"req\",\"id\":9,\"binary\":false,\"event\":{\"id\":\"rid\",\"ts\":TS,\"method\":\"POST\",\"path\":\"/p/7\",\"raw_path\":\"/p/7\",\"query\":{},\"params\":{\"id\":\"7\"},\"path_params\":{\"id\":\"7\"},\"headers\":{\"x-a\":[\"1\",\"2\"],\"x-b\":\"3\"},\"session\":null,\"client\":{\"ip\":\"192.168.100.255\",\"ua\":null},\"context\":{\"request_id\":\"rid\",\"function\":\"p/[id]\",\"function_name\":\"p/[id]\",\"runtime\":\"python\",\"version\":\"default\",\"timeout_ms\":2500,\"max_body_bytes\":1024,\"debug\":{\"enabled\":true},\"auth\":{\"type\":\"none\",\"subject\":null},\"user\":null}}}";
+const OPEN_FLAT: &str = "F{\"function\":\"p/[id]\",\"function_name\":\"p/[id]\",\"runtime\":\"python\",\"version\":\"default\",\"timeout_ms\":2500,\"max_body_bytes\":1024,\"debug\":{\"enabled\":true}}\n9\n0\nrid\nTS\nPOST\n/p/7\n\n{}\n{\"id\":\"7\"}\n{\"x-a\":[\"1\",\"2\"],\"x-b\":\"3\"}\nnull\n192.168.100.255\n\n{\"type\":\"none\",\"subject\":null}";
+const AWKWARD_JSON: &str = "{\"type\":\"req\",\"id\":9,\"binary\":false,\"event\":{\"id\":\"rid\",\"ts\":TS,\"method\":\"POST\",\"path\":\"/a-long-plain-run\\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\\\"\\\\\u{7f}é€😀/tail-of-text\",\"raw_path\":\"/a-long-plain-run\\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\\\"\\\\\u{7f}é€😀/tail-of-text?x=%00%0A%1F%22%5C%7F&long-plain-key=long-plain-value\",\"query\":{\"x\":\"\\u0000\\n\\u001f\\\"\\\\\u{7f}\",\"long-plain-key\":\"long-plain-value\"},\"params\":{\"k\\\"\":\"v\\\\\",\"plain\":\"text\"},\"path_params\":{\"k\\\"\":\"v\\\\\",\"plain\":\"text\"},\"headers\":{\"x-a\":[\"1\",\"2\"],\"x-b\":\"3\",\"user-agent\":\"agent/1 \\\"x\\\" €\",\"cookie\":[\"sid=abc; theme=dark\",\"theme=light\"],\"x-mixed\":\"plain \\t\\\"quoted\\\" back\\\\slash é � end\"},\"session\":{\"id\":\"abc\",\"raw\":\"sid=abc; theme=dark; theme=light\",\"cookies\":{\"sid\":\"abc\",\"theme\":\"light\"}},\"client\":{\"ip\":\"2001:db8::ff00:42:8329\",\"ua\":\"agent/1 \\\"x\\\" €\"},\"context\":{\"request_id\":\"rid\",\"function\":\"p/[id]\",\"function_name\":\"p/[id]\",\"runtime\":\"python\",\"version\":\"default\",\"timeout_ms\":2500,\"max_body_bytes\":1024,\"debug\":{\"enabled\":true},\"auth\":{\"type\":\"jwt\",\"subject\":\"u\\\\1\",\"claims\":{\"sub\":\"u\\\\1\",\"tags\":[\"a\",\"\\u0001\"]}},\"user\":{\"id\":\"u\\\\1\",\"auth\":\"jwt\"}}}}";
+const AWKWARD_FLAT: &str = "F{\"function\":\"p/[id]\",\"function_name\":\"p/[id]\",\"runtime\":\"python\",\"version\":\"default\",\"timeout_ms\":2500,\"max_body_bytes\":1024,\"debug\":{\"enabled\":true}}\n9\n0\nrid\nTS\nPOST\n/a-long-plain-run\0\u{1}\u{2}\u{3}\u{4}\u{5}\u{6}\u{7}\u{8}\t\u{b}\u{c}\r\u{e}\u{f}\u{10}\u{11}\u{12}\u{13}\u{14}\u{15}\u{16}\u{17}\u{18}\u{19}\u{1a}\u{1b}\u{1c}\u{1d}\u{1e}\u{1f}\"\\\u{7f}é€😀/tail-of-text\n?x=%00%0A%1F%22%5C%7F&long-plain-key=long-plain-value\n{\"x\":\"\\u0000\\n\\u001f\\\"\\\\\u{7f}\",\"long-plain-key\":\"long-plain-value\"}\n{\"k\\\"\":\"v\\\\\",\"plain\":\"text\"}\n{\"x-a\":[\"1\",\"2\"],\"x-b\":\"3\",\"user-agent\":\"agent/1 \\\"x\\\" €\",\"cookie\":[\"sid=abc; theme=dark\",\"theme=light\"],\"x-mixed\":\"plain \\t\\\"quoted\\\" back\\\\slash é � end\"}\n{\"id\":\"abc\",\"raw\":\"sid=abc; theme=dark; theme=light\",\"cookies\":{\"sid\":\"abc\",\"theme\":\"light\"}}\n2001:db8::ff00:42:8329\n=agent/1 \"x\" €\n{\"type\":\"jwt\",\"subject\":\"u\\\\1\",\"claims\":{\"sub\":\"u\\\\1\",\"tags\":[\"a\",\"\\u0001\"]}}";
+
+/// `client.ua` is the first User-Agent value; a Cookie header with no readable value
+/// makes no session. Both encodings agree.
+#[tokio::test]
+async fn repeated_user_agents_and_unreadable_cookies() {
+    let mut req = request(
+        b"",
+        AuthContext {
+            kind: "none",
+            subject: None,
+            claims: None,
+        },
+    );
+    req.headers
+        .append("user-agent", HeaderValue::from_static("second/2"));
+    req.headers.remove("cookie");
+    req.headers
+        .insert("cookie", HeaderValue::from_bytes(b"sid=\xff").unwrap());
+    let (v, _) = event_of(&req).await;
+    let e = &v["event"];
+    assert_eq!(
+        e["headers"]["user-agent"],
+        serde_json::json!(["curl/8", "second/2"])
+    );
+    assert_eq!(e["client"]["ua"], "curl/8");
+    assert!(e["session"].is_null());
+    let text = flat_header(&req, "p/[id]");
+    let f: Vec<&str> = text.split('\n').collect();
+    assert_eq!(&f[11..14], ["null", "10.1.2.3", "=curl/8"]);
+}
+
+#[test]
+fn ipv4_addresses_are_written_as_std_writes_them() {
+    let mut req = request(
+        b"",
+        AuthContext {
+            kind: "none",
+            subject: None,
+            claims: None,
+        },
+    );
+    for n in 0..=255u8 {
+        let ip = std::net::Ipv4Addr::new(n, 255 - n, n / 10, n % 10);
+        req.client_ip = Some(ip.into());
+        let text = flat_header(&req, "p/[id]");
+        assert_eq!(text.split('\n').nth(12), Some(&*ip.to_string()));
+    }
+}

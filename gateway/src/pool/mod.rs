@@ -19,6 +19,7 @@ mod function_pool;
 mod go_build;
 mod handle;
 mod id_map;
+mod json_text;
 mod launch;
 mod machine;
 mod output;

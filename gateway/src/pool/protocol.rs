@@ -260,6 +260,15 @@ impl<'a> FromWorker<'a> {
     }
 }
 
+/// The content types the runtimes give an answer whose handler named none (nearly every
+/// answer carries one): shared, where any other value is copied out of the frame.
+const IMPLIED_TYPES: [HeaderValue; 4] = [
+    HeaderValue::from_static("text/plain; charset=utf-8"),
+    HeaderValue::from_static("application/json"),
+    HeaderValue::from_static("application/json; charset=utf-8"),
+    HeaderValue::from_static("text/html; charset=utf-8"),
+];
+
 /// Validates a handler's answer: status range, header syntax, and no framing headers
 /// (the gateway owns Content-Length, Transfer-Encoding and Connection).
 pub fn response(
@@ -276,7 +285,13 @@ pub fn response(
     let mut map = HeaderMap::with_capacity(headers.len() + 1);
     for (name, value) in headers {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| "invalid header name")?;
-        let value = HeaderValue::from_str(&value).map_err(|_| "invalid header value")?;
+        let value = match IMPLIED_TYPES
+            .iter()
+            .find(|t| t.as_bytes() == value.as_bytes())
+        {
+            Some(t) => t.clone(),
+            None => HeaderValue::from_str(&value).map_err(|_| "invalid header value")?,
+        };
         if matches!(
             name.as_str(),
             "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "upgrade"
@@ -428,6 +443,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.status, 201);
+        let typed = response(
+            200,
+            vec![
+                ("content-type".into(), "text/plain; charset=utf-8".into()),
+                ("x-json".into(), "application/json".into()),
+                ("x-near".into(), "application/json; charset=utf-16".into()),
+            ],
+            Bytes::new(),
+        )
+        .unwrap();
+        assert_eq!(typed.headers["content-type"], "text/plain; charset=utf-8");
+        assert_eq!(typed.headers["x-json"], "application/json");
+        assert_eq!(typed.headers["x-near"], "application/json; charset=utf-16");
+        assert!(!typed.headers["content-type"].is_sensitive());
         assert_eq!(ok.headers.get_all("set-cookie").iter().count(), 2);
         assert!(ok.headers.get("content-length").is_none());
     }
@@ -476,6 +505,8 @@ mod tests {
             br#"{"type":"fatal","error":"boom"}"#,
             br#"{"type":"cancelled","id":18446744073709551615}"#,
             br#"{"type":"res","id":1,"status":200,"headers":[["content-type","text/plain; charset=utf-8"]]}"#,
+            r#"{"type":"res","id":1,"status":200,"headers":[["x-long-header-name","été 😀, a value of a few words"]]}"#.as_bytes(),
+            br#"{"type":"err","id":1,"kind":"a-kind-longer-than-a-word","error":null}"#,
         ] {
             let s = super::super::reply_scan::scan(h).expect("scanned");
             let r: RawFromWorker<'_> = serde_json::from_slice(h).unwrap();
@@ -485,6 +516,59 @@ mod tests {
             assert_eq!(s.kind, r.kind.as_deref());
             assert_eq!(s.error, r.error.as_deref());
         }
+    }
+
+    /// Mutated replies (bytes dropped, doubled, replaced with JSON's punctuation): none
+    /// the scanner takes reads otherwise than serde_json reads it.
+    #[test]
+    fn mutated_replies_scan_as_serde_reads_them() {
+        let seeds: [&[u8]; 4] = [
+            br#"{"type":"res","id":3,"status":201,"headers":[["x-a","b"],["content-type","text/plain; charset=utf-8"]]}"#,
+            br#"{"type":"err","id":1,"kind":"handler_error","status":500}"#,
+            br#"{"type":"ready","version":2,"pid":9,"error":null}"#,
+            br#"{ "type" : "cancelled" , "id" : 18446744073709551615 }"#,
+        ];
+        let alphabet = b"\"\\:,[]{} \n0123456789-.eE+nulltrue\x01\xc3\xa9\xff";
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n as u64) as usize
+        };
+        let mut taken = 0;
+        for round in 0..200_000 {
+            let mut h = seeds[round % seeds.len()].to_vec();
+            for _ in 0..1 + next(3) {
+                let at = next(h.len());
+                match next(3) {
+                    0 => {
+                        h.remove(at);
+                    }
+                    1 => h.insert(at, h[at]),
+                    _ => h[at] = alphabet[next(alphabet.len())],
+                }
+            }
+            // As `FromWorker::parse` takes it: a scan without a type is serde's too.
+            let scanned = super::super::reply_scan::scan(&h).filter(|s| s.kind_of.is_some());
+            let Some(s) = scanned else {
+                continue;
+            };
+            taken += 1;
+            let text = String::from_utf8_lossy(&h);
+            let r: RawFromWorker<'_> = serde_json::from_slice(&h)
+                .unwrap_or_else(|e| panic!("scanned but serde refuses {text}: {e}"));
+            assert_eq!(s.kind_of, Some(&*r.kind_of), "{text}");
+            assert_eq!(
+                (s.id, s.pid, s.status, s.version),
+                (r.id, r.pid, r.status, r.version),
+                "{text}"
+            );
+            assert_eq!(s.headers, r.headers, "{text}");
+            assert_eq!(s.kind, r.kind.as_deref(), "{text}");
+            assert_eq!(s.error, r.error.as_deref(), "{text}");
+        }
+        assert!(taken > 10_000, "only {taken} mutants scanned");
     }
 
     #[test]

@@ -8,6 +8,8 @@
 
 use std::borrow::Cow;
 
+use super::json_text;
+
 /// The fields of a worker frame header, as `protocol::RawFromWorker` holds them.
 #[derive(Debug, Default, PartialEq)]
 pub struct Scanned<'a> {
@@ -22,12 +24,22 @@ pub struct Scanned<'a> {
 }
 
 struct Scan<'a> {
+    /// The header, checked to be UTF-8 once: every string is then a slice of it.
+    text: &'a str,
     b: &'a [u8],
     i: usize,
 }
 
 pub fn scan(header: &[u8]) -> Option<Scanned<'_>> {
-    let mut s = Scan { b: header, i: 0 };
+    // A header that is not UTF-8 throughout was never one to take (a byte above 0x7f can
+    // only sit in a string, and each string is text): checked once, here, every string is
+    // then a slice of it.
+    let text = std::str::from_utf8(header).ok()?;
+    let mut s = Scan {
+        text,
+        b: header,
+        i: 0,
+    };
     let mut out = Scanned::default();
     let mut seen = 0u16;
     s.ws();
@@ -36,48 +48,26 @@ pub fn scan(header: &[u8]) -> Option<Scanned<'_>> {
     if !s.eat_if(b'}') {
         loop {
             s.ws();
-            let key = s.string()?;
+            let key = s.key()?;
             s.ws();
             s.eat(b':')?;
             s.ws();
-            let bit = match key {
-                "type" => {
-                    out.kind_of = s.opt(Scan::string)?;
-                    1
-                }
-                "id" => {
-                    out.id = s.opt(Scan::unsigned)?;
-                    2
-                }
-                "pid" => {
+            match key {
+                Key::Type => out.kind_of = s.opt(Scan::string)?,
+                Key::Id => out.id = s.opt(Scan::unsigned)?,
+                Key::Pid => {
                     out.pid = match s.opt(Scan::unsigned)? {
                         Some(p) => Some(u32::try_from(p).ok()?),
                         None => None,
-                    };
-                    4
+                    }
                 }
-                "status" => {
-                    out.status = s.opt(Scan::signed)?;
-                    8
-                }
-                "headers" => {
-                    out.headers = s.pairs()?;
-                    16
-                }
-                "kind" => {
-                    out.kind = s.opt(Scan::string)?;
-                    32
-                }
-                "error" => {
-                    out.error = s.opt(Scan::string)?;
-                    64
-                }
-                "version" => {
-                    out.version = s.opt(Scan::unsigned)?;
-                    128
-                }
-                _ => return None,
-            };
+                Key::Status => out.status = s.opt(Scan::signed)?,
+                Key::Headers => out.headers = s.pairs()?,
+                Key::Kind => out.kind = s.opt(Scan::string)?,
+                Key::Error => out.error = s.opt(Scan::string)?,
+                Key::Version => out.version = s.opt(Scan::unsigned)?,
+            }
+            let bit = 1u16 << key as u16;
             if seen & bit != 0 {
                 return None;
             }
@@ -93,7 +83,42 @@ pub fn scan(header: &[u8]) -> Option<Scanned<'_>> {
     (s.i == s.b.len()).then_some(out)
 }
 
+/// The keys the scanner reads; any other is serde_json's.
+#[derive(Clone, Copy)]
+enum Key {
+    Type,
+    Id,
+    Pid,
+    Status,
+    Headers,
+    Kind,
+    Error,
+    Version,
+}
+
 impl<'a> Scan<'a> {
+    /// A known key, quotes included: its first letter names the only one it can be, and
+    /// its bytes must be that name's exactly (a key spelled with an escape is none).
+    fn key(&mut self) -> Option<Key> {
+        let rest = self.b.get(self.i..)?;
+        let (key, name): (Key, &[u8]) = match rest.get(1)? {
+            b't' => (Key::Type, b"\"type\""),
+            b'i' => (Key::Id, b"\"id\""),
+            b'p' => (Key::Pid, b"\"pid\""),
+            b's' => (Key::Status, b"\"status\""),
+            b'h' => (Key::Headers, b"\"headers\""),
+            b'k' => (Key::Kind, b"\"kind\""),
+            b'e' => (Key::Error, b"\"error\""),
+            b'v' => (Key::Version, b"\"version\""),
+            _ => return None,
+        };
+        if !rest.starts_with(name) {
+            return None;
+        }
+        self.i += name.len();
+        Some(key)
+    }
+
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
@@ -127,14 +152,13 @@ impl<'a> Scan<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
-        let len = self.b[start..]
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-        if self.b[start + len] != b'"' {
+        let end = start + json_text::plain_len(&self.b[start..]);
+        if self.b.get(end) != Some(&b'"') {
             return None;
         }
-        self.i = start + len + 1;
-        std::str::from_utf8(&self.b[start..start + len]).ok()
+        self.i = end + 1;
+        // Both ends are next to a `"`, so on char boundaries.
+        self.text.get(start..end)
     }
 
     /// Digits as serde_json reads an integer: no leading zero, no fraction or exponent.
@@ -207,6 +231,13 @@ mod tests {
         assert_eq!((s.kind_of, s.kind), (Some("err"), Some("bad_response")));
         let s = scan(br#"{"pid":9,"type":"ready","version":2}"#).unwrap();
         assert_eq!((s.pid, s.version), (Some(9), Some(2)));
+        let s =
+            scan(r#"{"type":"res","id":1,"status":200,"headers":[["x-été","😀 ok"]]}"#.as_bytes())
+                .unwrap();
+        assert_eq!(
+            s.headers[0],
+            (Cow::Borrowed("x-été"), Cow::Borrowed("😀 ok"))
+        );
         let s = scan(br#"{"type":"res","id":1,"status":-7,"headers":[]}"#).unwrap();
         assert_eq!(s.status, Some(-7));
         assert_eq!(
@@ -230,11 +261,23 @@ mod tests {
             br#"{"type":"res","id":1,"id":2}"#,
             br#"{"type":"res","x":[1]}"#,
             br#"{"type":"res","x":1}"#,
+            br#"{"typ":"res"}"#,
+            br#"{"typex":"res"}"#,
+            br#"{"Type":"res"}"#,
+            br#"{"type":"res","":1}"#,
+            br#"{"type":"res","i":1}"#,
+            br#"{"type":"res","id":1,"ids":2}"#,
+            br#"{"type":"res","\u0069d":1}"#,
+            br#"{"type":"res","id"#,
+            br#"{"type":"res",""#,
+            br#"{"type":"res","#,
             br#"{"type":"err","id":1,"kind":"handler_error","detail":"the handler raised"}"#,
             br#"{"type":"res","headers":[["a","b","c"]]}"#,
             br#"{"type":"res"} x"#,
             br#"{"type":"res",}"#,
             b"{\"type\":\"r\xffs\"}",
+            b"{\"type\":\"res\",\"headers\":[[\"a\",\"caf\xc3\"]]}",
+            b"{\"type\":\"res\",\xc3\xa9\"id\":1}",
             br#"[]"#,
             br#""#,
         ] {
