@@ -11,12 +11,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
+from types import SimpleNamespace
 
 sys.path.insert(0, os.path.dirname(__file__))
 from common import API_KEY, BENCH, RELEASE, RESULTS, WRONG_KEY, log  # noqa: E402
-from load import LoadMeter, group_cpu_split_ns  # noqa: E402
+from load import Target, cpu_per_request, oha_json_flag, probe  # noqa: E402
 from servers import cpus, tool_path  # noqa: E402
 
 EDGEFN_PORT, FLOOR_PORT = 18095, 18096
@@ -30,49 +29,22 @@ def start(argv, env=None):
                             start_new_session=True)
 
 
-def status(url, headers):
-    req = urllib.request.Request(url, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=2) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except OSError:
-        return None
-
-
-def wait_for(url, headers, want, proc):
+def wait_for(t, proc):
     for _ in range(300):
         if proc.poll() is not None:
-            sys.exit(f"floor bench: {url}: the server exited ({proc.returncode})")
-        if status(url, headers) == want:
+            sys.exit(f"floor bench: {t.url}: the server exited ({proc.returncode})")
+        if probe(t) == t.expect:
             return
         time.sleep(0.1)
-    sys.exit(f"floor bench: {url} never answered {want}")
+    sys.exit(f"floor bench: {t.url} never answered {t.expect}")
 
 
-def cpu_round(oha, load_cpu, pgid, url, headers, rate, seconds, conns):
-    """(gateway µs per request, worker µs per request, steal share, requests)."""
-    argv = ["taskset", "-c", load_cpu, oha, "-z", f"{seconds}s", "-q", str(rate), "-c", str(conns),
-            "--no-tui"]
-    for k, v in headers.items():
-        argv += ["-H", f"{k}: {v}"]
-    argv.append(url)
-    before, before_leader = group_cpu_split_ns(pgid)
-    with LoadMeter() as meter:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
-    after, after_leader = group_cpu_split_ns(pgid)
-    n = 0
-    for line in out.stdout.splitlines():
-        parts = line.split()
-        # oha's text summary: "[200] 20000 responses"
-        if len(parts) == 3 and parts[0].startswith("[") and parts[2] == "responses":
-            n += int(parts[1])
-    if n == 0:
-        sys.exit(f"floor bench: no responses from {url}: {out.stderr.strip()[:300]}")
-    leader = (after_leader - before_leader) / 1e3 / n
-    workers = (after - before - (after_leader - before_leader)) / 1e3 / n
-    return leader, workers, meter.steal, n
+def cpu_round(t, cfg, pgid, rate, seconds):
+    """load.cpu_per_request, which must have measured something."""
+    r = cpu_per_request(t, cfg, pgid, rate, seconds)
+    if not r:
+        sys.exit(f"floor bench: no responses from {t.url}")
+    return r
 
 
 def main():
@@ -101,27 +73,30 @@ def main():
                          "--config", conf, "--functions", fn], env),
         "floor": start(["taskset", "-c", server_cpu, args.floor, str(FLOOR_PORT)]),
     }
-    refuse = {"x-api-key": WRONG_KEY}
-    paths = {
-        "edgefn": (f"http://127.0.0.1:{EDGEFN_PORT}/hello-py", f"http://127.0.0.1:{EDGEFN_PORT}/secure"),
-        "floor": (f"http://127.0.0.1:{FLOOR_PORT}/accept", f"http://127.0.0.1:{FLOOR_PORT}/refuse"),
+    refuse = [("x-api-key", WRONG_KEY)]
+    targets = {
+        "edgefn": (Target("floor", "edgefn", f"http://127.0.0.1:{EDGEFN_PORT}/hello-py", 200),
+                   Target("floor", "edgefn", f"http://127.0.0.1:{EDGEFN_PORT}/secure", 401, refuse)),
+        "floor": (Target("floor", "floor", f"http://127.0.0.1:{FLOOR_PORT}/accept", 200),
+                  Target("floor", "floor", f"http://127.0.0.1:{FLOOR_PORT}/refuse", 401, refuse)),
     }
+    cfg = SimpleNamespace(load_cpu=load_cpu, oha=oha, connections=args.connections,
+                          oha_json=oha_json_flag(oha))
     try:
-        for name, (acc, ref) in paths.items():
-            wait_for(acc, {}, 200, procs[name])
-            wait_for(ref, refuse, 401, procs[name])
-            # Warm-up: pools at their steady size, caches and JIT-free paths hot.
-            cpu_round(oha, load_cpu, procs[name].pid, acc, {}, args.rate, 3, args.connections)
-        per = {(name, kind): [] for name in paths for kind in ("accepted", "refusal")}
+        for name, (acc, ref) in targets.items():
+            wait_for(acc, procs[name])
+            wait_for(ref, procs[name])
+            # Warm-up: pools at their steady size, caches hot.
+            cpu_round(acc, cfg, procs[name].pid, args.rate, 3)
+        per = {(name, kind): [] for name in targets for kind in ("accepted", "refusal")}
         set_aside = 0
         for rnd in range(args.rounds):
-            for name, (acc, ref) in paths.items():
-                for kind, url, headers in (("accepted", acc, {}), ("refusal", ref, refuse)):
+            for name, (acc, ref) in targets.items():
+                for kind, t in (("accepted", acc), ("refusal", ref)):
                     for attempt in range(3):
                         log(f"floor/{name}/{kind} round {rnd + 1}/{args.rounds}")
-                        r = cpu_round(oha, load_cpu, procs[name].pid, url, headers, args.rate,
-                                      args.seconds, args.connections)
-                        if r[2] < STEAL_LIMIT or attempt == 2:
+                        r = cpu_round(t, cfg, procs[name].pid, args.rate, args.seconds)
+                        if (r["steal"] or 0) < STEAL_LIMIT or attempt == 2:
                             break
                         set_aside += 1
                     per[(name, kind)].append(r)
@@ -153,14 +128,15 @@ def write(args, per, set_aside):
     ]
     med = {}
     for (name, kind), rs in per.items():
-        server = statistics.median(r[0] for r in rs)
-        worker = statistics.median(r[1] for r in rs)
+        server = statistics.median(r["us_leader"] for r in rs)
+        worker = statistics.median(r["us_per_req"] - r["us_leader"] for r in rs)
         med[(name, kind)] = server
         lines.append(f"| {name} | {kind} | {server:.1f} | {worker:.1f} | "
-                     f"{int(statistics.median(r[3] for r in rs)):,} |")
+                     f"{int(statistics.median(r['requests'] for r in rs)):,} |")
     lines.append("")
     for name in ("edgefn", "floor"):
-        ratios = [a[0] / r[0] for a, r in zip(per[(name, "accepted")], per[(name, "refusal")])]
+        ratios = [a["us_leader"] / r["us_leader"]
+                  for a, r in zip(per[(name, "accepted")], per[(name, "refusal")])]
         gap = med[(name, "accepted")] - med[(name, "refusal")]
         lines.append(f"- {name}: accepted / refusal, median of the per-round ratios = "
                      f"**{statistics.median(ratios):.2f}×** "

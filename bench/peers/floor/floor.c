@@ -1,7 +1,7 @@
 /* The floor under any gateway that hands requests to a worker process: one epoll loop that
  * answers `GET /refuse` with a 401 at once and forwards `GET /accept` as a 600-byte frame
  * (about the size of edgefn's request frame) to a worker it forked, over a Unix socket,
- * answering with the worker's reply. No parsing, no allocation, no timers, no logging:
+ * answering (with the same fixed 200 the worker sends) once the worker's reply is read. No parsing, no allocation, no timers, no logging:
  * its CPU per request is the kernel's share (wake-ups, context switches, socket calls) of
  * each path, and accepted/refusal its lowest possible ratio on this machine. The worker is
  * SCHED_BATCH like edgefn's, so it runs when the server sleeps, as edgefn's workers do. */
@@ -88,7 +88,7 @@ int main(int argc, char **argv) {
         ssize_t r = recv(fd, buf, sizeof buf, 0);
         if (r <= 0) {
           close(fd);
-        } else if (r >= 11 && memcmp(buf, "GET /accept", 11) == 0) {
+        } else if (r >= 11 && memcmp(buf, "GET /accept", 11) == 0 && tail - head < 0xffff) {
           waiting[tail++ & 0xffff] = fd;
           if (write(sv[0], frame, sizeof frame) != FRAME) return perror("worker"), 1;
         } else {
