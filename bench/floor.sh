@@ -2,7 +2,7 @@
 # The accepted/refusal floor on this machine (see bench/README.md): edgefn (shipped
 # defaults) and peers/floor/floor.c, an epoll loop doing nothing but the worker hand-off,
 # each refusing and accepting at 2 000 req/s in the same interleaved CPU rounds.
-#   bench/floor.sh [--rounds N] [--seconds S] [--rate R]
+#   bench/floor.sh [--rounds N] [--seconds S] [--rate R] [--worker-us US [--worker-kb KB]]
 # Writes bench/results/floor.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."

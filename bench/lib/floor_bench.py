@@ -2,7 +2,12 @@
 loop that refuses at once or hands a frame to a forked worker, with nothing else) refuse and
 accept requests in the same interleaved CPU rounds at a fixed offered load. The floor's ratio
 is what this machine's kernel alone makes of the worker hand-off; edgefn's gap over the
-floor's gap is the gateway's own work on the accepted path."""
+floor's gap is the gateway's own work on the accepted path.
+
+With `--worker-us` the floor runs a second time, its worker spending that long and touching
+`--worker-kb` of memory per request (a handler's CPU and cache footprint, as Python's worker
+has them): what the same hand-off costs the server when the worker's run evicts its caches
+and the client waits long enough to fall asleep."""
 import argparse
 import os
 import signal
@@ -18,7 +23,7 @@ from common import API_KEY, BENCH, RELEASE, RESULTS, WRONG_KEY, log  # noqa: E40
 from load import Target, cpu_per_request, oha_json_flag, probe  # noqa: E402
 from servers import cpus, tool_path  # noqa: E402
 
-EDGEFN_PORT, FLOOR_PORT = 18095, 18096
+EDGEFN_PORT, FLOOR_PORT, LOADED_PORT = 18095, 18096, 18097
 # A round the host stole more than this share of the CPUs from is measured again (twice at most).
 STEAL_LIMIT = 0.02
 
@@ -39,11 +44,41 @@ def wait_for(t, proc):
     sys.exit(f"floor bench: {t.url} never answered {t.expect}")
 
 
+def switches(pgid):
+    """(voluntary context switches of the group leader's threads, involuntary ones of the
+    rest of process group `pgid`): how often the server slept, how often its workers were
+    preempted."""
+    slept = preempted = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+            if int(stat[stat.rindex(")") + 2:].split()[2]) != pgid:  # pgrp
+                continue
+            for tid in os.listdir(f"/proc/{d}/task"):
+                with open(f"/proc/{d}/task/{tid}/status") as f:
+                    fields = dict(line.split(":", 1) for line in f if ":" in line)
+                if int(d) == pgid:
+                    slept += int(fields["voluntary_ctxt_switches"])
+                else:
+                    preempted += int(fields["nonvoluntary_ctxt_switches"])
+        except (OSError, ValueError, IndexError, KeyError):
+            continue
+    return slept, preempted
+
+
 def cpu_round(t, cfg, pgid, rate, seconds):
-    """load.cpu_per_request, which must have measured something."""
+    """load.cpu_per_request, which must have measured something, with the server's sleeps
+    and its workers' preemptions per request."""
+    before = switches(pgid)
     r = cpu_per_request(t, cfg, pgid, rate, seconds)
+    after = switches(pgid)
     if not r:
         sys.exit(f"floor bench: no responses from {t.url}")
+    r["sleeps"] = (after[0] - before[0]) / r["requests"]
+    r["preempted"] = (after[1] - before[1]) / r["requests"]
     return r
 
 
@@ -53,6 +88,10 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--rate", type=int, default=2000)
     ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--worker-us", type=int, default=0,
+                    help="also run the floor with a worker spending this long per request")
+    ap.add_argument("--worker-kb", type=int, default=512,
+                    help="memory that worker touches per request (KiB)")
     ap.add_argument("--floor", required=True, help="the compiled peers/floor/floor.c")
     ap.add_argument("--command", default="bench/floor.sh")
     args = ap.parse_args()
@@ -73,6 +112,9 @@ def main():
                          "--config", conf, "--functions", fn], env),
         "floor": start(["taskset", "-c", server_cpu, args.floor, str(FLOOR_PORT)]),
     }
+    if args.worker_us:
+        procs[loaded_name(args)] = start(["taskset", "-c", server_cpu, args.floor, str(LOADED_PORT),
+                                          str(args.worker_us), str(args.worker_kb)])
     refuse = [("x-api-key", WRONG_KEY)]
     targets = {
         "edgefn": (Target("floor", "edgefn", f"http://127.0.0.1:{EDGEFN_PORT}/hello-py", 200),
@@ -80,6 +122,10 @@ def main():
         "floor": (Target("floor", "floor", f"http://127.0.0.1:{FLOOR_PORT}/accept", 200),
                   Target("floor", "floor", f"http://127.0.0.1:{FLOOR_PORT}/refuse", 401, refuse)),
     }
+    if args.worker_us:
+        name = loaded_name(args)
+        targets[name] = (Target("floor", name, f"http://127.0.0.1:{LOADED_PORT}/accept", 200),
+                         Target("floor", name, f"http://127.0.0.1:{LOADED_PORT}/refuse", 401, refuse))
     cfg = SimpleNamespace(load_cpu=load_cpu, oha=oha, connections=args.connections,
                           oha_json=oha_json_flag(oha))
     try:
@@ -111,6 +157,10 @@ def main():
     write(args, per, set_aside)
 
 
+def loaded_name(args):
+    return f"floor, {args.worker_us} µs {args.worker_kb} KiB worker"
+
+
 def write(args, per, set_aside):
     lines = [
         "# Accepted/refusal floor",
@@ -123,18 +173,24 @@ def write(args, per, set_aside):
         "- CPU from /proc/PID/task/TID/schedstat: *server* is the process answering HTTP "
         "(edgefn's gateway, the floor's epoll loop), *worker* its worker processes",
         "",
-        "| server | request | server µs / request | worker µs / request | requests (median round) |",
-        "|---|---|---:|---:|---:|",
+        "- *sleeps*: voluntary context switches of the server's threads per request (one sleep "
+        "may serve several requests); *preempted*: involuntary switches of its workers per request",
+        "",
+        "| server | request | server µs / request | worker µs / request | sleeps / request | "
+        "worker preempted / request | requests (median round) |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     med = {}
     for (name, kind), rs in per.items():
         server = statistics.median(r["us_leader"] for r in rs)
         worker = statistics.median(r["us_per_req"] - r["us_leader"] for r in rs)
         med[(name, kind)] = server
-        lines.append(f"| {name} | {kind} | {server:.1f} | {worker:.1f} | "
+        sleeps = statistics.median(r["sleeps"] for r in rs)
+        preempted = statistics.median(r["preempted"] for r in rs)
+        lines.append(f"| {name} | {kind} | {server:.1f} | {worker:.1f} | {sleeps:.2f} | {preempted:.2f} | "
                      f"{int(statistics.median(r['requests'] for r in rs)):,} |")
     lines.append("")
-    for name in ("edgefn", "floor"):
+    for name in dict.fromkeys(n for n, _ in per):
         ratios = [a["us_leader"] / r["us_leader"]
                   for a, r in zip(per[(name, "accepted")], per[(name, "refusal")])]
         gap = med[(name, "accepted")] - med[(name, "refusal")]
@@ -145,6 +201,12 @@ def write(args, per, set_aside):
     f_gap = med[("floor", "accepted")] - med[("floor", "refusal")]
     lines.append(f"- edgefn's accepted-path work above the floor's: {e_gap - f_gap:.1f} µs per request; "
                  f"its refusal above the floor's: {med[('edgefn', 'refusal')] - med[('floor', 'refusal')]:.1f} µs")
+    if args.worker_us:
+        name = loaded_name(args)
+        l_gap = med[(name, "accepted")] - med[(name, "refusal")]
+        lines.append(f"- with a worker spending {args.worker_us} µs and touching {args.worker_kb} KiB per "
+                     f"request, the floor's accepted − refusal is {l_gap:.1f} µs ({l_gap - f_gap:+.1f} µs on "
+                     f"the bare floor's): edgefn's accepted-path work above it is {e_gap - l_gap:.1f} µs")
     text = "\n".join(lines) + "\n"
     path = os.path.join(RESULTS, "floor.md")
     with open(path, "w") as f:

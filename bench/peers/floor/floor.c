@@ -4,7 +4,14 @@
  * answering (with the same fixed 200 the worker sends) once the worker's reply is read. No parsing, no allocation, no timers, no logging:
  * its CPU per request is the kernel's share (wake-ups, context switches, socket calls) of
  * each path, and accepted/refusal its lowest possible ratio on this machine. The worker is
- * SCHED_BATCH like edgefn's, so it runs when the server sleeps, as edgefn's workers do. */
+ * SCHED_BATCH like edgefn's, so it runs when the server sleeps, as edgefn's workers do.
+ *
+ *   floor PORT [WORK_US TOUCH_KB]
+ *
+ * With WORK_US and TOUCH_KB the worker, for each frame, writes one byte in every cache line
+ * of a TOUCH_KB buffer and then spins until WORK_US have passed since the frame came: a
+ * handler's CPU time and its run's footprint in the caches the server returns to, as an
+ * interpreter's worker has them. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -15,6 +22,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FRAME 600
@@ -24,24 +32,56 @@ static const char REFUSED[] =
 static const char REPLY[] = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok";
 #define REPLY_LEN (sizeof REPLY - 1)
 
-/* One reply per whole frame received: frames sent back to back may arrive in one read. */
+static long work_ns;
+static size_t touch_len;
+static unsigned char *touch;
+
+static long elapsed_ns(const struct timespec *from) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (t.tv_sec - from->tv_sec) * 1000000000L + (t.tv_nsec - from->tv_nsec);
+}
+
+/* A handler's run: its footprint in the caches, then its CPU time. */
+static void handle(void) {
+  struct timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (size_t i = 0; i < touch_len; i += 64) touch[i]++;
+  while (elapsed_ns(&start) < work_ns) {
+  }
+}
+
+/* One reply per whole frame received: frames sent back to back may arrive in one read.
+ * The replies to one read leave in one write, as edgefn's Python worker sends the answers
+ * it holds before it waits again. */
 static void worker(int fd) {
   struct sched_param sp = {0};
   sched_setscheduler(0, SCHED_BATCH, &sp);
   char buf[16384];
+  static char replies[(sizeof buf / FRAME + 1) * REPLY_LEN];
   long pending = 0;
   for (;;) {
     ssize_t n = read(fd, buf, sizeof buf);
     if (n <= 0) _exit(0);
-    for (pending += n; pending >= FRAME; pending -= FRAME)
-      if (write(fd, REPLY, REPLY_LEN) != (ssize_t)REPLY_LEN) _exit(1);
+    size_t out = 0;
+    for (pending += n; pending >= FRAME; pending -= FRAME) {
+      handle();
+      memcpy(replies + out, REPLY, REPLY_LEN);
+      out += REPLY_LEN;
+    }
+    if (out && write(fd, replies, out) != (ssize_t)out) _exit(1);
   }
 }
 
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: floor PORT\n");
+  if (argc != 2 && argc != 4) {
+    fprintf(stderr, "usage: floor PORT [WORK_US TOUCH_KB]\n");
     return 2;
+  }
+  if (argc == 4) {
+    work_ns = atol(argv[2]) * 1000L;
+    touch_len = (size_t)atol(argv[3]) * 1024;
+    if (touch_len && !(touch = calloc(touch_len, 1))) return perror("calloc"), 1;
   }
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return perror("socketpair"), 1;
