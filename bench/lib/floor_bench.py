@@ -6,8 +6,8 @@ floor's gap is the gateway's own work on the accepted path.
 
 With `--worker-us` the floor runs a second time, its worker spending that long and touching
 `--worker-kb` of memory per request (a handler's CPU and cache footprint, as Python's worker
-has them): what the same hand-off costs the server when the worker's run evicts its caches
-and the client waits long enough to fall asleep."""
+has them): what the same hand-off costs the server when its worker runs as long as a
+handler and evicts the server's caches meanwhile."""
 import argparse
 import os
 import signal

@@ -9,7 +9,7 @@
  *   floor PORT [WORK_US TOUCH_KB]
  *
  * With WORK_US and TOUCH_KB the worker, for each frame, writes one byte in every cache line
- * of a TOUCH_KB buffer and then spins until WORK_US have passed since the frame came: a
+ * of a TOUCH_KB buffer and then spins until WORK_US have passed since it began the frame: a
  * handler's CPU time and its run's footprint in the caches the server returns to, as an
  * interpreter's worker has them. */
 #define _GNU_SOURCE
