@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 sys.path.insert(0, os.path.dirname(__file__))
 from common import API_KEY, BENCH, RELEASE, RESULTS, WRONG_KEY, log  # noqa: E402
-from load import Target, cpu_per_request, oha_json_flag, probe  # noqa: E402
+from load import Target, cpu_per_request, group_tasks, oha_json_flag, probe  # noqa: E402
 from servers import cpus, tool_path  # noqa: E402
 
 EDGEFN_PORT, FLOOR_PORT, LOADED_PORT = 18095, 18096, 18097
@@ -49,22 +49,15 @@ def switches(pgid):
     rest of process group `pgid`): how often the server slept, how often its workers were
     preempted."""
     slept = preempted = 0
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
+    for pid, task in group_tasks(pgid):
         try:
-            with open(f"/proc/{d}/stat") as f:
-                stat = f.read()
-            if int(stat[stat.rindex(")") + 2:].split()[2]) != pgid:  # pgrp
-                continue
-            for tid in os.listdir(f"/proc/{d}/task"):
-                with open(f"/proc/{d}/task/{tid}/status") as f:
-                    fields = dict(line.split(":", 1) for line in f if ":" in line)
-                if int(d) == pgid:
-                    slept += int(fields["voluntary_ctxt_switches"])
-                else:
-                    preempted += int(fields["nonvoluntary_ctxt_switches"])
-        except (OSError, ValueError, IndexError, KeyError):
+            with open(f"{task}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            if pid == pgid:
+                slept += int(fields["voluntary_ctxt_switches"])
+            else:
+                preempted += int(fields["nonvoluntary_ctxt_switches"])
+        except (OSError, ValueError, KeyError):
             continue
     return slept, preempted
 

@@ -308,10 +308,8 @@ def group_cpu_ns(pgid):
     return group_cpu_split_ns(pgid)[0]
 
 
-def group_cpu_split_ns(pgid):
-    """(all of process group `pgid`, its leader process alone): for edgefn, the leader is
-    the gateway and the rest are its workers."""
-    total = leader = 0
+def group_tasks(pgid):
+    """(pid, /proc/PID/task/TID directory) of every thread in process group `pgid`."""
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -320,14 +318,26 @@ def group_cpu_split_ns(pgid):
                 stat = f.read()
             if int(stat[stat.rindex(")") + 2:].split()[2]) != pgid:  # pgrp
                 continue
-            for tid in os.listdir(f"/proc/{d}/task"):
-                with open(f"/proc/{d}/task/{tid}/schedstat") as f:
-                    ns = int(f.read().split()[0])
-                total += ns
-                if int(d) == pgid:
-                    leader += ns
+            tids = os.listdir(f"/proc/{d}/task")
         except (OSError, ValueError, IndexError):
             continue
+        for tid in tids:
+            yield int(d), f"/proc/{d}/task/{tid}"
+
+
+def group_cpu_split_ns(pgid):
+    """(all of process group `pgid`, its leader process alone): for edgefn, the leader is
+    the gateway and the rest are its workers."""
+    total = leader = 0
+    for pid, task in group_tasks(pgid):
+        try:
+            with open(f"{task}/schedstat") as f:
+                ns = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        total += ns
+        if pid == pgid:
+            leader += ns
     return total, leader
 
 
